@@ -1,0 +1,109 @@
+/**
+ * Benchmark plumbing: the emulator in a child process (so its CPU is not our
+ * event loop's), its control API, Redis helpers and the result table.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createServer } from 'node:net';
+import { resolve } from 'node:path';
+import type { Redis } from 'ioredis';
+
+export interface EmulatorProcess {
+  url: string;
+  keyFile: string;
+  control(path: string, method?: string, body?: unknown): Promise<any>;
+  stop(): Promise<void>;
+}
+
+async function freePort(): Promise<number> {
+  return new Promise((done, fail) => {
+    const server = createServer();
+    server.once('error', fail);
+    server.listen(0, '127.0.0.1', () => {
+      const port = (server.address() as { port: number }).port;
+      server.close(() => done(port));
+    });
+  });
+}
+
+export async function startEmulatorProcess(): Promise<EmulatorProcess> {
+  const port = await freePort();
+  const child: ChildProcess = spawn(process.execPath, ['--import', 'tsx', 'workers/emulator.ts'], {
+    env: { ...process.env, RBM_EMULATOR_PORT: String(port) },
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  await new Promise<void>((ready, fail) => {
+    child.once('exit', (code) => fail(new Error(`emulator exited with ${code}`)));
+    child.stdout!.on('data', (d: Buffer) => {
+      if (d.toString().includes('service-account key')) ready();
+    });
+  });
+  const url = `http://127.0.0.1:${port}`;
+  return {
+    url,
+    keyFile: resolve('.data/emulator-key.json'),
+    async control(path, method = 'GET', body) {
+      const res = await fetch(`${url}/_emulator${path}`, {
+        method,
+        headers: body === undefined ? {} : { 'content-type': 'application/json' },
+        body: body === undefined ? undefined : JSON.stringify(body),
+      });
+      if (res.status >= 300) throw new Error(`emulator control ${method} ${path}: ${res.status} ${await res.text()}`);
+      return res.json();
+    },
+    stop: () =>
+      new Promise<void>((done) => {
+        child.once('exit', () => done());
+        child.kill('SIGTERM');
+      }),
+  };
+}
+
+export async function usedMemory(redis: Redis): Promise<number> {
+  const info = await redis.info('memory');
+  return Number(/used_memory:(\d+)/.exec(info)![1]);
+}
+
+export async function deleteKeys(redis: Redis, pattern: string): Promise<void> {
+  let cursor = '0';
+  do {
+    const [next, keys] = await redis.scan(cursor, 'MATCH', pattern, 'COUNT', 5000);
+    cursor = next;
+    if (keys.length) await redis.unlink(...keys);
+  } while (cursor !== '0');
+}
+
+export function percentile(values: number[], p: number): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!;
+}
+
+/** Runs `work` over [0, total) in chunks, `lanes` chunks in flight. */
+export async function inLanes(total: number, chunk: number, lanes: number, work: (from: number, to: number) => Promise<unknown>): Promise<void> {
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: lanes }, async () => {
+      while (next < total) {
+        const from = next;
+        next += chunk;
+        await work(from, Math.min(total, from + chunk));
+      }
+    }),
+  );
+}
+
+export interface Row {
+  benchmark: string;
+  measured: string;
+  baseline: string;
+  ratio?: number;
+  target: string;
+  pass: boolean;
+}
+
+export function printTable(rows: Row[]): string {
+  const header = ['benchmark', 'rbm-dispatch', 'baseline', 'ratio', 'target', 'ok'];
+  const lines = rows.map((r) => [r.benchmark, r.measured, r.baseline, r.ratio === undefined ? '' : r.ratio.toFixed(2), r.target, r.pass ? 'yes' : 'NO']);
+  const widths = header.map((h, i) => Math.max(h.length, ...lines.map((l) => l[i]!.length)));
+  const fmt = (cells: string[]) => `| ${cells.map((c, i) => c.padEnd(widths[i]!)).join(' | ')} |`;
+  return [fmt(header), `|${widths.map((w) => '-'.repeat(w + 2)).join('|')}|`, ...lines.map(fmt)].join('\n');
+}

@@ -1,0 +1,270 @@
+/**
+ * loadConfig(env) → one frozen Config. Every environment variable the service
+ * reads is parsed here and nowhere else; every bad value is reported at once,
+ * naming the variable, what was expected and what came. Durations are in ms.
+ */
+import { ConfigError, type Problem } from './errors.ts';
+
+export interface AgentConfig {
+  agentId: string;
+  /** Requests per second RBM allows this agent (messages and events together). */
+  ratePerSec: number;
+}
+
+export interface ApiKeyConfig {
+  key: string;
+  agents: readonly string[];
+}
+
+export type RbmEndpoint = { kind: 'emulator' } | { kind: 'url'; url: string };
+
+export interface Config {
+  /** HTTP port of the service (API, and later webhook and metrics). */
+  port: number;
+  host: string;
+  /** undefined: 127.0.0.1:6379, or a redis-server of our own when none answers. */
+  redisUrl: string | undefined;
+  queuePrefix: string;
+  agents: readonly AgentConfig[];
+  rbmEndpoint: RbmEndpoint;
+  credentialsFile: string | undefined;
+  webhookClientTokens: Readonly<Record<string, string>>;
+  smsProvider: 'twilio' | 'webhook' | 'log';
+  apiKeys: readonly ApiKeyConfig[];
+  emulatorPort: number;
+  dispatch: {
+    /** Jobs in flight per agent queue; 'auto' derives it from the agent's rate (see concurrencyFor). */
+    concurrency: number | 'auto';
+    attempts: number;
+    backoffMs: number;
+    /** 0..1: share of each backoff delay that is random. */
+    backoffJitter: number;
+    /** How long an agent's queue pauses on a 429 without Retry-After. */
+    rateLimitPauseMs: number;
+    /** BullMQ limiter window; short windows smooth the quota (see DESIGN.md). */
+    limiterWindowMs: number;
+    /** IS_TYPING older than this is dropped, not sent: the indicator would be a lie. */
+    typingMaxAgeMs: number;
+    requestTimeoutMs: number;
+    /** Fast in-request retries (connection reset, token refresh) before a job attempt fails. */
+    fastRetries: number;
+    keepCompleted: number;
+    keepFailedMs: number;
+  };
+  statusTtlMs: number;
+  shutdownTimeoutMs: number;
+  logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
+}
+
+const DAY_MS = 86_400_000;
+export const DEMO_AGENT: AgentConfig = Object.freeze({ agentId: 'demo-agent', ratePerSec: 50 });
+const AGENT_ID = /^[A-Za-z0-9][A-Za-z0-9_-]{0,99}$/;
+const REGION_HOSTS: Record<string, string> = {
+  global: 'https://rcsbusinessmessaging.googleapis.com',
+  us: 'https://us-rcsbusinessmessaging.googleapis.com',
+  europe: 'https://europe-rcsbusinessmessaging.googleapis.com',
+  asia: 'https://asia-rcsbusinessmessaging.googleapis.com',
+};
+
+type Env = Readonly<Record<string, string | undefined>>;
+
+/** Collects problems instead of throwing on the first, so a user fixes all at once. */
+class EnvReader {
+  readonly problems: Problem[] = [];
+  constructor(private readonly env: Env) {}
+
+  raw(name: string): string | undefined {
+    const value = this.env[name];
+    return value === undefined || value.trim() === '' ? undefined : value.trim();
+  }
+
+  fail(name: string, expected: string, got: string): void {
+    this.problems.push({ path: name, problem: `expected ${expected}, got '${got}'` });
+  }
+
+  int(name: string, fallback: number, min: number, max: number): number {
+    const value = this.raw(name);
+    if (value === undefined) return fallback;
+    const n = Number(value);
+    if (!/^-?\d+$/.test(value) || n < min || n > max) {
+      this.fail(name, `a whole number from ${min} to ${max}`, value);
+      return fallback;
+    }
+    return n;
+  }
+
+  fraction(name: string, fallback: number): number {
+    const value = this.raw(name);
+    if (value === undefined) return fallback;
+    const n = Number(value);
+    if (!Number.isFinite(n) || n < 0 || n > 1) {
+      this.fail(name, 'a number from 0 to 1', value);
+      return fallback;
+    }
+    return n;
+  }
+
+  oneOf<T extends string>(name: string, allowed: readonly T[], fallback: T): T {
+    const value = this.raw(name);
+    if (value === undefined) return fallback;
+    if (!(allowed as readonly string[]).includes(value)) {
+      this.fail(name, `one of ${allowed.join(', ')}`, value);
+      return fallback;
+    }
+    return value as T;
+  }
+
+  /** "a:x,b:y" → [[a, x], [b, y]]; reports items without a ':' part. */
+  pairs(name: string, example: string): Array<[string, string]> {
+    const value = this.raw(name);
+    if (value === undefined) return [];
+    const out: Array<[string, string]> = [];
+    for (const item of value.split(',').map((s) => s.trim()).filter(Boolean)) {
+      const at = item.indexOf(':');
+      if (at <= 0 || at === item.length - 1) {
+        this.fail(name, `comma-separated NAME:VALUE pairs like '${example}'`, item);
+        continue;
+      }
+      out.push([item.slice(0, at), item.slice(at + 1)]);
+    }
+    return out;
+  }
+}
+
+function parseAgents(r: EnvReader, emulator: boolean): AgentConfig[] {
+  const agents: AgentConfig[] = [];
+  const seen = new Set<string>();
+  for (const [agentId, rate] of r.pairs('RBM_AGENTS', 'agent-a:50,agent-b:20')) {
+    const ratePerSec = Number(rate);
+    if (!AGENT_ID.test(agentId)) r.fail('RBM_AGENTS', 'agent IDs of letters, digits, - and _ (no @rbm.goog)', agentId);
+    else if (!/^\d+$/.test(rate) || ratePerSec < 1 || ratePerSec > 100_000)
+      r.fail('RBM_AGENTS', `a rate per second from 1 to 100000 for agent ${agentId}`, rate);
+    else if (seen.has(agentId)) r.fail('RBM_AGENTS', 'each agent once', agentId);
+    else {
+      seen.add(agentId);
+      agents.push({ agentId, ratePerSec });
+    }
+  }
+  if (agents.length === 0 && r.raw('RBM_AGENTS') === undefined) {
+    if (emulator) return [DEMO_AGENT];
+    r.problems.push({ path: 'RBM_AGENTS', problem: "expected at least one agent like 'my-agent:50' when a real RBM endpoint is used, got nothing" });
+  }
+  return agents;
+}
+
+function parseEndpoint(r: EnvReader, credentialsFile: string | undefined): RbmEndpoint {
+  const value = r.raw('RBM_ENDPOINT');
+  if (value === undefined) {
+    return credentialsFile ? { kind: 'url', url: REGION_HOSTS.global! } : { kind: 'emulator' };
+  }
+  if (value === 'emulator') return { kind: 'emulator' };
+  const region = REGION_HOSTS[value];
+  if (region) return { kind: 'url', url: region };
+  try {
+    const url = new URL(value);
+    if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new Error('protocol');
+    return { kind: 'url', url: value.replace(/\/+$/, '') };
+  } catch {
+    r.fail('RBM_ENDPOINT', 'global, us, europe, asia, emulator or an http(s) base URL', value);
+    return { kind: 'emulator' };
+  }
+}
+
+function parseRedisUrl(r: EnvReader): string | undefined {
+  const value = r.raw('REDIS_URL');
+  if (value === undefined) return undefined;
+  try {
+    const url = new URL(value);
+    if (url.protocol !== 'redis:' && url.protocol !== 'rediss:') throw new Error('protocol');
+    return value;
+  } catch {
+    r.fail('REDIS_URL', 'a redis:// or rediss:// URL', value);
+    return undefined;
+  }
+}
+
+function parseApiKeys(r: EnvReader): ApiKeyConfig[] {
+  return r.pairs('API_KEYS', 'KEY:agent-a+agent-b').map(([key, agents]) => {
+    if (key.length < 16) r.fail('API_KEYS', 'keys of at least 16 characters', `${key.slice(0, 3)}…`);
+    return { key, agents: agents.split('+').filter(Boolean) };
+  });
+}
+
+function parseWebhookTokens(r: EnvReader): Record<string, string> {
+  const value = r.raw('RBM_WEBHOOK_CLIENT_TOKENS');
+  if (value === undefined) return {};
+  // One bare token (no ':') serves every agent.
+  if (!value.includes(':')) return { '*': value };
+  return Object.fromEntries(r.pairs('RBM_WEBHOOK_CLIENT_TOKENS', 'agent-a:TOKEN,agent-b:TOKEN'));
+}
+
+export function loadConfig(env: Env): Readonly<Config> {
+  const r = new EnvReader(env);
+  const credentialsFile = r.raw('GOOGLE_APPLICATION_CREDENTIALS');
+  const rbmEndpoint = parseEndpoint(r, credentialsFile);
+  if (rbmEndpoint.kind === 'url' && !credentialsFile) {
+    r.problems.push({
+      path: 'GOOGLE_APPLICATION_CREDENTIALS',
+      problem: `expected a service-account key file when RBM_ENDPOINT is a real endpoint (${rbmEndpoint.url}), got nothing`,
+    });
+  }
+  const queuePrefix = r.raw('QUEUE_PREFIX') ?? 'rbm';
+  if (!/^(\{[A-Za-z0-9_.-]+\}|[A-Za-z0-9_.-]+)$/.test(queuePrefix))
+    r.fail('QUEUE_PREFIX', "letters, digits, '_', '.', '-', optionally in braces like {rbm}", queuePrefix);
+  const concurrencyRaw = r.raw('DISPATCH_CONCURRENCY');
+
+  const config: Config = {
+    port: r.int('PORT', 3000, 0, 65_535),
+    host: r.raw('HOST') ?? '127.0.0.1',
+    redisUrl: parseRedisUrl(r),
+    queuePrefix,
+    agents: parseAgents(r, rbmEndpoint.kind === 'emulator'),
+    rbmEndpoint,
+    credentialsFile,
+    webhookClientTokens: parseWebhookTokens(r),
+    smsProvider: r.oneOf('SMS_PROVIDER', ['twilio', 'webhook', 'log'] as const, 'log'),
+    apiKeys: parseApiKeys(r),
+    emulatorPort: r.int('RBM_EMULATOR_PORT', 3001, 0, 65_535),
+    dispatch: {
+      concurrency: concurrencyRaw === undefined || concurrencyRaw === 'auto' ? 'auto' : r.int('DISPATCH_CONCURRENCY', 50, 1, 5000),
+      attempts: r.int('DISPATCH_ATTEMPTS', 8, 1, 100),
+      backoffMs: r.int('DISPATCH_BACKOFF_MS', 1000, 1, 3_600_000),
+      backoffJitter: r.fraction('DISPATCH_BACKOFF_JITTER', 0.5),
+      rateLimitPauseMs: r.int('RBM_RATE_LIMIT_PAUSE_MS', 1000, 1, 3_600_000),
+      limiterWindowMs: r.int('LIMITER_WINDOW_MS', 100, 10, 60_000),
+      typingMaxAgeMs: r.int('TYPING_MAX_AGE_MS', 15_000, 0, 3_600_000),
+      requestTimeoutMs: r.int('RBM_REQUEST_TIMEOUT_MS', 10_000, 100, 600_000),
+      fastRetries: r.int('RBM_FAST_RETRIES', 2, 0, 10),
+      keepCompleted: r.int('JOB_KEEP_COMPLETED', 1000, 0, 1_000_000),
+      keepFailedMs: r.int('JOB_KEEP_FAILED_MS', 7 * DAY_MS, 0, 90 * DAY_MS),
+    },
+    statusTtlMs: r.int('STATUS_TTL_MS', 30 * DAY_MS, 60_000, 365 * DAY_MS),
+    shutdownTimeoutMs: r.int('SHUTDOWN_TIMEOUT_MS', 30_000, 0, 600_000),
+    logLevel: r.oneOf('LOG_LEVEL', ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const, 'info'),
+  };
+  for (const k of config.apiKeys) {
+    for (const a of k.agents) {
+      if (!config.agents.some((g) => g.agentId === a)) r.fail('API_KEYS', `agents listed in RBM_AGENTS (${config.agents.map((g) => g.agentId).join(', ')})`, a);
+    }
+  }
+  if (r.problems.length > 0) throw new ConfigError(r.problems);
+  return deepFreeze(config);
+}
+
+/**
+ * Jobs in flight for one agent. RBM answers in tens of ms, so a rate R needs
+ * at least R × RTT requests in flight; we assume a 100 ms round trip and
+ * double it for headroom, never below 8 (DESIGN.md "Concurrency covers the round trip").
+ */
+export function concurrencyFor(config: Pick<Config, 'dispatch'>, agent: AgentConfig): number {
+  if (config.dispatch.concurrency !== 'auto') return config.dispatch.concurrency;
+  return Math.min(2000, Math.max(8, Math.ceil(agent.ratePerSec * 0.2)));
+}
+
+function deepFreeze<T>(value: T): T {
+  if (value && typeof value === 'object') {
+    for (const v of Object.values(value)) deepFreeze(v);
+    Object.freeze(value);
+  }
+  return value;
+}

@@ -1,0 +1,122 @@
+/**
+ * The control API under /_emulator (no auth): what tests, the demo and
+ * benchmarks read (arrivals per phone, counters, stored messages) and the
+ * knobs they turn (phone reachability, quotas, faults, reset).
+ */
+import type { FastifyInstance, FastifyReply } from 'fastify';
+import { checkFaultConfig } from './faults.ts';
+import { googleError } from './google-error.ts';
+import { checkQuotaConfig } from './quota.ts';
+import type { Arrival, EmulatorState, MessageArrival } from './state.ts';
+import { isE164, isPlainObject } from './validate.ts';
+
+/** Accepts "+1222…", "%2B1222…" (decoded by the router) and bare digits. */
+function normalizePhone(raw: string): string {
+  return raw.startsWith('+') ? raw : `+${raw.trim()}`;
+}
+
+const arrivalView = (a: Arrival) => ({ kind: a.kind, id: a.id, agentId: a.agentId, body: a.body, receivedAt: a.receivedAt, count: a.count, wire: a.wire });
+
+function badRequest(reply: FastifyReply, message: string): FastifyReply {
+  return reply.code(400).send(googleError('INVALID_ARGUMENT', message));
+}
+
+export function registerControlRoutes(app: FastifyInstance, state: EmulatorState): void {
+  app.register(
+    async (scope) => {
+      // Lenient JSON: `POST /reset` with a JSON content type and no body is a normal call here.
+      scope.removeContentTypeParser('application/json');
+      scope.addContentTypeParser('application/json', { parseAs: 'string' }, (_req, body, done) => {
+        const text = (body as string).trim();
+        try {
+          done(null, text === '' ? undefined : JSON.parse(text));
+        } catch (err) {
+          done(Object.assign(err as Error, { statusCode: 400 }), undefined);
+        }
+      });
+
+      scope.get<{ Params: { e164: string } }>('/phones/:e164', async (request, reply) => {
+        const e164 = normalizePhone(request.params.e164);
+        if (!isE164(e164)) return badRequest(reply, `not an E.164 number: ${request.params.e164}`);
+        const phone = state.phones.get(e164);
+        const arrivals = phone?.arrivals ?? [];
+        let messages = 0;
+        let duplicates = 0;
+        for (const a of arrivals) {
+          if (a.kind === 'message') messages += 1;
+          duplicates += a.count - 1;
+        }
+        return {
+          e164,
+          rcs: phone?.rcs ?? state.defaultRcs(e164),
+          online: phone?.online ?? true,
+          arrivals: arrivals.map(arrivalView),
+          // Distinct IDs per kind; `duplicates` = suppressed repeats of those IDs.
+          received: { messages, events: arrivals.length - messages, duplicates },
+        };
+      });
+
+      scope.put<{ Params: { e164: string } }>('/phones/:e164', async (request, reply) => {
+        const e164 = normalizePhone(request.params.e164);
+        if (!isE164(e164)) return badRequest(reply, `not an E.164 number: ${request.params.e164}`);
+        const body = request.body;
+        if (!isPlainObject(body)) return badRequest(reply, 'body must be {rcs?: boolean, online?: boolean}');
+        for (const k of ['rcs', 'online'] as const) {
+          if (body[k] !== undefined && typeof body[k] !== 'boolean') return badRequest(reply, `${k} must be a boolean`);
+        }
+        const phone = state.setPhone(e164, body as { rcs?: boolean; online?: boolean });
+        return { e164, rcs: phone.rcs, online: phone.online };
+      });
+
+      scope.get('/counters', async () => state.countersView());
+
+      scope.put<{ Params: { agentId: string } }>('/quotas/:agentId', async (request, reply) => {
+        try {
+          const q = checkQuotaConfig(request.body);
+          state.setQuota(request.params.agentId, q);
+          return { agentId: request.params.agentId, ...q, burst: state.quotas.get(request.params.agentId)?.capacity };
+        } catch (err) {
+          return badRequest(reply, (err as Error).message);
+        }
+      });
+
+      scope.delete<{ Params: { agentId: string } }>('/quotas/:agentId', async (request) => ({
+        agentId: request.params.agentId,
+        deleted: state.deleteQuota(request.params.agentId),
+      }));
+
+      scope.get('/faults', async () => state.faults.snapshot());
+
+      scope.put('/faults', async (request, reply) => {
+        try {
+          state.faults.set(checkFaultConfig(request.body));
+          return state.faults.snapshot();
+        } catch (err) {
+          return badRequest(reply, (err as Error).message);
+        }
+      });
+
+      scope.delete('/faults', async () => {
+        state.faults.clear();
+        return state.faults.snapshot();
+      });
+
+      scope.get<{ Params: { messageId: string }; Querystring: { agentId?: string } }>('/messages/:messageId', async (request, reply) => {
+        const { messageId } = request.params;
+        const agentId = request.query.agentId;
+        const found = agentId === undefined ? state.messages.get(messageId) : state.usedId(agentId, messageId);
+        if (found === undefined || found.kind !== 'message') {
+          return reply.code(404).send(googleError('NOT_FOUND', `no message ${messageId}${agentId ? ` for agent ${agentId}` : ''}`));
+        }
+        const m = found as MessageArrival;
+        return { ...m, messageId: m.id };
+      });
+
+      scope.post('/reset', async () => {
+        state.reset();
+        return { reset: true };
+      });
+    },
+    { prefix: '/_emulator' },
+  );
+}

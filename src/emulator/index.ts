@@ -1,0 +1,97 @@
+/**
+ * Public entry of the RBM platform emulator: builds the Fastify app (RBM REST
+ * paths, OAuth token endpoint, control API) over an EmulatorState, and starts
+ * it on a port with a helper that writes service-account keys pointing at it.
+ */
+import { mkdir, writeFile } from 'node:fs/promises';
+import { dirname } from 'node:path';
+import Fastify, { type FastifyInstance } from 'fastify';
+import { registerControlRoutes } from './control-routes.ts';
+import { googleError } from './google-error.ts';
+import { registerTokenRoute, type ServiceAccountKey } from './oauth.ts';
+import type { QuotaConfig } from './quota.ts';
+import { registerRbmRoutes } from './rbm-routes.ts';
+import { EmulatorState, type DuplicateResponse } from './state.ts';
+
+export { EmulatorState, defaultRcsRule } from './state.ts';
+export type { Arrival, Counters, DuplicateResponse, EmulatorEvents, MessageArrival, Phone } from './state.ts';
+export type { FailNextEntry, FaultConfig, FaultKind } from './faults.ts';
+export type { QuotaConfig } from './quota.ts';
+export type { ServiceAccountKey } from './oauth.ts';
+export { GOOGLE_TOKEN_URL, RBM_SCOPE } from './oauth.ts';
+export { CAPABILITY_FEATURES } from './rbm-routes.ts';
+
+export interface EmulatorOptions {
+  host?: string;
+  port?: number;
+  logger?: boolean;
+  /** Which phones are RCS-enabled. Default: a number ending in '0' is not, every other is; override per phone via the control API. */
+  defaultRcs?: (e164: string) => boolean;
+  /** Answer to a reused messageId/eventId: '200' echoes the stored original (default), '409' is ALREADY_EXISTS. Never delivered twice. */
+  duplicateResponse?: DuplicateResponse;
+  /** Per-agent quota; an agent without one is unlimited. */
+  quotas?: Record<string, QuotaConfig>;
+}
+
+export interface RunningEmulator {
+  url: string;
+  state: EmulatorState;
+  /** Writes a service-account key whose token_uri is `${url}/token` (mode 0600, parent folders created). */
+  writeKeyFile(path: string, opts?: { clientEmail?: string }): Promise<ServiceAccountKey>;
+  close(): Promise<void>;
+}
+
+/** Phone numbers are masked in logs (`+1222***4444`), as everywhere in the project. */
+function maskPhones(url: string): string {
+  return url.replace(/\/phones\/(\+|%2B)(\d{4})\d*(\d{4})/gi, '/phones/$1$2***$3');
+}
+
+export function buildEmulatorApp(state: EmulatorState, opts: { logger?: boolean } = {}): FastifyInstance {
+  // forceCloseConnections: close() must not wait for keep-alive sockets of clients under test.
+  const app = Fastify({
+    logger: opts.logger ? { serializers: { req: (req) => ({ method: req.method, url: maskPhones(req.url) }) } } : false,
+    forceCloseConnections: true,
+  });
+  app.setErrorHandler((err: { statusCode?: number; message?: string }, _request, reply) => {
+    const code = err.statusCode ?? 500;
+    if (code < 500) return reply.code(400).send(googleError('INVALID_ARGUMENT', err.message ?? 'Invalid request.'));
+    return reply.code(500).send(googleError('INTERNAL', 'Internal error encountered.'));
+  });
+  app.setNotFoundHandler((request, reply) =>
+    reply.code(404).send(googleError('NOT_FOUND', `Method not found: ${request.method} ${request.url.split('?')[0]}`)),
+  );
+  registerTokenRoute(
+    app,
+    state.oauth,
+    () => (state.baseUrl === undefined ? undefined : `${state.baseUrl}/token`),
+    (ok) => {
+      if (ok) state.counters.tokensIssued += 1;
+      else state.counters.tokensRefused += 1;
+    },
+  );
+  registerRbmRoutes(app, state);
+  registerControlRoutes(app, state);
+  return app;
+}
+
+export async function startEmulator(opts: EmulatorOptions = {}): Promise<RunningEmulator> {
+  const state = new EmulatorState(opts);
+  const app = buildEmulatorApp(state, { logger: opts.logger ?? false });
+  const host = opts.host ?? '127.0.0.1';
+  await app.listen({ host, port: opts.port ?? 0 });
+  const address = app.server.address();
+  const port = typeof address === 'object' && address !== null ? address.port : opts.port ?? 0;
+  const url = `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
+  state.baseUrl = url;
+  return {
+    url,
+    state,
+    async writeKeyFile(path, keyOpts = {}) {
+      const key = await state.oauth.createKey(url, keyOpts.clientEmail);
+      await mkdir(dirname(path), { recursive: true });
+      await writeFile(path, `${JSON.stringify(key, null, 2)}\n`, { mode: 0o600 });
+      return key;
+    },
+    close: () => app.close(),
+  };
+}

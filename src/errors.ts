@@ -1,0 +1,151 @@
+/**
+ * The one catalogue of rbm-dispatch errors. Every error has a stable `code`
+ * (never reused once retired), context fields and an optional `cause`.
+ *
+ * classify() is the single place that decides what a failure means for a job:
+ *   retry        try again later with backoff, same IDs
+ *   rateLimited  the agent is over quota: pause its queue, burn no attempt
+ *   permanent    no retry can help (bad payload, 400, 403, exhausted)
+ *   notRcs       the phone cannot be reached over RCS (404): a normal outcome
+ */
+
+export const ErrorCodes = {
+  CONFIG_INVALID: 'CONFIG_INVALID',
+  PAYLOAD_INVALID: 'PAYLOAD_INVALID',
+  RBM_API: 'RBM_API',
+  RBM_NETWORK: 'RBM_NETWORK',
+  RBM_AUTH: 'RBM_AUTH',
+  STATUS_TRANSITION: 'STATUS_TRANSITION',
+  UNKNOWN_AGENT: 'UNKNOWN_AGENT',
+  IDEMPOTENCY_CONFLICT: 'IDEMPOTENCY_CONFLICT',
+  REDIS_UNAVAILABLE: 'REDIS_UNAVAILABLE',
+} as const;
+export type ErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes];
+
+export class DispatchError extends Error {
+  readonly code: ErrorCode;
+  constructor(code: ErrorCode, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'DispatchError';
+    this.code = code;
+  }
+}
+
+/** One problem with an input, addressed by its path ("contentMessage.suggestions.3.reply.text"). */
+export interface Problem {
+  path: string;
+  problem: string;
+}
+
+/** A bad env variable, a bad payload, a bad request: every problem at once. */
+export class ConfigError extends DispatchError {
+  readonly problems: readonly Problem[];
+  constructor(problems: Problem[]) {
+    super(
+      ErrorCodes.CONFIG_INVALID,
+      `invalid configuration:\n${problems.map((p) => `  ${p.path}: ${p.problem}`).join('\n')}`,
+    );
+    this.name = 'ConfigError';
+    this.problems = problems;
+  }
+}
+
+export class PayloadError extends DispatchError {
+  readonly problems: readonly Problem[];
+  /** Which item of a bulk call failed, when it was one. */
+  readonly index: number | undefined;
+  constructor(what: string, problems: Problem[], index?: number) {
+    const where = index === undefined ? '' : ` (item ${index})`;
+    super(
+      ErrorCodes.PAYLOAD_INVALID,
+      `invalid ${what}${where}: ${problems.map((p) => `${p.path || '(root)'}: ${p.problem}`).join('; ')}`,
+    );
+    this.name = 'PayloadError';
+    this.problems = problems;
+    this.index = index;
+  }
+}
+
+/** An answer from the RBM API that was not a success, parsed from Google's error JSON. */
+export class RbmApiError extends DispatchError {
+  readonly status: number;
+  /** google.rpc status name, e.g. NOT_FOUND, RESOURCE_EXHAUSTED. */
+  readonly rpcStatus: string;
+  readonly retryAfterMs: number | undefined;
+  readonly method: string;
+  readonly path: string;
+  constructor(fields: {
+    status: number;
+    rpcStatus: string;
+    message: string;
+    retryAfterMs?: number | undefined;
+    method: string;
+    path: string;
+  }) {
+    super(ErrorCodes.RBM_API, `RBM ${fields.method} answered ${fields.status} ${fields.rpcStatus}: ${fields.message}`);
+    this.name = 'RbmApiError';
+    this.status = fields.status;
+    this.rpcStatus = fields.rpcStatus;
+    this.retryAfterMs = fields.retryAfterMs;
+    this.method = fields.method;
+    this.path = fields.path;
+  }
+}
+
+/** No HTTP answer at all: refused, reset, timed out. The request may or may not have arrived. */
+export class RbmNetworkError extends DispatchError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(ErrorCodes.RBM_NETWORK, message, options);
+    this.name = 'RbmNetworkError';
+  }
+}
+
+export class RbmAuthError extends DispatchError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(ErrorCodes.RBM_AUTH, message, options);
+    this.name = 'RbmAuthError';
+  }
+}
+
+export class StatusTransitionError extends DispatchError {
+  readonly messageId: string;
+  readonly from: string | null;
+  readonly to: string;
+  constructor(messageId: string, from: string | null, to: string) {
+    super(ErrorCodes.STATUS_TRANSITION, `message ${messageId}: no edge ${from ?? '(none)'} → ${to}`);
+    this.name = 'StatusTransitionError';
+    this.messageId = messageId;
+    this.from = from;
+    this.to = to;
+  }
+}
+
+export class UnknownAgentError extends DispatchError {
+  readonly agentId: string;
+  constructor(agentId: string, known: readonly string[]) {
+    super(ErrorCodes.UNKNOWN_AGENT, `unknown agent '${agentId}': expected one of ${known.join(', ') || '(none configured)'}`);
+    this.name = 'UnknownAgentError';
+    this.agentId = agentId;
+  }
+}
+
+export type Classification = 'retry' | 'rateLimited' | 'permanent' | 'notRcs';
+
+/**
+ * What a failure means. `call` says which RBM call failed: a 404 on a send or
+ * an event means "not reachable over RCS"; on anything else it is permanent.
+ */
+export function classify(err: unknown, call: 'send' | 'event' | 'revoke' | 'capabilities' = 'send'): Classification {
+  if (err instanceof RbmNetworkError) return 'retry';
+  if (err instanceof RbmApiError) {
+    if (err.status === 429) return 'rateLimited';
+    if (err.status === 404) return call === 'send' || call === 'event' ? 'notRcs' : 'permanent';
+    // 401 after the client already refreshed its token once: the key is wrong, no retry helps.
+    if (err.status === 400 || err.status === 401 || err.status === 403) return 'permanent';
+    if (err.status === 408 || err.status >= 500) return 'retry';
+    return 'permanent';
+  }
+  if (err instanceof PayloadError || err instanceof RbmAuthError || err instanceof UnknownAgentError) return 'permanent';
+  // Redis hiccups and anything unexpected: let the queue retry with backoff.
+  return 'retry';
+}

@@ -1,0 +1,13 @@
+/**
+ * Phone numbers never reach a log, an error message or a status record in
+ * full: '+12223334444' → '+1222***4444'.
+ */
+export function maskPhone(e164: string): string {
+  if (e164.length <= 8) return `${e164.slice(0, 2)}***`;
+  return `${e164.slice(0, 5)}***${e164.slice(-4)}`;
+}
+
+/** Masks every E.164-looking number inside a string (URL paths, messages). */
+export function maskPhonesIn(text: string): string {
+  return text.replace(/\+[1-9]\d{6,14}/g, maskPhone);
+}

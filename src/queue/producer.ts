@@ -1,0 +1,289 @@
+/**
+ * The producer: validates what callers enqueue, fixes each message's RBM
+ * messageId (and each event's eventId) once, writes the status record, and
+ * adds the job to the agent's outbound queue. An idempotency key makes the ID
+ * a UUIDv5 of (agent, key), so the same key returns the same ID and queues
+ * nothing the second time. Bad input is refused whole: nothing is queued.
+ */
+import { Queue, type JobsOptions } from 'bullmq';
+import type { Redis } from 'ioredis';
+import { v4 as uuidv4, v5 as uuidv5 } from 'uuid';
+import { validate, type Problem } from '../../jobs/common.ts';
+import { outboundQueueName } from '../../jobs/index.ts';
+import { expirationMs } from '../../jobs/agent-message.ts';
+import {
+  checkInputTiming, priorityFor, SEND_MESSAGE, sendMessageInput, sendMessageJobId,
+  type SendMessageInput, type SendMessagePayload,
+} from '../../jobs/send-message.ts';
+import { SEND_EVENT, sendEventInput, sendEventJobId, type SendEventInput, type SendEventPayload } from '../../jobs/send-event.ts';
+import type { AgentConfig } from '../config.ts';
+import { PayloadError, UnknownAgentError } from '../errors.ts';
+import type { MessageState } from '../status/states.ts';
+import type { MessageStatus, StatusStore } from '../status/store.ts';
+import { whenReady } from './connection.ts';
+
+/** Namespace of rbm-dispatch's UUIDv5 IDs; changing it would break every stored idempotency key. */
+const ID_NAMESPACE = '6f1c3e0a-7b52-4d1e-9a38-2f5d8c4b7e91';
+/** Chunks per Redis round trip, and how many round trips are in flight at once. */
+const CHUNK = 500;
+const PARALLEL_CHUNKS = 4;
+/** How long an event's idempotency key is remembered: the retry horizon of a producer. */
+const EVENT_KEY_TTL_MS = 7 * 86_400_000;
+
+export interface ProducerOptions {
+  /** A fail-fast connection (enableOfflineQueue: false). */
+  connection: Redis;
+  prefix: string;
+  agents: readonly AgentConfig[];
+  status: StatusStore;
+  jobDefaults: { attempts: number; backoffMs: number; backoffJitter: number };
+  now?: () => number;
+}
+
+export interface EnqueuedMessage {
+  messageId: string;
+  state: MessageState;
+  /** True when this ID was already known: nothing new was queued. */
+  duplicate: boolean;
+}
+
+export interface EnqueuedEvent {
+  eventId: string;
+  duplicate: boolean;
+}
+
+export interface EventShorthandOptions {
+  agentId?: string;
+  idempotencyKey?: string;
+}
+
+export class Producer {
+  private readonly queues = new Map<string, Queue>();
+  private readonly now: () => number;
+
+  private constructor(private readonly opts: ProducerOptions) {
+    this.now = opts.now ?? Date.now;
+  }
+
+  static async create(opts: ProducerOptions): Promise<Producer> {
+    await whenReady(opts.connection);
+    return new Producer(opts);
+  }
+
+  async sendMessage(input: SendMessageInput, options: { batchId?: string } = {}): Promise<EnqueuedMessage> {
+    const [one] = await this.sendMessages([input], options);
+    return one!;
+  }
+
+  /** Enqueues thousands per call; refuses the whole call when any item is bad. */
+  async sendMessages(inputs: readonly SendMessageInput[], options: { batchId?: string } = {}): Promise<EnqueuedMessage[]> {
+    const now = this.now();
+    const payloads = this.checkAll(inputs, (raw) => {
+      const checked = validate(sendMessageInput, raw);
+      if (!checked.ok) return checked;
+      const timing = checkInputTiming(checked.value, now);
+      return timing.length > 0 ? { ok: false as const, problems: timing } : checked;
+    }, 'message').map((input): SendMessagePayload => {
+      const agentId = this.agentFor(input.agentId);
+      const { to, fallback, idempotencyKey, messageId, agentId: _a, ...message } = input;
+      const expireAt = expirationMs(message, now);
+      return {
+        messageId: messageId ?? (idempotencyKey ? uuidv5(`message:${agentId}:${idempotencyKey}`, ID_NAMESPACE) : uuidv4()),
+        agentId,
+        to,
+        message,
+        ...(fallback ? { fallback } : {}),
+        enqueuedAt: now,
+        ...(expireAt !== undefined ? { expireAt } : {}),
+        ...(options.batchId ? { batchId: options.batchId } : {}),
+      };
+    });
+
+    const results: EnqueuedMessage[] = new Array(payloads.length);
+    const seen = new Set<string>();
+    await inChunks(payloads.length, async (from, to) => {
+      const chunk = payloads.slice(from, to);
+      const existing = await this.opts.status.createMany(
+        chunk.map((p) => ({
+          messageId: p.messageId, agentId: p.agentId, to: p.to,
+          trafficType: p.message.messageTrafficType, batchId: p.batchId, expireAt: p.expireAt,
+        })),
+        now,
+      );
+      const fresh: SendMessagePayload[] = [];
+      chunk.forEach((p, i) => {
+        const state = existing[i] ?? null;
+        const repeated = seen.has(p.messageId);
+        seen.add(p.messageId);
+        // A record still QUEUED may have lost its job (a crash between the two
+        // writes): adding again is safe, BullMQ ignores a jobId it still holds.
+        if (!repeated && (state === null || state === 'QUEUED')) fresh.push(p);
+        results[from + i] = { messageId: p.messageId, state: state ?? 'QUEUED', duplicate: state !== null || repeated };
+      });
+      await this.addJobs(fresh, (p) => ({
+        name: SEND_MESSAGE,
+        data: p,
+        opts: this.jobOptions(sendMessageJobId(p.messageId), priorityFor(p.message.messageTrafficType)),
+      }));
+    });
+    return results;
+  }
+
+  async sendEvent(input: SendEventInput): Promise<EnqueuedEvent> {
+    const [one] = await this.sendEvents([input]);
+    return one!;
+  }
+
+  async sendEvents(inputs: readonly SendEventInput[]): Promise<EnqueuedEvent[]> {
+    const now = this.now();
+    const payloads = this.checkAll(inputs, (raw) => validate(sendEventInput, raw), 'event').map((input): SendEventPayload => {
+      const agentId = this.agentFor(input.agentId);
+      const keyed = input.eventId ?? (input.idempotencyKey ? uuidv5(`event:${agentId}:${input.idempotencyKey}`, ID_NAMESPACE) : undefined);
+      return {
+        eventId: keyed ?? uuidv4(),
+        agentId,
+        to: input.to,
+        eventType: input.eventType,
+        ...(input.messageId !== undefined ? { messageId: input.messageId } : {}),
+        enqueuedAt: now,
+      };
+    });
+    const keyedIds = new Set(inputs.flatMap((input, i) => (input.eventId || input.idempotencyKey ? [payloads[i]!.eventId] : [])));
+    const results: EnqueuedEvent[] = new Array(payloads.length);
+    await inChunks(payloads.length, async (from, to) => {
+      const chunk = payloads.slice(from, to);
+      const firstTime = await this.claimEventIds(chunk.filter((p) => keyedIds.has(p.eventId)).map((p) => p.eventId));
+      const fresh = chunk.filter((p, i) => {
+        const isNew = !keyedIds.has(p.eventId) || firstTime.has(p.eventId);
+        firstTime.delete(p.eventId); // the same key twice in one call is a duplicate too
+        results[from + i] = { eventId: p.eventId, duplicate: !isNew };
+        return isNew;
+      });
+      try {
+        await this.addJobs(fresh, (p) => ({ name: SEND_EVENT, data: p, opts: this.jobOptions(sendEventJobId(p.eventId), priorityFor('AUTHENTICATION')) }));
+      } catch (err) {
+        // Give the keys back, so the caller's retry with the same keys is not taken for a duplicate.
+        const claimed = fresh.filter((p) => keyedIds.has(p.eventId)).map((p) => this.eventKey(p.eventId));
+        if (claimed.length > 0) await this.opts.connection.del(...claimed).catch(() => undefined);
+        throw err;
+      }
+    });
+    return results;
+  }
+
+  /** A READ receipt for a message the user sent (its UserMessage.messageId). */
+  markRead(to: string, userMessageId: string, options: EventShorthandOptions = {}): Promise<EnqueuedEvent> {
+    return this.sendEvent({ to, eventType: 'READ', messageId: userMessageId, ...options });
+  }
+
+  startTyping(to: string, options: EventShorthandOptions = {}): Promise<EnqueuedEvent> {
+    return this.sendEvent({ to, eventType: 'IS_TYPING', ...options });
+  }
+
+  getStatus(messageId: string): Promise<MessageStatus | null> {
+    return this.opts.status.get(messageId);
+  }
+
+  async close(): Promise<void> {
+    await Promise.all([...this.queues.values()].map((q) => q.close()));
+    this.queues.clear();
+  }
+
+  /** Validates every item; one bad item refuses the call with every problem, indexed. */
+  private checkAll<T>(
+    inputs: readonly unknown[],
+    check: (raw: unknown) => { ok: true; value: T } | { ok: false; problems: Problem[] },
+    what: string,
+  ): T[] {
+    if (!Array.isArray(inputs)) throw new PayloadError(`${what} list`, [{ path: '', problem: `expected an array, got ${typeof inputs}` }]);
+    const out: T[] = [];
+    const problems: Problem[] = [];
+    let firstBad: number | undefined;
+    inputs.forEach((raw, i) => {
+      const checked = check(raw);
+      if (checked.ok) out.push(checked.value);
+      else {
+        firstBad ??= i;
+        const prefix = inputs.length > 1 ? `${i}.` : '';
+        for (const p of checked.problems) problems.push({ path: `${prefix}${p.path}`.replace(/\.$/, ''), problem: p.problem });
+      }
+    });
+    if (problems.length > 0) throw new PayloadError(what, problems, inputs.length > 1 ? firstBad : undefined);
+    // Agents are checked before anything is written, so an unknown one queues nothing either.
+    for (const item of out) this.agentFor((item as { agentId?: string }).agentId);
+    return out;
+  }
+
+  private agentFor(agentId: string | undefined): string {
+    const agents = this.opts.agents;
+    if (agentId === undefined) {
+      if (agents.length === 1) return agents[0]!.agentId;
+      throw new PayloadError('message', [{ path: 'agentId', problem: `expected one of ${agents.map((a) => a.agentId).join(', ')} (several agents are configured), got nothing` }]);
+    }
+    if (!agents.some((a) => a.agentId === agentId)) throw new UnknownAgentError(agentId, agents.map((a) => a.agentId));
+    return agentId;
+  }
+
+  private jobOptions(jobId: string, priority: number): JobsOptions {
+    const d = this.opts.jobDefaults;
+    return {
+      jobId,
+      ...(priority > 0 ? { priority } : {}),
+      attempts: d.attempts,
+      backoff: { type: 'exponential', delay: d.backoffMs, jitter: d.backoffJitter },
+    };
+  }
+
+  private async addJobs<P extends { agentId: string }>(
+    payloads: readonly P[],
+    toJob: (p: P) => { name: string; data: P; opts: JobsOptions },
+  ): Promise<void> {
+    const byAgent = new Map<string, Array<{ name: string; data: P; opts: JobsOptions }>>();
+    for (const p of payloads) {
+      const list = byAgent.get(p.agentId) ?? [];
+      list.push(toJob(p));
+      byAgent.set(p.agentId, list);
+    }
+    await Promise.all([...byAgent].map(([agentId, jobs]) => this.queue(agentId).addBulk(jobs)));
+  }
+
+  /** SET NX per keyed eventId: the set of IDs seen here for the first time. */
+  private async claimEventIds(eventIds: readonly string[]): Promise<Set<string>> {
+    if (eventIds.length === 0) return new Set();
+    const pipeline = this.opts.connection.pipeline();
+    for (const id of eventIds) pipeline.set(this.eventKey(id), '1', 'PX', EVENT_KEY_TTL_MS, 'NX');
+    const replies = (await pipeline.exec()) ?? [];
+    const fresh = new Set<string>();
+    replies.forEach(([err, reply], i) => {
+      if (err) throw err;
+      if (reply === 'OK') fresh.add(eventIds[i]!);
+    });
+    return fresh;
+  }
+
+  private eventKey(eventId: string): string {
+    return `${this.opts.prefix}:event-id:${eventId}`;
+  }
+
+  private queue(agentId: string): Queue {
+    let queue = this.queues.get(agentId);
+    if (!queue) {
+      queue = new Queue(outboundQueueName(agentId), { connection: this.opts.connection, prefix: this.opts.prefix });
+      this.queues.set(agentId, queue);
+    }
+    return queue;
+  }
+}
+
+/** Runs work over [0, total) in CHUNK-sized slices, PARALLEL_CHUNKS at a time. */
+async function inChunks(total: number, work: (from: number, to: number) => Promise<void>): Promise<void> {
+  let next = 0;
+  const lane = async () => {
+    while (next < total) {
+      const from = next;
+      next += CHUNK;
+      await work(from, Math.min(total, from + CHUNK));
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(PARALLEL_CHUNKS, Math.ceil(total / CHUNK)) }, lane));
+}

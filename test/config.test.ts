@@ -1,0 +1,90 @@
+import { describe, expect, it } from 'vitest';
+import { concurrencyFor, loadConfig } from '../src/config.ts';
+import { ConfigError } from '../src/errors.ts';
+
+function problemsOf(env: Record<string, string>): Array<{ path: string; problem: string }> {
+  try {
+    loadConfig(env);
+  } catch (err) {
+    expect(err).toBeInstanceOf(ConfigError);
+    return [...(err as ConfigError).problems];
+  }
+  throw new Error('expected loadConfig to refuse this env');
+}
+
+describe('loadConfig', () => {
+  it('defaults to the emulator with one demo agent, and freezes the result', () => {
+    const config = loadConfig({});
+    expect(config.rbmEndpoint).toEqual({ kind: 'emulator' });
+    expect(config.agents).toEqual([{ agentId: 'demo-agent', ratePerSec: 50 }]);
+    expect(config.port).toBe(3000);
+    expect(config.queuePrefix).toBe('rbm');
+    expect(Object.isFrozen(config)).toBe(true);
+    expect(Object.isFrozen(config.dispatch)).toBe(true);
+  });
+
+  it('reads the fixed variable names', () => {
+    const config = loadConfig({
+      PORT: '8080', REDIS_URL: 'rediss://cache:6380', QUEUE_PREFIX: '{rbm}', RBM_AGENTS: 'agent-a:50,agent-b:20',
+      RBM_ENDPOINT: 'europe', GOOGLE_APPLICATION_CREDENTIALS: '/keys/sa.json', RBM_WEBHOOK_CLIENT_TOKENS: 'agent-a:T1,agent-b:T2',
+      SMS_PROVIDER: 'twilio', API_KEYS: 'k-0123456789abcdef:agent-a+agent-b', DISPATCH_CONCURRENCY: '300', TYPING_MAX_AGE_MS: '5000',
+    });
+    expect(config.port).toBe(8080);
+    expect(config.redisUrl).toBe('rediss://cache:6380');
+    expect(config.queuePrefix).toBe('{rbm}');
+    expect(config.agents).toEqual([{ agentId: 'agent-a', ratePerSec: 50 }, { agentId: 'agent-b', ratePerSec: 20 }]);
+    expect(config.rbmEndpoint).toEqual({ kind: 'url', url: 'https://europe-rcsbusinessmessaging.googleapis.com' });
+    expect(config.webhookClientTokens).toEqual({ 'agent-a': 'T1', 'agent-b': 'T2' });
+    expect(config.smsProvider).toBe('twilio');
+    expect(config.apiKeys).toEqual([{ key: 'k-0123456789abcdef', agents: ['agent-a', 'agent-b'] }]);
+    expect(config.dispatch.concurrency).toBe(300);
+    expect(config.dispatch.typingMaxAgeMs).toBe(5000);
+  });
+
+  it('one bare webhook token serves every agent', () => {
+    expect(loadConfig({ RBM_WEBHOOK_CLIENT_TOKENS: 'SECRET' }).webhookClientTokens).toEqual({ '*': 'SECRET' });
+  });
+
+  it('reports every bad variable at once, each with its name, what was expected and what came', () => {
+    const problems = problemsOf({
+      PORT: 'eighty', REDIS_URL: 'http://x', QUEUE_PREFIX: 'a b', RBM_AGENTS: 'agent-a:fast', RBM_ENDPOINT: 'mars',
+      SMS_PROVIDER: 'pigeon', DISPATCH_ATTEMPTS: '0', DISPATCH_BACKOFF_JITTER: '2', LOG_LEVEL: 'loud',
+    });
+    const byVar = Object.fromEntries(problems.map((p) => [p.path, p.problem]));
+    expect(byVar.PORT).toBe("expected a whole number from 0 to 65535, got 'eighty'");
+    expect(byVar.REDIS_URL).toBe("expected a redis:// or rediss:// URL, got 'http://x'");
+    expect(byVar.QUEUE_PREFIX).toContain("got 'a b'");
+    expect(byVar.RBM_AGENTS).toBe("expected a rate per second from 1 to 100000 for agent agent-a, got 'fast'");
+    expect(byVar.RBM_ENDPOINT).toContain("got 'mars'");
+    expect(byVar.SMS_PROVIDER).toBe("expected one of twilio, webhook, log, got 'pigeon'");
+    expect(byVar.DISPATCH_ATTEMPTS).toContain("got '0'");
+    expect(byVar.DISPATCH_BACKOFF_JITTER).toBe("expected a number from 0 to 1, got '2'");
+    expect(byVar.LOG_LEVEL).toContain("got 'loud'");
+    expect(problems).toHaveLength(9);
+  });
+
+  it('refuses malformed agent lists and duplicate agents', () => {
+    expect(problemsOf({ RBM_AGENTS: 'agent-a' })[0]).toEqual({ path: 'RBM_AGENTS', problem: "expected comma-separated NAME:VALUE pairs like 'agent-a:50,agent-b:20', got 'agent-a'" });
+    expect(problemsOf({ RBM_AGENTS: 'a:1,a:2' })[0]!.problem).toBe("expected each agent once, got 'a'");
+    expect(problemsOf({ RBM_AGENTS: 'bad:agent:5' })[0]!.path).toBe('RBM_AGENTS');
+  });
+
+  it('a real endpoint needs a key file and agents, and says so by name', () => {
+    const problems = problemsOf({ RBM_ENDPOINT: 'us' });
+    expect(problems.map((p) => p.path).sort()).toEqual(['GOOGLE_APPLICATION_CREDENTIALS', 'RBM_AGENTS']);
+  });
+
+  it('API keys must name configured agents and be long enough, and are never echoed whole', () => {
+    const problems = problemsOf({ API_KEYS: 'short:demo-agent,k-0123456789abcdef:ghost' });
+    expect(problems).toHaveLength(2);
+    expect(problems.every((p) => p.path === 'API_KEYS')).toBe(true);
+    expect(problems.map((p) => p.problem).join(' ')).not.toContain('short');
+    expect(problems[1]!.problem).toContain("got 'ghost'");
+  });
+
+  it('auto concurrency covers rate × round trip, within bounds', () => {
+    const config = loadConfig({ RBM_AGENTS: 'slow:10,fast:1000' });
+    expect(concurrencyFor(config, config.agents[0]!)).toBe(8);
+    expect(concurrencyFor(config, config.agents[1]!)).toBe(200);
+  });
+});

@@ -1,0 +1,134 @@
+/**
+ * Test harness: the real service parts against a real Redis (own prefix per
+ * harness) and the emulator over real HTTP. Waits on events, never on sleeps.
+ */
+import { randomBytes } from 'node:crypto';
+import { mkdtemp } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { QueueEvents } from 'bullmq';
+import type { Redis } from 'ioredis';
+import { inject } from 'vitest';
+import { outboundQueueName } from '../jobs/index.ts';
+import { loadConfig, type Config } from '../src/config.ts';
+import { startEmulator, type EmulatorOptions, type RunningEmulator } from '../src/emulator/index.ts';
+import { createLogger } from '../src/logger.ts';
+import type { Dispatch } from '../src/queue/dispatch.ts';
+import type { Producer } from '../src/queue/producer.ts';
+import type { RbmClient } from '../src/rbm/client.ts';
+import { createService } from '../src/service.ts';
+import type { StatusStore } from '../src/status/store.ts';
+
+export const redisUrl = (): string => inject('redisUrl');
+
+export function uniquePrefix(name: string): string {
+  return `t-${name}-${randomBytes(4).toString('hex')}`;
+}
+
+export interface Harness {
+  config: Readonly<Config>;
+  emulator: RunningEmulator;
+  rbm: RbmClient;
+  producer: Producer;
+  status: StatusStore;
+  redis: { producer: Redis; worker: Redis };
+  /** Starts the dispatch workers (not started by default, so tests can build a backlog first). */
+  startDispatch(): Dispatch;
+  /** Resolves with a job's return value when it completes; rejects when it fails for good. */
+  outcome(agentId: string, jobId: string): Promise<unknown>;
+  close(): Promise<void>;
+}
+
+export async function startHarness(options: { name: string; env?: Record<string, string>; emulator?: EmulatorOptions }): Promise<Harness> {
+  const emulator = await startEmulator(options.emulator);
+  const keyFile = join(await mkdtemp(join(tmpdir(), 'rbm-key-')), 'key.json');
+  await emulator.writeKeyFile(keyFile);
+  const config = loadConfig({
+    REDIS_URL: redisUrl(),
+    QUEUE_PREFIX: uniquePrefix(options.name),
+    RBM_ENDPOINT: emulator.url,
+    GOOGLE_APPLICATION_CREDENTIALS: keyFile,
+    RBM_AGENTS: 'agent-a:1000',
+    DISPATCH_BACKOFF_MS: '20',
+    LOG_LEVEL: 'silent',
+    ...options.env,
+  });
+  const service = await createService(config, { redisUrl: config.redisUrl!, rbm: { baseUrl: emulator.url, keyFile }, log: createLogger(config.logLevel) });
+  const events = new Map<string, QueueEvents>();
+  const queueEvents = async (agentId: string) => {
+    let qe = events.get(agentId);
+    if (!qe) {
+      qe = new QueueEvents(outboundQueueName(agentId), { connection: { url: config.redisUrl! } as never, prefix: config.queuePrefix });
+      events.set(agentId, qe);
+      await qe.waitUntilReady();
+    }
+    return qe;
+  };
+  // Subscribe to every agent's events before any job can finish.
+  for (const a of config.agents) await queueEvents(a.agentId);
+
+  return {
+    config,
+    emulator,
+    rbm: service.rbm,
+    producer: service.producer,
+    status: service.status,
+    redis: service.redis,
+    startDispatch: () => service.startDispatch(),
+    async outcome(agentId, jobId) {
+      const qe = await queueEvents(agentId);
+      return new Promise((resolve, reject) => {
+        const done = ({ jobId: id, returnvalue }: { jobId: string; returnvalue: unknown }) => {
+          if (id !== jobId) return;
+          off();
+          resolve(typeof returnvalue === 'string' ? JSON.parse(returnvalue) : returnvalue);
+        };
+        const failed = ({ jobId: id, failedReason }: { jobId: string; failedReason: string }) => {
+          if (id !== jobId) return;
+          off();
+          reject(new Error(failedReason));
+        };
+        const off = () => {
+          qe.off('completed', done);
+          qe.off('failed', failed);
+        };
+        qe.on('completed', done);
+        qe.on('failed', failed);
+      });
+    },
+    async close() {
+      await Promise.all([...events.values()].map((qe) => qe.close()));
+      // Leave no keys behind in a shared Redis.
+      const redis = service.redis.producer;
+      const keys = await redis.keys(`${config.queuePrefix}:*`);
+      for (let i = 0; i < keys.length; i += 1000) await redis.del(...keys.slice(i, i + 1000));
+      await service.close();
+      await emulator.close();
+    },
+  };
+}
+
+/** Resolves when `count` arrivals matching the filter reached the emulator. */
+export function arrivals(
+  emulator: RunningEmulator,
+  count: number,
+  match: (a: { kind: string; id: string; body: unknown }) => boolean = () => true,
+): Promise<Array<{ kind: string; id: string; receivedAt: number }>> {
+  const seen: Array<{ kind: string; id: string; receivedAt: number }> = [];
+  return new Promise((resolve) => {
+    const on = (a: { kind: string; id: string; body: unknown; receivedAt: number }) => {
+      if (!match(a)) return;
+      seen.push(a);
+      if (seen.length >= count) {
+        emulator.state.events.off('arrival', on);
+        resolve(seen);
+      }
+    };
+    emulator.state.events.on('arrival', on);
+  });
+}
+
+/** The n-th test number that the emulator's default rule treats as RCS-enabled (it never ends in 0). */
+export function rcsPhone(n: number, area = '555'): string {
+  return `+1${area}${String(n).padStart(6, '0')}7`;
+}

@@ -1,0 +1,85 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Redis } from 'ioredis';
+import { createRedis, whenReady } from '../src/queue/connection.ts';
+import { canMove, isFinal, MessageStates, statesLeadingTo } from '../src/status/states.ts';
+import { StatusStore } from '../src/status/store.ts';
+import { redisUrl, uniquePrefix } from './helpers.ts';
+
+const prefix = uniquePrefix('status');
+let redis: Redis;
+let store: StatusStore;
+const id = (n: number) => `00000000-0000-4000-8000-${String(n).padStart(12, '0')}`;
+
+beforeAll(async () => {
+  redis = createRedis(redisUrl(), 'producer');
+  await whenReady(redis);
+  store = new StatusStore(redis, { prefix, ttlMs: 30 * 86_400_000 });
+});
+afterAll(async () => {
+  const keys = await redis.keys(`${prefix}:*`);
+  if (keys.length) await redis.del(...keys);
+  await redis.quit();
+});
+
+describe('state machine', () => {
+  it('has the edges of DESIGN.md and nothing else', () => {
+    expect(canMove('QUEUED', 'SENDING')).toBe(true);
+    expect(canMove('SENDING', 'SENT')).toBe(true);
+    expect(canMove('SENDING', 'NOT_RCS')).toBe(true);
+    expect(canMove('SENDING', 'FAILED')).toBe(true);
+    expect(canMove('QUEUED', 'SENT')).toBe(false);
+    expect(canMove('SENT', 'SENDING')).toBe(false);
+    expect(canMove('FAILED', 'SENT')).toBe(false);
+    expect(statesLeadingTo('SENT')).toEqual(['SENDING']);
+    expect(Object.values(MessageStates).filter(isFinal).sort()).toEqual(['FAILED', 'NOT_RCS', 'SENT']);
+  });
+});
+
+describe('StatusStore', () => {
+  it('creates a QUEUED record once, with the number masked and a 30-day TTL', async () => {
+    const created = await store.createMany([{ messageId: id(1), agentId: 'agent-a', to: '+12223334444', trafficType: 'AUTHENTICATION' }], 1000);
+    expect(created).toEqual([null]);
+    const again = await store.createMany([{ messageId: id(1), agentId: 'agent-a', to: '+12223334444' }], 2000);
+    expect(again).toEqual(['QUEUED']);
+    const status = await store.get(id(1));
+    expect(status).toMatchObject({ state: 'QUEUED', agentId: 'agent-a', to: '+1222***4444', trafficType: 'AUTHENTICATION', createdAt: 1000, attempts: 0 });
+    expect(status!.timeline).toEqual([{ state: 'QUEUED', at: 1000 }]);
+    const ttl = await redis.pttl(store.key(id(1)));
+    expect(ttl).toBeGreaterThan(29 * 86_400_000);
+    expect(JSON.stringify(await redis.hgetall(store.key(id(1))))).not.toContain('3334444');
+  });
+
+  it('moves along allowed edges, counts attempts, keeps the error and the timeline', async () => {
+    await store.createMany([{ messageId: id(2), agentId: 'a', to: '+12223334444' }], 1);
+    expect(await store.transition(id(2), 'SENDING', { now: 2 })).toEqual({ ok: true, from: 'QUEUED' });
+    expect(await store.transition(id(2), 'SENDING', { now: 3, countAttempt: true, error: { code: 'RBM_API', message: '503' } })).toEqual({ ok: true, from: 'SENDING' });
+    expect(await store.transition(id(2), 'SENT', { now: 4, countAttempt: true })).toEqual({ ok: true, from: 'SENDING' });
+    const status = await store.get(id(2));
+    expect(status).toMatchObject({ state: 'SENT', attempts: 2, updatedAt: 4, lastError: { code: 'RBM_API', message: '503' } });
+    expect(status!.timeline.map((t) => t.state)).toEqual(['QUEUED', 'SENDING', 'SENDING', 'SENT']);
+  });
+
+  it('refuses an edge the machine does not have, and changes nothing', async () => {
+    await store.createMany([{ messageId: id(3), agentId: 'a', to: '+12223334444' }], 1);
+    expect(await store.transition(id(3), 'SENT')).toEqual({ ok: false, from: 'QUEUED' });
+    expect((await store.get(id(3)))!.timeline).toHaveLength(1);
+    expect(await store.transition(id(999), 'SENDING')).toEqual({ ok: false, from: null });
+    expect(await store.get(id(999))).toBeNull();
+  });
+
+  it('resolves racing transitions one way', async () => {
+    for (let n = 0; n < 20; n++) {
+      const mid = id(100 + n);
+      await store.createMany([{ messageId: mid, agentId: 'a', to: '+12223334444' }]);
+      await store.transition(mid, 'SENDING');
+      const results = await Promise.all([
+        ...Array.from({ length: 5 }, () => store.transition(mid, 'SENT')),
+        ...Array.from({ length: 5 }, () => store.transition(mid, 'NOT_RCS')),
+        ...Array.from({ length: 5 }, () => store.transition(mid, 'FAILED')),
+      ]);
+      expect(results.filter((r) => r.ok)).toHaveLength(1);
+      const final = (await store.get(mid))!;
+      expect(final.timeline).toHaveLength(3);
+    }
+  });
+});
