@@ -24,6 +24,8 @@ export function buildApi(opts: ApiOptions): FastifyInstance {
   const app = Fastify({ loggerInstance: opts.logger || undefined, bodyLimit: 1024 * 1024 } as never) as unknown as FastifyInstance;
   const keys = opts.apiKeys.map((k) => ({ digest: digest(k.key), agents: new Set(k.agents) }));
 
+  // JSON only: a text/plain body would otherwise reach the producer as a string.
+  app.removeContentTypeParser('text/plain');
   app.setErrorHandler((err, request, reply) => sendError(reply, err, request));
   app.setNotFoundHandler((request, reply) => reply.code(404).send(errorBody('NOT_FOUND', `no route ${request.method} ${request.url}`)));
 

@@ -13,15 +13,24 @@ export function errorBody(code: string, message: string, details: ErrorBody['err
   return { error: { code, message, details } };
 }
 
+/** Fastify's own refusals, renamed into our catalogue so callers see one set of codes. */
+const FASTIFY_CODES: Record<string, { status: number; code: string; message: string }> = {
+  FST_ERR_CTP_INVALID_JSON_BODY: { status: 400, code: 'BODY_INVALID_JSON', message: 'expected a JSON body, got text that does not parse as JSON' },
+  FST_ERR_CTP_EMPTY_JSON_BODY: { status: 400, code: 'BODY_INVALID_JSON', message: 'expected a JSON body, got an empty body' },
+  FST_ERR_CTP_BODY_TOO_LARGE: { status: 413, code: 'BODY_TOO_LARGE', message: 'the body is larger than this endpoint accepts' },
+  FST_ERR_CTP_INVALID_MEDIA_TYPE: { status: 415, code: 'UNSUPPORTED_MEDIA_TYPE', message: 'expected Content-Type: application/json' },
+};
+
 /** Maps anything thrown in a route to a status and the one error shape. */
 export function toHttpError(err: unknown): { status: number; body: ErrorBody } {
   if (err instanceof PayloadError) return { status: 400, body: errorBody(err.code, err.message, [...err.problems]) };
   if (err instanceof UnknownAgentError) return { status: 400, body: errorBody(err.code, err.message, [{ path: 'agentId', problem: err.message }]) };
   if (err instanceof DispatchError && err.code === ErrorCodes.REDIS_UNAVAILABLE) return { status: 503, body: errorBody(err.code, err.message) };
   const fe = err as Partial<FastifyError>;
+  const known = fe.code ? FASTIFY_CODES[fe.code] : undefined;
+  if (known) return { status: known.status, body: errorBody(known.code, known.message) };
   if (fe.statusCode && fe.statusCode >= 400 && fe.statusCode < 500) {
-    // Fastify's own: bad JSON, wrong content type, body too large.
-    return { status: fe.statusCode, body: errorBody(fe.code ?? 'BAD_REQUEST', fe.message ?? 'bad request') };
+    return { status: fe.statusCode, body: errorBody('BAD_REQUEST', fe.message ?? 'bad request') };
   }
   const redisDown = /Stream isn't writeable|Connection is closed|ECONNREFUSED|enableOfflineQueue/.test(String(fe.message));
   if (redisDown) return { status: 503, body: errorBody(ErrorCodes.REDIS_UNAVAILABLE, 'the queue is unavailable; nothing was queued, try again') };

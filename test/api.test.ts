@@ -1,0 +1,97 @@
+/** The producer HTTP API over real HTTP: the shapes of DESIGN.md "Public shapes". */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { FastifyInstance } from 'fastify';
+import { Queue } from 'bullmq';
+import { outboundQueueName } from '../jobs/index.ts';
+import { buildApi } from '../src/api/app.ts';
+import { startHarness, type Harness } from './helpers.ts';
+
+let h: Harness;
+let open: FastifyInstance;
+let keyed: FastifyInstance;
+let openUrl: string;
+let keyedUrl: string;
+let queue: Queue;
+const KEY = 'k-0123456789abcdef';
+
+beforeAll(async () => {
+  h = await startHarness({ name: 'api', env: { RBM_AGENTS: 'agent-a:100,agent-b:100' } });
+  open = buildApi({ producer: h.producer, apiKeys: [], openWithoutKeys: true });
+  keyed = buildApi({ producer: h.producer, apiKeys: [{ key: KEY, agents: ['agent-a'] }], openWithoutKeys: false });
+  openUrl = await open.listen({ port: 0, host: '127.0.0.1' });
+  keyedUrl = await keyed.listen({ port: 0, host: '127.0.0.1' });
+  queue = new Queue(outboundQueueName('agent-a'), { connection: h.redis.producer, prefix: h.config.queuePrefix });
+});
+afterAll(async () => {
+  await queue.close();
+  await open.close();
+  await keyed.close();
+  await h.close();
+});
+
+async function post(base: string, body: string | object, headers: Record<string, string> = {}) {
+  const res = await fetch(`${base}/v1/messages`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', ...headers },
+    body: typeof body === 'string' ? body : JSON.stringify(body),
+  });
+  return { status: res.status, body: (await res.json()) as any };
+}
+
+const message = { to: '+12223334444', agentId: 'agent-a', contentMessage: { text: 'hi' } };
+
+describe('HTTP API', () => {
+  it('POST /v1/messages answers 202 {messageId, state}; GET reads the status back', async () => {
+    const res = await post(openUrl, message);
+    expect(res.status).toBe(202);
+    expect(res.body).toMatchObject({ state: 'QUEUED', duplicate: false });
+    const status = await fetch(`${openUrl}/v1/messages/${res.body.messageId}`);
+    expect(status.status).toBe(200);
+    expect(await status.json()).toMatchObject({ messageId: res.body.messageId, state: 'QUEUED', to: '+1222***4444', agentId: 'agent-a' });
+  });
+
+  it('an Idempotency-Key header makes a retried POST return the same ID and queue nothing', async () => {
+    const before = await queue.count();
+    const a = await post(openUrl, message, { 'idempotency-key': 'checkout-7' });
+    const b = await post(openUrl, message, { 'idempotency-key': 'checkout-7' });
+    expect(b.body.messageId).toBe(a.body.messageId);
+    expect(b.body.duplicate).toBe(true);
+    expect(await queue.count()).toBe(before + 1);
+  });
+
+  it('bad input gets 400 with every problem and its path, in the one error shape, and queues nothing', async () => {
+    const before = await queue.count();
+    const res = await post(openUrl, { to: '12223334444', agentId: 'agent-a', contentMessage: { text: 'x'.repeat(3073) }, ttl: '5s', expireTime: '2030-01-01T00:00:00Z' });
+    expect(res.status).toBe(400);
+    expect(res.body.error.code).toBe('PAYLOAD_INVALID');
+    expect(res.body.error.details.map((d: { path: string }) => d.path).sort()).toEqual(['', 'contentMessage.text', 'to'].sort());
+    expect(await queue.count()).toBe(before);
+  });
+
+  it('names bad JSON, an unknown agent and an unknown message in the same shape', async () => {
+    const bad = await post(openUrl, '{"to":');
+    expect(bad).toMatchObject({ status: 400, body: { error: { code: 'BODY_INVALID_JSON', details: [] } } });
+    const agent = await post(openUrl, { ...message, agentId: 'ghost' });
+    expect(agent).toMatchObject({ status: 400, body: { error: { code: 'UNKNOWN_AGENT', details: [{ path: 'agentId' }] } } });
+    const unknown = await fetch(`${openUrl}/v1/messages/00000000-0000-4000-8000-000000000000`);
+    expect(unknown.status).toBe(404);
+    expect(((await unknown.json()) as any).error.code).toBe('NOT_FOUND');
+    const wrongType = await fetch(`${openUrl}/v1/messages`, { method: 'POST', headers: { 'content-type': 'text/plain' }, body: 'hi' });
+    expect(wrongType.status).toBe(415);
+  });
+
+  it('with API keys: 401 without a valid Bearer key, 403 for an agent the key may not use', async () => {
+    expect((await post(keyedUrl, message)).status).toBe(401);
+    expect((await post(keyedUrl, message, { authorization: 'Bearer wrong-key-0000000000' })).status).toBe(401);
+    expect((await post(keyedUrl, { ...message, agentId: 'agent-b' }, { authorization: `Bearer ${KEY}` })).status).toBe(403);
+    expect((await post(keyedUrl, message, { authorization: `Bearer ${KEY}` })).status).toBe(202);
+  });
+
+  it('without API keys against a real endpoint, refuses everyone', async () => {
+    const closed = buildApi({ producer: h.producer, apiKeys: [], openWithoutKeys: false });
+    const res = await closed.inject({ method: 'POST', url: '/v1/messages', payload: message });
+    expect(res.statusCode).toBe(401);
+    expect(res.json().error.message).toContain('API_KEYS');
+    await closed.close();
+  });
+});
