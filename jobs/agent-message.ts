@@ -52,20 +52,43 @@ type MessageFields = { [K in keyof typeof agentMessageFields]?: unknown };
 
 const oneExpiration = oneOf<MessageFields>(['ttl', 'expireTime'], true);
 
-/** Upper bound of UTF-8 bytes per UTF-16 unit: below limit/3 units no byte count is needed. */
-const SURELY_SMALL = Math.floor(rbmLimits.messageBytes / 3);
+/**
+ * An upper bound of a value's JSON size in bytes, without building the JSON:
+ * one UTF-16 unit never takes more than 6 bytes (a \u00XX escape), so a
+ * string of n units is at most 6n + 2. Stops counting once over `budget`.
+ */
+function jsonBytesAtMost(value: unknown, budget: number): number {
+  if (typeof value === 'string') return 6 * value.length + 2;
+  if (typeof value !== 'object' || value === null) return 24; // numbers, booleans, null
+  let size = 2;
+  if (Array.isArray(value)) {
+    for (const item of value) {
+      size += jsonBytesAtMost(item, budget) + 1;
+      if (size > budget) return size;
+    }
+    return size;
+  }
+  for (const key in value) {
+    const v = (value as Record<string, unknown>)[key];
+    if (v === undefined) continue;
+    size += 6 * key.length + 4 + jsonBytesAtMost(v, budget);
+    if (size > budget) return size;
+  }
+  return size;
+}
 
 /**
  * Whole-message rules: at most one expiration, and the 250 KB cap on the JSON
  * RBM receives (only the AgentMessage fields: `to`, `fallback`... are not sent).
- * One JSON.stringify per message; the byte count runs only near the cap.
+ * A cheap upper bound clears nearly every message; only one that could be near
+ * the cap is serialised and counted exactly.
  */
 export function checkAgentMessage(payload: z.core.ParsePayload<MessageFields>): void {
   oneExpiration(payload);
   const { contentMessage: c, messageTrafficType, ttl: t, expireTime } = payload.value;
-  const json = JSON.stringify({ contentMessage: c, messageTrafficType, ttl: t, expireTime });
-  if (json.length <= SURELY_SMALL) return;
-  const bytes = Buffer.byteLength(json, 'utf8');
+  const message = { contentMessage: c, messageTrafficType, ttl: t, expireTime };
+  if (jsonBytesAtMost(message, rbmLimits.messageBytes) <= rbmLimits.messageBytes) return;
+  const bytes = Buffer.byteLength(JSON.stringify(message), 'utf8');
   if (bytes <= rbmLimits.messageBytes) return;
   payload.issues.push({
     code: 'custom',

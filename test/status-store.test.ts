@@ -67,6 +67,21 @@ describe('StatusStore', () => {
     expect(await store.get(id(999))).toBeNull();
   });
 
+  it('creates the record on the first move of a message that had none (its job was its QUEUED state)', async () => {
+    const create = { messageId: id(4), agentId: 'agent-a', to: '+12223334444', createdAt: 10, trafficType: 'PROMOTION', batchId: 'b9' };
+    expect(await store.transition(id(4), 'SENDING', { now: 20 })).toEqual({ ok: false, from: null });
+    expect(await store.transition(id(4), 'SENDING', { now: 20, create })).toEqual({ ok: true, from: 'QUEUED' });
+    const status = await store.get(id(4));
+    expect(status).toMatchObject({ state: 'SENDING', agentId: 'agent-a', to: '+1222***4444', createdAt: 10, updatedAt: 20, trafficType: 'PROMOTION', batchId: 'b9' });
+    expect(status!.timeline).toEqual([{ state: 'QUEUED', at: 10 }, { state: 'SENDING', at: 20 }]);
+    // An existing record wins over the create data.
+    expect(await store.transition(id(4), 'SENT', { now: 30, create: { ...create, agentId: 'other' } })).toEqual({ ok: true, from: 'SENDING' });
+    expect((await store.get(id(4)))!.agentId).toBe('agent-a');
+    // A create can only enter states reachable from QUEUED.
+    expect(await store.transition(id(5), 'SENT', { create: { ...create, messageId: id(5) } })).toEqual({ ok: false, from: null });
+    expect(await store.get(id(5))).toBeNull();
+  });
+
   it('resolves racing transitions one way', async () => {
     for (let n = 0; n < 20; n++) {
       const mid = id(100 + n);

@@ -1,8 +1,9 @@
 /**
  * send-message: one AgentMessage to RBM. The messageId was fixed at enqueue and
  * is reused on every attempt, so RBM drops a resend. The status record moves
- * QUEUED → SENDING → SENT | NOT_RCS | FAILED; a job whose record is already
- * past SENDING is a duplicate and sends nothing.
+ * QUEUED → SENDING → SENT | NOT_RCS | FAILED (created by the first move when
+ * the producer wrote none); a job whose record is already past SENDING is a
+ * duplicate and sends nothing.
  */
 import { sendMessagePayload, type SendMessagePayload } from '../../jobs/send-message.ts';
 import { validate } from '../../jobs/common.ts';
@@ -51,18 +52,22 @@ export function createSendMessageHandler(deps: SendMessageDeps): Handler {
     }
     const p = checked.value;
     const id = p.messageId;
+    // The record to create if this message has none yet (it was enqueued with a fresh ID).
+    const create = {
+      messageId: id, agentId: p.agentId, to: p.to, createdAt: p.enqueuedAt,
+      trafficType: p.message.messageTrafficType, batchId: p.batchId, expireAt: p.expireAt,
+    };
 
     if (p.expireAt !== undefined && p.expireAt <= now()) {
-      await status.transition(id, 'FAILED', { error: { code: 'EXPIRED_IN_QUEUE', message: 'the message expired before it could be sent' } });
+      await status.transition(id, 'FAILED', { create, error: { code: 'EXPIRED_IN_QUEUE', message: 'the message expired before it could be sent' } });
       return { outcome: 'EXPIRED' };
     }
 
-    const start = await status.transition(id, 'SENDING', ctx.attempt > 1 ? { detail: `attempt ${ctx.attempt}` } : {});
-    if (!start.ok && start.from !== null) {
+    const start = await status.transition(id, 'SENDING', { create, ...(ctx.attempt > 1 ? { detail: `attempt ${ctx.attempt}` } : {}) });
+    if (!start.ok) {
       // Another job for this ID already got past sending: nothing to do.
       return { outcome: 'DUPLICATE', state: start.from };
     }
-    if (!start.ok) log.warn({ messageId: id }, 'no status record for this message; sending without one');
 
     try {
       await rbm.createMessage({ agentId: p.agentId, to: p.to, messageId: id, body: wireBody(p, now()) });

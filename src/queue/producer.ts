@@ -20,6 +20,7 @@ import type { AgentConfig } from '../config.ts';
 import { PayloadError, UnknownAgentError } from '../errors.ts';
 import type { MessageState } from '../status/states.ts';
 import type { MessageStatus, StatusStore } from '../status/store.ts';
+import { maskPhone } from '../mask.ts';
 import { whenReady } from './connection.ts';
 
 /** Namespace of rbm-dispatch's UUIDv5 IDs; changing it would break every stored idempotency key. */
@@ -76,14 +77,22 @@ export class Producer {
   }
 
   /** Enqueues thousands per call; refuses the whole call when any item is bad. */
+  /**
+   * Enqueues thousands per call; refuses the whole call when any item is bad.
+   * Every item is validated before anything is written. The schemas never
+   * transform a value, so a valid input is its own parsed form: payloads are
+   * built per chunk from the inputs, which keeps the live heap small on the
+   * hot path. Do not change the inputs until the call resolves.
+   */
   async sendMessages(inputs: readonly SendMessageInput[], options: { batchId?: string } = {}): Promise<EnqueuedMessage[]> {
     const now = this.now();
-    const payloads = this.checkAll(inputs, (raw) => {
+    this.checkAll(inputs, (raw) => {
       const checked = validate(sendMessageInput, raw);
       if (!checked.ok) return checked;
       const timing = checkInputTiming(checked.value, now);
       return timing.length > 0 ? { ok: false as const, problems: timing } : checked;
-    }, 'message').map((input): SendMessagePayload => {
+    }, 'message');
+    const toPayload = (input: SendMessageInput): SendMessagePayload => {
       const agentId = this.agentFor(input.agentId);
       const { to, fallback, idempotencyKey, messageId, agentId: _a, ...message } = input;
       const expireAt = expirationMs(message, now);
@@ -91,30 +100,37 @@ export class Producer {
         messageId: messageId ?? (idempotencyKey ? uuidv5(`message:${agentId}:${idempotencyKey}`, ID_NAMESPACE) : uuidv4()),
         agentId,
         to,
-        message,
+        message: message as SendMessagePayload['message'],
         ...(fallback ? { fallback } : {}),
         enqueuedAt: now,
         ...(expireAt !== undefined ? { expireAt } : {}),
         ...(options.batchId ? { batchId: options.batchId } : {}),
       };
-    });
+    };
 
-    const results: EnqueuedMessage[] = new Array(payloads.length);
+    // A message whose ID the caller fixed (idempotency key or messageId) may
+    // exist already: its record is written first, and only a new one is queued.
+    // A fresh random UUID cannot collide: its job alone is its QUEUED state,
+    // one write per message, and the worker's first move creates the record.
+    const keyed = inputs.map((input) => input.idempotencyKey !== undefined || input.messageId !== undefined);
+    const results: EnqueuedMessage[] = new Array(inputs.length);
     const seen = new Set<string>();
-    await inChunks(payloads.length, async (from, to) => {
-      const chunk = payloads.slice(from, to);
+    await inChunks(inputs.length, async (from, to) => {
+      const chunk = inputs.slice(from, to).map(toPayload);
+      const keyedAt = chunk.flatMap((_, i) => (keyed[from + i] ? [i] : []));
       const existing = await this.opts.status.createMany(
-        chunk.map((p) => ({
-          messageId: p.messageId, agentId: p.agentId, to: p.to,
-          trafficType: p.message.messageTrafficType, batchId: p.batchId, expireAt: p.expireAt,
-        })),
+        keyedAt.map((i) => {
+          const p = chunk[i]!;
+          return { messageId: p.messageId, agentId: p.agentId, to: p.to, trafficType: p.message.messageTrafficType, batchId: p.batchId, expireAt: p.expireAt };
+        }),
         now,
       );
+      const prior = new Map<number, MessageState | null>(keyedAt.map((i, k) => [i, existing[k] ?? null]));
       const fresh: SendMessagePayload[] = [];
       chunk.forEach((p, i) => {
-        const state = existing[i] ?? null;
-        const repeated = seen.has(p.messageId);
-        seen.add(p.messageId);
+        const state = prior.get(i) ?? null;
+        const repeated = keyed[from + i]! && seen.has(p.messageId);
+        if (keyed[from + i]) seen.add(p.messageId);
         // A record still QUEUED may have lost its job (a crash between the two
         // writes): adding again is safe, BullMQ ignores a jobId it still holds.
         if (!repeated && (state === null || state === 'QUEUED')) fresh.push(p);
@@ -136,7 +152,8 @@ export class Producer {
 
   async sendEvents(inputs: readonly SendEventInput[]): Promise<EnqueuedEvent[]> {
     const now = this.now();
-    const payloads = this.checkAll(inputs, (raw) => validate(sendEventInput, raw), 'event').map((input): SendEventPayload => {
+    this.checkAll(inputs, (raw) => validate(sendEventInput, raw), 'event');
+    const payloads = inputs.map((input): SendEventPayload => {
       const agentId = this.agentFor(input.agentId);
       const keyed = input.eventId ?? (input.idempotencyKey ? uuidv5(`event:${agentId}:${input.idempotencyKey}`, ID_NAMESPACE) : undefined);
       return {
@@ -180,8 +197,15 @@ export class Producer {
     return this.sendEvent({ to, eventType: 'IS_TYPING', ...options });
   }
 
-  getStatus(messageId: string): Promise<MessageStatus | null> {
-    return this.opts.status.get(messageId);
+  /** The status record, or for a message still waiting with no record, QUEUED read from its job. */
+  async getStatus(messageId: string): Promise<MessageStatus | null> {
+    const status = await this.opts.status.get(messageId);
+    if (status) return status;
+    for (const agent of this.opts.agents) {
+      const job = await this.queue(agent.agentId).getJob(sendMessageJobId(messageId));
+      if (job) return queuedStatus(job.data as SendMessagePayload);
+    }
+    return null;
   }
 
   async close(): Promise<void> {
@@ -190,19 +214,17 @@ export class Producer {
   }
 
   /** Validates every item; one bad item refuses the call with every problem, indexed. */
-  private checkAll<T>(
+  private checkAll(
     inputs: readonly unknown[],
-    check: (raw: unknown) => { ok: true; value: T } | { ok: false; problems: Problem[] },
+    check: (raw: unknown) => { ok: true } | { ok: false; problems: Problem[] },
     what: string,
-  ): T[] {
+  ): void {
     if (!Array.isArray(inputs)) throw new PayloadError(`${what} list`, [{ path: '', problem: `expected an array, got ${typeof inputs}` }]);
-    const out: T[] = [];
     const problems: Problem[] = [];
     let firstBad: number | undefined;
     inputs.forEach((raw, i) => {
       const checked = check(raw);
-      if (checked.ok) out.push(checked.value);
-      else {
+      if (!checked.ok) {
         firstBad ??= i;
         const prefix = inputs.length > 1 ? `${i}.` : '';
         for (const p of checked.problems) problems.push({ path: `${prefix}${p.path}`.replace(/\.$/, ''), problem: p.problem });
@@ -210,8 +232,7 @@ export class Producer {
     });
     if (problems.length > 0) throw new PayloadError(what, problems, inputs.length > 1 ? firstBad : undefined);
     // Agents are checked before anything is written, so an unknown one queues nothing either.
-    for (const item of out) this.agentFor((item as { agentId?: string }).agentId);
-    return out;
+    for (const item of inputs) this.agentFor((item as { agentId?: string }).agentId);
   }
 
   private agentFor(agentId: string | undefined): string {
@@ -273,6 +294,23 @@ export class Producer {
     }
     return queue;
   }
+}
+
+function queuedStatus(p: SendMessagePayload): MessageStatus {
+  return {
+    messageId: p.messageId,
+    state: 'QUEUED',
+    agentId: p.agentId,
+    to: maskPhone(p.to),
+    channel: 'rcs',
+    ...(p.message.messageTrafficType ? { trafficType: p.message.messageTrafficType } : {}),
+    ...(p.batchId ? { batchId: p.batchId } : {}),
+    ...(p.expireAt !== undefined ? { expireAt: p.expireAt } : {}),
+    createdAt: p.enqueuedAt,
+    updatedAt: p.enqueuedAt,
+    attempts: 0,
+    timeline: [{ state: 'QUEUED', at: p.enqueuedAt }],
+  };
 }
 
 /** Runs work over [0, total) in CHUNK-sized slices, PARALLEL_CHUNKS at a time. */

@@ -48,6 +48,11 @@ export interface TransitionOptions {
   error?: { code: string; message: string };
   /** Count one more send attempt. */
   countAttempt?: boolean;
+  /**
+   * The record to create when none exists yet. A message enqueued with a fresh
+   * random ID has no record until it first moves: its job is its QUEUED state.
+   */
+  create?: NewStatus & { createdAt: number };
 }
 
 /** What handlers need of the store: an interface, so they test with plain fakes. */
@@ -56,21 +61,24 @@ export interface StatusPort {
 }
 
 // KEYS: one status key per message. ARGV: ttlMs, now, then 5 fields per key.
-// Returns, per key, '' when created or the state it already had.
+// Returns, per key, '' when created or the state it already had. Only fields
+// that carry information are written (empty ones are skipped; updatedAt,
+// attempts, channel and the first timeline entry are derived on read): this
+// runs once per enqueued message, so every field costs throughput and memory.
 const CREATE_MANY = `
 local out = {}
 local ttl = ARGV[1]
 local now = ARGV[2]
 for i, key in ipairs(KEYS) do
-  local existing = redis.call('HGET', key, 'state')
-  if existing then
-    out[i] = existing
+  if redis.call('HSETNX', key, 'state', 'QUEUED') == 0 then
+    out[i] = redis.call('HGET', key, 'state')
   else
     local b = 2 + (i - 1) * 5
-    redis.call('HSET', key, 'state', 'QUEUED', 'agentId', ARGV[b + 1], 'to', ARGV[b + 2],
-      'trafficType', ARGV[b + 3], 'batchId', ARGV[b + 4], 'expireAt', ARGV[b + 5], 'channel', 'rcs',
-      'createdAt', now, 'updatedAt', now, 'attempts', 0,
-      'timeline', '[{"state":"QUEUED","at":' .. now .. '}]')
+    local fields = {'agentId', ARGV[b + 1], 'to', ARGV[b + 2], 'createdAt', now}
+    if ARGV[b + 3] ~= '' then fields[#fields + 1] = 'trafficType'; fields[#fields + 1] = ARGV[b + 3] end
+    if ARGV[b + 4] ~= '' then fields[#fields + 1] = 'batchId'; fields[#fields + 1] = ARGV[b + 4] end
+    if ARGV[b + 5] ~= '' then fields[#fields + 1] = 'expireAt'; fields[#fields + 1] = ARGV[b + 5] end
+    redis.call('HSET', key, unpack(fields))
     redis.call('PEXPIRE', key, ttl)
     out[i] = ''
   end
@@ -78,22 +86,41 @@ end
 return out
 `;
 
-// KEYS[1] status key. ARGV: to, now, ttlMs, countAttempt(0|1), errCode, errMessage, detail, allowed-from...
+// KEYS[1] status key. ARGV: to, now, ttlMs, countAttempt(0|1), errCode, errMessage, detail,
+// then create(''|'1') and its fields agentId, to, createdAt, trafficType, batchId, expireAt,
+// then the allowed-from states (ARGV[15]...). With create = '1', a missing record
+// counts as QUEUED since createdAt: a freshly queued message's status is its job.
 // Returns {1, from} on success, {0, from or false} when refused or missing.
 const TRANSITION = `
 local cur = redis.call('HGET', KEYS[1], 'state')
-if not cur then return {0, false} end
+local created = false
+if not cur then
+  if ARGV[8] ~= '1' then return {0, false} end
+  cur = 'QUEUED'
+  created = true
+end
 local allowed = false
-for i = 8, #ARGV do
+for i = 15, #ARGV do
   if ARGV[i] == cur then allowed = true break end
 end
-if not allowed then return {0, cur} end
+if not allowed then
+  if created then return {0, false} end
+  return {0, cur}
+end
+if created then
+  local fields = {'agentId', ARGV[9], 'to', ARGV[10], 'createdAt', ARGV[11]}
+  if ARGV[12] ~= '' then fields[#fields + 1] = 'trafficType'; fields[#fields + 1] = ARGV[12] end
+  if ARGV[13] ~= '' then fields[#fields + 1] = 'batchId'; fields[#fields + 1] = ARGV[13] end
+  if ARGV[14] ~= '' then fields[#fields + 1] = 'expireAt'; fields[#fields + 1] = ARGV[14] end
+  redis.call('HSET', KEYS[1], unpack(fields))
+end
 redis.call('HSET', KEYS[1], 'state', ARGV[1], 'updatedAt', ARGV[2])
 if ARGV[4] == '1' then redis.call('HINCRBY', KEYS[1], 'attempts', 1) end
 if ARGV[5] ~= '' then redis.call('HSET', KEYS[1], 'lastErrorCode', ARGV[5], 'lastError', ARGV[6]) end
 local entry = {state = ARGV[1], at = tonumber(ARGV[2])}
 if ARGV[7] ~= '' then entry.detail = ARGV[7] end
 local timeline = cjson.decode(redis.call('HGET', KEYS[1], 'timeline') or '[]')
+if #timeline == 0 then timeline[1] = {state = 'QUEUED', at = tonumber(redis.call('HGET', KEYS[1], 'createdAt'))} end
 timeline[#timeline + 1] = entry
 redis.call('HSET', KEYS[1], 'timeline', cjson.encode(timeline))
 redis.call('PEXPIRE', KEYS[1], ARGV[3])
@@ -139,6 +166,7 @@ export class StatusStore implements StatusPort {
   }
 
   async transition(messageId: string, to: MessageState, options: TransitionOptions = {}): Promise<TransitionResult> {
+    const c = options.create;
     const [ok, from] = await this.redis.rbmStatusTransition(
       this.key(messageId),
       to,
@@ -148,6 +176,7 @@ export class StatusStore implements StatusPort {
       options.error?.code ?? '',
       options.error?.message ?? '',
       options.detail ?? '',
+      ...(c ? ['1', c.agentId, maskPhone(c.to), c.createdAt, c.trafficType ?? '', c.batchId ?? '', c.expireAt ?? ''] : ['', '', '', '', '', '', '']),
       ...statesLeadingTo(to),
     );
     return ok === 1 ? { ok: true, from: from as MessageState } : { ok: false, from: (from || null) as MessageState | null };
@@ -156,6 +185,7 @@ export class StatusStore implements StatusPort {
   async get(messageId: string): Promise<MessageStatus | null> {
     const h = await this.redis.hgetall(this.key(messageId));
     if (!h.state) return null;
+    const createdAt = Number(h.createdAt);
     return {
       messageId,
       state: h.state as MessageState,
@@ -165,11 +195,12 @@ export class StatusStore implements StatusPort {
       ...(h.trafficType ? { trafficType: h.trafficType } : {}),
       ...(h.batchId ? { batchId: h.batchId } : {}),
       ...(h.expireAt ? { expireAt: Number(h.expireAt) } : {}),
-      createdAt: Number(h.createdAt),
-      updatedAt: Number(h.updatedAt),
+      createdAt,
+      updatedAt: h.updatedAt ? Number(h.updatedAt) : createdAt,
       attempts: Number(h.attempts ?? 0),
       ...(h.lastErrorCode ? { lastError: { code: h.lastErrorCode, message: h.lastError ?? '' } } : {}),
-      timeline: JSON.parse(h.timeline ?? '[]') as TimelineEntry[],
+      // A record never moved has only its creation: QUEUED at createdAt.
+      timeline: h.timeline ? (JSON.parse(h.timeline) as TimelineEntry[]) : [{ state: 'QUEUED', at: createdAt }],
     };
   }
 }

@@ -1,0 +1,90 @@
+/**
+ * `npm run bench`: every benchmark in one run on this machine, printed as a
+ * table and written to bench/results/latest.json. Not part of `npm test`.
+ * BENCH_QUICK=1 shrinks the sizes for a smoke run; BENCH_ONLY=enqueue,limiter
+ * runs only those (both write bench/results/partial.json instead).
+ */
+import { mkdir, writeFile } from 'node:fs/promises';
+import { cpus, totalmem } from 'node:os';
+import { createRequire } from 'node:module';
+import { createRedis, whenReady } from '../src/queue/connection.ts';
+import { ensureRedis } from '../src/queue/local-redis.ts';
+import { printTable, startEmulatorProcess, type Row } from './lib.ts';
+import { enqueue } from './scenarios/enqueue.ts';
+import { limiter } from './scenarios/limiter.ts';
+import { memory } from './scenarios/memory.ts';
+import { priority } from './scenarios/priority.ts';
+import { throughput } from './scenarios/throughput.ts';
+
+const quick = process.env.BENCH_QUICK === '1';
+const fmt = (n: number, unit = '') => `${Math.round(n).toLocaleString('en-US')}${unit}`;
+
+const redis = await ensureRedis(process.env.REDIS_URL);
+const emu = await startEmulatorProcess();
+const info = createRedis(redis.url, 'producer');
+await whenReady(info);
+const redisVersion = /redis_version:(\S+)/.exec(await info.info('server'))![1];
+await info.quit();
+const log = (line: string) => process.stderr.write(`[bench] ${line}\n`);
+
+const only = process.env.BENCH_ONLY?.split(',');
+const want = (name: string) => !only || only.includes(name);
+
+try {
+  const rows: Row[] = [];
+  const results: Record<string, unknown> = {};
+  const messages = quick ? 5000 : 50_000;
+  if (want('throughput')) {
+    const runs = [];
+    for (const [latencyMs, concurrency] of [[0, 200], [50, 400]] as const) {
+      log(`dispatch throughput, ${messages} messages, ${latencyMs} ms per RBM call...`);
+      const r = await throughput(emu, redis.url, { latencyMs, concurrency, messages });
+      runs.push(r);
+      rows.push({ benchmark: `dispatch ${fmt(messages)} msgs, ${latencyMs} ms RBM, c=${concurrency}`, measured: fmt(r.dispatchJobsPerSec, '/s'), baseline: `${fmt(r.bareJobsPerSec, '/s')} bare`, ratio: r.ratio, target: '≥ 0.60', pass: r.ratio >= 0.6 });
+    }
+    results.throughput = runs;
+  }
+  if (want('enqueue')) {
+    log('bulk enqueue...');
+    const enq = await enqueue(emu, redis.url, { messages: quick ? 5000 : 20_000, rounds: quick ? 1 : 5 });
+    results.enqueue = enq;
+    rows.push({ benchmark: `bulk enqueue ${fmt(enq.messages)} msgs (median of ${enq.rounds} paired rounds)`, measured: fmt(enq.libraryMsgsPerSec, '/s'), baseline: `${fmt(enq.bareMsgsPerSec, '/s')} addBulk`, ratio: enq.ratio, target: '≥ 0.80', pass: enq.ratio >= 0.8 });
+  }
+  if (want('limiter')) {
+    log('limiter at 500/s...');
+    const lim = await limiter(emu, redis.url, { ratePerSec: 500, seconds: quick ? 3 : 20 });
+    results.limiter = lim;
+    rows.push({ benchmark: `limiter ${lim.ratePerSec}/s for ${lim.seconds} s, quota ${lim.ratePerSec}/s`, measured: `${lim.measuredPerSec.toFixed(1)}/s, ${lim.rateLimited} × 429`, baseline: `${lim.ratePerSec}/s`, ratio: lim.measuredPerSec / lim.ratePerSec, target: '±3 %, 0 × 429', pass: Math.abs(lim.deviation) <= 0.03 && lim.rateLimited === 0 });
+  }
+  if (want('priority')) {
+    log('AUTHENTICATION through a PROMOTION backlog...');
+    const prio = await priority(emu, redis.url, { backlog: quick ? 5000 : 20_000, ratePerSec: 1000, samples: quick ? 40 : 200 });
+    results.priority = prio;
+    rows.push({ benchmark: `OTP into ${fmt(prio.backlog)} PROMOTION at ${fmt(prio.ratePerSec)}/s (${prio.samples} OTPs)`, measured: `p99 ${fmt(prio.p99Ms, ' ms')} (p50 ${fmt(prio.p50Ms)}, max ${fmt(prio.maxMs)})`, baseline: '', target: 'p99 < 250 ms, 0 × 429', pass: prio.p99Ms < 250 && prio.rateLimited === 0 });
+  }
+  if (want('memory')) {
+    log('Redis memory per queued message...');
+    const mem = await memory(emu, redis.url, { messages: quick ? 5000 : 20_000 });
+    results.memory = mem;
+    rows.push({ benchmark: `Redis memory per queued message (${fmt(mem.messages)})`, measured: fmt(mem.bytesPerMessage, ' B'), baseline: `${fmt(mem.bareBytesPerJob, ' B')} bare job`, ratio: mem.bytesPerMessage / mem.bareBytesPerJob, target: 'reported', pass: true });
+  }
+  const table = printTable(rows);
+  const machine = {
+    cpus: cpus().length,
+    cpuModel: cpus()[0]?.model ?? 'unknown',
+    memoryGiB: Math.round(totalmem() / 2 ** 30),
+    node: process.version,
+    redis: redisVersion,
+    bullmq: (createRequire(import.meta.url)('bullmq/package.json') as { version: string }).version,
+  };
+  const date = new Date().toISOString();
+  process.stdout.write(`\nrbm-dispatch benchmarks, ${date}, ${machine.cpus} × ${machine.cpuModel}, Node ${machine.node}, Redis ${machine.redis}, bullmq ${machine.bullmq}${quick ? ' (QUICK)' : ''}\n\n${table}\n`);
+  await mkdir('bench/results', { recursive: true });
+  const out = quick || only ? 'bench/results/partial.json' : 'bench/results/latest.json';
+  await writeFile(out, `${JSON.stringify({ date, quick, machine, only: only ?? null, results, rows }, null, 2)}\n`);
+  process.stdout.write(`\nwritten to ${out}\n`);
+  process.exitCode = rows.every((r) => r.pass) ? 0 : 1;
+} finally {
+  await emu.stop();
+  await redis.stop?.();
+}

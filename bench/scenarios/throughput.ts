@@ -1,0 +1,90 @@
+/**
+ * Dispatch throughput: 50,000 queued messages drained by rbm-dispatch beside
+ * the bare ceiling, a plain BullMQ worker POSTing the same body to the same
+ * emulator with no validation, status or limiter.
+ */
+import { Queue, Worker } from 'bullmq';
+import { Pool } from 'undici';
+import { v4 as uuidv4 } from 'uuid';
+import { createRedis, whenReady } from '../../src/queue/connection.ts';
+import { createTokenSource, loadServiceAccountKey } from '../../src/rbm/auth.ts';
+import { benchService, completions, deleteKeys, inLanes, typicalMessage, type EmulatorProcess } from '../lib.ts';
+
+export interface ThroughputResult {
+  latencyMs: number;
+  concurrency: number;
+  messages: number;
+  bareJobsPerSec: number;
+  dispatchJobsPerSec: number;
+  ratio: number;
+}
+
+async function bare(emu: EmulatorProcess, redisUrl: string, n: number, concurrency: number): Promise<number> {
+  const prefix = 'bench-bare';
+  const connection = createRedis(redisUrl, 'worker');
+  await whenReady(connection);
+  const queue = new Queue('bare', { connection, prefix });
+  await inLanes(n, 500, 4, (from, to) =>
+    queue.addBulk(
+      Array.from({ length: to - from }, (_, i) => {
+        const { to: phone, ...message } = typicalMessage(from + i);
+        const messageId = uuidv4();
+        return { name: 'send', data: { messageId, agentId: 'bare-agent', to: phone, message, enqueuedAt: Date.now() }, opts: { jobId: `msg-${messageId}` } };
+      }),
+    ),
+  );
+  const token = await createTokenSource(await loadServiceAccountKey(emu.keyFile)).getToken();
+  const pool = new Pool(emu.url, { connections: concurrency, keepAliveTimeout: 30_000 });
+  const start = Date.now();
+  const worker = new Worker(
+    'bare',
+    async (job) => {
+      const { to, messageId, agentId, message } = job.data;
+      const res = await pool.request({
+        method: 'POST',
+        path: `/v1/phones/${to}/agentMessages?messageId=${messageId}&agentId=${agentId}`,
+        headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+        body: JSON.stringify(message),
+      });
+      await res.body.text();
+      if (res.statusCode !== 200) throw new Error(`status ${res.statusCode}`);
+    },
+    { connection, prefix, concurrency, removeOnComplete: { count: 1000 }, removeOnFail: { count: 1000 } },
+  );
+  const end = await completions(worker, n);
+  await worker.close();
+  await queue.close();
+  await pool.close();
+  await deleteKeys(connection, `${prefix}:*`);
+  await connection.quit();
+  return (n / (end - start)) * 1000;
+}
+
+async function dispatch(emu: EmulatorProcess, redisUrl: string, n: number, concurrency: number): Promise<number> {
+  const prefix = 'bench-dispatch';
+  const { service, close } = await benchService(emu, redisUrl, {
+    QUEUE_PREFIX: prefix,
+    RBM_AGENTS: 'bench-agent:100000',
+    DISPATCH_CONCURRENCY: String(concurrency),
+  });
+  await service.producer.sendMessages(Array.from({ length: n }, (_, i) => typicalMessage(i)));
+  const start = Date.now();
+  const d = service.startDispatch();
+  const end = await completions(d.workers[0]!.worker, n);
+  await deleteKeys(service.redis.producer, `${prefix}:*`);
+  await close();
+  return (n / (end - start)) * 1000;
+}
+
+export async function throughput(emu: EmulatorProcess, redisUrl: string, opts: { latencyMs: number; concurrency: number; messages: number }): Promise<ThroughputResult> {
+  await emu.control('/reset', 'POST');
+  await emu.control('/faults', 'PUT', { latencyMs: opts.latencyMs });
+  const bareJobsPerSec = await bare(emu, redisUrl, opts.messages, opts.concurrency);
+  await emu.control('/reset', 'POST');
+  await emu.control('/faults', 'PUT', { latencyMs: opts.latencyMs });
+  const dispatchJobsPerSec = await dispatch(emu, redisUrl, opts.messages, opts.concurrency);
+  const counters = await emu.control('/counters');
+  if (counters.messagesAccepted !== opts.messages) throw new Error(`emulator accepted ${counters.messagesAccepted} of ${opts.messages}`);
+  await emu.control('/reset', 'POST');
+  return { ...opts, bareJobsPerSec, dispatchJobsPerSec, ratio: dispatchJobsPerSec / bareJobsPerSec };
+}

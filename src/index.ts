@@ -1,0 +1,19 @@
+/**
+ * The rbm-dispatch library: what a producer or an embedding service imports.
+ *
+ * Glossary
+ *   agent message  an RBM AgentMessage sent to a phone (jobs/send-message)
+ *   agent event    a READ receipt or IS_TYPING sent to a phone (jobs/send-event)
+ *   messageId      the RBM UUID fixed at enqueue; every retry reuses it
+ *   status         a message's state record in Redis, kept 30 days
+ */
+export { loadConfig, type Config, type AgentConfig } from './config.ts';
+export { createService, type Service } from './service.ts';
+export { Producer, type EnqueuedMessage, type EnqueuedEvent, type ProducerOptions } from './queue/producer.ts';
+export { ensureRedis } from './queue/local-redis.ts';
+export { createLogger } from './logger.ts';
+export type { MessageStatus, TimelineEntry } from './status/store.ts';
+export { MessageStates, type MessageState } from './status/states.ts';
+export { ErrorCodes, DispatchError, ConfigError, PayloadError, RbmApiError, RbmNetworkError, UnknownAgentError, classify } from './errors.ts';
+export { startEmulator, type RunningEmulator, type EmulatorOptions } from './emulator/index.ts';
+export type { SendMessageInput, SendEventInput } from '../jobs/index.ts';
