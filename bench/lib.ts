@@ -5,7 +5,9 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createServer } from 'node:net';
 import { resolve } from 'node:path';
+import type { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
+import { v4 as uuidv4 } from 'uuid';
 
 export interface EmulatorProcess {
   url: string;
@@ -161,4 +163,24 @@ export function completions(worker: { on(event: 'completed', fn: () => void): un
     };
     worker.on('completed', on);
   });
+}
+
+/**
+ * The bare baseline's enqueue: plain addBulk of the same payload rbm-dispatch
+ * queues (a fresh UUID, the message, a job ID from it), 500 a call, 4 in flight.
+ */
+export async function bareAddBulk(
+  queue: Queue,
+  inputs: ReadonlyArray<ReturnType<typeof typicalMessage>>,
+  agentId: string,
+  opts: Record<string, unknown> = {},
+): Promise<void> {
+  await inLanes(inputs.length, 500, 4, (from, to) =>
+    queue.addBulk(
+      inputs.slice(from, to).map(({ to: phone, ...message }) => {
+        const messageId = uuidv4();
+        return { name: 'send-message', data: { messageId, agentId, to: phone, message, enqueuedAt: Date.now() }, opts: { jobId: `msg-${messageId}`, ...opts } };
+      }),
+    ),
+  );
 }

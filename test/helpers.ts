@@ -132,3 +132,17 @@ export function arrivals(
 export function rcsPhone(n: number, area = '555'): string {
   return `+1${area}${String(n).padStart(6, '0')}7`;
 }
+
+/**
+ * Polls a condition in another process (where there is no event to listen to)
+ * until it holds, failing with the last value seen after `timeoutMs`.
+ */
+export async function waitFor<T>(read: () => Promise<T>, done: (value: T) => boolean, timeoutMs = 10_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await read();
+    if (done(value)) return value;
+    if (Date.now() > deadline) throw new Error(`condition not met within ${timeoutMs} ms; last value: ${JSON.stringify(value)}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}

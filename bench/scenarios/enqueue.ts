@@ -3,9 +3,8 @@
  * beside bare addBulk of the same jobs, same chunking (500 a call, 4 in flight).
  */
 import { Queue } from 'bullmq';
-import { v4 as uuidv4 } from 'uuid';
 import { createRedis, whenReady } from '../../src/queue/connection.ts';
-import { benchService, deleteKeys, inLanes, typicalMessage, type EmulatorProcess } from '../lib.ts';
+import { benchService, deleteKeys, bareAddBulk, typicalMessage, type EmulatorProcess } from '../lib.ts';
 
 export interface EnqueueResult {
   messages: number;
@@ -35,14 +34,7 @@ export async function enqueue(emu: EmulatorProcess, redisUrl: string, opts: { me
   for (let round = 0; round <= opts.rounds; round++) {
     settle();
     let start = performance.now();
-    await inLanes(n, 500, 4, (from, to) =>
-      bareQueue.addBulk(
-        inputs.slice(from, to).map(({ to: phone, ...message }) => {
-          const messageId = uuidv4();
-          return { name: 'send-message', data: { messageId, agentId: 'bench-agent', to: phone, message, enqueuedAt: Date.now() }, opts: { jobId: `msg-${messageId}`, priority: 2, attempts: 8, backoff: { type: 'exponential', delay: 1000, jitter: 0.5 } } };
-        }),
-      ),
-    );
+    await bareAddBulk(bareQueue, inputs, 'bench-agent', { priority: 2, attempts: 8, backoff: { type: 'exponential', delay: 1000, jitter: 0.5 } });
     const bareRate = (n / (performance.now() - start)) * 1000;
     await deleteKeys(connection, 'bench-enq-bare:*');
 

@@ -3,9 +3,8 @@
  * beside a bare BullMQ job of the same payload, read from INFO used_memory.
  */
 import { Queue } from 'bullmq';
-import { v4 as uuidv4 } from 'uuid';
 import { createRedis, whenReady } from '../../src/queue/connection.ts';
-import { benchService, deleteKeys, inLanes, typicalMessage, usedMemory, type EmulatorProcess } from '../lib.ts';
+import { benchService, deleteKeys, bareAddBulk, typicalMessage, usedMemory, type EmulatorProcess } from '../lib.ts';
 
 export interface MemoryResult {
   messages: number;
@@ -26,15 +25,7 @@ export async function memory(emu: EmulatorProcess, redisUrl: string, opts: { mes
 
   const queue = new Queue('bare', { connection: redis, prefix: 'bench-mem-bare' });
   before = await usedMemory(redis);
-  await inLanes(n, 500, 4, (from, to) =>
-    queue.addBulk(
-      Array.from({ length: to - from }, (_, i) => {
-        const { to: phone, ...message } = typicalMessage(from + i);
-        const messageId = uuidv4();
-        return { name: 'send-message', data: { messageId, agentId: 'bench-agent', to: phone, message, enqueuedAt: Date.now() }, opts: { jobId: `msg-${messageId}` } };
-      }),
-    ),
-  );
+  await bareAddBulk(queue, Array.from({ length: n }, (_, i) => typicalMessage(i)), 'bench-agent');
   const bareBytesPerJob = ((await usedMemory(redis)) - before) / n;
   await queue.close();
   await deleteKeys(redis, 'bench-mem-bare:*');

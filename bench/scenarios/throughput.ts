@@ -5,10 +5,9 @@
  */
 import { Queue, Worker } from 'bullmq';
 import { Pool } from 'undici';
-import { v4 as uuidv4 } from 'uuid';
 import { createRedis, whenReady } from '../../src/queue/connection.ts';
 import { createTokenSource, loadServiceAccountKey } from '../../src/rbm/auth.ts';
-import { benchService, completions, deleteKeys, inLanes, typicalMessage, type EmulatorProcess } from '../lib.ts';
+import { benchService, completions, deleteKeys, bareAddBulk, typicalMessage, type EmulatorProcess } from '../lib.ts';
 
 export interface ThroughputResult {
   latencyMs: number;
@@ -24,15 +23,7 @@ async function bare(emu: EmulatorProcess, redisUrl: string, n: number, concurren
   const connection = createRedis(redisUrl, 'worker');
   await whenReady(connection);
   const queue = new Queue('bare', { connection, prefix });
-  await inLanes(n, 500, 4, (from, to) =>
-    queue.addBulk(
-      Array.from({ length: to - from }, (_, i) => {
-        const { to: phone, ...message } = typicalMessage(from + i);
-        const messageId = uuidv4();
-        return { name: 'send', data: { messageId, agentId: 'bare-agent', to: phone, message, enqueuedAt: Date.now() }, opts: { jobId: `msg-${messageId}` } };
-      }),
-    ),
-  );
+  await bareAddBulk(queue, Array.from({ length: n }, (_, i) => typicalMessage(i)), 'bare-agent');
   const token = await createTokenSource(await loadServiceAccountKey(emu.keyFile)).getToken();
   const pool = new Pool(emu.url, { connections: concurrency, keepAliveTimeout: 30_000 });
   const start = Date.now();

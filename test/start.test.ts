@@ -1,0 +1,81 @@
+/**
+ * The `npm start` entry as a user runs it: the whole service in one process
+ * against the built-in emulator; the README's curl flow; a clean SIGTERM.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createServer } from 'node:net';
+import { afterAll, describe, expect, it } from 'vitest';
+import { Redis } from 'ioredis';
+import { redisUrl, uniquePrefix, waitFor } from './helpers.ts';
+
+function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const server = createServer().listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as { port: number };
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+let child: ChildProcess | undefined;
+const prefix = uniquePrefix('start');
+afterAll(async () => {
+  child?.kill('SIGKILL');
+  const redis = new Redis(redisUrl());
+  const keys = await redis.keys(`${prefix}:*`);
+  if (keys.length) await redis.del(...keys);
+  await redis.quit();
+});
+
+/** Resolves with the first log line that matches, rejects if the process exits first. */
+function logLine(proc: ChildProcess, match: RegExp): Promise<string> {
+  return new Promise((resolve, reject) => {
+    let buffered = '';
+    const onData = (d: Buffer) => {
+      buffered += d.toString();
+      const line = buffered.split('\n').find((l) => match.test(l));
+      if (line) {
+        proc.stdout!.off('data', onData);
+        resolve(line);
+      }
+    };
+    proc.stdout!.on('data', onData);
+    proc.once('exit', (code) => reject(new Error(`exited with ${code} before logging ${match}: ${buffered.slice(-500)}`)));
+  });
+}
+
+describe('npm start', () => {
+  it('serves the README curl: the message reaches the emulator and reads SENT; SIGTERM exits 0', async () => {
+    const [port, emulatorPort] = [await freePort(), await freePort()];
+    child = spawn(process.execPath, ['--import', 'tsx', 'workers/all.ts'], {
+      env: { ...process.env, PORT: String(port), RBM_EMULATOR_PORT: String(emulatorPort), REDIS_URL: redisUrl(), QUEUE_PREFIX: prefix, LOG_LEVEL: 'info', GOOGLE_APPLICATION_CREDENTIALS: '', RBM_ENDPOINT: '' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    const warning = logLine(child, /EMULATOR MODE/);
+    await logLine(child, /rbm-dispatch is up/);
+    expect(await warning).toContain('not to Google');
+
+    const base = `http://127.0.0.1:${port}`;
+    const posted = await fetch(`${base}/v1/messages`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ to: '+12223334444', messageTrafficType: 'TRANSACTION', contentMessage: { text: 'Your order has shipped' } }),
+    });
+    expect(posted.status).toBe(202);
+    const { messageId } = (await posted.json()) as { messageId: string };
+
+    const status = await waitFor(
+      async () => (await (await fetch(`${base}/v1/messages/${messageId}`)).json()) as { state: string; timeline: Array<{ state: string }> },
+      (s) => s.state === 'SENT',
+    );
+    expect(status.timeline.map((t) => t.state)).toEqual(['QUEUED', 'SENDING', 'SENT']);
+
+    const phone = (await (await fetch(`http://127.0.0.1:${emulatorPort}/_emulator/phones/%2B12223334444`)).json()) as { arrivals: Array<{ id: string; count: number }> };
+    expect(phone.arrivals).toEqual([expect.objectContaining({ id: messageId, count: 1 })]);
+
+    const exited = new Promise<number | null>((resolve) => child!.once('exit', (code) => resolve(code)));
+    child.kill('SIGTERM');
+    expect(await exited).toBe(0);
+    child = undefined;
+  });
+});
