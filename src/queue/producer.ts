@@ -15,7 +15,7 @@ import {
   checkInputTiming, priorityFor, SEND_MESSAGE, sendMessageInput, sendMessageJobId,
   type SendMessageInput, type SendMessagePayload,
 } from '../../jobs/send-message.ts';
-import { SEND_EVENT, sendEventInput, sendEventJobId, type SendEventInput, type SendEventPayload } from '../../jobs/send-event.ts';
+import { EVENT_PRIORITY, SEND_EVENT, sendEventInput, sendEventJobId, type SendEventInput, type SendEventPayload } from '../../jobs/send-event.ts';
 import type { AgentConfig } from '../config.ts';
 import { PayloadError, UnknownAgentError } from '../errors.ts';
 import type { MessageState } from '../status/states.ts';
@@ -76,7 +76,6 @@ export class Producer {
     return one!;
   }
 
-  /** Enqueues thousands per call; refuses the whole call when any item is bad. */
   /**
    * Enqueues thousands per call; refuses the whole call when any item is bad.
    * Every item is validated before anything is written. The schemas never
@@ -177,7 +176,7 @@ export class Producer {
         return isNew;
       });
       try {
-        await this.addJobs(fresh, (p) => ({ name: SEND_EVENT, data: p, opts: this.jobOptions(sendEventJobId(p.eventId), priorityFor('AUTHENTICATION')) }));
+        await this.addJobs(fresh, (p) => ({ name: SEND_EVENT, data: p, opts: this.jobOptions(sendEventJobId(p.eventId), EVENT_PRIORITY) }));
       } catch (err) {
         // Give the keys back, so the caller's retry with the same keys is not taken for a duplicate.
         const claimed = fresh.filter((p) => keyedIds.has(p.eventId)).map((p) => this.eventKey(p.eventId));
