@@ -5,12 +5,18 @@
  */
 import type { z } from 'zod';
 import { validate, type JobContract, type Validation } from './common.ts';
+import { CHECK_EXPIRY, checkExpiryJob } from './check-expiry.ts';
+import { INBOUND_EVENT, inboundEventJob } from './inbound-event.ts';
 import { SEND_EVENT, sendEventJob } from './send-event.ts';
 import { SEND_MESSAGE, sendMessageJob } from './send-message.ts';
+import { SEND_SMS, sendSmsJob } from './send-sms.ts';
 
 export const jobs = {
   [SEND_MESSAGE]: sendMessageJob,
   [SEND_EVENT]: sendEventJob,
+  [INBOUND_EVENT]: inboundEventJob,
+  [CHECK_EXPIRY]: checkExpiryJob,
+  [SEND_SMS]: sendSmsJob,
 } as const;
 
 export type JobName = keyof typeof jobs;
@@ -30,3 +36,6 @@ export * from './common.ts';
 export * from './agent-message.ts';
 export * from './send-message.ts';
 export * from './send-event.ts';
+export * from './inbound-event.ts';
+export * from './check-expiry.ts';
+export * from './send-sms.ts';

@@ -16,6 +16,18 @@ export interface ApiKeyConfig {
   agents: readonly string[];
 }
 
+/** 'emulator': the Twilio-compatible SMS sink of the built-in emulator (the default in emulator mode). */
+export interface SmsConfig {
+  provider: 'twilio' | 'webhook' | 'log' | 'emulator';
+  from: string | undefined;
+  twilio: { accountSid: string; authToken: string; baseUrl: string };
+  webhook: { url: string; secret: string };
+  ratePerSec: number;
+  attempts: number;
+  backoffMs: number;
+  timeoutMs: number;
+}
+
 export type RbmEndpoint = { kind: 'emulator' } | { kind: 'url'; url: string };
 
 export interface Config {
@@ -29,7 +41,25 @@ export interface Config {
   rbmEndpoint: RbmEndpoint;
   credentialsFile: string | undefined;
   webhookClientTokens: Readonly<Record<string, string>>;
-  smsProvider: 'twilio' | 'webhook' | 'log';
+  sms: SmsConfig;
+  fallback: {
+    /** The local deadline: expireTime + graceMs, then revoke and fall back if nothing came. */
+    graceMs: number;
+    /** Traffic types that fall back at once on TTL_EXPIRATION_REVOKE_FAILED (Google's advice for OTP); others revoke first. */
+    immediateOnRevokeFailed: readonly string[];
+  };
+  inbound: {
+    concurrency: number;
+    /** Send READ for every incoming user message. */
+    autoRead: boolean;
+    /** Approximate cap of the inbound Redis stream consumers read. */
+    streamMaxLen: number;
+    /** How long webhook event and message IDs are remembered for deduplication (RBM retries for 7 days). */
+    dedupeTtlMs: number;
+    bodyLimitBytes: number;
+  };
+  /** BullMQ stalled-job recovery: how soon a crashed worker's jobs run again. */
+  worker: { stalledIntervalMs: number; lockDurationMs: number };
   apiKeys: readonly ApiKeyConfig[];
   emulatorPort: number;
   dispatch: {
@@ -114,6 +144,28 @@ class EnvReader {
     return value as T;
   }
 
+  bool(name: string, fallback: boolean): boolean {
+    const value = this.raw(name);
+    if (value === undefined) return fallback;
+    if (value === 'true' || value === '1') return true;
+    if (value === 'false' || value === '0') return false;
+    this.fail(name, 'true or false', value);
+    return fallback;
+  }
+
+  url(name: string): string | undefined {
+    const value = this.raw(name);
+    if (value === undefined) return undefined;
+    try {
+      const url = new URL(value);
+      if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new Error('protocol');
+      return value.replace(/\/+$/, '');
+    } catch {
+      this.fail(name, 'an http(s) URL', value);
+      return undefined;
+    }
+  }
+
   /** "a:x,b:y" → [[a, x], [b, y]]; reports items without a ':' part. */
   pairs(name: string, example: string): Array<[string, string]> {
     const value = this.raw(name);
@@ -129,6 +181,48 @@ class EnvReader {
     }
     return out;
   }
+}
+
+const TRAFFIC_TYPES = ['AUTHENTICATION', 'TRANSACTION', 'PROMOTION', 'SERVICEREQUEST', 'ACKNOWLEDGEMENT', 'UNSPECIFIED'];
+
+function parseTrafficTypes(r: EnvReader): string[] {
+  const value = r.raw('FALLBACK_ON_REVOKE_FAILED');
+  if (value === undefined) return ['AUTHENTICATION'];
+  if (value === 'none') return [];
+  const types = value.split(',').map((t) => t.trim()).filter(Boolean);
+  for (const t of types) if (!TRAFFIC_TYPES.includes(t)) r.fail('FALLBACK_ON_REVOKE_FAILED', `traffic types from ${TRAFFIC_TYPES.join(', ')}, or none`, t);
+  return types;
+}
+
+function parseSms(r: EnvReader, emulator: boolean): SmsConfig {
+  const provider = r.oneOf('SMS_PROVIDER', ['twilio', 'webhook', 'log', 'emulator'] as const, emulator ? 'emulator' : 'log');
+  const sms: SmsConfig = {
+    provider,
+    from: r.raw('SMS_FROM'),
+    twilio: {
+      accountSid: r.raw('SMS_TWILIO_ACCOUNT_SID') ?? '',
+      authToken: r.raw('SMS_TWILIO_AUTH_TOKEN') ?? '',
+      baseUrl: r.url('SMS_TWILIO_BASE_URL') ?? 'https://api.twilio.com',
+    },
+    webhook: { url: r.url('SMS_WEBHOOK_URL') ?? '', secret: r.raw('SMS_WEBHOOK_SECRET') ?? '' },
+    ratePerSec: r.int('SMS_RATE_PER_SEC', 10, 1, 10_000),
+    attempts: r.int('SMS_ATTEMPTS', 5, 1, 100),
+    backoffMs: r.int('SMS_BACKOFF_MS', 2000, 1, 3_600_000),
+    timeoutMs: r.int('SMS_TIMEOUT_MS', 10_000, 100, 600_000),
+  };
+  if (provider === 'twilio') {
+    for (const name of ['SMS_TWILIO_ACCOUNT_SID', 'SMS_TWILIO_AUTH_TOKEN'] as const) {
+      if (!r.raw(name)) r.problems.push({ path: name, problem: 'expected a value when SMS_PROVIDER is twilio, got nothing' });
+    }
+  }
+  if (provider === 'webhook') {
+    if (!sms.webhook.url) r.problems.push({ path: 'SMS_WEBHOOK_URL', problem: 'expected an http(s) URL when SMS_PROVIDER is webhook, got nothing' });
+    if (sms.webhook.secret.length < 16) r.problems.push({ path: 'SMS_WEBHOOK_SECRET', problem: 'expected a secret of at least 16 characters when SMS_PROVIDER is webhook' });
+  }
+  if (provider === 'emulator' && !emulator) {
+    r.problems.push({ path: 'SMS_PROVIDER', problem: "expected twilio, webhook or log with a real RBM endpoint, got 'emulator'" });
+  }
+  return sms;
 }
 
 function parseAgents(r: EnvReader, emulator: boolean): AgentConfig[] {
@@ -222,7 +316,22 @@ export function loadConfig(env: Env): Readonly<Config> {
     rbmEndpoint,
     credentialsFile,
     webhookClientTokens: parseWebhookTokens(r),
-    smsProvider: r.oneOf('SMS_PROVIDER', ['twilio', 'webhook', 'log'] as const, 'log'),
+    sms: parseSms(r, rbmEndpoint.kind === 'emulator'),
+    fallback: {
+      graceMs: r.int('FALLBACK_GRACE_MS', 15_000, 0, 86_400_000),
+      immediateOnRevokeFailed: parseTrafficTypes(r),
+    },
+    inbound: {
+      concurrency: r.int('INBOUND_CONCURRENCY', 50, 1, 5000),
+      autoRead: r.bool('INBOUND_AUTO_READ', false),
+      streamMaxLen: r.int('INBOUND_STREAM_MAXLEN', 100_000, 100, 100_000_000),
+      dedupeTtlMs: r.int('WEBHOOK_DEDUPE_TTL_MS', 7 * DAY_MS, 60_000, 90 * DAY_MS),
+      bodyLimitBytes: r.int('WEBHOOK_BODY_LIMIT_BYTES', 1024 * 1024, 1024, 64 * 1024 * 1024),
+    },
+    worker: {
+      stalledIntervalMs: r.int('WORKER_STALLED_INTERVAL_MS', 30_000, 100, 3_600_000),
+      lockDurationMs: r.int('WORKER_LOCK_DURATION_MS', 30_000, 100, 3_600_000),
+    },
     apiKeys: parseApiKeys(r),
     emulatorPort: r.int('RBM_EMULATOR_PORT', 3001, 0, 65_535),
     dispatch: {

@@ -19,6 +19,8 @@ export const ErrorCodes = {
   UNKNOWN_AGENT: 'UNKNOWN_AGENT',
   IDEMPOTENCY_CONFLICT: 'IDEMPOTENCY_CONFLICT',
   REDIS_UNAVAILABLE: 'REDIS_UNAVAILABLE',
+  SMS_PROVIDER: 'SMS_PROVIDER',
+  REVOKE_NOT_POSSIBLE: 'REVOKE_NOT_POSSIBLE',
 } as const;
 export type ErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes];
 
@@ -136,6 +138,9 @@ export type Classification = 'retry' | 'rateLimited' | 'permanent' | 'notRcs';
  * an event means "not reachable over RCS"; on anything else it is permanent.
  */
 export function classify(err: unknown, call: 'send' | 'event' | 'revoke' | 'capabilities' = 'send'): Classification {
+  // Adapters outside RBM (the SMS providers) classify their own failures once, where they know the wire.
+  const own = (err as { kind?: unknown } | null)?.kind;
+  if (own === 'retry' || own === 'permanent' || own === 'rateLimited') return own;
   if (err instanceof RbmNetworkError) return 'retry';
   if (err instanceof RbmApiError) {
     if (err.status === 429) return 'rateLimited';

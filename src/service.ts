@@ -1,42 +1,69 @@
 /**
  * The composition of the service's parts from one Config: Redis connections in
- * their two roles, the RBM client, status stores, the producer, and dispatch
- * workers on demand. Entry points, tests and benchmarks all build it here, so
- * the wiring exists once. No listen(), no signals: those belong to workers/.
+ * their two roles, the RBM client, the status store, the producer and revoke,
+ * the webhook intake, and the worker sets (dispatch, inbound, SMS) on demand.
+ * Entry points, tests and benchmarks all build it here, so the wiring exists
+ * once. No listen(), no signals: those belong to workers/.
  */
 import type { Redis } from 'ioredis';
+import type { InboundEventPayload } from '../jobs/inbound-event.ts';
 import type { Config } from './config.ts';
+import { createFallback } from './fallback/fallback.ts';
+import { createRevoke } from './fallback/revoke.ts';
 import type { Logger } from './logger.ts';
 import { createRedis, whenReady } from './queue/connection.ts';
-import { startDispatch, type Dispatch } from './queue/dispatch.ts';
+import { QueueInboundIntake } from './queue/inbound-intake.ts';
+import { BullDeadlines, BullSmsQueue, RedisInboundStream } from './queue/lifecycle-queues.ts';
 import { Producer } from './queue/producer.ts';
+import { startDispatchWorkers, startInboundWorker, startSmsWorker, type WorkerSet } from './queue/workers.ts';
 import type { RbmClient } from './rbm/client.ts';
 import { connectRbm } from './rbm/connect.ts';
+import { createSmsProvider, type SmsSettings } from './sms/index.ts';
 import { StatusStore } from './status/store.ts';
+import { newWebhookCounters, type WebhookCounters } from './webhook/receiver.ts';
 
 export interface Service {
+  config: Readonly<Config>;
   rbm: RbmClient;
   producer: Producer;
   /** The store as producers see it (fail-fast connection). */
   status: StatusStore;
+  /** Revoke a message, optionally falling back to SMS. */
+  revoke: ReturnType<typeof createRevoke>;
+  /** Where the webhook receiver puts verified events. */
+  intake: QueueInboundIntake;
+  webhookCounters: WebhookCounters;
+  /** The Redis stream user messages and events are published to. */
+  inboundStreamKey: string;
   redis: { producer: Redis; worker: Redis };
-  /** Starts one rate-limited worker per agent; several calls start several sets. */
-  startDispatch(): Dispatch;
-  /** Stops dispatch (finishing jobs in hand), then the producer, the RBM client and Redis. */
+  /** Each call starts one more set of workers (several dispatch sets share each agent's limiter in Redis). */
+  startDispatch(): WorkerSet;
+  startInbound(): WorkerSet;
+  startSms(): WorkerSet;
+  /** Stops the workers (finishing jobs in hand), then everything they used. */
   close(): Promise<void>;
 }
 
-export async function createService(
-  config: Readonly<Config>,
-  deps: { redisUrl: string; rbm: { baseUrl: string; keyFile: string }; log: Logger; now?: () => number },
-): Promise<Service> {
+export interface ServiceDeps {
+  redisUrl: string;
+  rbm: { baseUrl: string; keyFile: string };
+  /** Needed by startSms(). */
+  sms?: SmsSettings;
+  log: Logger;
+  now?: () => number;
+  /** Called for every user message, user event and launch event, in the inbound worker. */
+  onInbound?: (event: InboundEventPayload) => Promise<void> | void;
+}
+
+export async function createService(config: Readonly<Config>, deps: ServiceDeps): Promise<Service> {
+  const { log } = deps;
   const rbm = await connectRbm(config, deps.rbm);
   const producerRedis = createRedis(deps.redisUrl, 'producer');
   const workerRedis = createRedis(deps.redisUrl, 'worker');
   await whenReady(workerRedis);
   const storeOptions = { prefix: config.queuePrefix, ttlMs: config.statusTtlMs };
   const status = new StatusStore(producerRedis, storeOptions);
-  // Workers write status through the waiting connection: a Redis blip delays a job, it does not fail it.
+  // Workers write through the waiting connection: a Redis blip delays a job, it does not fail it.
   const workerStatus = new StatusStore(workerRedis, storeOptions);
   const producer = await Producer.create({
     connection: producerRedis,
@@ -46,22 +73,52 @@ export async function createService(
     jobDefaults: config.dispatch,
     ...(deps.now ? { now: deps.now } : {}),
   });
-  const dispatches: Dispatch[] = [];
+  const smsQueue = new BullSmsQueue(workerRedis, config.queuePrefix, config.sms);
+  const deadlines = new BullDeadlines(workerRedis, config.queuePrefix, deps.now);
+  const requestFallback = createFallback({ status: workerStatus, sms: smsQueue, ...(deps.now ? { now: deps.now } : {}) });
+  const intake = new QueueInboundIntake(producerRedis, { prefix: config.queuePrefix, dedupeTtlMs: config.inbound.dedupeTtlMs });
+  const stream = new RedisInboundStream(workerRedis, config.queuePrefix, config.inbound.streamMaxLen, deps.onInbound);
+  const countersKey = `${config.queuePrefix}:counters`;
+  const common = { config, connection: workerRedis, status: workerStatus, log };
+
+  const sets: WorkerSet[] = [];
+  const providers: Array<{ close(): Promise<void> }> = [];
+  const started = (s: WorkerSet) => {
+    sets.push(s);
+    return s;
+  };
   let closing: Promise<void> | undefined;
   return {
+    config,
     rbm,
     producer,
     status,
+    revoke: createRevoke({ status, producer, rbm, requestFallback: createFallback({ status, sms: smsQueue }), deadlines }),
+    intake,
+    webhookCounters: newWebhookCounters(),
+    inboundStreamKey: stream.key,
     redis: { producer: producerRedis, worker: workerRedis },
-    startDispatch() {
-      const dispatch = startDispatch({ config, connection: workerRedis, rbm, status: workerStatus, log: deps.log });
-      dispatches.push(dispatch);
-      return dispatch;
+    startDispatch: () => started(startDispatchWorkers({ ...common, rbm, requestFallback, deadlines })),
+    startInbound: () =>
+      started(startInboundWorker({
+        ...common,
+        rbm,
+        requestFallback,
+        deadlines,
+        consumers: stream,
+        ...(config.inbound.autoRead ? { markRead: (to: string, id: string, agentId: string) => producer.markRead(to, id, { agentId }) } : {}),
+        count: async (name) => void (await workerRedis.hincrby(countersKey, name, 1)),
+      })),
+    startSms() {
+      if (!deps.sms) throw new Error('startSms needs SMS settings (ServiceDeps.sms)');
+      const provider = createSmsProvider(deps.sms, { log });
+      providers.push(provider);
+      return started(startSmsWorker({ ...common, provider }));
     },
     close() {
       closing ??= (async () => {
-        await Promise.all(dispatches.map((d) => d.close()));
-        await producer.close();
+        await Promise.all(sets.map((s) => s.close()));
+        await Promise.all([producer.close(), intake.close(), smsQueue.close(), deadlines.close(), ...providers.map((p) => p.close())]);
         await rbm.close();
         await Promise.all([producerRedis.quit(), workerRedis.quit()]);
       })();

@@ -27,7 +27,7 @@ describe('loadConfig', () => {
     const config = loadConfig({
       PORT: '8080', REDIS_URL: 'rediss://cache:6380', QUEUE_PREFIX: '{rbm}', RBM_AGENTS: 'agent-a:50,agent-b:20',
       RBM_ENDPOINT: 'europe', GOOGLE_APPLICATION_CREDENTIALS: '/keys/sa.json', RBM_WEBHOOK_CLIENT_TOKENS: 'agent-a:T1,agent-b:T2',
-      SMS_PROVIDER: 'twilio', API_KEYS: 'k-0123456789abcdef:agent-a+agent-b', DISPATCH_CONCURRENCY: '300', TYPING_MAX_AGE_MS: '5000',
+      SMS_PROVIDER: 'twilio', SMS_TWILIO_ACCOUNT_SID: 'AC123', SMS_TWILIO_AUTH_TOKEN: 'tok', SMS_FROM: '+15550001111', API_KEYS: 'k-0123456789abcdef:agent-a+agent-b', DISPATCH_CONCURRENCY: '300', TYPING_MAX_AGE_MS: '5000',
     });
     expect(config.port).toBe(8080);
     expect(config.redisUrl).toBe('rediss://cache:6380');
@@ -35,10 +35,26 @@ describe('loadConfig', () => {
     expect(config.agents).toEqual([{ agentId: 'agent-a', ratePerSec: 50 }, { agentId: 'agent-b', ratePerSec: 20 }]);
     expect(config.rbmEndpoint).toEqual({ kind: 'url', url: 'https://europe-rcsbusinessmessaging.googleapis.com' });
     expect(config.webhookClientTokens).toEqual({ 'agent-a': 'T1', 'agent-b': 'T2' });
-    expect(config.smsProvider).toBe('twilio');
+    expect(config.sms).toMatchObject({ provider: 'twilio', from: '+15550001111', twilio: { accountSid: 'AC123', baseUrl: 'https://api.twilio.com' } });
     expect(config.apiKeys).toEqual([{ key: 'k-0123456789abcdef', agents: ['agent-a', 'agent-b'] }]);
     expect(config.dispatch.concurrency).toBe(300);
     expect(config.dispatch.typingMaxAgeMs).toBe(5000);
+  });
+
+  it('SMS goes to the emulator sink in emulator mode and to the log otherwise, unless set', () => {
+    expect(loadConfig({}).sms.provider).toBe('emulator');
+    expect(loadConfig({ RBM_ENDPOINT: 'us', GOOGLE_APPLICATION_CREDENTIALS: '/k.json', RBM_AGENTS: 'a:1' }).sms.provider).toBe('log');
+    expect(loadConfig({}).fallback).toEqual({ graceMs: 15_000, immediateOnRevokeFailed: ['AUTHENTICATION'] });
+    expect(loadConfig({ FALLBACK_ON_REVOKE_FAILED: 'AUTHENTICATION,TRANSACTION' }).fallback.immediateOnRevokeFailed).toEqual(['AUTHENTICATION', 'TRANSACTION']);
+  });
+
+  it('names the settings a chosen SMS provider needs', () => {
+    expect(problemsOf({ SMS_PROVIDER: 'twilio' }).map((p) => p.path).sort()).toEqual(['SMS_TWILIO_ACCOUNT_SID', 'SMS_TWILIO_AUTH_TOKEN']);
+    expect(problemsOf({ SMS_PROVIDER: 'webhook', SMS_WEBHOOK_URL: 'ftp://x' }).map((p) => p.path).sort()).toEqual(['SMS_WEBHOOK_SECRET', 'SMS_WEBHOOK_URL', 'SMS_WEBHOOK_URL']);
+    expect(problemsOf({ FALLBACK_ON_REVOKE_FAILED: 'OTP', INBOUND_AUTO_READ: 'yes' }).map((p) => `${p.path}: ${p.problem}`).sort()).toEqual([
+      "FALLBACK_ON_REVOKE_FAILED: expected traffic types from AUTHENTICATION, TRANSACTION, PROMOTION, SERVICEREQUEST, ACKNOWLEDGEMENT, UNSPECIFIED, or none, got 'OTP'",
+      "INBOUND_AUTO_READ: expected true or false, got 'yes'",
+    ]);
   });
 
   it('one bare webhook token serves every agent', () => {
@@ -56,7 +72,7 @@ describe('loadConfig', () => {
     expect(byVar.QUEUE_PREFIX).toContain("got 'a b'");
     expect(byVar.RBM_AGENTS).toBe("expected a rate per second from 1 to 100000 for agent agent-a, got 'fast'");
     expect(byVar.RBM_ENDPOINT).toContain("got 'mars'");
-    expect(byVar.SMS_PROVIDER).toBe("expected one of twilio, webhook, log, got 'pigeon'");
+    expect(byVar.SMS_PROVIDER).toBe("expected one of twilio, webhook, log, emulator, got 'pigeon'");
     expect(byVar.DISPATCH_ATTEMPTS).toContain("got '0'");
     expect(byVar.DISPATCH_BACKOFF_JITTER).toBe("expected a number from 0 to 1, got '2'");
     expect(byVar.LOG_LEVEL).toContain("got 'loud'");

@@ -13,10 +13,13 @@ import { outboundQueueName } from '../jobs/index.ts';
 import { loadConfig, type Config } from '../src/config.ts';
 import { startEmulator, type EmulatorOptions, type RunningEmulator } from '../src/emulator/index.ts';
 import { createLogger } from '../src/logger.ts';
-import type { Dispatch } from '../src/queue/dispatch.ts';
+import type { FastifyInstance } from 'fastify';
+import { buildApi } from '../src/api/app.ts';
+import type { WorkerSet } from '../src/queue/workers.ts';
 import type { Producer } from '../src/queue/producer.ts';
 import type { RbmClient } from '../src/rbm/client.ts';
-import { createService } from '../src/service.ts';
+import { createService, type Service } from '../src/service.ts';
+import { smsSettingsFrom } from '../src/sms/from-config.ts';
 import type { StatusStore } from '../src/status/store.ts';
 
 export const redisUrl = (): string => inject('redisUrl');
@@ -32,8 +35,13 @@ export interface Harness {
   producer: Producer;
   status: StatusStore;
   redis: { producer: Redis; worker: Redis };
+  service: Service;
   /** Starts the dispatch workers (not started by default, so tests can build a backlog first). */
-  startDispatch(): Dispatch;
+  startDispatch(): WorkerSet;
+  startInbound(): WorkerSet;
+  startSms(): WorkerSet;
+  /** The HTTP app (API + webhook) on a free port; the emulator's webhook points at it. */
+  startHttp(): Promise<string>;
   /** Resolves with a job's return value when it completes; rejects when it fails for good. */
   outcome(agentId: string, jobId: string): Promise<unknown>;
   close(): Promise<void>;
@@ -48,12 +56,27 @@ export async function startHarness(options: { name: string; env?: Record<string,
     QUEUE_PREFIX: uniquePrefix(options.name),
     RBM_ENDPOINT: emulator.url,
     GOOGLE_APPLICATION_CREDENTIALS: keyFile,
+    SMS_TWILIO_BASE_URL: emulator.url,
     RBM_AGENTS: 'agent-a:1000',
+    RBM_WEBHOOK_CLIENT_TOKENS: 'agent-a:test-client-token-a',
+    SMS_PROVIDER: 'twilio',
+    SMS_TWILIO_ACCOUNT_SID: 'ACtest',
+    SMS_TWILIO_AUTH_TOKEN: 'test-token',
+    SMS_FROM: '+15550001234',
+    WORKER_STALLED_INTERVAL_MS: '1000',
+    WORKER_LOCK_DURATION_MS: '2000',
     DISPATCH_BACKOFF_MS: '20',
     LOG_LEVEL: 'silent',
     ...options.env,
   });
-  const service = await createService(config, { redisUrl: config.redisUrl!, rbm: { baseUrl: emulator.url, keyFile }, log: createLogger(config.logLevel) });
+  const log = createLogger(config.logLevel);
+  const service = await createService(config, {
+    redisUrl: config.redisUrl!,
+    rbm: { baseUrl: emulator.url, keyFile },
+    sms: smsSettingsFrom(config.sms, emulator.url),
+    log,
+  });
+  let http: FastifyInstance | undefined;
   const events = new Map<string, QueueEvents>();
   const queueEvents = async (agentId: string) => {
     let qe = events.get(agentId);
@@ -74,7 +97,27 @@ export async function startHarness(options: { name: string; env?: Record<string,
     producer: service.producer,
     status: service.status,
     redis: service.redis,
+    service,
     startDispatch: () => service.startDispatch(),
+    startInbound: () => service.startInbound(),
+    startSms: () => service.startSms(),
+    async startHttp() {
+      http = buildApi({
+        producer: service.producer,
+        apiKeys: [],
+        openWithoutKeys: true,
+        revoke: service.revoke,
+        webhook: { clientTokens: config.webhookClientTokens, intake: service.intake, bodyLimitBytes: config.inbound.bodyLimitBytes, counters: service.webhookCounters },
+      });
+      const url = await http.listen({ port: 0, host: '127.0.0.1' });
+      const res = await fetch(`${emulator.url}/_emulator/webhook`, {
+        method: 'PUT',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ url: `${url}/webhooks/rbm`, clientTokens: config.webhookClientTokens, retryBaseMs: 50, retryMaxMs: 500 }),
+      });
+      if (res.status !== 200) throw new Error(`emulator webhook config: ${res.status} ${await res.text()}`);
+      return url;
+    },
     async outcome(agentId, jobId) {
       const qe = await queueEvents(agentId);
       return new Promise((resolve, reject) => {
@@ -97,6 +140,7 @@ export async function startHarness(options: { name: string; env?: Record<string,
       });
     },
     async close() {
+      await http?.close();
       await Promise.all([...events.values()].map((qe) => qe.close()));
       // Leave no keys behind in a shared Redis.
       const redis = service.redis.producer;

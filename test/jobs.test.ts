@@ -242,13 +242,16 @@ describe('job IDs, queues, options, priorities', () => {
 
   it('job IDs never contain ":" and are never all digits', () => {
     for (const id of ids) {
-      for (const jobId of [sendMessageJobId(id), sendEventJobId(id)]) {
+      for (const jobId of Object.values(jobs).map((contract) => contract.jobId(id))) {
         expect(jobId).not.toContain(':');
         expect(jobId).not.toMatch(/^\d+$/);
       }
     }
     expect(sendMessageJobId(ID)).toBe(`msg-${ID}`);
     expect(sendEventJobId(ID)).toBe(`evt-${ID}`);
+    expect(jobs['send-sms'].jobId(ID)).toBe(`sms-${ID}`);
+    expect(jobs['check-expiry'].jobId(ID)).toBe(`exp-${ID}`);
+    expect(jobs['inbound-event'].jobId('ab12')).toBe('in-ab12');
   });
 
   it('registry entries carry their contract', () => {
@@ -278,7 +281,11 @@ describe('job IDs, queues, options, priorities', () => {
 
 describe('registry types', () => {
   it('pins job names and payload types', () => {
-    expectTypeOf<JobName>().toEqualTypeOf<'send-message' | 'send-event'>();
+    expectTypeOf<JobName>().toEqualTypeOf<'send-message' | 'send-event' | 'inbound-event' | 'check-expiry' | 'send-sms'>();
+    expectTypeOf<JobPayloads['check-expiry']>().toEqualTypeOf<{ messageId: string; agentId: string; to: string; expireAt: number }>();
+    expectTypeOf<JobPayloads['send-sms']['reason']>().toEqualTypeOf<
+      'NOT_RCS' | 'TTL_EXPIRATION_REVOKED' | 'TTL_EXPIRATION_REVOKE_FAILED' | 'DEADLINE' | 'REVOKED_BY_PRODUCER'
+    >();
     expectTypeOf<JobPayloads['send-message']>().toEqualTypeOf<SendMessagePayload>();
     expectTypeOf<JobPayloads['send-event']>().toEqualTypeOf<SendEventPayload>();
     expectTypeOf<JobPayloads['send-event']>().toEqualTypeOf<{

@@ -22,16 +22,32 @@ afterAll(async () => {
 });
 
 describe('state machine', () => {
-  it('has the edges of DESIGN.md and nothing else', () => {
-    expect(canMove('QUEUED', 'SENDING')).toBe(true);
-    expect(canMove('SENDING', 'SENT')).toBe(true);
-    expect(canMove('SENDING', 'NOT_RCS')).toBe(true);
-    expect(canMove('SENDING', 'FAILED')).toBe(true);
-    expect(canMove('QUEUED', 'SENT')).toBe(false);
-    expect(canMove('SENT', 'SENDING')).toBe(false);
-    expect(canMove('FAILED', 'SENT')).toBe(false);
+  it('has exactly the edges of DESIGN.md plus the fallback claim and late deliveries', () => {
+    const edges = Object.values(MessageStates).flatMap((from) => Object.values(MessageStates).filter((to) => canMove(from, to)).map((to) => `${from}>${to}`));
+    expect(edges.sort()).toEqual([
+      'EXPIRED>DELIVERED', 'EXPIRED>FALLBACK_QUEUED', 'EXPIRED>READ',
+      'FALLBACK_FAILED>DELIVERED', 'FALLBACK_FAILED>READ',
+      'FALLBACK_QUEUED>DELIVERED', 'FALLBACK_QUEUED>FALLBACK_SENDING', 'FALLBACK_QUEUED>READ',
+      'FALLBACK_SENDING>FALLBACK_FAILED', 'FALLBACK_SENDING>FALLBACK_SENDING', 'FALLBACK_SENDING>FALLBACK_SENT',
+      'FALLBACK_SENT>DELIVERED', 'FALLBACK_SENT>READ',
+      'NOT_RCS>FALLBACK_QUEUED',
+      'QUEUED>EXPIRED', 'QUEUED>FAILED', 'QUEUED>REVOKED', 'QUEUED>SENDING',
+      'DELIVERED>READ',
+      'REVOKED>DELIVERED', 'REVOKED>FALLBACK_QUEUED', 'REVOKED>READ',
+      'SENDING>EXPIRED', 'SENDING>FAILED', 'SENDING>NOT_RCS', 'SENDING>SENDING', 'SENDING>SENT',
+      'SENT>DELIVERED', 'SENT>EXPIRED', 'SENT>FALLBACK_QUEUED', 'SENT>READ', 'SENT>REVOKED',
+    ].sort());
     expect(statesLeadingTo('SENT')).toEqual(['SENDING']);
-    expect(Object.values(MessageStates).filter(isFinal).sort()).toEqual(['FAILED', 'NOT_RCS', 'SENT']);
+    expect(Object.values(MessageStates).filter(isFinal).sort()).toEqual(['FAILED', 'READ']);
+  });
+
+  it('never lets a delivered message fall back, nor an SMS be claimed twice', () => {
+    for (const from of ['DELIVERED', 'READ'] as const) {
+      expect(canMove(from, 'FALLBACK_QUEUED')).toBe(false);
+      expect(canMove(from, 'FALLBACK_SENDING')).toBe(false);
+    }
+    expect(statesLeadingTo('FALLBACK_SENDING')).toEqual(['FALLBACK_QUEUED', 'FALLBACK_SENDING']);
+    expect(canMove('FALLBACK_SENT', 'FALLBACK_SENDING')).toBe(false);
   });
 });
 

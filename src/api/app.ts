@@ -1,17 +1,24 @@
 /**
- * The producer HTTP API, built apart from listen() so tests can inject():
- * POST /v1/messages and GET /v1/messages/:id in DESIGN.md's public shapes.
- * Bearer API keys, when configured, are compared in constant time.
+ * The service's HTTP app, built apart from listen() so tests can inject():
+ * the producer API (POST /v1/messages, GET /v1/messages/:id,
+ * DELETE /v1/messages/:id) behind Bearer API keys compared in constant time,
+ * and, beside it, the RBM webhook, which authenticates by signature instead.
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
 import Fastify, { type FastifyInstance } from 'fastify';
 import type { ApiKeyConfig } from '../config.ts';
 import type { Logger } from '../logger.ts';
 import type { Producer } from '../queue/producer.ts';
+import { webhookRoutes, type WebhookOptions } from '../webhook/receiver.ts';
+import { RevokeError, type RevokeResult } from '../fallback/revoke.ts';
 import { errorBody, sendError } from './errors.ts';
 
 export interface ApiOptions {
   producer: Producer;
+  /** DELETE /v1/messages/:id; absent: the route answers 501. */
+  revoke?: (messageId: string, options: { fallback?: boolean }) => Promise<RevokeResult>;
+  /** POST /webhooks/rbm; absent: no webhook route. */
+  webhook?: WebhookOptions;
   apiKeys: readonly ApiKeyConfig[];
   /** With no keys configured: true lets every caller in (emulator mode), false refuses all. */
   openWithoutKeys: boolean;
@@ -22,12 +29,18 @@ const digest = (s: string) => createHash('sha256').update(s).digest();
 
 export function buildApi(opts: ApiOptions): FastifyInstance {
   const app = Fastify({ loggerInstance: opts.logger || undefined, bodyLimit: 1024 * 1024 } as never) as unknown as FastifyInstance;
+  app.setNotFoundHandler((request, reply) => reply.code(404).send(errorBody('NOT_FOUND', `no route ${request.method} ${request.url}`)));
+  if (opts.webhook) app.register(webhookRoutes(opts.webhook));
+  app.register(async (api) => apiRoutes(api, opts));
+  return app;
+}
+
+async function apiRoutes(app: FastifyInstance, opts: ApiOptions): Promise<void> {
   const keys = opts.apiKeys.map((k) => ({ digest: digest(k.key), agents: new Set(k.agents) }));
 
   // JSON only: a text/plain body would otherwise reach the producer as a string.
   app.removeContentTypeParser('text/plain');
   app.setErrorHandler((err, request, reply) => sendError(reply, err, request));
-  app.setNotFoundHandler((request, reply) => reply.code(404).send(errorBody('NOT_FOUND', `no route ${request.method} ${request.url}`)));
 
   app.decorateRequest('allowedAgents', null);
   app.addHook('onRequest', async (request, reply) => {
@@ -62,5 +75,21 @@ export function buildApi(opts: ApiOptions): FastifyInstance {
     return status;
   });
 
-  return app;
+  app.delete('/v1/messages/:id', async (request, reply) => {
+    if (!opts.revoke) return reply.code(501).send(errorBody('NOT_IMPLEMENTED', 'revoke is not wired in this process'));
+    const { id } = request.params as { id: string };
+    const fallback = (request.query as { fallback?: string }).fallback;
+    if (fallback !== undefined && fallback !== 'true' && fallback !== 'false') {
+      return reply.code(400).send(errorBody('PAYLOAD_INVALID', `expected fallback=true or fallback=false, got '${fallback}'`, [{ path: 'fallback', problem: 'expected true or false' }]));
+    }
+    try {
+      return await opts.revoke(id, { fallback: fallback === 'true' });
+    } catch (err) {
+      if (err instanceof RevokeError) {
+        const code = err.state === null ? 404 : 409;
+        return reply.code(code).send(errorBody(code === 404 ? 'NOT_FOUND' : err.code, err.message, [{ path: 'state', problem: String(err.state) }]));
+      }
+      throw err;
+    }
+  });
 }

@@ -3,11 +3,14 @@
  * is reused on every attempt, so RBM drops a resend. The status record moves
  * QUEUED → SENDING → SENT | NOT_RCS | FAILED (created by the first move when
  * the producer wrote none); a job whose record is already past SENDING is a
- * duplicate and sends nothing.
+ * duplicate and sends nothing. A message with a TTL gets its local deadline
+ * when SENT; one that cannot be delivered over RCS falls back to SMS.
  */
 import { sendMessagePayload, type SendMessagePayload } from '../../jobs/send-message.ts';
 import { validate } from '../../jobs/common.ts';
 import { classify, PayloadError, type DispatchError } from '../errors.ts';
+import { encodeFallback, FALLBACK_FIELD, PHONE_FIELD, type RequestFallback } from '../fallback/fallback.ts';
+import type { DeadlinePort, StoredFallback } from '../fallback/ports.ts';
 import { maskPhone } from '../mask.ts';
 import type { RbmClient } from '../rbm/client.ts';
 import type { AgentMessageBody } from '../rbm/types.ts';
@@ -17,6 +20,10 @@ import { isFinalAttempt, type Handler, type Logger, type Outcome } from './types
 export interface SendMessageDeps {
   rbm: Pick<RbmClient, 'createMessage'>;
   status: StatusPort;
+  requestFallback: RequestFallback;
+  deadlines: DeadlinePort;
+  /** The local deadline is expireTime + graceMs. */
+  graceMs: number;
   log: Logger;
   now?: () => number;
 }
@@ -38,6 +45,11 @@ function errorOf(err: unknown): { code: string; message: string } {
   return { code: e.code ?? 'UNKNOWN', message: String(e.message ?? err).slice(0, 500) };
 }
 
+function fallbackOf(p: SendMessagePayload): StoredFallback | undefined {
+  const sms = p.fallback?.sms;
+  return sms ? { agentId: p.agentId, to: p.to, text: sms.text, ...(sms.from ? { from: sms.from } : {}) } : undefined;
+}
+
 export function createSendMessageHandler(deps: SendMessageDeps): Handler {
   const now = deps.now ?? Date.now;
   const { status, rbm, log } = deps;
@@ -52,6 +64,7 @@ export function createSendMessageHandler(deps: SendMessageDeps): Handler {
     }
     const p = checked.value;
     const id = p.messageId;
+    const fallback = fallbackOf(p);
     // The record to create if this message has none yet (it was enqueued with a fresh ID).
     const create = {
       messageId: id, agentId: p.agentId, to: p.to, createdAt: p.enqueuedAt,
@@ -59,11 +72,19 @@ export function createSendMessageHandler(deps: SendMessageDeps): Handler {
     };
 
     if (p.expireAt !== undefined && p.expireAt <= now()) {
-      await status.transition(id, 'FAILED', { create, error: { code: 'EXPIRED_IN_QUEUE', message: 'the message expired before it could be sent' } });
+      // Too late for RCS before it was even sent: SMS now, if the message has one.
+      await status.transition(id, 'EXPIRED', { create, event: 'EXPIRED_IN_QUEUE', detail: 'the TTL passed before the message could be sent' });
+      if (fallback) await deps.requestFallback({ messageId: id, reason: 'DEADLINE', event: 'EXPIRED_IN_QUEUE', fallback });
       return { outcome: 'EXPIRED' };
     }
 
-    const start = await status.transition(id, 'SENDING', { create, ...(ctx.attempt > 1 ? { detail: `attempt ${ctx.attempt}` } : {}) });
+    const start = await status.transition(id, 'SENDING', {
+      create,
+      ...(ctx.attempt > 1 ? { detail: `attempt ${ctx.attempt}` } : {}),
+      // Kept with the record (never shown by getStatus): a later revoke needs the
+      // number, a TTL event or deadline needs the SMS.
+      fields: { [PHONE_FIELD]: p.to, ...(fallback ? { [FALLBACK_FIELD]: encodeFallback(fallback) } : {}) },
+    });
     if (!start.ok) {
       // Another job for this ID already got past sending: nothing to do.
       return { outcome: 'DUPLICATE', state: start.from };
@@ -75,7 +96,8 @@ export function createSendMessageHandler(deps: SendMessageDeps): Handler {
       const kind = classify(err, 'send');
       if (kind === 'notRcs') {
         await status.transition(id, 'NOT_RCS', { countAttempt: true, detail: 'RBM answered 404: not reachable over RCS' });
-        return { outcome: 'NOT_RCS' };
+        if (fallback) await deps.requestFallback({ messageId: id, reason: 'NOT_RCS', event: 'NOT_RCS', fallback });
+        return { outcome: 'NOT_RCS', fallback: fallback !== undefined };
       }
       if (kind === 'rateLimited') throw err; // not an attempt: the runner pauses the agent's queue
       const error = errorOf(err);
@@ -84,7 +106,10 @@ export function createSendMessageHandler(deps: SendMessageDeps): Handler {
       log[final ? 'error' : 'warn']({ messageId: id, to: maskPhone(p.to), attempt: ctx.attempt, ...error }, final ? 'message failed' : 'send failed, will retry');
       throw err;
     }
-    await status.transition(id, 'SENT', { countAttempt: true });
+    const sent = await status.transition(id, 'SENT', { countAttempt: true });
+    if (sent.ok && p.expireAt !== undefined) {
+      await deps.deadlines.schedule({ messageId: id, agentId: p.agentId, to: p.to, expireAt: p.expireAt }, p.expireAt + deps.graceMs);
+    }
     return { outcome: 'SENT', attempt: ctx.attempt };
   };
 }

@@ -207,6 +207,21 @@ export class Producer {
     return null;
   }
 
+  /**
+   * Takes a message that is still waiting out of its queue, for a revoke.
+   * 'in-flight' when a worker holds it (it is being sent), null when no job waits.
+   */
+  async takeQueued(messageId: string): Promise<SendMessagePayload | 'in-flight' | null> {
+    for (const agent of this.opts.agents) {
+      const queue = this.queue(agent.agentId);
+      const job = await queue.getJob(sendMessageJobId(messageId));
+      if (!job) continue;
+      // remove() refuses a job a worker holds the lock of: that one is being sent now.
+      return (await queue.remove(job.id!)) === 1 ? (job.data as SendMessagePayload) : 'in-flight';
+    }
+    return null;
+  }
+
   async close(): Promise<void> {
     await Promise.all([...this.queues.values()].map((q) => q.close()));
     this.queues.clear();

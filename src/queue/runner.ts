@@ -1,6 +1,6 @@
 /**
- * The shared worker runner: one BullMQ Worker per agent queue, dispatching by
- * job name to handlers, and the only place where a failure's classification
+ * The shared worker runner: one BullMQ Worker per queue (one per RBM agent,
+ * the inbound queue, the SMS queue), dispatching by job name to handlers, and the only place where a failure's classification
  * becomes a BullMQ call:
  *   rateLimited → pause the agent's whole queue (Queue.rateLimit) and delay the
  *                 job until the pause ends, without using an attempt
@@ -9,20 +9,23 @@
  */
 import { DelayedError, Queue, UnrecoverableError, Worker, type Job } from 'bullmq';
 import type { Redis } from 'ioredis';
-import { classify, RbmApiError } from '../errors.ts';
+import { classify } from '../errors.ts';
 import type { Handler, Logger, Outcome } from '../handlers/types.ts';
 import { limiterFor } from './limiter.ts';
 
-export interface AgentWorkerOptions {
+export interface QueueWorkerOptions {
   queueName: string;
   prefix: string;
   /** A blocking connection (maxRetriesPerRequest: null); BullMQ duplicates it as needed. */
   connection: Redis;
   handlers: Readonly<Record<string, Handler>>;
   concurrency: number;
-  /** The agent's quota; the limiter spreads it over short windows. */
-  ratePerSec: number;
+  /** The upstream's quota (an RBM agent's, the SMS provider's); the limiter spreads it over short windows. None: unlimited. */
+  ratePerSec?: number;
   limiterWindowMs: number;
+  /** How long a job's lock lasts, and how often locks of crashed workers are checked (BullMQ stalled jobs). */
+  lockDurationMs: number;
+  stalledIntervalMs: number;
   /** Pause on a 429 that carried no Retry-After. */
   rateLimitPauseMs: number;
   keepCompleted: number;
@@ -30,14 +33,14 @@ export interface AgentWorkerOptions {
   log: Logger;
 }
 
-export interface AgentWorker {
+export interface QueueWorker {
   worker: Worker;
   /** Finishes the jobs in hand, then stops taking new ones. */
   close(): Promise<void>;
 }
 
-export function startAgentWorker(opts: AgentWorkerOptions): AgentWorker {
-  // Used only to pause this agent's queue for every worker process at once.
+export function startQueueWorker(opts: QueueWorkerOptions): QueueWorker {
+  // Used only to pause this queue for every worker process at once.
   const queue = new Queue(opts.queueName, { connection: opts.connection, prefix: opts.prefix });
   queue.on('error', (err) => opts.log.error({ queue: opts.queueName, err: err.message }, 'queue connection error'));
 
@@ -50,8 +53,8 @@ export function startAgentWorker(opts: AgentWorkerOptions): AgentWorker {
     } catch (err) {
       const kind = classify(err);
       if (kind === 'rateLimited') {
-        const pauseMs = (err instanceof RbmApiError && err.retryAfterMs) || opts.rateLimitPauseMs;
-        opts.log.warn({ queue: opts.queueName, pauseMs }, 'RBM answered 429: pausing the agent queue');
+        const pauseMs = (err as { retryAfterMs?: number }).retryAfterMs || opts.rateLimitPauseMs;
+        opts.log.warn({ queue: opts.queueName, pauseMs }, 'upstream answered 429: pausing the queue');
         await queue.rateLimit(pauseMs);
         // Not Worker.RateLimitError(): in bullmq 6.7 that puts a prioritized job
         // back without the marker that wakes a long-polling worker, which then
@@ -69,7 +72,9 @@ export function startAgentWorker(opts: AgentWorkerOptions): AgentWorker {
     connection: opts.connection,
     prefix: opts.prefix,
     concurrency: opts.concurrency,
-    limiter: limiterFor(opts.ratePerSec, opts.limiterWindowMs),
+    ...(opts.ratePerSec ? { limiter: limiterFor(opts.ratePerSec, opts.limiterWindowMs) } : {}),
+    lockDuration: opts.lockDurationMs,
+    stalledInterval: opts.stalledIntervalMs,
     // At worker level these take {count}/{age}; `true` breaks completion in bullmq 6.7 (DESIGN.md).
     removeOnComplete: { count: opts.keepCompleted },
     removeOnFail: { age: Math.ceil(opts.keepFailedMs / 1000) },

@@ -1,28 +1,59 @@
 /**
  * The message state machine (DESIGN.md "Status lives outside the job").
- * Only edges listed here can happen; the store enforces them atomically.
+ * Only edges listed here can happen; the store enforces them atomically, so
+ * DELIVERED racing TTL_EXPIRATION_REVOKED resolves one way and the SMS
+ * fallback is claimed at most once.
  *
- *   QUEUED ──► SENDING ──► SENT
- *                 │ ├────► NOT_RCS   (404: not reachable over RCS)
- *                 │ └────► FAILED    (400/403, attempts exhausted)
- *                 └──► SENDING       (another attempt of the same job)
- *   QUEUED ──► FAILED                (expired or unusable before any send)
+ *   QUEUED ─► SENDING ─► SENT ─► DELIVERED ─► READ
+ *     │          │ │       ├─► FALLBACK_QUEUED ─► FALLBACK_SENDING ─► FALLBACK_SENT | FALLBACK_FAILED
+ *     │          │ │       ├─► EXPIRED          (TTL passed, no fallback configured)
+ *     │          │ │       └─► REVOKED ─► FALLBACK_QUEUED   (producer revoke, DELETE 200)
+ *     │          │ └─► NOT_RCS ─► FALLBACK_QUEUED   (404 at send)
+ *     │          └─► FAILED | EXPIRED   (400/403, attempts exhausted | TTL passed in our queue)
+ *     └─► REVOKED | FAILED | EXPIRED     (before any send)
+ *   EXPIRED ─► FALLBACK_QUEUED when the message has SMS settings
+ *
+ * Events arrive late, twice and out of order. READ implies delivery, so SENT
+ * may go straight to READ. A DELIVERED or READ that comes after the message
+ * was given up on (EXPIRED, REVOKED, any FALLBACK_*) is the truth winning
+ * late: the RCS message did reach the phone, so the record moves there; from
+ * FALLBACK_QUEUED that also cancels the SMS, whose worker must first claim
+ * FALLBACK_SENDING. While an SMS is in flight (FALLBACK_SENDING) the record
+ * waits for its outcome before taking a late delivery.
  */
 export const MessageStates = {
   QUEUED: 'QUEUED',
   SENDING: 'SENDING',
   SENT: 'SENT',
+  DELIVERED: 'DELIVERED',
+  READ: 'READ',
   NOT_RCS: 'NOT_RCS',
   FAILED: 'FAILED',
+  EXPIRED: 'EXPIRED',
+  REVOKED: 'REVOKED',
+  FALLBACK_QUEUED: 'FALLBACK_QUEUED',
+  FALLBACK_SENDING: 'FALLBACK_SENDING',
+  FALLBACK_SENT: 'FALLBACK_SENT',
+  FALLBACK_FAILED: 'FALLBACK_FAILED',
 } as const;
 export type MessageState = (typeof MessageStates)[keyof typeof MessageStates];
 
+const LATE_DELIVERY = ['DELIVERED', 'READ'] as const;
+
 const EDGES: Readonly<Record<MessageState, readonly MessageState[]>> = {
-  QUEUED: ['SENDING', 'FAILED'],
-  SENDING: ['SENDING', 'SENT', 'NOT_RCS', 'FAILED'],
-  SENT: [],
-  NOT_RCS: [],
+  QUEUED: ['SENDING', 'FAILED', 'REVOKED', 'EXPIRED'],
+  SENDING: ['SENDING', 'SENT', 'NOT_RCS', 'FAILED', 'EXPIRED'],
+  SENT: ['DELIVERED', 'READ', 'FALLBACK_QUEUED', 'EXPIRED', 'REVOKED'],
+  DELIVERED: ['READ'],
+  READ: [],
+  NOT_RCS: ['FALLBACK_QUEUED'],
   FAILED: [],
+  EXPIRED: ['FALLBACK_QUEUED', ...LATE_DELIVERY],
+  REVOKED: ['FALLBACK_QUEUED', ...LATE_DELIVERY],
+  FALLBACK_QUEUED: ['FALLBACK_SENDING', ...LATE_DELIVERY],
+  FALLBACK_SENDING: ['FALLBACK_SENDING', 'FALLBACK_SENT', 'FALLBACK_FAILED'],
+  FALLBACK_SENT: [...LATE_DELIVERY],
+  FALLBACK_FAILED: [...LATE_DELIVERY],
 };
 
 /** The states from which `to` may be entered. */
@@ -34,6 +65,8 @@ export function canMove(from: MessageState, to: MessageState): boolean {
   return EDGES[from].includes(to);
 }
 
+/** No edge leaves it. (EXPIRED and the fallback outcomes can still learn of a late delivery.) */
 export function isFinal(state: MessageState): boolean {
   return EDGES[state].length === 0;
 }
+

@@ -21,6 +21,8 @@ export interface NewStatus {
 export interface TimelineEntry {
   state: MessageState;
   at: number;
+  /** What caused this entry (DELIVERED, TTL_EXPIRATION_REVOKED, DEADLINE...). */
+  event?: string;
   detail?: string;
 }
 
@@ -45,9 +47,13 @@ export type TransitionResult = { ok: true; from: MessageState } | { ok: false; f
 export interface TransitionOptions {
   now?: number;
   detail?: string;
+  /** What caused the move (a webhook event, a deadline...): kept in the timeline even when nothing changes. */
+  event?: string;
   error?: { code: string; message: string };
   /** Count one more send attempt. */
   countAttempt?: boolean;
+  /** More fields to store with the move (fallback data, provider IDs). */
+  fields?: Record<string, string>;
   /**
    * The record to create when none exists yet. A message enqueued with a fresh
    * random ID has no record until it first moves: its job is its QUEUED state.
@@ -58,6 +64,9 @@ export interface TransitionOptions {
 /** What handlers need of the store: an interface, so they test with plain fakes. */
 export interface StatusPort {
   transition(messageId: string, to: MessageState, options?: TransitionOptions): Promise<TransitionResult>;
+  field(messageId: string, name: string): Promise<string | null>;
+  setField(messageId: string, name: string, value: string): Promise<void>;
+  get(messageId: string): Promise<MessageStatus | null>;
 }
 
 // KEYS: one status key per message. ARGV: ttlMs, now, then 5 fields per key.
@@ -86,43 +95,56 @@ end
 return out
 `;
 
-// KEYS[1] status key. ARGV: to, now, ttlMs, countAttempt(0|1), errCode, errMessage, detail,
-// then create(''|'1') and its fields agentId, to, createdAt, trafficType, batchId, expireAt,
-// then the allowed-from states (ARGV[15]...). With create = '1', a missing record
-// counts as QUEUED since createdAt: a freshly queued message's status is its job.
-// Returns {1, from} on success, {0, from or false} when refused or missing.
+// KEYS[1] status key. ARGV: to, now, ttlMs, options (JSON), then the allowed-from states.
+// options: countAttempt, error {code, message}, detail, event, fields {k: v}, create {...}.
+// With create, a missing record counts as QUEUED since createdAt: a freshly
+// queued message's status is its job. An event that changes nothing is still
+// kept in the timeline. Returns {1, from} on success, {0, from or false} when
+// refused or missing.
 const TRANSITION = `
+local o = cjson.decode(ARGV[4])
 local cur = redis.call('HGET', KEYS[1], 'state')
 local created = false
 if not cur then
-  if ARGV[8] ~= '1' then return {0, false} end
+  if type(o.create) ~= 'table' then return {0, false} end
   cur = 'QUEUED'
   created = true
 end
 local allowed = false
-for i = 15, #ARGV do
+for i = 5, #ARGV do
   if ARGV[i] == cur then allowed = true break end
+end
+local function append(entry)
+  local timeline = cjson.decode(redis.call('HGET', KEYS[1], 'timeline') or '[]')
+  if #timeline == 0 then timeline[1] = {state = 'QUEUED', at = tonumber(redis.call('HGET', KEYS[1], 'createdAt'))} end
+  timeline[#timeline + 1] = entry
+  redis.call('HSET', KEYS[1], 'timeline', cjson.encode(timeline))
 end
 if not allowed then
   if created then return {0, false} end
+  if type(o.event) == 'string' then
+    append({state = cur, at = tonumber(ARGV[2]), event = o.event, detail = 'no change: already ' .. cur})
+  end
   return {0, cur}
 end
 if created then
-  local fields = {'agentId', ARGV[9], 'to', ARGV[10], 'createdAt', ARGV[11]}
-  if ARGV[12] ~= '' then fields[#fields + 1] = 'trafficType'; fields[#fields + 1] = ARGV[12] end
-  if ARGV[13] ~= '' then fields[#fields + 1] = 'batchId'; fields[#fields + 1] = ARGV[13] end
-  if ARGV[14] ~= '' then fields[#fields + 1] = 'expireAt'; fields[#fields + 1] = ARGV[14] end
+  local c = o.create
+  local fields = {'agentId', c.agentId, 'to', c.to, 'createdAt', c.createdAt}
+  for _, k in ipairs({'trafficType', 'batchId', 'expireAt'}) do
+    if type(c[k]) ~= 'userdata' and c[k] ~= nil and c[k] ~= '' then fields[#fields + 1] = k; fields[#fields + 1] = c[k] end
+  end
   redis.call('HSET', KEYS[1], unpack(fields))
 end
 redis.call('HSET', KEYS[1], 'state', ARGV[1], 'updatedAt', ARGV[2])
-if ARGV[4] == '1' then redis.call('HINCRBY', KEYS[1], 'attempts', 1) end
-if ARGV[5] ~= '' then redis.call('HSET', KEYS[1], 'lastErrorCode', ARGV[5], 'lastError', ARGV[6]) end
+if o.countAttempt then redis.call('HINCRBY', KEYS[1], 'attempts', 1) end
+if type(o.error) == 'table' then redis.call('HSET', KEYS[1], 'lastErrorCode', o.error.code, 'lastError', o.error.message) end
+if type(o.fields) == 'table' then
+  for k, v in pairs(o.fields) do redis.call('HSET', KEYS[1], k, v) end
+end
 local entry = {state = ARGV[1], at = tonumber(ARGV[2])}
-if ARGV[7] ~= '' then entry.detail = ARGV[7] end
-local timeline = cjson.decode(redis.call('HGET', KEYS[1], 'timeline') or '[]')
-if #timeline == 0 then timeline[1] = {state = 'QUEUED', at = tonumber(redis.call('HGET', KEYS[1], 'createdAt'))} end
-timeline[#timeline + 1] = entry
-redis.call('HSET', KEYS[1], 'timeline', cjson.encode(timeline))
+if type(o.event) == 'string' then entry.event = o.event end
+if type(o.detail) == 'string' then entry.detail = o.detail end
+append(entry)
 redis.call('PEXPIRE', KEYS[1], ARGV[3])
 return {1, cur}
 `;
@@ -167,19 +189,35 @@ export class StatusStore implements StatusPort {
 
   async transition(messageId: string, to: MessageState, options: TransitionOptions = {}): Promise<TransitionResult> {
     const c = options.create;
+    const lua = {
+      ...(options.countAttempt ? { countAttempt: true } : {}),
+      ...(options.error ? { error: options.error } : {}),
+      ...(options.detail ? { detail: options.detail } : {}),
+      ...(options.event ? { event: options.event } : {}),
+      ...(options.fields ? { fields: options.fields } : {}),
+      ...(c
+        ? { create: { agentId: c.agentId, to: maskPhone(c.to), createdAt: c.createdAt, trafficType: c.trafficType ?? '', batchId: c.batchId ?? '', expireAt: c.expireAt ?? '' } }
+        : {}),
+    };
     const [ok, from] = await this.redis.rbmStatusTransition(
       this.key(messageId),
       to,
       options.now ?? Date.now(),
       this.options.ttlMs,
-      options.countAttempt ? 1 : 0,
-      options.error?.code ?? '',
-      options.error?.message ?? '',
-      options.detail ?? '',
-      ...(c ? ['1', c.agentId, maskPhone(c.to), c.createdAt, c.trafficType ?? '', c.batchId ?? '', c.expireAt ?? ''] : ['', '', '', '', '', '', '']),
+      JSON.stringify(lua),
       ...statesLeadingTo(to),
     );
     return ok === 1 ? { ok: true, from: from as MessageState } : { ok: false, from: (from || null) as MessageState | null };
+  }
+
+  /** A field stored with a move (see TransitionOptions.fields). */
+  async field(messageId: string, name: string): Promise<string | null> {
+    return this.redis.hget(this.key(messageId), name);
+  }
+
+  /** Sets a bookkeeping field of an existing record, without a move or a timeline entry. */
+  async setField(messageId: string, name: string, value: string): Promise<void> {
+    await this.redis.hset(this.key(messageId), name, value);
   }
 
   async get(messageId: string): Promise<MessageStatus | null> {

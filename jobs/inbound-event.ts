@@ -1,0 +1,78 @@
+/**
+ * The inbound-event job: one verified, deduplicated RBM webhook payload
+ * (spec §6.6) on its way to the inbound worker, plus the shapes of the
+ * payload kinds that worker acts on. The platform may add fields, so the
+ * payload shapes are loose; what we read from them is checked.
+ */
+import { z } from 'zod';
+import { e164, epochMs, type JobContract, type JobDefaults } from './common.ts';
+
+export const INBOUND_QUEUE = 'rbm-inbound';
+export const INBOUND_EVENT = 'inbound-event';
+
+/** Spec §6.7: how a decoded payload is classified. */
+export const inboundKinds = ['userMessage', 'userEvent', 'serverEvent', 'agentLaunchEvent', 'unknown'] as const;
+export type InboundKind = (typeof inboundKinds)[number];
+
+const payloadSchema = z.object({
+  kind: z.enum(inboundKinds),
+  /** The agent ID without '@rbm.goog'. */
+  agentId: z.string().min(1).max(200),
+  /** The decoded message.data: the RBM payload object itself. */
+  payload: z.record(z.string(), z.unknown()),
+  receivedAt: epochMs,
+  /** Pub/Sub's ID of the envelope (not the RBM message ID). */
+  envelopeMessageId: z.string().max(200).optional(),
+});
+
+export const inboundEventPayload = z.compile(payloadSchema);
+export type InboundEventPayload = z.output<typeof inboundEventPayload>;
+
+/** A user's device reporting on one of our messages, or on itself (spec §6.6 B). */
+export const userEventSchema = z.looseObject({
+  senderPhoneNumber: e164,
+  eventType: z.enum(['DELIVERED', 'READ', 'IS_TYPING', 'UNSUBSCRIBE', 'SUBSCRIBE', 'EVENT_TYPE_UNSPECIFIED']),
+  eventId: z.string().min(1).max(500),
+  messageId: z.string().min(1).max(500).optional(),
+  sendTime: z.string().optional(),
+  agentId: z.string().optional(),
+});
+export type UserEvent = z.output<typeof userEventSchema>;
+
+/** The platform on TTL expiry (spec §6.6 C): note `phoneNumber`, not `senderPhoneNumber`. */
+export const serverEventSchema = z.looseObject({
+  phoneNumber: e164,
+  eventType: z.enum(['TTL_EXPIRATION_REVOKED', 'TTL_EXPIRATION_REVOKE_FAILED', 'EVENT_TYPE_UNSPECIFIED']),
+  eventId: z.string().min(1).max(500),
+  messageId: z.string().min(1).max(500),
+  sendTime: z.string().optional(),
+  agentId: z.string().optional(),
+});
+export type ServerEvent = z.output<typeof serverEventSchema>;
+
+/** A user writing to the agent (spec §6.6 A). */
+export const userMessageSchema = z.looseObject({
+  senderPhoneNumber: e164,
+  messageId: z.string().min(1).max(500),
+  sendTime: z.string().optional(),
+  agentId: z.string().optional(),
+});
+export type UserMessage = z.output<typeof userMessageSchema>;
+
+/** `key` is a hex digest of (agent, event or message ID): never ':' nor all digits after the prefix. */
+export function inboundEventJobId(key: string): string {
+  return `in-${key}`;
+}
+
+export const defaultInboundEventOptions = {
+  attempts: 10,
+  backoff: { type: 'exponential', delay: 500, jitter: 0.5 },
+} as const satisfies JobDefaults;
+
+export const inboundEventJob = {
+  name: INBOUND_EVENT,
+  queue: () => INBOUND_QUEUE,
+  schema: inboundEventPayload,
+  jobId: inboundEventJobId,
+  defaultOptions: defaultInboundEventOptions,
+} as const satisfies JobContract<typeof INBOUND_EVENT, InboundEventPayload>;

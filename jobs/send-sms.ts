@@ -1,0 +1,44 @@
+/**
+ * The send-sms job: the one SMS fallback of one RBM message. Its job ID is
+ * derived from the messageId, and the worker claims the message's status
+ * before sending, so a message gets at most one SMS.
+ */
+import { z } from 'zod';
+import { agentId, e164, epochMs, uuid, type JobContract, type JobDefaults } from './common.ts';
+
+export const SMS_QUEUE = 'sms-outbound';
+export const SEND_SMS = 'send-sms';
+
+/** Why a message fell back to SMS. */
+export const fallbackReasons = ['NOT_RCS', 'TTL_EXPIRATION_REVOKED', 'TTL_EXPIRATION_REVOKE_FAILED', 'DEADLINE', 'REVOKED_BY_PRODUCER'] as const;
+export type FallbackReason = (typeof fallbackReasons)[number];
+
+const payloadSchema = z.object({
+  messageId: uuid,
+  agentId,
+  to: e164,
+  text: z.string().min(1).max(1600),
+  from: z.string().min(1).max(64).optional(),
+  reason: z.enum(fallbackReasons),
+  queuedAt: epochMs,
+});
+
+export const sendSmsPayload = z.compile(payloadSchema);
+export type SendSmsPayload = z.output<typeof sendSmsPayload>;
+
+export function sendSmsJobId(messageId: string): string {
+  return `sms-${messageId}`;
+}
+
+export const defaultSendSmsOptions = {
+  attempts: 5,
+  backoff: { type: 'exponential', delay: 2000, jitter: 0.5 },
+} as const satisfies JobDefaults;
+
+export const sendSmsJob = {
+  name: SEND_SMS,
+  queue: () => SMS_QUEUE,
+  schema: sendSmsPayload,
+  jobId: sendSmsJobId,
+  defaultOptions: defaultSendSmsOptions,
+} as const satisfies JobContract<typeof SEND_SMS, SendSmsPayload>;

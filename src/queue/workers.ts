@@ -1,0 +1,101 @@
+/**
+ * The service's worker sets, each a runner over one kind of queue:
+ *   dispatch  one rate-limited worker per RBM agent: send-message, send-event
+ *   inbound   the webhook events and local deadlines: inbound-event, check-expiry
+ *   sms       the SMS fallback at the provider's rate: send-sms
+ */
+import type { Redis } from 'ioredis';
+import { CHECK_EXPIRY } from '../../jobs/check-expiry.ts';
+import { INBOUND_EVENT, INBOUND_QUEUE } from '../../jobs/inbound-event.ts';
+import { outboundQueueName } from '../../jobs/index.ts';
+import { SEND_EVENT } from '../../jobs/send-event.ts';
+import { SEND_MESSAGE } from '../../jobs/send-message.ts';
+import { SEND_SMS, SMS_QUEUE } from '../../jobs/send-sms.ts';
+import { concurrencyFor, type Config } from '../config.ts';
+import { createCheckExpiryHandler } from '../handlers/check-expiry.ts';
+import { createInboundEventHandler, type InboundEventDeps } from '../handlers/inbound-event.ts';
+import { createSendEventHandler } from '../handlers/send-event.ts';
+import { createSendMessageHandler } from '../handlers/send-message.ts';
+import { createSendSmsHandler } from '../handlers/send-sms.ts';
+import type { Logger } from '../handlers/types.ts';
+import type { RequestFallback } from '../fallback/fallback.ts';
+import type { DeadlinePort } from '../fallback/ports.ts';
+import type { RbmClient } from '../rbm/client.ts';
+import type { SmsProvider } from '../sms/index.ts';
+import type { StatusPort } from '../status/store.ts';
+import { startQueueWorker, type QueueWorker, type QueueWorkerOptions } from './runner.ts';
+
+export interface WorkerSet {
+  workers: readonly QueueWorker[];
+  /** Finishes the jobs in hand, then stops. */
+  close(): Promise<void>;
+}
+
+interface Common {
+  config: Readonly<Config>;
+  /** Blocking role: maxRetriesPerRequest null. */
+  connection: Redis;
+  status: StatusPort;
+  log: Logger;
+}
+
+function base(c: Common): Omit<QueueWorkerOptions, 'queueName' | 'handlers' | 'concurrency'> {
+  const { config } = c;
+  return {
+    prefix: config.queuePrefix,
+    connection: c.connection,
+    limiterWindowMs: config.dispatch.limiterWindowMs,
+    rateLimitPauseMs: config.dispatch.rateLimitPauseMs,
+    keepCompleted: config.dispatch.keepCompleted,
+    keepFailedMs: config.dispatch.keepFailedMs,
+    lockDurationMs: config.worker.lockDurationMs,
+    stalledIntervalMs: config.worker.stalledIntervalMs,
+    log: c.log,
+  };
+}
+
+function set(workers: QueueWorker[]): WorkerSet {
+  return { workers, close: async () => void (await Promise.all(workers.map((w) => w.close()))) };
+}
+
+export function startDispatchWorkers(deps: Common & {
+  rbm: Pick<RbmClient, 'createMessage' | 'createEvent'>;
+  requestFallback: RequestFallback;
+  deadlines: DeadlinePort;
+}): WorkerSet {
+  const { config, log } = deps;
+  const handlers = {
+    [SEND_MESSAGE]: createSendMessageHandler({
+      rbm: deps.rbm, status: deps.status, requestFallback: deps.requestFallback, deadlines: deps.deadlines, graceMs: config.fallback.graceMs, log,
+    }),
+    [SEND_EVENT]: createSendEventHandler({ rbm: deps.rbm, log, typingMaxAgeMs: config.dispatch.typingMaxAgeMs }),
+  };
+  return set(config.agents.map((agent) => startQueueWorker({
+    ...base(deps),
+    queueName: outboundQueueName(agent.agentId),
+    handlers,
+    concurrency: concurrencyFor(config, agent),
+    ratePerSec: agent.ratePerSec,
+  })));
+}
+
+export function startInboundWorker(deps: Common & Omit<InboundEventDeps, 'status' | 'log' | 'immediateOnRevokeFailed'>): WorkerSet {
+  const { config } = deps;
+  const handlers = {
+    [INBOUND_EVENT]: createInboundEventHandler({ ...deps, immediateOnRevokeFailed: config.fallback.immediateOnRevokeFailed }),
+    [CHECK_EXPIRY]: createCheckExpiryHandler({ status: deps.status, requestFallback: deps.requestFallback, rbm: deps.rbm, log: deps.log }),
+  };
+  return set([startQueueWorker({ ...base(deps), queueName: INBOUND_QUEUE, handlers, concurrency: config.inbound.concurrency })]);
+}
+
+export function startSmsWorker(deps: Common & { provider: SmsProvider }): WorkerSet {
+  const { config } = deps;
+  const handlers = { [SEND_SMS]: createSendSmsHandler({ status: deps.status, provider: deps.provider, log: deps.log }) };
+  return set([startQueueWorker({
+    ...base(deps),
+    queueName: SMS_QUEUE,
+    handlers,
+    concurrency: Math.max(4, Math.ceil(config.sms.ratePerSec * 0.5)),
+    ratePerSec: config.sms.ratePerSec,
+  })]);
+}

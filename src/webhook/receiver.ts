@@ -1,0 +1,108 @@
+/**
+ * POST /webhooks/rbm: RBM's signed callbacks in, a queued inbound job out,
+ * 200 within milliseconds. Order of checks: verification handshake, body
+ * shape (400), signature (401), then classify, dedupe and enqueue. Nothing is
+ * written before every check has passed, so a refused request leaves nothing
+ * behind; work on the event happens in the inbound worker.
+ */
+import type { FastifyError, FastifyInstance } from 'fastify';
+import type { InboundEventPayload } from '../../jobs/inbound-event.ts';
+import { errorBody } from '../api/errors.ts';
+import type { Logger } from '../logger.ts';
+import { maskPhonesIn } from '../mask.ts';
+import { agentOf, asHandshake, classify, dedupeIdOf, parseEnvelope, WebhookBodyError } from './envelope.ts';
+import { tokenMatches, verifyWebhookData } from './signature.ts';
+
+export const WEBHOOK_PATH = '/webhooks/rbm';
+
+/** Where verified events go: a queue that remembers dedupe IDs. */
+export interface InboundIntake {
+  enqueue(event: InboundEventPayload, dedupeId: string | undefined): Promise<'queued' | 'duplicate'>;
+}
+
+export interface WebhookCounters {
+  received: number;
+  queued: number;
+  duplicates: number;
+  badSignature: number;
+  malformed: number;
+  unknownKind: number;
+  handshakes: number;
+}
+
+export interface WebhookOptions {
+  /** Client token per agent; '*' serves every agent. */
+  clientTokens: Readonly<Record<string, string>>;
+  intake: InboundIntake;
+  bodyLimitBytes: number;
+  counters?: WebhookCounters;
+  log?: Logger;
+  now?: () => number;
+}
+
+export function newWebhookCounters(): WebhookCounters {
+  return { received: 0, queued: 0, duplicates: 0, badSignature: 0, malformed: 0, unknownKind: 0, handshakes: 0 };
+}
+
+/** A Fastify plugin: register it on the service's app. */
+export function webhookRoutes(opts: WebhookOptions) {
+  const counters = opts.counters ?? newWebhookCounters();
+  const now = opts.now ?? Date.now;
+  const tokens = Object.values(opts.clientTokens);
+
+  return async function plugin(app: FastifyInstance): Promise<void> {
+    // Own parser: a size limit of its own, and malformed JSON reported in our words.
+    app.removeAllContentTypeParsers();
+    app.addContentTypeParser('application/json', { parseAs: 'string', bodyLimit: opts.bodyLimitBytes }, (_req, body, done) => {
+      try {
+        done(null, JSON.parse(body as string));
+      } catch {
+        done(new WebhookBodyError('BODY_INVALID_JSON', 'expected a JSON body, got text that does not parse as JSON'), undefined);
+      }
+    });
+    app.setErrorHandler((err: FastifyError | WebhookBodyError, request, reply) => {
+      counters.malformed++;
+      if (err instanceof WebhookBodyError) return reply.code(400).send(errorBody(err.code, err.message));
+      if (err.code === 'FST_ERR_CTP_BODY_TOO_LARGE') return reply.code(400).send(errorBody('BODY_TOO_LARGE', `expected a body of at most ${opts.bodyLimitBytes} bytes`));
+      if (err.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE') return reply.code(400).send(errorBody('UNSUPPORTED_MEDIA_TYPE', 'expected Content-Type: application/json'));
+      if (err.code === 'FST_ERR_CTP_EMPTY_JSON_BODY') return reply.code(400).send(errorBody('BODY_INVALID_JSON', 'expected a JSON body, got an empty body'));
+      counters.malformed--;
+      request.log.error({ err: maskPhonesIn(String(err.message)) }, 'webhook intake failed');
+      // Not 200: RBM retries for 7 days, so nothing is lost while Redis is away.
+      return reply.code(503).send(errorBody('UNAVAILABLE', 'could not queue the event; RBM will retry'));
+    });
+
+    app.post(WEBHOOK_PATH, async (request, reply) => {
+      counters.received++;
+      const handshake = asHandshake(request.body);
+      if (handshake) {
+        counters.handshakes++;
+        if (!tokenMatches(handshake.clientToken, tokens)) return reply.code(403).type('text/plain').send('unknown client token');
+        return reply.code(200).type('text/plain').send(handshake.secret);
+      }
+      const envelope = parseEnvelope(request.body);
+      const agentId = agentOf(envelope.payload, envelope.attributes);
+      const signature = request.headers['x-goog-signature'];
+      const token = agentId === undefined ? opts.clientTokens['*'] : (opts.clientTokens[agentId] ?? opts.clientTokens['*']);
+      if (typeof signature !== 'string' || token === undefined || !verifyWebhookData(token, envelope.data, signature)) {
+        counters.badSignature++;
+        opts.log?.warn({ agentId, signed: typeof signature === 'string', tokenKnown: token !== undefined }, 'webhook refused: bad or missing X-Goog-Signature');
+        return reply.code(401).send(errorBody('SIGNATURE_INVALID', 'expected X-Goog-Signature: base64 HMAC-SHA512 of message.data with the agent\'s client token'));
+      }
+      const kind = classify(envelope.payload, envelope.attributes);
+      if (kind === 'unknown' || agentId === undefined) {
+        // Spec §6.7: log and acknowledge, or RBM would retry it for a week.
+        counters.unknownKind++;
+        opts.log?.warn({ agentId, keys: Object.keys(envelope.payload).slice(0, 20) }, 'webhook payload of unknown kind: acknowledged, not processed');
+        return reply.code(200).send();
+      }
+      const outcome = await opts.intake.enqueue(
+        { kind, agentId, payload: envelope.payload, receivedAt: now(), ...(envelope.envelopeMessageId ? { envelopeMessageId: envelope.envelopeMessageId } : {}) },
+        dedupeIdOf(kind, envelope.payload, envelope.envelopeMessageId),
+      );
+      if (outcome === 'duplicate') counters.duplicates++;
+      else counters.queued++;
+      return reply.code(200).send();
+    });
+  };
+}
