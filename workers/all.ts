@@ -1,8 +1,10 @@
 /**
  * `npm start`: the whole service in one process for a first run. Redis (ours
- * if none answers), the RBM emulator when no key file is configured, the
- * dispatch workers, and the HTTP API on PORT.
+ * if none answers), the RBM emulator when no key file is configured (its
+ * webhooks signed and sent to our own /webhooks/rbm, its SMS sink as the SMS
+ * provider), the dispatch, inbound and SMS workers, and the HTTP server on PORT.
  */
+import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { buildApi } from '../src/api/app.ts';
 import { loadConfig } from '../src/config.ts';
@@ -10,6 +12,7 @@ import { startEmulator } from '../src/emulator/index.ts';
 import { createLogger } from '../src/logger.ts';
 import { ensureRedis } from '../src/queue/local-redis.ts';
 import { createService } from '../src/service.ts';
+import { smsSettingsFrom } from '../src/sms/from-config.ts';
 import { runProcess, type Step } from './lifecycle.ts';
 
 runProcess('rbm-dispatch', async () => {
@@ -17,27 +20,46 @@ runProcess('rbm-dispatch', async () => {
   const log = createLogger(config.logLevel);
   const steps: Step[] = [];
   const redis = await ensureRedis(config.redisUrl);
+  const emulated = config.rbmEndpoint.kind === 'emulator';
+  // In emulator mode with no tokens configured, one made up here signs and checks every webhook.
+  const clientTokens = Object.keys(config.webhookClientTokens).length > 0 || !emulated ? config.webhookClientTokens : { '*': randomBytes(16).toString('hex') };
 
   let rbm: { baseUrl: string; keyFile: string };
-  if (config.rbmEndpoint.kind === 'emulator') {
-    const emulator = await startEmulator({ port: config.emulatorPort });
+  let emulatorUrl: string | undefined;
+  if (emulated) {
+    const emulator = await startEmulator({
+      port: config.emulatorPort,
+      // The demo: delivered after half a second, read two seconds later.
+      phoneDefaults: { deliveryDelayMs: 500, readDelayMs: 2000, readProbability: 1 },
+      webhook: { url: `http://127.0.0.1:${config.port}/webhooks/rbm`, clientTokens },
+    });
     const keyFile = join('.data', 'emulator-key.json');
     await emulator.writeKeyFile(keyFile);
     rbm = { baseUrl: emulator.url, keyFile };
+    emulatorUrl = emulator.url;
     log.warn({ emulator: emulator.url, keyFile }, '*** EMULATOR MODE: no GOOGLE_APPLICATION_CREDENTIALS set, messages go to the built-in RBM emulator, not to Google ***');
     steps.push(['emulator', () => emulator.close()]);
   } else {
     rbm = { baseUrl: config.rbmEndpoint.url, keyFile: config.credentialsFile! };
   }
 
-  const service = await createService(config, { redisUrl: redis.url, rbm, log });
+  const service = await createService(config, { redisUrl: redis.url, rbm, sms: smsSettingsFrom(config.sms, emulatorUrl), log });
   service.startDispatch();
-  const api = buildApi({ producer: service.producer, apiKeys: config.apiKeys, openWithoutKeys: config.rbmEndpoint.kind === 'emulator', logger: log });
-  await api.listen({ port: config.port, host: config.host });
-  log.info({ url: `http://${config.host}:${config.port}`, agents: config.agents, redis: redis.url }, 'rbm-dispatch is up');
+  service.startInbound();
+  service.startSms();
+  const app = buildApi({
+    producer: service.producer,
+    revoke: service.revoke,
+    apiKeys: config.apiKeys,
+    openWithoutKeys: emulated,
+    logger: log,
+    webhook: { clientTokens, intake: service.intake, bodyLimitBytes: config.inbound.bodyLimitBytes, counters: service.webhookCounters, log },
+  });
+  await app.listen({ port: config.port, host: config.host });
+  log.info({ url: `http://${config.host}:${config.port}`, agents: config.agents, redis: redis.url, sms: config.sms.provider }, 'rbm-dispatch is up');
 
   // Stop taking requests, finish the jobs in hand, then close what they used.
-  steps.unshift(['http', () => api.close()], ['service', () => service.close()]);
+  steps.unshift(['http', () => app.close()], ['service', () => service.close()]);
   if (redis.stop) steps.push(['redis-server', redis.stop]);
   return { log, steps, timeoutMs: config.shutdownTimeoutMs };
 });
