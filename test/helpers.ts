@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { QueueEvents } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { inject } from 'vitest';
-import { outboundQueueName } from '../jobs/index.ts';
+import { INBOUND_QUEUE, outboundQueueName, SMS_QUEUE } from '../jobs/index.ts';
 import { loadConfig, type Config } from '../src/config.ts';
 import { startEmulator, type EmulatorOptions, type RunningEmulator } from '../src/emulator/index.ts';
 import { createLogger } from '../src/logger.ts';
@@ -44,6 +44,8 @@ export interface Harness {
   startHttp(): Promise<string>;
   /** Resolves with a job's return value when it completes; rejects when it fails for good. */
   outcome(agentId: string, jobId: string): Promise<unknown>;
+  /** The same for any queue (rbm-inbound, sms-outbound). */
+  outcomeOn(queue: string, jobId: string): Promise<unknown>;
   close(): Promise<void>;
 }
 
@@ -77,18 +79,30 @@ export async function startHarness(options: { name: string; env?: Record<string,
     log,
   });
   let http: FastifyInstance | undefined;
+  // Every queue's finished jobs, recorded from the start, so a test asking
+  // after a job finished still gets its outcome.
   const events = new Map<string, QueueEvents>();
-  const queueEvents = async (agentId: string) => {
-    let qe = events.get(agentId);
-    if (!qe) {
-      qe = new QueueEvents(outboundQueueName(agentId), { connection: { url: config.redisUrl! } as never, prefix: config.queuePrefix });
-      events.set(agentId, qe);
-      await qe.waitUntilReady();
-    }
-    return qe;
+  const finished = new Map<string, { ok: true; value: unknown } | { ok: false; reason: string }>();
+  const waiters = new Map<string, Array<() => void>>();
+  const record = (queue: string, jobId: string, result: { ok: true; value: unknown } | { ok: false; reason: string }) => {
+    finished.set(`${queue}/${jobId}`, result);
+    for (const wake of waiters.get(`${queue}/${jobId}`) ?? []) wake();
   };
-  // Subscribe to every agent's events before any job can finish.
-  for (const a of config.agents) await queueEvents(a.agentId);
+  for (const queue of [...config.agents.map((a) => outboundQueueName(a.agentId)), INBOUND_QUEUE, SMS_QUEUE]) {
+    const qe = new QueueEvents(queue, { connection: { url: config.redisUrl! } as never, prefix: config.queuePrefix });
+    qe.setMaxListeners(0);
+    qe.on('completed', ({ jobId, returnvalue }) => record(queue, jobId, { ok: true, value: typeof returnvalue === 'string' ? JSON.parse(returnvalue) : returnvalue }));
+    qe.on('failed', ({ jobId, failedReason }) => record(queue, jobId, { ok: false, reason: failedReason }));
+    await qe.waitUntilReady();
+    events.set(queue, qe);
+  }
+  const outcomeOn = async (queue: string, jobId: string): Promise<unknown> => {
+    const key = `${queue}/${jobId}`;
+    if (!finished.has(key)) await new Promise<void>((resolve) => waiters.set(key, [...(waiters.get(key) ?? []), resolve]));
+    const result = finished.get(key)!;
+    if (!result.ok) throw new Error(result.reason);
+    return result.value;
+  };
 
   return {
     config,
@@ -118,27 +132,8 @@ export async function startHarness(options: { name: string; env?: Record<string,
       if (res.status !== 200) throw new Error(`emulator webhook config: ${res.status} ${await res.text()}`);
       return url;
     },
-    async outcome(agentId, jobId) {
-      const qe = await queueEvents(agentId);
-      return new Promise((resolve, reject) => {
-        const done = ({ jobId: id, returnvalue }: { jobId: string; returnvalue: unknown }) => {
-          if (id !== jobId) return;
-          off();
-          resolve(typeof returnvalue === 'string' ? JSON.parse(returnvalue) : returnvalue);
-        };
-        const failed = ({ jobId: id, failedReason }: { jobId: string; failedReason: string }) => {
-          if (id !== jobId) return;
-          off();
-          reject(new Error(failedReason));
-        };
-        const off = () => {
-          qe.off('completed', done);
-          qe.off('failed', failed);
-        };
-        qe.on('completed', done);
-        qe.on('failed', failed);
-      });
-    },
+    outcome: (agentId, jobId) => outcomeOn(outboundQueueName(agentId), jobId),
+    outcomeOn,
     async close() {
       await http?.close();
       await Promise.all([...events.values()].map((qe) => qe.close()));

@@ -1,14 +1,20 @@
 /**
  * The control API under /_emulator (no auth): what tests, the demo and
- * benchmarks read (arrivals per phone, counters, stored messages) and the
- * knobs they turn (phone reachability, quotas, faults, reset).
+ * benchmarks read and the knobs they turn. Routes: GET|PUT /phones/:e164
+ * (rcs, online, deliveryDelayMs, readDelayMs, readProbability),
+ * GET|PUT /defaults, GET /counters, PUT|DELETE /quotas/:agentId,
+ * GET|PUT|DELETE /faults, GET /messages/:messageId, POST /reset; plus the
+ * webhook routes (webhook-routes.ts) and the SMS sink's (sms-routes.ts).
  */
 import type { FastifyInstance, FastifyReply } from 'fastify';
 import { checkFaultConfig } from './faults.ts';
 import { googleError } from './google-error.ts';
 import { checkQuotaConfig } from './quota.ts';
+import { checkDefaults, checkPhonePatch } from './settings.ts';
+import { registerSmsControl } from './sms-routes.ts';
 import type { Arrival, EmulatorState, MessageArrival } from './state.ts';
-import { isE164, isPlainObject } from './validate.ts';
+import { isE164 } from './validate.ts';
+import { registerWebhookControl } from './webhook-routes.ts';
 
 /** Accepts "+1222…", "%2B1222…" (decoded by the router) and bare digits. */
 function normalizePhone(raw: string): string {
@@ -50,6 +56,9 @@ export function registerControlRoutes(app: FastifyInstance, state: EmulatorState
           e164,
           rcs: phone?.rcs ?? state.defaultRcs(e164),
           online: phone?.online ?? true,
+          // Effective values: the phone's own, else the emulator-wide defaults.
+          ...state.lifecycle.settingsOf(phone),
+          held: phone?.held.length ?? 0,
           arrivals: arrivals.map(arrivalView),
           // Distinct IDs per kind; `duplicates` = suppressed repeats of those IDs.
           received: { messages, events: arrivals.length - messages, duplicates },
@@ -59,13 +68,23 @@ export function registerControlRoutes(app: FastifyInstance, state: EmulatorState
       scope.put<{ Params: { e164: string } }>('/phones/:e164', async (request, reply) => {
         const e164 = normalizePhone(request.params.e164);
         if (!isE164(e164)) return badRequest(reply, `not an E.164 number: ${request.params.e164}`);
-        const body = request.body;
-        if (!isPlainObject(body)) return badRequest(reply, 'body must be {rcs?: boolean, online?: boolean}');
-        for (const k of ['rcs', 'online'] as const) {
-          if (body[k] !== undefined && typeof body[k] !== 'boolean') return badRequest(reply, `${k} must be a boolean`);
+        try {
+          const phone = state.setPhone(e164, checkPhonePatch(request.body));
+          // The phone's own delivery settings only; GET shows the effective ones.
+          return { e164, rcs: phone.rcs, online: phone.online, ...phone.settings };
+        } catch (err) {
+          return badRequest(reply, (err as Error).message);
         }
-        const phone = state.setPhone(e164, body as { rcs?: boolean; online?: boolean });
-        return { e164, rcs: phone.rcs, online: phone.online };
+      });
+
+      scope.get('/defaults', async () => state.defaults());
+
+      scope.put('/defaults', async (request, reply) => {
+        try {
+          return state.setDefaults(checkDefaults(request.body));
+        } catch (err) {
+          return badRequest(reply, (err as Error).message);
+        }
       });
 
       scope.get('/counters', async () => state.countersView());
@@ -116,6 +135,9 @@ export function registerControlRoutes(app: FastifyInstance, state: EmulatorState
         state.reset();
         return { reset: true };
       });
+
+      registerWebhookControl(scope, state, normalizePhone);
+      registerSmsControl(scope, state, normalizePhone);
     },
     { prefix: '/_emulator' },
   );

@@ -1,7 +1,9 @@
 /**
  * Public entry of the RBM platform emulator: builds the Fastify app (RBM REST
- * paths, OAuth token endpoint, control API) over an EmulatorState, and starts
- * it on a port with a helper that writes service-account keys pointing at it.
+ * paths, OAuth token endpoint, Twilio-compatible SMS sink, control API under
+ * /_emulator) over an EmulatorState, and starts it on a port with a helper
+ * that writes service-account keys pointing at it. Webhooks go out to the url
+ * given in `webhook` or by PUT /_emulator/webhook.
  */
 import { mkdir, writeFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
@@ -11,10 +13,17 @@ import { googleError } from './google-error.ts';
 import { registerTokenRoute, type ServiceAccountKey } from './oauth.ts';
 import type { QuotaConfig } from './quota.ts';
 import { registerRbmRoutes } from './rbm-routes.ts';
-import { EmulatorState, type DuplicateResponse } from './state.ts';
+import type { DeliverySettings } from './settings.ts';
+import { registerSmsRoutes } from './sms-routes.ts';
+import { EmulatorState, type DuplicateResponse, type WebhookOptions } from './state.ts';
 
 export { EmulatorState, defaultRcsRule } from './state.ts';
-export type { Arrival, Counters, DuplicateResponse, EmulatorEvents, MessageArrival, Phone } from './state.ts';
+export type { Arrival, Counters, DuplicateResponse, EmulatorEvents, MessageArrival, Phone, WebhookOptions } from './state.ts';
+export type { DeliverySettings, PlatformDefaults, WebhookConfig, WebhookTuning } from './settings.ts';
+export type { PushEnvelope } from './envelope.ts';
+export type { WebhookAttempt } from './webhook.ts';
+export type { SmsRecord } from './sms.ts';
+export { startWebhookReceiver, type Answer, type ReceivedRequest, type WebhookReceiver } from './receiver.ts';
 export type { FailNextEntry, FaultConfig, FaultKind } from './faults.ts';
 export type { QuotaConfig } from './quota.ts';
 export type { ServiceAccountKey } from './oauth.ts';
@@ -31,6 +40,12 @@ export interface EmulatorOptions {
   duplicateResponse?: DuplicateResponse;
   /** Per-agent quota; an agent without one is unlimited. */
   quotas?: Record<string, QuotaConfig>;
+  /** Emulator-wide delivery settings (defaults: deliveryDelayMs 0, readDelayMs 1000, readProbability 0); PUT /_emulator/defaults changes them. */
+  phoneDefaults?: Partial<DeliverySettings>;
+  /** Chance (0..1) that a TTL expiry fails to revoke (TTL_EXPIRATION_REVOKE_FAILED). Default 0. */
+  revokeFailedRate?: number;
+  /** Where webhooks go and the client token per agentId ('*' for any). Without it no webhook is sent until PUT /_emulator/webhook. */
+  webhook?: WebhookOptions;
 }
 
 export interface RunningEmulator {
@@ -43,7 +58,7 @@ export interface RunningEmulator {
 
 /** Phone numbers are masked in logs (`+1222***4444`), as everywhere in the project. */
 function maskPhones(url: string): string {
-  return url.replace(/\/phones\/(\+|%2B)(\d{4})\d*(\d{4})/gi, '/phones/$1$2***$3');
+  return url.replace(/\/(phones|sms)\/(\+|%2B)(\d{4})\d*(\d{4})/gi, '/$1/$2$3***$4');
 }
 
 export function buildEmulatorApp(state: EmulatorState, opts: { logger?: boolean } = {}): FastifyInstance {
@@ -70,6 +85,7 @@ export function buildEmulatorApp(state: EmulatorState, opts: { logger?: boolean 
     },
   );
   registerRbmRoutes(app, state);
+  registerSmsRoutes(app, state);
   registerControlRoutes(app, state);
   return app;
 }
@@ -92,6 +108,10 @@ export async function startEmulator(opts: EmulatorOptions = {}): Promise<Running
       await writeFile(path, `${JSON.stringify(key, null, 2)}\n`, { mode: 0o600 });
       return key;
     },
-    close: () => app.close(),
+    async close() {
+      // The server first, so no request schedules anything after the timers are cleared.
+      await app.close();
+      await state.close();
+    },
   };
 }

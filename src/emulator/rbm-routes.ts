@@ -2,7 +2,8 @@
  * The RBM REST paths (spec §1.4): agentMessages create/delete, agentEvents
  * create and getCapabilities. Every call runs the same gate in the platform's
  * order: auth 401 → agentId 403 → input 400 → quota 429 → injected fault →
- * duplicate ID → reachability 404 → accept. Kept cheap: no per-request logging.
+ * duplicate ID → reachability 404 → accept. An accepted message then lives on
+ * the emulator's clock (lifecycle.ts). Kept cheap: no per-request logging.
  */
 import { setTimeout as delay } from 'node:timers/promises';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
@@ -190,7 +191,6 @@ export function registerRbmRoutes(app: FastifyInstance, state: EmulatorState): v
       if (!state.isRcs(call.phone)) return notReachable(request, reply, call);
       const body = request.body as Record<string, unknown>;
       const now = Date.now();
-      const online = state.phone(call.phone).online;
       const m: MessageArrival = {
         kind: 'message',
         id: call.id,
@@ -202,13 +202,18 @@ export function registerRbmRoutes(app: FastifyInstance, state: EmulatorState): v
         count: 1,
         arrivalTimes: [now],
         wire: wireOf(request),
-        delivered: online,
+        delivered: false,
         revoked: false,
+        read: false,
       };
-      if (online) m.deliveredAt = now;
       const expireTime = expireTimeOf(body, now);
-      if (expireTime !== undefined) m.expireTime = expireTime;
+      if (expireTime !== undefined) {
+        m.expireTime = expireTime;
+        m.expireAtMs = Date.parse(expireTime);
+      }
       state.recordArrival(m);
+      // Delivery waits for a timer (at the earliest right after this answer), or for the phone to come online.
+      state.lifecycle.accept(m, now);
       return finish(request, reply, call, 200, messageResource(m));
     });
 

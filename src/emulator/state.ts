@@ -1,100 +1,41 @@
 /**
  * Everything the emulator remembers: virtual phones, what reached them, the
- * per-agent ID namespace used for duplicate suppression, counters, quotas and
- * faults. Routes mutate it; tests and benchmarks read it directly or through
- * the control API, and wait on `events` instead of polling.
+ * per-agent ID namespace used for duplicate suppression, counters, quotas,
+ * faults, the delivery clock, the webhook queue and the SMS sink. Routes
+ * mutate it; tests and benchmarks read it directly or through the control
+ * API, and wait on `events` instead of polling.
  */
 import { EventEmitter } from 'node:events';
 import { Faults } from './faults.ts';
+import { Lifecycle } from './lifecycle.ts';
 import { OAuthIssuer } from './oauth.ts';
 import { TokenBucket, checkQuotaConfig, type QuotaConfig } from './quota.ts';
+import {
+  zeroCounters,
+  type Arrival,
+  type Counters,
+  type DuplicateResponse,
+  type EmulatorEvents,
+  type MessageArrival,
+  type Phone,
+  type StateOptions,
+} from './records.ts';
+import { Scheduler } from './scheduler.ts';
+import { DELIVERY_DEFAULTS, checkDefaults, type DeliverySettings, type PhonePatch, type PlatformDefaults } from './settings.ts';
+import { SmsSink } from './sms.ts';
+import { WebhookSender, type WebhookAttempt, type WebhookHost } from './webhook.ts';
 
-export type DuplicateResponse = '200' | '409';
-
-export interface StateOptions {
-  defaultRcs?: (e164: string) => boolean;
-  duplicateResponse?: DuplicateResponse;
-  quotas?: Record<string, QuotaConfig>;
-}
-
-export interface Phone {
-  e164: string;
-  rcs: boolean;
-  online: boolean;
-  arrivals: Arrival[];
-}
-
-/** One message or event ID as it reached a phone; later uses of the ID only bump `count`. */
-export interface Arrival {
-  kind: 'message' | 'event';
-  id: string;
-  agentId: string;
-  phone: string;
-  /** The parsed request body, kept once (the response is rebuilt from it). */
-  body: Record<string, unknown>;
-  sendTime: string;
-  receivedAt: number;
-  /** 1 + suppressed duplicates. */
-  count: number;
-  /** receivedAt of the first call and of each suppressed duplicate. */
-  arrivalTimes: number[];
-  /** The first call's raw request URL (literal '+' and all) and Authorization header. */
-  wire: { url: string; authorization: string };
-}
-
-export interface MessageArrival extends Arrival {
-  kind: 'message';
-  expireTime?: string;
-  // Delivery is immediate for an online phone for now; the flag lets delays and offline queues come later.
-  delivered: boolean;
-  deliveredAt?: number;
-  revoked: boolean;
-  revokedAt?: number;
-}
-
-export interface Counters {
-  requests: number;
-  accepted: number;
-  messagesAccepted: number;
-  eventsAccepted: number;
-  duplicatesSuppressed: number;
-  notReachable: number;
-  rateLimited: number;
-  faultsInjected: number;
-  unauthorized: number;
-  tokensIssued: number;
-  tokensRefused: number;
-  revoked: number;
-}
-
-export interface EmulatorEvents {
-  /** Every RBM call, before any check: lets tests wait for "a request is in flight". */
-  request: [{ method: string; url: string }];
-  arrival: [Arrival];
-  duplicate: [Arrival];
-  revoke: [MessageArrival];
-}
-
-const zeroCounters = (): Counters => ({
-  requests: 0,
-  accepted: 0,
-  messagesAccepted: 0,
-  eventsAccepted: 0,
-  duplicatesSuppressed: 0,
-  notReachable: 0,
-  rateLimited: 0,
-  faultsInjected: 0,
-  unauthorized: 0,
-  tokensIssued: 0,
-  tokensRefused: 0,
-  revoked: 0,
-});
+export type { Arrival, Counters, DuplicateResponse, EmulatorEvents, MessageArrival, Phone, StateOptions, WebhookOptions } from './records.ts';
 
 /** Default reachability rule: a number ending in '0' is not RCS-enabled, every other number is. */
 export const defaultRcsRule = (e164: string): boolean => !e164.endsWith('0');
 
-export class EmulatorState {
+export class EmulatorState implements WebhookHost {
   readonly events = new EventEmitter<EmulatorEvents>();
+  readonly scheduler = new Scheduler();
+  readonly lifecycle = new Lifecycle(this);
+  readonly webhooks: WebhookSender;
+  readonly sms = new SmsSink();
   readonly oauth = new OAuthIssuer();
   readonly faults = new Faults();
   readonly phones = new Map<string, Phone>();
@@ -106,6 +47,8 @@ export class EmulatorState {
   counters: Counters = zeroCounters();
   duplicateResponse: DuplicateResponse;
   defaultRcs: (e164: string) => boolean;
+  phoneDefaults: DeliverySettings;
+  revokeFailedRate: number;
   /** Set once listening; the token endpoint accepts it as an `aud`. */
   baseUrl: string | undefined;
   private readonly initial: StateOptions;
@@ -114,6 +57,10 @@ export class EmulatorState {
     this.initial = opts;
     this.duplicateResponse = opts.duplicateResponse ?? '200';
     this.defaultRcs = opts.defaultRcs ?? defaultRcsRule;
+    const { revokeFailedRate, ...delivery } = this.initialDefaults();
+    this.revokeFailedRate = revokeFailedRate;
+    this.phoneDefaults = delivery;
+    this.webhooks = new WebhookSender(this, opts.webhook);
     for (const [agentId, q] of Object.entries(opts.quotas ?? {})) this.setQuota(agentId, q);
     // Tests attach many waiters; the default cap of 10 would only print a false leak warning.
     this.events.setMaxListeners(0);
@@ -122,7 +69,7 @@ export class EmulatorState {
   phone(e164: string): Phone {
     let p = this.phones.get(e164);
     if (p === undefined) {
-      p = { e164, rcs: this.defaultRcs(e164), online: true, arrivals: [] };
+      p = { e164, rcs: this.defaultRcs(e164), online: true, arrivals: [], settings: {}, held: [] };
       this.phones.set(e164, p);
     }
     return p;
@@ -134,11 +81,38 @@ export class EmulatorState {
     return p === undefined ? this.defaultRcs(e164) : p.rcs;
   }
 
-  setPhone(e164: string, patch: { rcs?: boolean; online?: boolean }): Phone {
+  /** Coming online releases the messages held for the phone; a null setting falls back to the default. */
+  setPhone(e164: string, patch: PhonePatch): Phone {
     const p = this.phone(e164);
     if (patch.rcs !== undefined) p.rcs = patch.rcs;
-    if (patch.online !== undefined) p.online = patch.online;
+    for (const k of ['deliveryDelayMs', 'readDelayMs', 'readProbability', 'deliverBeforeExpiryMs'] as const) {
+      const v = patch[k];
+      if (v === null) delete p.settings[k];
+      else if (v !== undefined) p.settings[k] = v;
+    }
+    if (patch.online !== undefined && patch.online !== p.online) {
+      const now = Date.now();
+      this.scheduler.runDue(now);
+      p.online = patch.online;
+      if (p.online) this.lifecycle.release(p, now);
+    }
     return p;
+  }
+
+  /** Emulator-wide defaults (phones without their own values, and the TTL revoke-failure rate). */
+  setDefaults(patch: Partial<PlatformDefaults>): PlatformDefaults {
+    const { revokeFailedRate, ...delivery } = patch;
+    if (revokeFailedRate !== undefined) this.revokeFailedRate = revokeFailedRate;
+    this.phoneDefaults = { ...this.phoneDefaults, ...delivery };
+    return this.defaults();
+  }
+
+  defaults(): PlatformDefaults {
+    return { ...this.phoneDefaults, revokeFailedRate: this.revokeFailedRate };
+  }
+
+  onAttempt(attempt: WebhookAttempt): void {
+    this.events.emit('webhook', attempt);
   }
 
   usedId(agentId: string, id: string): Arrival | undefined {
@@ -183,6 +157,8 @@ export class EmulatorState {
 
   /** Revokes an undelivered message of this agent to this phone; false = unknown or already delivered (404). */
   revoke(agentId: string, e164: string, messageId: string, now = Date.now()): boolean {
+    // Whatever was due by now has happened: a delivery that is late only on the timer still wins.
+    this.scheduler.runDue(now);
     const a = this.usedId(agentId, messageId);
     if (a === undefined || a.kind !== 'message' || a.phone !== e164) return false;
     const m = a as MessageArrival;
@@ -207,27 +183,38 @@ export class EmulatorState {
 
   /** Waits for the next arrival matching `pred` (tests and benchmarks; no polling). */
   waitForArrival(pred: (a: Arrival) => boolean, timeoutMs = 5000): Promise<Arrival> {
+    return this.waitFor('arrival', pred, timeoutMs);
+  }
+
+  /** Waits for the next `event` whose argument matches `pred`, e.g. waitFor('delivered', (m) => m.id === id). */
+  waitFor<K extends keyof EmulatorEvents>(event: K, pred: (arg: EmulatorEvents[K][0]) => boolean = () => true, timeoutMs = 5000): Promise<EmulatorEvents[K][0]> {
+    const events = this.events as unknown as EventEmitter;
     return new Promise((resolve, reject) => {
-      const onArrival = (a: Arrival): void => {
-        if (!pred(a)) return;
+      const on = (arg: EmulatorEvents[K][0]): void => {
+        if (!pred(arg)) return;
         clearTimeout(timer);
-        this.events.off('arrival', onArrival);
-        resolve(a);
+        events.off(event, on);
+        resolve(arg);
       };
       const timer = setTimeout(() => {
-        this.events.off('arrival', onArrival);
-        reject(new Error(`no matching arrival within ${timeoutMs} ms`));
+        events.off(event, on);
+        reject(new Error(`no matching '${event}' event within ${timeoutMs} ms`));
       }, timeoutMs);
-      this.events.on('arrival', onArrival);
+      events.on(event, on);
     });
   }
 
   /**
-   * Back to the state right after start: phones, IDs, counters and faults cleared,
-   * quotas back to those given at start. Keys and tokens survive, so a running
-   * service keeps its credentials across test cases.
+   * Back to the state right after start: phones, IDs, counters, faults, pending
+   * deliveries and webhooks (timers included) and SMS cleared; quotas, defaults
+   * and the webhook config back to those given at start. Keys and tokens
+   * survive, so a running service keeps its credentials across test cases.
    */
   reset(): void {
+    this.scheduler.clear();
+    this.webhooks.reset();
+    this.sms.clear();
+    this.setDefaults(this.initialDefaults());
     this.phones.clear();
     this.ids.clear();
     this.messages.clear();
@@ -236,6 +223,18 @@ export class EmulatorState {
     this.faults.clear();
     this.quotas.clear();
     for (const [agentId, q] of Object.entries(this.initial.quotas ?? {})) this.setQuota(agentId, q);
+  }
+
+  /** Stops every timer and webhook POST; the state stays readable. */
+  async close(): Promise<void> {
+    this.scheduler.clear();
+    await this.webhooks.close();
+  }
+
+  private initialDefaults(): PlatformDefaults {
+    const { phoneDefaults, revokeFailedRate } = this.initial;
+    // Start options go through the control API's checks, so a bad value fails startEmulator loudly.
+    return { ...DELIVERY_DEFAULTS, revokeFailedRate: 0, ...checkDefaults({ ...phoneDefaults, revokeFailedRate }) };
   }
 
   countersView(): Counters & { perAgent: Record<string, { accepted: number; rateLimited: number }> } {

@@ -1,0 +1,270 @@
+/**
+ * The delivery lifecycle end to end, through real HTTP and a real Redis:
+ * producer → dispatch → emulator → signed webhooks → receiver → inbound
+ * worker → status, and the SMS fallback counted at the emulator's SMS sink.
+ */
+import { afterEach, describe, expect, it } from 'vitest';
+import { checkExpiryJobId } from '../jobs/check-expiry.ts';
+import { INBOUND_QUEUE } from '../jobs/inbound-event.ts';
+import { SMS_QUEUE } from '../jobs/send-sms.ts';
+import { signWebhookData } from '../src/webhook/signature.ts';
+import { rcsPhone, startHarness, waitFor, type Harness } from './helpers.ts';
+
+let h: Harness | undefined;
+afterEach(async () => {
+  await h?.close();
+  h = undefined;
+});
+
+const TOKEN = 'test-client-token-a';
+
+async function control(h: Harness, path: string, method = 'GET', body?: unknown): Promise<any> {
+  const res = await fetch(`${h.emulator.url}/_emulator${path}`, {
+    method,
+    headers: body === undefined ? {} : { 'content-type': 'application/json' },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  if (res.status >= 300) throw new Error(`control ${method} ${path}: ${res.status} ${await res.text()}`);
+  return res.json();
+}
+
+/** Resolves when the emulator's SMS sink has received an SMS for `to`. */
+function smsArrives(h: Harness, to: string): Promise<{ receivedAt: number }> {
+  return new Promise((resolve) => {
+    const on = (sms: { to: string; receivedAt: number }) => {
+      if (sms.to !== to) return;
+      h.emulator.state.events.off('sms', on);
+      resolve(sms);
+    };
+    h.emulator.state.events.on('sms', on);
+  });
+}
+
+async function lifecycle(name: string, env: Record<string, string> = {}): Promise<Harness> {
+  const harness = await startHarness({ name, env: { FALLBACK_GRACE_MS: '500', ...env } });
+  harness.startDispatch();
+  harness.startInbound();
+  harness.startSms();
+  await harness.startHttp();
+  return harness;
+}
+
+const otp = (to: string, extra: Record<string, unknown> = {}) => ({
+  to,
+  messageTrafficType: 'AUTHENTICATION' as const,
+  contentMessage: { text: 'Your code is 123456' },
+  fallback: { sms: { text: 'Your code is 123456' } },
+  ...extra,
+});
+
+describe('delivery lifecycle', () => {
+  it('SENT → DELIVERED → READ from signed webhooks, and the local deadline then does nothing', async () => {
+    h = await lifecycle('read');
+    const to = rcsPhone(1);
+    h.emulator.state.setPhone(to, { deliveryDelayMs: 20, readDelayMs: 20, readProbability: 1 });
+    const { messageId } = await h.producer.sendMessage(otp(to, { ttl: '2s' }));
+    const status = await waitFor(() => h!.producer.getStatus(messageId), (s) => s?.state === 'READ');
+    expect(status!.timeline.map((t) => t.state)).toEqual(['QUEUED', 'SENDING', 'SENT', 'DELIVERED', 'READ']);
+    // The deadline check was cancelled on delivery: no revoke, no SMS.
+    expect(await h.service.redis.producer.exists(`${h.config.queuePrefix}:${INBOUND_QUEUE}:${checkExpiryJobId(messageId)}`)).toBe(0);
+    expect((await control(h, '/counters')).revoked).toBe(0);
+  });
+
+  it('an OTP to an offline phone with a 10 s TTL becomes exactly one SMS', async () => {
+    h = await lifecycle('offline-otp');
+    const to = rcsPhone(2);
+    h.emulator.state.setPhone(to, { online: false });
+    const sms = smsArrives(h, to);
+    const { messageId } = await h.producer.sendMessage(otp(to, { ttl: '10s' }));
+    await sms;
+    const status = await waitFor(() => h!.producer.getStatus(messageId), (s) => s?.state === 'FALLBACK_SENT');
+    expect(status!.timeline.map((t) => t.event).filter(Boolean)).toContain('TTL_EXPIRATION_REVOKED');
+    // The TTL event cancelled the local deadline: nothing is left that could send a second SMS.
+    expect(await h.service.redis.producer.exists(`${h.config.queuePrefix}:${INBOUND_QUEUE}:${checkExpiryJobId(messageId)}`)).toBe(0);
+    const received = await control(h, `/sms/${encodeURIComponent(to)}`);
+    expect(received.messages.map((m: { body: string }) => m.body)).toEqual(['Your code is 123456']);
+    // The phone coming online later gets nothing: the message was revoked.
+    h.emulator.state.setPhone(to, { online: true });
+    expect((await control(h, `/messages/${messageId}`)).delivered).toBe(false);
+  }, 30_000);
+
+  it('a number that is not RCS gets one SMS at once', async () => {
+    h = await lifecycle('not-rcs');
+    const to = '+15557770000'; // the emulator's default rule: ending in 0 is not RCS
+    const sms = smsArrives(h, to);
+    const { messageId } = await h.producer.sendMessage(otp(to));
+    await sms;
+    const status = await waitFor(() => h!.producer.getStatus(messageId), (s) => s?.state === 'FALLBACK_SENT');
+    expect(status!.timeline.map((t) => t.state)).toEqual(['QUEUED', 'SENDING', 'NOT_RCS', 'FALLBACK_QUEUED', 'FALLBACK_SENDING', 'FALLBACK_SENT']);
+    expect((await control(h, `/sms/${encodeURIComponent(to)}`)).messages).toHaveLength(1);
+  });
+
+  it('a message delivered just before its TTL gets no SMS, however the events race (200 races), while undelivered ones get exactly one', async () => {
+    h = await lifecycle('race', { RBM_AGENTS: 'agent-a:2000' });
+    const ttlMs = 3000;
+    // Webhooks late, duplicated and reordered: DELIVERED often lands after the local deadline.
+    await control(h, '/webhook', 'PUT', { reorderWindowMs: 2500, duplicateRate: 0.5 });
+    const raced = Array.from({ length: 200 }, (_, i) => rcsPhone(1000 + i));
+    const expiring = Array.from({ length: 20 }, (_, i) => rcsPhone(5000 + i));
+    // Each delivered 20–300 ms before its own expireTime on the emulator's clock.
+    for (const to of raced) h.emulator.state.setPhone(to, { deliverBeforeExpiryMs: 20 + Math.floor(Math.random() * 280) });
+    for (const to of expiring) h.emulator.state.setPhone(to, { online: false });
+    const sent = await h.producer.sendMessages([...raced, ...expiring].map((to) => otp(to, { ttl: `${ttlMs / 1000}s`, messageTrafficType: 'TRANSACTION' })));
+    const racedIds = sent.slice(0, raced.length).map((s) => s.messageId);
+    const expiringIds = sent.slice(raced.length).map((s) => s.messageId);
+
+    const settled = (ids: string[], states: string[]) =>
+      waitFor(async () => Promise.all(ids.map(async (id) => (await h!.producer.getStatus(id))?.state)), (all) => all.every((s) => states.includes(s ?? '')), 30_000);
+    expect(new Set(await settled(racedIds, ['DELIVERED', 'READ']))).toEqual(new Set(['DELIVERED']));
+    await settled(expiringIds, ['FALLBACK_SENT']);
+    // Every deadline check has run by now or finds nothing to do; count what reached the SMS sink.
+    const all = (await control(h, '/sms')).perNumber as Record<string, number>;
+    for (const to of raced) expect(all[to] ?? 0, `SMS to ${to}`).toBe(0);
+    for (const to of expiring) expect(all[to], `SMS to ${to}`).toBe(1);
+    // Both sides of the race really ran: some deliveries were learnt from the webhook,
+    // others from the deadline's revoke answering 404 before the late webhook came.
+    const firstNews = await Promise.all(racedIds.map(async (id) => (await h!.producer.getStatus(id))!.timeline.find((t) => t.state === 'DELIVERED')!.event));
+    expect(firstNews.filter((e) => e === 'DELIVERED').length).toBeGreaterThan(10);
+    expect(firstNews.filter((e) => e === 'DEADLINE').length).toBeGreaterThan(10);
+  }, 60_000);
+
+  it('duplicated, reordered and late webhooks leave every record in its true state', async () => {
+    h = await lifecycle('reorder');
+    await control(h, '/webhook', 'PUT', { reorderWindowMs: 300, duplicateRate: 1 });
+    const phones = Array.from({ length: 30 }, (_, i) => rcsPhone(300 + i));
+    for (const to of phones) h.emulator.state.setPhone(to, { deliveryDelayMs: 5, readDelayMs: 5, readProbability: 1 });
+    const sent = await h.producer.sendMessages(phones.map((to) => ({ to, contentMessage: { text: 'hello' } })));
+    for (const { messageId } of sent) {
+      const s = await waitFor(() => h!.producer.getStatus(messageId), (st) => st?.state === 'READ', 15_000);
+      // READ may have come first; a later DELIVERED is kept in the timeline without moving the record back.
+      expect(s!.timeline.filter((t) => t.event === 'READ')).toHaveLength(1);
+    }
+    // A late TTL_EXPIRATION_REVOKED for a read message changes nothing but is recorded.
+    const { messageId } = sent[0]!;
+    await sendWebhook(h, { phoneNumber: phones[0], eventType: 'TTL_EXPIRATION_REVOKED', eventId: 'late-ttl-1', messageId, agentId: 'agent-a@rbm.goog' });
+    const s = await waitFor(() => h!.producer.getStatus(messageId), (st) => st!.timeline.some((t) => t.event === 'TTL_EXPIRATION_REVOKED'));
+    expect(s!.state).toBe('READ');
+    expect((await control(h, '/sms')).messages).toHaveLength(0);
+  }, 30_000);
+
+  it('a DELIVERED arriving after the fallback was queued wins, and the SMS is not sent', async () => {
+    h = await startHarness({ name: 'late-delivered', env: { FALLBACK_GRACE_MS: '500' } });
+    h.startDispatch();
+    h.startInbound();
+    await h.startHttp(); // no SMS worker yet: the fallback stays queued
+    const to = rcsPhone(900);
+    h.emulator.state.setPhone(to, { online: false });
+    const { messageId } = await h.producer.sendMessage(otp(to, { ttl: '30s' }));
+    await waitFor(() => h!.producer.getStatus(messageId), (s) => s?.state === 'SENT');
+    await sendWebhook(h, { phoneNumber: to, eventType: 'TTL_EXPIRATION_REVOKED', eventId: 'ttl-900', messageId, agentId: 'agent-a@rbm.goog' });
+    await waitFor(() => h!.producer.getStatus(messageId), (s) => s?.state === 'FALLBACK_QUEUED');
+    await sendWebhook(h, { senderPhoneNumber: to, eventType: 'DELIVERED', eventId: 'dlv-900', messageId, agentId: 'agent-a@rbm.goog' });
+    await waitFor(() => h!.producer.getStatus(messageId), (s) => s?.state === 'DELIVERED');
+    h.startSms();
+    expect(await h.outcomeOn(SMS_QUEUE, `sms-${messageId}`)).toMatchObject({ outcome: 'CANCELLED', state: 'DELIVERED' });
+    expect((await control(h, `/sms/${encodeURIComponent(to)}`)).messages).toHaveLength(0);
+  });
+
+  it('with the RBM webhook cut off entirely, the local deadline still delivers the SMS within grace + 5 s', async () => {
+    const graceMs = 1000;
+    h = await lifecycle('cut-off', { FALLBACK_GRACE_MS: String(graceMs) });
+    await control(h, '/webhook', 'PUT', { enabled: false });
+    const to = rcsPhone(950);
+    h.emulator.state.setPhone(to, { online: false });
+    const sms = smsArrives(h, to);
+    const { messageId } = await h.producer.sendMessage(otp(to, { ttl: '3s' }));
+    const { receivedAt } = await sms;
+    const status = await waitFor(() => h!.producer.getStatus(messageId), (s) => s?.state === 'FALLBACK_SENT');
+    expect(status!.timeline.some((t) => t.event === 'DEADLINE')).toBe(true);
+    expect(receivedAt - status!.expireAt!).toBeLessThanOrEqual(graceMs + 5000);
+    expect((await control(h, `/sms/${encodeURIComponent(to)}`)).messages).toHaveLength(1);
+  }, 30_000);
+
+  it('a bad signature changes nothing', async () => {
+    h = await lifecycle('bad-signature');
+    const to = rcsPhone(960);
+    h.emulator.state.setPhone(to, { online: false });
+    const { messageId } = await h.producer.sendMessage({ to, contentMessage: { text: 'hi' } });
+    await waitFor(() => h!.producer.getStatus(messageId), (s) => s?.state === 'SENT');
+    const payload = { senderPhoneNumber: to, eventType: 'DELIVERED', eventId: 'forged-1', messageId, agentId: 'agent-a@rbm.goog' };
+    const res = await postWebhook(h, payload, signWebhookData('a-forged-token', Buffer.from(JSON.stringify(payload))));
+    expect(res).toBe(401);
+    expect(h.service.webhookCounters.badSignature).toBe(1);
+    const status = await h.producer.getStatus(messageId);
+    expect(status!.state).toBe('SENT');
+    expect(status!.timeline).toHaveLength(3);
+  });
+
+  it('revoke by the producer: a queued message is taken out and never sent', async () => {
+    h = await startHarness({ name: 'revoke-queued' });
+    const to = rcsPhone(975);
+    const { messageId } = await h.producer.sendMessage({ to, contentMessage: { text: 'never' } });
+    expect(await h.service.revoke(messageId)).toEqual({ messageId, state: 'REVOKED', fallback: false });
+    const status = await h.producer.getStatus(messageId);
+    expect(status!.state).toBe('REVOKED');
+    expect(status!.timeline.map((t) => t.state)).toEqual(['QUEUED', 'REVOKED']);
+    h.startDispatch();
+    // A message sent after it on the same queue arrives; the revoked one never does.
+    const after = await h.producer.sendMessage({ to, contentMessage: { text: 'after' } });
+    await h.outcome('agent-a', `msg-${after.messageId}`);
+    expect((await control(h, `/phones/${encodeURIComponent(to)}`)).arrivals.map((a: { id: string }) => a.id)).toEqual([after.messageId]);
+    await expect(h.service.revoke(messageId)).rejects.toMatchObject({ code: 'REVOKE_NOT_POSSIBLE', state: 'REVOKED' });
+    await expect(h.service.revoke('00000000-0000-4000-8000-000000000000')).rejects.toMatchObject({ state: null });
+  });
+
+  it('revoke by the producer: a sent message is revoked with its SMS; a delivered one cannot be', async () => {
+    h = await lifecycle('revoke');
+    const to = rcsPhone(970);
+    h.emulator.state.setPhone(to, { online: false });
+    const sent = await h.producer.sendMessage(otp(to, { ttl: '60s' }));
+    await waitFor(() => h!.producer.getStatus(sent.messageId), (s) => s?.state === 'SENT');
+    const sms = smsArrives(h, to);
+    expect(await h.service.revoke(sent.messageId, { fallback: true })).toMatchObject({ state: 'FALLBACK_QUEUED', fallback: true });
+    await sms;
+    const status = await waitFor(() => h!.producer.getStatus(sent.messageId), (s) => s?.state === 'FALLBACK_SENT');
+    expect(status!.timeline.map((t) => t.state)).toContain('REVOKED');
+    expect((await control(h, `/messages/${sent.messageId}`)).revoked).toBe(true);
+    // Delivered already: revoke answers 404 and the record says DELIVERED.
+    const online = rcsPhone(971);
+    const delivered = await h.producer.sendMessage({ to: online, contentMessage: { text: 'hi' } });
+    await waitFor(() => h!.producer.getStatus(delivered.messageId), (s) => s?.state === 'DELIVERED');
+    await expect(h.service.revoke(delivered.messageId)).rejects.toMatchObject({ code: 'REVOKE_NOT_POSSIBLE', state: 'DELIVERED' });
+  });
+
+  it('user messages reach consumers through the inbound stream, with an automatic READ', async () => {
+    h = await lifecycle('user-message', { INBOUND_AUTO_READ: 'true' });
+    const to = rcsPhone(980);
+    const { messageId } = await control(h, `/phones/${encodeURIComponent(to)}/messages`, 'POST', { agentId: 'agent-a', text: 'Where is my parcel?' });
+    const read = await waitFor(async () => (await control(h!, `/phones/${encodeURIComponent(to)}`)).arrivals, (a: Array<{ kind: string; body: { eventType?: string; messageId?: string } }>) =>
+      a.some((x) => x.kind === 'event' && x.body.eventType === 'READ' && x.body.messageId === messageId));
+    expect(read.length).toBeGreaterThan(0);
+    const entries = (await h.service.redis.producer.xrange(h.service.inboundStreamKey, '-', '+')).map(([, f]) => {
+      const fields: Record<string, string> = {};
+      for (let i = 0; i < f.length; i += 2) fields[f[i]!] = f[i + 1]!;
+      return fields;
+    });
+    expect(entries).toEqual([expect.objectContaining({ kind: 'userMessage', agentId: 'agent-a' })]);
+    expect(JSON.parse(entries[0]!.payload!)).toMatchObject({ text: 'Where is my parcel?', messageId, senderPhoneNumber: to });
+  });
+});
+
+async function postWebhook(h: Harness, payload: object, signature: string): Promise<number> {
+  const data = Buffer.from(JSON.stringify(payload));
+  const res = await fetch(`${await httpUrl(h)}/webhooks/rbm`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', 'x-goog-signature': signature },
+    body: JSON.stringify({ message: { data: data.toString('base64'), messageId: `t-${Math.random()}`, attributes: {} }, subscription: 's' }),
+  });
+  return res.status;
+}
+
+/** A correctly signed webhook of our own making (late, out-of-order events). */
+async function sendWebhook(h: Harness, payload: object): Promise<void> {
+  const status = await postWebhook(h, payload, signWebhookData(TOKEN, Buffer.from(JSON.stringify(payload))));
+  expect(status).toBe(200);
+}
+
+async function httpUrl(h: Harness): Promise<string> {
+  const webhook = await control(h, '/webhook');
+  return String(webhook.url).replace(/\/webhooks\/rbm$/, '');
+}
