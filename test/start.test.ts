@@ -45,7 +45,7 @@ function logLine(proc: ChildProcess, match: RegExp): Promise<string> {
 }
 
 describe('npm start', () => {
-  it('serves the README curl: the message reaches the emulator and reads SENT; SIGTERM exits 0', async () => {
+  it('serves the README demo: SENT → DELIVERED → READ, an offline phone\'s OTP expires into one SMS; SIGTERM exits 0', async () => {
     const [port, emulatorPort] = [await freePort(), await freePort()];
     child = spawn(process.execPath, ['--import', 'tsx', 'workers/all.ts'], {
       env: { ...process.env, PORT: String(port), RBM_EMULATOR_PORT: String(emulatorPort), REDIS_URL: redisUrl(), QUEUE_PREFIX: prefix, LOG_LEVEL: 'info', GOOGLE_APPLICATION_CREDENTIALS: '', RBM_ENDPOINT: '' },
@@ -66,12 +66,29 @@ describe('npm start', () => {
 
     const status = await waitFor(
       async () => (await (await fetch(`${base}/v1/messages/${messageId}`)).json()) as { state: string; timeline: Array<{ state: string }> },
-      (s) => s.state === 'SENT',
+      (s) => s.state === 'READ',
     );
-    expect(status.timeline.map((t) => t.state)).toEqual(['QUEUED', 'SENDING', 'SENT']);
+    expect(status.timeline.map((t) => t.state)).toEqual(['QUEUED', 'SENDING', 'SENT', 'DELIVERED', 'READ']);
 
     const phone = (await (await fetch(`http://127.0.0.1:${emulatorPort}/_emulator/phones/%2B12223334444`)).json()) as { arrivals: Array<{ id: string; count: number }> };
     expect(phone.arrivals).toEqual([expect.objectContaining({ id: messageId, count: 1 })]);
+
+    // The README's second demo: a phone that is offline, an OTP with a short TTL and an SMS fallback.
+    const emu = `http://127.0.0.1:${emulatorPort}/_emulator`;
+    const offline = '+12223335555';
+    await fetch(`${emu}/phones/%2B12223335555`, { method: 'PUT', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ online: false }) });
+    const otp = await fetch(`${base}/v1/messages`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ to: offline, messageTrafficType: 'AUTHENTICATION', ttl: '3s', contentMessage: { text: 'Your code is 123456' }, fallback: { sms: { text: 'Your code is 123456' } } }),
+    });
+    const otpId = ((await otp.json()) as { messageId: string }).messageId;
+    const fellBack = await waitFor(
+      async () => (await (await fetch(`${base}/v1/messages/${otpId}`)).json()) as { state: string; timeline: Array<{ state: string }> },
+      (s) => s.state === 'FALLBACK_SENT',
+    );
+    expect(fellBack.timeline.map((t) => t.state)).toEqual(['QUEUED', 'SENDING', 'SENT', 'FALLBACK_QUEUED', 'FALLBACK_SENDING', 'FALLBACK_SENT']);
+    expect(((await (await fetch(`${emu}/sms/%2B12223335555`)).json()) as { count: number }).count).toBe(1);
 
     const exited = new Promise<number | null>((resolve) => child!.once('exit', (code) => resolve(code)));
     child.kill('SIGTERM');
