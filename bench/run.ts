@@ -15,6 +15,7 @@ import { limiter } from './scenarios/limiter.ts';
 import { memory } from './scenarios/memory.ts';
 import { priority } from './scenarios/priority.ts';
 import { throughput } from './scenarios/throughput.ts';
+import { webhook } from './scenarios/webhook.ts';
 
 const quick = process.env.BENCH_QUICK === '1';
 const fmt = (n: number, unit = '') => `${Math.round(n).toLocaleString('en-US')}${unit}`;
@@ -61,6 +62,15 @@ try {
     const prio = await priority(emu, redis.url, { backlog: quick ? 5000 : 20_000, ratePerSec: 1000, samples: quick ? 40 : 200 });
     results.priority = prio;
     rows.push({ benchmark: `OTP into ${fmt(prio.backlog)} PROMOTION at ${fmt(prio.ratePerSec)}/s (${prio.samples} OTPs)`, measured: `p99 ${fmt(prio.p99Ms, ' ms')} (p50 ${fmt(prio.p50Ms)}, max ${fmt(prio.maxMs)})`, baseline: '', target: 'p99 < 250 ms, 0 × 429', pass: prio.p99Ms < 250 && prio.rateLimited === 0 });
+  }
+  if (want('webhook')) {
+    log('webhook intake...');
+    const wh = await webhook(redis.url, { connections: 64, durationSec: quick ? 3 : 10 });
+    results.webhook = wh;
+    // autocannon's total leaves out the requests in flight when it stops (at most one per connection); those were queued too.
+    const clean = wh.intake.non2xx === 0 && wh.intake.errors === 0 && wh.intakeQueued >= wh.intake.total && wh.intakeQueued <= wh.intake.total + wh.connections;
+    rows.push({ benchmark: `webhook intake, signed, ${wh.connections} conns (queued ${fmt(wh.intakeQueued)} of ${fmt(wh.intake.total)})`, measured: fmt(wh.intake.requestsPerSec, '/s'), baseline: `${fmt(wh.bare.requestsPerSec, '/s')} bare route`, ratio: wh.ratio, target: '≥ 0.50', pass: wh.ratio >= 0.5 && clean });
+    rows.push({ benchmark: `webhook intake at half its max (${fmt(wh.halfRate)}/s)`, measured: `p99 ${wh.atHalf.p99} ms (p50 ${wh.atHalf.p50})`, baseline: '', target: 'p99 < 20 ms', pass: wh.atHalf.p99 < 20 && wh.atHalf.non2xx === 0 });
   }
   if (want('memory')) {
     log('Redis memory per queued message...');

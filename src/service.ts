@@ -12,8 +12,8 @@ import { createFallback } from './fallback/fallback.ts';
 import { createRevoke } from './fallback/revoke.ts';
 import type { Logger } from './logger.ts';
 import { createRedis, whenReady } from './queue/connection.ts';
-import { QueueInboundIntake } from './queue/inbound-intake.ts';
-import { BullDeadlines, BullSmsQueue, RedisInboundStream } from './queue/lifecycle-queues.ts';
+import { inboundStreamKey, StreamInboundIntake } from './queue/inbound-stream.ts';
+import { BullDeadlines, BullInboundRetries, BullSmsQueue, RedisInboundStream } from './queue/lifecycle-queues.ts';
 import { Producer } from './queue/producer.ts';
 import { startDispatchWorkers, startInboundWorker, startSmsWorker, type WorkerSet } from './queue/workers.ts';
 import type { RbmClient } from './rbm/client.ts';
@@ -31,7 +31,9 @@ export interface Service {
   /** Revoke a message, optionally falling back to SMS. */
   revoke: ReturnType<typeof createRevoke>;
   /** Where the webhook receiver puts verified events. */
-  intake: QueueInboundIntake;
+  intake: StreamInboundIntake;
+  /** The Redis stream of verified webhook events awaiting the inbound worker. */
+  intakeStreamKey: string;
   webhookCounters: WebhookCounters;
   /** The Redis stream user messages and events are published to. */
   inboundStreamKey: string;
@@ -76,7 +78,8 @@ export async function createService(config: Readonly<Config>, deps: ServiceDeps)
   const smsQueue = new BullSmsQueue(workerRedis, config.queuePrefix, config.sms);
   const deadlines = new BullDeadlines(workerRedis, config.queuePrefix, deps.now);
   const requestFallback = createFallback({ status: workerStatus, sms: smsQueue, ...(deps.now ? { now: deps.now } : {}) });
-  const intake = new QueueInboundIntake(producerRedis, { prefix: config.queuePrefix, dedupeTtlMs: config.inbound.dedupeTtlMs });
+  const intake = new StreamInboundIntake(producerRedis, { prefix: config.queuePrefix, dedupeTtlMs: config.inbound.dedupeTtlMs });
+  const inboundRetries = new BullInboundRetries(workerRedis, config.queuePrefix);
   const stream = new RedisInboundStream(workerRedis, config.queuePrefix, config.inbound.streamMaxLen, deps.onInbound);
   const countersKey = `${config.queuePrefix}:counters`;
   const common = { config, connection: workerRedis, status: workerStatus, log };
@@ -95,6 +98,7 @@ export async function createService(config: Readonly<Config>, deps: ServiceDeps)
     status,
     revoke: createRevoke({ status, producer, rbm, requestFallback: createFallback({ status, sms: smsQueue }), deadlines }),
     intake,
+    intakeStreamKey: inboundStreamKey(config.queuePrefix),
     webhookCounters: newWebhookCounters(),
     inboundStreamKey: stream.key,
     redis: { producer: producerRedis, worker: workerRedis },
@@ -106,6 +110,7 @@ export async function createService(config: Readonly<Config>, deps: ServiceDeps)
         requestFallback,
         deadlines,
         consumers: stream,
+        retryLater: (event) => inboundRetries.retryLater(event),
         ...(config.inbound.autoRead ? { markRead: (to: string, id: string, agentId: string) => producer.markRead(to, id, { agentId }) } : {}),
         count: async (name) => void (await workerRedis.hincrby(countersKey, name, 1)),
       })),
@@ -118,7 +123,7 @@ export async function createService(config: Readonly<Config>, deps: ServiceDeps)
     close() {
       closing ??= (async () => {
         await Promise.all(sets.map((s) => s.close()));
-        await Promise.all([producer.close(), intake.close(), smsQueue.close(), deadlines.close(), ...providers.map((p) => p.close())]);
+        await Promise.all([producer.close(), inboundRetries.close(), smsQueue.close(), deadlines.close(), ...providers.map((p) => p.close())]);
         await rbm.close();
         await Promise.all([producerRedis.quit(), workerRedis.quit()]);
       })();

@@ -9,7 +9,7 @@ import type { FastifyInstance } from 'fastify';
 import { INBOUND_QUEUE } from '../jobs/inbound-event.ts';
 import { buildApi } from '../src/api/app.ts';
 import { createRedis, whenReady } from '../src/queue/connection.ts';
-import { QueueInboundIntake } from '../src/queue/inbound-intake.ts';
+import { inboundStreamKey, StreamInboundIntake } from '../src/queue/inbound-stream.ts';
 import { Producer } from '../src/queue/producer.ts';
 import { StatusStore } from '../src/status/store.ts';
 import { newWebhookCounters } from '../src/webhook/receiver.ts';
@@ -23,14 +23,14 @@ let app: FastifyInstance;
 let url: string;
 let queue: Queue;
 let redis: ReturnType<typeof createRedis>;
-let intake: QueueInboundIntake;
+let intake: StreamInboundIntake;
 let producer: Producer;
 const counters = newWebhookCounters();
 
 beforeAll(async () => {
   redis = createRedis(redisUrl(), 'producer');
   await whenReady(redis);
-  intake = new QueueInboundIntake(redis, { prefix, dedupeTtlMs: 60_000 });
+  intake = new StreamInboundIntake(redis, { prefix, dedupeTtlMs: 60_000 });
   producer = await Producer.create({
     connection: redis, prefix, agents: [{ agentId: 'agent-a', ratePerSec: 10 }],
     status: new StatusStore(redis, { prefix, ttlMs: 60_000 }), jobDefaults: { attempts: 1, backoffMs: 1, backoffJitter: 0 },
@@ -41,16 +41,13 @@ beforeAll(async () => {
 });
 afterAll(async () => {
   await app.close();
-  await queue.obliterate({ force: true });
   await queue.close();
-  await intake.close();
   await producer.close();
   const keys = await redis.keys(`${prefix}:*`);
   if (keys.length) await redis.del(...keys);
   await redis.quit();
 });
 beforeEach(async () => {
-  await queue.obliterate({ force: true });
   const keys = await redis.keys(`${prefix}:*`);
   if (keys.length) await redis.del(...keys);
 });
@@ -80,10 +77,15 @@ function signed(payload: unknown, token = TOKENS['agent-a'], extra: Record<strin
   return { body, headers: { 'x-goog-signature': signWebhookData(token, data) } };
 }
 
+/** Events queued for the inbound worker (stream entries), jobs, and dedupe keys. */
 async function leftBehind(): Promise<{ jobs: number; dedupeKeys: number }> {
   const counts = await queue.getJobCounts('waiting', 'prioritized', 'delayed', 'active', 'completed', 'failed');
-  const jobs = Object.values(counts).reduce((a, b) => a + b, 0);
-  return { jobs, dedupeKeys: (await redis.keys(`${prefix}:${INBOUND_QUEUE}:de:*`)).length };
+  const jobs = Object.values(counts).reduce((a, b) => a + b, 0) + (await redis.xlen(inboundStreamKey(prefix)));
+  return { jobs, dedupeKeys: (await redis.keys(`${prefix}:webhook-seen:*`)).length };
+}
+
+async function queued(): Promise<Array<{ kind: string; agentId: string; payload: unknown; envelopeMessageId?: string }>> {
+  return (await redis.xrange(inboundStreamKey(prefix), '-', '+')).map(([, fields]) => JSON.parse(fields[1]!));
 }
 
 const b64 = (s: string) => Buffer.from(s).toString('base64');
@@ -156,9 +158,9 @@ describe('POST /webhooks/rbm accepts', () => {
     // Pub/Sub redelivers with a new envelope ID; the RBM eventId is what repeats.
     const again = signed(delivered('evt-42'), TOKENS['agent-a'], { messageId: '9999' });
     expect((await post(again.body, again.headers)).status).toBe(200);
-    const jobs = await queue.getJobs(['waiting', 'prioritized']);
-    expect(jobs).toHaveLength(1);
-    expect(jobs[0]!.data).toMatchObject({ kind: 'userEvent', agentId: 'agent-a', payload: delivered('evt-42'), envelopeMessageId: '1415' });
+    const events = await queued();
+    expect(events).toHaveLength(1);
+    expect(events[0]).toMatchObject({ kind: 'userEvent', agentId: 'agent-a', payload: delivered('evt-42'), envelopeMessageId: '1415' });
     expect(await leftBehind()).toEqual({ jobs: 1, dedupeKeys: 1 });
   });
 
@@ -172,7 +174,7 @@ describe('POST /webhooks/rbm accepts', () => {
       const s = signed(p);
       expect((await post(s.body, s.headers)).status).toBe(200);
     }
-    const kinds = (await queue.getJobs(['waiting', 'prioritized'])).map((j) => j.data.kind).sort();
+    const kinds = (await queued()).map((e) => e.kind).sort();
     expect(kinds).toEqual(['serverEvent', 'userEvent', 'userMessage']);
   });
 });

@@ -12,7 +12,14 @@ export function createRedis(url: string, role: RedisRole): Redis {
     lazyConnect: false,
     ...(role === 'worker'
       ? { maxRetriesPerRequest: null, enableReadyCheck: false }
-      : { maxRetriesPerRequest: 1, enableOfflineQueue: false, connectTimeout: 5000 }),
+      : {
+          maxRetriesPerRequest: 1,
+          enableOfflineQueue: false,
+          connectTimeout: 5000,
+          // Commands issued in the same tick go out in one write: under load (a
+          // webhook per request, a status read per call) that saves a syscall each.
+          enableAutoPipelining: true,
+        }),
   });
 }
 

@@ -6,7 +6,7 @@
 import { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { CHECK_EXPIRY, checkExpiryJobId, defaultCheckExpiryOptions, type CheckExpiryPayload } from '../../jobs/check-expiry.ts';
-import { INBOUND_QUEUE, type InboundEventPayload } from '../../jobs/inbound-event.ts';
+import { defaultInboundEventOptions, INBOUND_EVENT, INBOUND_QUEUE, type InboundEventPayload } from '../../jobs/inbound-event.ts';
 import { SEND_SMS, SMS_QUEUE, sendSmsJobId, type SendSmsPayload } from '../../jobs/send-sms.ts';
 import type { DeadlinePort, InboundConsumerPort, SmsQueuePort } from '../fallback/ports.ts';
 
@@ -46,6 +46,27 @@ export class BullDeadlines implements DeadlinePort {
   /** Best effort: a check that runs anyway finds the message delivered and does nothing. */
   async cancel(messageId: string): Promise<void> {
     await this.queue.remove(checkExpiryJobId(messageId)).catch(() => 0);
+  }
+
+  close(): Promise<void> {
+    return this.queue.close();
+  }
+}
+
+/**
+ * Inbound events that must wait (their message is still being sent) leave
+ * the webhook stream for a delayed job on the inbound queue, which BullMQ
+ * retries with backoff; the stream stays a fast path for the common case.
+ */
+export class BullInboundRetries {
+  readonly queue: Queue;
+  constructor(connection: Redis, prefix: string) {
+    this.queue = new Queue(INBOUND_QUEUE, { connection, prefix });
+  }
+
+  async retryLater(event: unknown): Promise<void> {
+    const { attempts, backoff } = defaultInboundEventOptions;
+    await this.queue.add(INBOUND_EVENT, event, { attempts: attempts - 1, backoff, delay: backoff.delay });
   }
 
   close(): Promise<void> {

@@ -23,6 +23,7 @@ import type { DeadlinePort } from '../fallback/ports.ts';
 import type { RbmClient } from '../rbm/client.ts';
 import type { SmsProvider } from '../sms/index.ts';
 import type { StatusPort } from '../status/store.ts';
+import { startStreamConsumer } from './inbound-stream.ts';
 import { startQueueWorker, type QueueWorker, type QueueWorkerOptions } from './runner.ts';
 
 export interface WorkerSet {
@@ -79,13 +80,29 @@ export function startDispatchWorkers(deps: Common & {
   })));
 }
 
-export function startInboundWorker(deps: Common & Omit<InboundEventDeps, 'status' | 'log' | 'immediateOnRevokeFailed'>): WorkerSet {
+/**
+ * Webhook events from the inbound stream (the fast path), and from the
+ * inbound BullMQ queue the local deadlines and events that had to wait.
+ */
+export function startInboundWorker(deps: Common & Omit<InboundEventDeps, 'status' | 'log' | 'immediateOnRevokeFailed'> & { retryLater: (event: unknown) => Promise<void> }): WorkerSet {
   const { config } = deps;
+  const inboundEvent = createInboundEventHandler({ ...deps, immediateOnRevokeFailed: config.fallback.immediateOnRevokeFailed });
   const handlers = {
-    [INBOUND_EVENT]: createInboundEventHandler({ ...deps, immediateOnRevokeFailed: config.fallback.immediateOnRevokeFailed }),
+    [INBOUND_EVENT]: inboundEvent,
     [CHECK_EXPIRY]: createCheckExpiryHandler({ status: deps.status, requestFallback: deps.requestFallback, rbm: deps.rbm, log: deps.log }),
   };
-  return set([startQueueWorker({ ...base(deps), queueName: INBOUND_QUEUE, handlers, concurrency: config.inbound.concurrency })]);
+  const queueWorker = startQueueWorker({ ...base(deps), queueName: INBOUND_QUEUE, handlers, concurrency: config.inbound.concurrency });
+  const consumer = startStreamConsumer({
+    blocking: deps.connection.duplicate(),
+    redis: deps.connection,
+    prefix: config.queuePrefix,
+    handler: inboundEvent,
+    concurrency: config.inbound.concurrency,
+    claimIdleMs: config.worker.lockDurationMs,
+    retryLater: deps.retryLater,
+    log: deps.log,
+  });
+  return set([queueWorker, { worker: queueWorker.worker, close: () => consumer.close() }]);
 }
 
 export function startSmsWorker(deps: Common & { provider: SmsProvider }): WorkerSet {
