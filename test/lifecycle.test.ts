@@ -180,6 +180,63 @@ describe('delivery lifecycle', () => {
     expect((await control(h, `/sms/${encodeURIComponent(to)}`)).messages).toHaveLength(1);
   }, 30_000);
 
+  it('TTL_EXPIRATION_REVOKE_FAILED: an OTP falls back at once; other traffic is revoked first, SMS on 200, delivered on 404', async () => {
+    h = await lifecycle('revoke-failed');
+    await control(h, '/defaults', 'PUT', { revokeFailedRate: 1 });
+    const otpPhone = rcsPhone(400);
+    const txPhone = rcsPhone(401);
+    for (const to of [otpPhone, txPhone]) h.emulator.state.setPhone(to, { online: false });
+    const otpSms = smsArrives(h, otpPhone);
+    const txSms = smsArrives(h, txPhone);
+    const [a, b] = await h.producer.sendMessages([otp(otpPhone, { ttl: '1s' }), otp(txPhone, { ttl: '1s', messageTrafficType: 'TRANSACTION' })]);
+    await Promise.all([otpSms, txSms]);
+    const otpStatus = await waitFor(() => h!.producer.getStatus(a!.messageId), (s) => s?.state === 'FALLBACK_SENT');
+    expect(otpStatus!.timeline.find((t) => t.state === 'FALLBACK_QUEUED')).toMatchObject({ event: 'TTL_EXPIRATION_REVOKE_FAILED', detail: 'AUTHENTICATION: falling back at once' });
+    const txStatus = await waitFor(() => h!.producer.getStatus(b!.messageId), (s) => s?.state === 'FALLBACK_SENT');
+    expect(txStatus!.timeline.find((t) => t.state === 'FALLBACK_QUEUED')!.detail).toContain('revoked after the failed TTL revocation');
+    expect((await control(h, `/messages/${b!.messageId}`)).revoked).toBe(true);
+    expect((await control(h, `/messages/${a!.messageId}`)).revoked).toBe(false); // Google's advice: SMS at the risk of a duplicate
+
+    // Delivered before our revoke: the revoke answers 404 and the record says DELIVERED, no SMS.
+    await control(h, '/webhook', 'PUT', { enabled: false }); // hold the platform's own DELIVERED
+    const late = rcsPhone(402);
+    const { messageId } = await h.producer.sendMessage(otp(late, { ttl: '60s', messageTrafficType: 'PROMOTION' }));
+    await waitFor(async () => (h!.emulator.state.messages.get(messageId) as { delivered?: boolean } | undefined)?.delivered, (d) => d === true);
+    await waitFor(() => h!.producer.getStatus(messageId), (s) => s?.state === 'SENT');
+    await sendWebhook(h, { phoneNumber: late, eventType: 'TTL_EXPIRATION_REVOKE_FAILED', eventId: 'rf-402', messageId, agentId: 'agent-a@rbm.goog' });
+    const delivered = await waitFor(() => h!.producer.getStatus(messageId), (s) => s?.state === 'DELIVERED');
+    expect(delivered!.timeline.at(-1)).toMatchObject({ event: 'TTL_EXPIRATION_REVOKE_FAILED', detail: 'revoke answered 404: already delivered' });
+    expect((await control(h, `/sms/${encodeURIComponent(late)}`)).count).toBe(0);
+  });
+
+  it('events for unknown messages are counted and dropped', async () => {
+    h = await lifecycle('unknown');
+    const unknown = '0b6f3a52-0000-4000-8000-00000000abcd';
+    await sendWebhook(h, { senderPhoneNumber: rcsPhone(410), eventType: 'DELIVERED', eventId: 'dlv-unknown', messageId: unknown, agentId: 'agent-a@rbm.goog' });
+    const counters = await waitFor(() => h!.service.redis.producer.hgetall(`${h!.config.queuePrefix}:counters`), (c) => c.unknownMessageEvents === '1');
+    expect(counters.inboundEvents).toBe('1');
+    expect(await h.producer.getStatus(unknown)).toBeNull();
+  });
+
+  it('the SMS worker retries a provider failure and stops at a permanent one, with the reason on the record', async () => {
+    h = await lifecycle('sms-errors', { SMS_BACKOFF_MS: '20' });
+    await control(h, '/sms/faults', 'PUT', { failNext: [{ kind: '500', count: 2 }] });
+    const retried = '+15557771110';
+    const refused = '+15557772220';
+    const sms = smsArrives(h, retried);
+    const first = await h.producer.sendMessage(otp(retried));
+    await sms;
+    const ok = await waitFor(() => h!.producer.getStatus(first.messageId), (s) => s?.state === 'FALLBACK_SENT');
+    expect(ok!.timeline.filter((t) => t.detail?.startsWith('SMS try')).map((t) => t.detail)).toEqual(['SMS try 1 (NOT_RCS)', 'SMS try 2 (NOT_RCS)', 'SMS try 3 (NOT_RCS)']);
+    await control(h, '/sms/faults', 'PUT', { failNext: [{ kind: '400', count: 1 }] });
+    const second = await h.producer.sendMessage(otp(refused));
+    const failed = await waitFor(() => h!.producer.getStatus(second.messageId), (s) => s?.state === 'FALLBACK_FAILED');
+    expect(failed!.lastError!.code).toBe('SMS_PROVIDER');
+    expect(failed!.lastError!.message).not.toContain('7772220');
+    expect((await control(h, `/sms/${encodeURIComponent(refused)}`)).count).toBe(0);
+    expect((await control(h, `/sms/${encodeURIComponent(retried)}`)).count).toBe(1);
+  });
+
   it('a bad signature changes nothing', async () => {
     h = await lifecycle('bad-signature');
     const to = rcsPhone(960);
