@@ -39,9 +39,9 @@ try {
     const runs = [];
     for (const [latencyMs, concurrency] of [[0, 200], [50, 400]] as const) {
       log(`dispatch throughput, ${messages} messages, ${latencyMs} ms per RBM call...`);
-      const r = await throughput(emu, redis.url, { latencyMs, concurrency, messages });
+      const r = await throughput(emu, redis.url, { latencyMs, concurrency, messages, rounds: quick ? 1 : 3 });
       runs.push(r);
-      rows.push({ benchmark: `dispatch ${fmt(messages)} msgs, ${latencyMs} ms RBM, c=${concurrency}`, measured: fmt(r.dispatchJobsPerSec, '/s'), baseline: `${fmt(r.bareJobsPerSec, '/s')} bare`, ratio: r.ratio, target: '≥ 0.60', pass: r.ratio >= 0.6 });
+      rows.push({ benchmark: `dispatch ${fmt(messages)} msgs, ${latencyMs} ms RBM, c=${concurrency} (median of ${r.rounds.length})`, measured: fmt(r.dispatchJobsPerSec, '/s'), baseline: `${fmt(r.bareJobsPerSec, '/s')} bare`, ratio: r.ratio, target: '≥ 0.60', pass: r.ratio >= 0.6 });
     }
     results.throughput = runs;
   }
@@ -65,12 +65,10 @@ try {
   }
   if (want('webhook')) {
     log('webhook intake...');
-    const wh = await webhook(redis.url, { connections: 64, durationSec: quick ? 3 : 10 });
+    const wh = await webhook(redis.url, { connections: 64, durationSec: quick ? 3 : 8, rounds: quick ? 1 : 3 });
     results.webhook = wh;
-    // autocannon's total leaves out the requests in flight when it stops (at most one per connection); those were queued too.
-    const clean = wh.intake.non2xx === 0 && wh.intake.errors === 0 && wh.intakeQueued >= wh.intake.total && wh.intakeQueued <= wh.intake.total + wh.connections;
-    rows.push({ benchmark: `webhook intake, signed, ${wh.connections} conns (queued ${fmt(wh.intakeQueued)} of ${fmt(wh.intake.total)})`, measured: fmt(wh.intake.requestsPerSec, '/s'), baseline: `${fmt(wh.bare.requestsPerSec, '/s')} bare route`, ratio: wh.ratio, target: '≥ 0.50', pass: wh.ratio >= 0.5 && clean });
-    rows.push({ benchmark: `webhook intake at half its max (${fmt(wh.halfRate)}/s)`, measured: `p99 ${wh.atHalf.p99} ms (p50 ${wh.atHalf.p50})`, baseline: '', target: 'p99 < 20 ms', pass: wh.atHalf.p99 < 20 && wh.atHalf.non2xx === 0 });
+    rows.push({ benchmark: `webhook intake, signed, ${wh.connections} conns (median of ${wh.rounds.length})`, measured: fmt(wh.intakeRequestsPerSec, '/s'), baseline: `${fmt(wh.bareRequestsPerSec, '/s')} bare route`, ratio: wh.ratio, target: '≥ 0.50, all queued', pass: wh.ratio >= 0.5 && wh.clean });
+    rows.push({ benchmark: `webhook intake at half its max (${fmt(wh.halfRate)}/s)`, measured: `p99 ${wh.p99AtHalf} ms (p50 ${wh.p50AtHalf})`, baseline: '', target: 'p99 < 20 ms', pass: wh.p99AtHalf < 20 && wh.clean });
   }
   if (want('memory')) {
     log('Redis memory per queued message...');

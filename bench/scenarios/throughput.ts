@@ -13,10 +13,15 @@ export interface ThroughputResult {
   latencyMs: number;
   concurrency: number;
   messages: number;
+  /** Medians over the rounds; each round runs bare then rbm-dispatch back to back. */
   bareJobsPerSec: number;
   dispatchJobsPerSec: number;
+  /** Median of the per-round ratios: machine drift between rounds cancels. */
   ratio: number;
+  rounds: Array<{ bare: number; dispatch: number }>;
 }
+
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
 async function bare(emu: EmulatorProcess, redisUrl: string, n: number, concurrency: number): Promise<number> {
   const prefix = 'bench-bare';
@@ -67,15 +72,31 @@ async function dispatch(emu: EmulatorProcess, redisUrl: string, n: number, concu
   return (n / (end - start)) * 1000;
 }
 
-export async function throughput(emu: EmulatorProcess, redisUrl: string, opts: { latencyMs: number; concurrency: number; messages: number }): Promise<ThroughputResult> {
+export async function throughput(
+  emu: EmulatorProcess,
+  redisUrl: string,
+  opts: { latencyMs: number; concurrency: number; messages: number; rounds: number },
+): Promise<ThroughputResult> {
+  const rounds: Array<{ bare: number; dispatch: number }> = [];
+  for (let round = 0; round < opts.rounds; round++) {
+    await emu.control('/reset', 'POST');
+    await emu.control('/faults', 'PUT', { latencyMs: opts.latencyMs });
+    const bareRate = await bare(emu, redisUrl, opts.messages, opts.concurrency);
+    await emu.control('/reset', 'POST');
+    await emu.control('/faults', 'PUT', { latencyMs: opts.latencyMs });
+    const dispatchRate = await dispatch(emu, redisUrl, opts.messages, opts.concurrency);
+    const counters = await emu.control('/counters');
+    if (counters.messagesAccepted !== opts.messages) throw new Error(`emulator accepted ${counters.messagesAccepted} of ${opts.messages}`);
+    rounds.push({ bare: bareRate, dispatch: dispatchRate });
+  }
   await emu.control('/reset', 'POST');
-  await emu.control('/faults', 'PUT', { latencyMs: opts.latencyMs });
-  const bareJobsPerSec = await bare(emu, redisUrl, opts.messages, opts.concurrency);
-  await emu.control('/reset', 'POST');
-  await emu.control('/faults', 'PUT', { latencyMs: opts.latencyMs });
-  const dispatchJobsPerSec = await dispatch(emu, redisUrl, opts.messages, opts.concurrency);
-  const counters = await emu.control('/counters');
-  if (counters.messagesAccepted !== opts.messages) throw new Error(`emulator accepted ${counters.messagesAccepted} of ${opts.messages}`);
-  await emu.control('/reset', 'POST');
-  return { ...opts, bareJobsPerSec, dispatchJobsPerSec, ratio: dispatchJobsPerSec / bareJobsPerSec };
+  return {
+    latencyMs: opts.latencyMs,
+    concurrency: opts.concurrency,
+    messages: opts.messages,
+    bareJobsPerSec: median(rounds.map((r) => r.bare)),
+    dispatchJobsPerSec: median(rounds.map((r) => r.dispatch)),
+    ratio: median(rounds.map((r) => r.dispatch / r.bare)),
+    rounds,
+  };
 }

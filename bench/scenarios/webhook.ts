@@ -26,13 +26,20 @@ export interface LoadResult {
 export interface WebhookResult {
   connections: number;
   durationSec: number;
-  bare: LoadResult;
-  intake: LoadResult;
-  intakeQueued: number;
+  /** Each round: the bare route, then the intake at full load, then the intake at half its measured maximum. */
+  rounds: Array<{ bare: LoadResult; intake: LoadResult; intakeQueued: number; halfRate: number; atHalf: LoadResult }>;
+  /** Medians over the rounds. */
+  bareRequestsPerSec: number;
+  intakeRequestsPerSec: number;
   ratio: number;
   halfRate: number;
-  atHalf: LoadResult;
+  p99AtHalf: number;
+  p50AtHalf: number;
+  /** Every round: no errors, no non-2xx, and every answered request queued. */
+  clean: boolean;
 }
+
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
 const TOKEN = 'bench-client-token-000000000001';
 
@@ -47,7 +54,7 @@ function load(url: string, opts: { connections: number; durationSec: number; rat
   });
 }
 
-export async function webhook(redisUrl: string, opts: { connections: number; durationSec: number }): Promise<WebhookResult> {
+async function round(redisUrl: string, opts: { connections: number; durationSec: number }): Promise<WebhookResult['rounds'][number]> {
   const prefix = 'bench-webhook';
   const bareApp = Fastify();
   bareApp.post('/webhooks/rbm', async (_request, reply) => reply.code(200).send());
@@ -69,11 +76,29 @@ export async function webhook(redisUrl: string, opts: { connections: number; dur
   const intakeRun = await load(url, opts);
   const intakeQueued = await redis.xlen(inboundStreamKey(prefix));
   await deleteKeys(redis, `${prefix}:*`);
-
   const halfRate = Math.floor(intakeRun.requestsPerSec / 2);
   const atHalf = await load(url, { ...opts, rate: halfRate });
   await app.close();
   await deleteKeys(redis, `${prefix}:*`);
   await redis.quit();
-  return { ...opts, bare, intake: intakeRun, intakeQueued, ratio: intakeRun.requestsPerSec / bare.requestsPerSec, halfRate, atHalf };
+  return { bare, intake: intakeRun, intakeQueued, halfRate, atHalf };
+}
+
+export async function webhook(redisUrl: string, opts: { connections: number; durationSec: number; rounds: number }): Promise<WebhookResult> {
+  const rounds: WebhookResult['rounds'] = [];
+  for (let i = 0; i < opts.rounds; i++) rounds.push(await round(redisUrl, opts));
+  // autocannon's total leaves out requests in flight when it stops (at most one per connection); those were queued too.
+  const clean = rounds.every((r) => r.intake.non2xx === 0 && r.intake.errors === 0 && r.atHalf.non2xx === 0 && r.intakeQueued >= r.intake.total && r.intakeQueued <= r.intake.total + opts.connections);
+  return {
+    connections: opts.connections,
+    durationSec: opts.durationSec,
+    rounds,
+    bareRequestsPerSec: median(rounds.map((r) => r.bare.requestsPerSec)),
+    intakeRequestsPerSec: median(rounds.map((r) => r.intake.requestsPerSec)),
+    ratio: median(rounds.map((r) => r.intake.requestsPerSec / r.bare.requestsPerSec)),
+    halfRate: median(rounds.map((r) => r.halfRate)),
+    p99AtHalf: median(rounds.map((r) => r.atHalf.p99)),
+    p50AtHalf: median(rounds.map((r) => r.atHalf.p50)),
+    clean,
+  };
 }

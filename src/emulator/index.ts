@@ -11,11 +11,10 @@ import Fastify, { type FastifyInstance } from 'fastify';
 import { registerControlRoutes } from './control-routes.ts';
 import { googleError } from './google-error.ts';
 import { registerTokenRoute, type ServiceAccountKey } from './oauth.ts';
-import type { QuotaConfig } from './quota.ts';
 import { registerRbmRoutes } from './rbm-routes.ts';
-import type { DeliverySettings } from './settings.ts';
+import type { StateOptions } from './records.ts';
 import { registerSmsRoutes } from './sms-routes.ts';
-import { EmulatorState, type DuplicateResponse, type WebhookOptions } from './state.ts';
+import { EmulatorState } from './state.ts';
 
 export { EmulatorState, defaultRcsRule } from './state.ts';
 export type { Arrival, Counters, DuplicateResponse, EmulatorEvents, MessageArrival, Phone, WebhookOptions } from './state.ts';
@@ -30,22 +29,11 @@ export type { ServiceAccountKey } from './oauth.ts';
 export { GOOGLE_TOKEN_URL, RBM_SCOPE } from './oauth.ts';
 export { CAPABILITY_FEATURES } from './rbm-routes.ts';
 
-export interface EmulatorOptions {
+/** What the platform does (see StateOptions: RCS rule, duplicate answer, quotas, delivery defaults, revoke failures, webhook), and where it listens. */
+export interface EmulatorOptions extends StateOptions {
   host?: string;
   port?: number;
   logger?: boolean;
-  /** Which phones are RCS-enabled. Default: a number ending in '0' is not, every other is; override per phone via the control API. */
-  defaultRcs?: (e164: string) => boolean;
-  /** Answer to a reused messageId/eventId: '200' echoes the stored original (default), '409' is ALREADY_EXISTS. Never delivered twice. */
-  duplicateResponse?: DuplicateResponse;
-  /** Per-agent quota; an agent without one is unlimited. */
-  quotas?: Record<string, QuotaConfig>;
-  /** Emulator-wide delivery settings (defaults: deliveryDelayMs 0, readDelayMs 1000, readProbability 0); PUT /_emulator/defaults changes them. */
-  phoneDefaults?: Partial<DeliverySettings>;
-  /** Chance (0..1) that a TTL expiry fails to revoke (TTL_EXPIRATION_REVOKE_FAILED). Default 0. */
-  revokeFailedRate?: number;
-  /** Where webhooks go and the client token per agentId ('*' for any). Without it no webhook is sent until PUT /_emulator/webhook. */
-  webhook?: WebhookOptions;
 }
 
 export interface RunningEmulator {

@@ -81,6 +81,8 @@ export function startStreamConsumer(opts: StreamConsumerOptions): StreamConsumer
   const consumer = `${hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`;
   let running = true;
   let inFlight = 0;
+  /** Entry IDs being handled here: a claim of stale entries must not start one twice. */
+  const handling = new Set<string>();
   let slotFreed: (() => void) | undefined;
   let idle: (() => void) | undefined;
 
@@ -99,10 +101,13 @@ export function startStreamConsumer(opts: StreamConsumerOptions): StreamConsumer
   }
 
   function start(id: string, fields: string[]): void {
+    if (handling.has(id)) return;
+    handling.add(id);
     inFlight++;
     void handle(id, fields)
       .catch((err: Error) => opts.log.error({ entry: id, err: err.message }, 'inbound entry left pending; it will be claimed again'))
       .finally(() => {
+        handling.delete(id);
         inFlight--;
         slotFreed?.();
         if (inFlight === 0) idle?.();
