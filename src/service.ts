@@ -19,6 +19,7 @@ import { startDispatchWorkers, startInboundWorker, startSmsWorker, type WorkerSe
 import type { RbmClient } from './rbm/client.ts';
 import { connectRbm } from './rbm/connect.ts';
 import { createSmsProvider, type SmsSettings } from './sms/index.ts';
+import { BatchStore } from './status/batches.ts';
 import { StatusStore } from './status/store.ts';
 import { newWebhookCounters, type WebhookCounters } from './webhook/receiver.ts';
 
@@ -72,6 +73,7 @@ export async function createService(config: Readonly<Config>, deps: ServiceDeps)
     prefix: config.queuePrefix,
     agents: config.agents,
     status,
+    batches: new BatchStore(producerRedis, { ...storeOptions, statusKey: (id) => status.key(id) }),
     jobDefaults: config.dispatch,
     ...(deps.now ? { now: deps.now } : {}),
   });

@@ -19,6 +19,7 @@ import { EVENT_PRIORITY, SEND_EVENT, sendEventInput, sendEventJobId, type SendEv
 import type { AgentConfig } from '../config.ts';
 import { PayloadError, UnknownAgentError } from '../errors.ts';
 import type { MessageState } from '../status/states.ts';
+import type { BatchProgress, BatchStore } from '../status/batches.ts';
 import type { MessageStatus, StatusStore } from '../status/store.ts';
 import { maskPhone } from '../mask.ts';
 import { whenReady } from './connection.ts';
@@ -38,7 +39,16 @@ export interface ProducerOptions {
   agents: readonly AgentConfig[];
   status: StatusStore;
   jobDefaults: { attempts: number; backoffMs: number; backoffJitter: number };
+  /** Where batches remember their message IDs (sendBatch). */
+  batches?: BatchStore;
   now?: () => number;
+}
+
+export interface EnqueuedBatch {
+  batchId: string;
+  messageIds: string[];
+  /** Items whose ID was already known: nothing new was queued for them. */
+  duplicates: number;
 }
 
 export interface EnqueuedMessage {
@@ -142,6 +152,32 @@ export class Producer {
       }));
     });
     return results;
+  }
+
+  /**
+   * A batch, all or nothing, tracked under one batchId. With an idempotency
+   * key the batchId is derived from it and every item without a key of its own
+   * gets `<key>:<index>`, so a retried batch queues nothing twice.
+   */
+  async sendBatch(inputs: readonly SendMessageInput[], options: { idempotencyKey?: string } = {}): Promise<EnqueuedBatch> {
+    const key = options.idempotencyKey;
+    const batchId = key ? uuidv5(`batch:${key}`, ID_NAMESPACE) : uuidv4();
+    const items = key
+      ? inputs.map((m, i) => (m && typeof m === 'object' && m.idempotencyKey === undefined && m.messageId === undefined ? { ...m, idempotencyKey: `${key}:${i}` } : m))
+      : inputs;
+    const results = await this.sendMessages(items, { batchId });
+    await this.opts.batches?.record(batchId, results.filter((r) => !r.duplicate).map((r) => r.messageId));
+    return { batchId, messageIds: results.map((r) => r.messageId), duplicates: results.filter((r) => r.duplicate).length };
+  }
+
+  batchProgress(batchId: string): Promise<BatchProgress | null> {
+    if (!this.opts.batches) throw new Error('this producer keeps no batches (ProducerOptions.batches)');
+    return this.opts.batches.progress(batchId);
+  }
+
+  /** The agent a message or event without agentId goes to; throws like an enqueue would. */
+  resolveAgent(agentId: string | undefined): string {
+    return this.agentFor(agentId);
   }
 
   async sendEvent(input: SendEventInput): Promise<EnqueuedEvent> {

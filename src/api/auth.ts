@@ -1,0 +1,53 @@
+/**
+ * Producer API keys: Bearer keys compared in constant time (as SHA-256
+ * digests, so lengths never leak), each allowed a set of agents. With no keys
+ * configured the API is open in emulator mode and closed otherwise.
+ */
+import { createHash, timingSafeEqual } from 'node:crypto';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { ApiKeyConfig } from '../config.ts';
+import type { Producer } from '../queue/producer.ts';
+import { errorBody } from './errors.ts';
+
+const digest = (s: string) => createHash('sha256').update(s).digest();
+
+type WithAgents = FastifyRequest & { allowedAgents: Set<string> | null };
+
+export function registerApiKeys(app: FastifyInstance, apiKeys: readonly ApiKeyConfig[], openWithoutKeys: boolean): void {
+  const keys = apiKeys.map((k) => ({ digest: digest(k.key), agents: new Set(k.agents) }));
+  app.decorateRequest('allowedAgents', null);
+  app.addHook('onRequest', async (request, reply) => {
+    if (keys.length === 0) {
+      if (openWithoutKeys) return;
+      return reply.code(401).send(errorBody('UNAUTHENTICATED', 'API_KEYS is not configured: the API refuses every caller against a real RBM endpoint'));
+    }
+    const header = request.headers.authorization ?? '';
+    const presented = header.startsWith('Bearer ') ? digest(header.slice(7)) : undefined;
+    const match = presented && keys.find((k) => timingSafeEqual(k.digest, presented));
+    if (!match) return reply.code(401).send(errorBody('UNAUTHENTICATED', 'expected Authorization: Bearer <API key>'));
+    (request as WithAgents).allowedAgents = match.agents;
+  });
+}
+
+/**
+ * Refuses (403) when the caller's key may not use an item's agent, the
+ * default agent included; true when it answered. Items whose agent is not
+ * valid at all are left to the producer, which names them.
+ */
+export function refuseForeignAgents(request: FastifyRequest, reply: FastifyReply, producer: Producer, items: readonly unknown[], path: string): boolean {
+  const allowed = (request as WithAgents).allowedAgents;
+  if (!allowed) return false;
+  const details: Array<{ path: string; problem: string }> = [];
+  items.forEach((item, i) => {
+    let agent: string;
+    try {
+      agent = producer.resolveAgent((item as { agentId?: string } | null)?.agentId);
+    } catch {
+      return;
+    }
+    if (!allowed.has(agent)) details.push({ path: path ? `${path}.${i}.agentId` : 'agentId', problem: `this API key may not send for agent '${agent}'` });
+  });
+  if (details.length === 0) return false;
+  reply.code(403).send(errorBody('FORBIDDEN', details[0]!.problem, details));
+  return true;
+}

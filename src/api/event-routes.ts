@@ -1,0 +1,35 @@
+/**
+ * Agent events: POST /v1/events and POST /v1/events:batch (READ receipts and
+ * typing indicators, up to 10,000 per call, all or nothing).
+ */
+import type { FastifyInstance } from 'fastify';
+import { refuseForeignAgents } from './auth.ts';
+import { bulkItems, underField } from './bulk.ts';
+import { idempotencyHeader } from './message-routes.ts';
+import type { ApiOptions } from './app.ts';
+
+export async function eventRoutes(app: FastifyInstance, opts: ApiOptions): Promise<void> {
+  const { producer } = opts;
+
+  app.post('/v1/events', async (request, reply) => {
+    const body = request.body as Record<string, unknown> | null;
+    const key = idempotencyHeader(request);
+    const input = key && body && typeof body === 'object' && body.idempotencyKey === undefined ? { ...body, idempotencyKey: key } : body;
+    if (refuseForeignAgents(request, reply, producer, [input], '')) return reply;
+    return reply.code(202).send(await producer.sendEvent(input as never));
+  });
+
+  app.post('/v1/events:batch', { bodyLimit: 8 * 1024 * 1024 }, async (request, reply) => {
+    const items = bulkItems(request.body, 'events');
+    if (refuseForeignAgents(request, reply, producer, items, 'events')) return reply;
+    const key = idempotencyHeader(request);
+    const keyed = key ? items.map((e, i) => (e && typeof e === 'object' && !('idempotencyKey' in e) && !('eventId' in e) ? { ...e, idempotencyKey: `${key}:${i}` } : e)) : items;
+    let results;
+    try {
+      results = await producer.sendEvents(keyed as never);
+    } catch (err) {
+      throw underField(err, 'events');
+    }
+    return reply.code(202).send({ eventIds: results.map((r) => r.eventId), duplicates: results.filter((r) => r.duplicate).length });
+  });
+}

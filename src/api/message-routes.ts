@@ -1,0 +1,72 @@
+/**
+ * Messages and batches: POST /v1/messages, POST /v1/messages:batch (up to
+ * 10,000, all or nothing), GET /v1/messages/:id, DELETE /v1/messages/:id
+ * (revoke, optional SMS), GET /v1/batches/:id (counts per state).
+ */
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { RevokeError } from '../fallback/revoke.ts';
+import { refuseForeignAgents } from './auth.ts';
+import { bulkItems, underField } from './bulk.ts';
+import { errorBody } from './errors.ts';
+import type { ApiOptions } from './app.ts';
+
+/** A batch of 10,000 full-size messages is large; one message never is. */
+const BATCH_BODY_LIMIT = 32 * 1024 * 1024;
+
+export function idempotencyHeader(request: FastifyRequest): string | undefined {
+  const key = request.headers['idempotency-key'];
+  return typeof key === 'string' && key.length > 0 ? key : undefined;
+}
+
+export async function messageRoutes(app: FastifyInstance, opts: ApiOptions): Promise<void> {
+  const { producer } = opts;
+
+  app.post('/v1/messages', async (request, reply) => {
+    const body = request.body as Record<string, unknown> | null;
+    const key = idempotencyHeader(request);
+    const input = key && body && typeof body === 'object' && body.idempotencyKey === undefined ? { ...body, idempotencyKey: key } : body;
+    if (refuseForeignAgents(request, reply, producer, [input], '')) return reply;
+    return reply.code(202).send(await producer.sendMessage(input as never));
+  });
+
+  app.post('/v1/messages:batch', { bodyLimit: BATCH_BODY_LIMIT }, async (request, reply) => {
+    const items = bulkItems(request.body, 'messages');
+    if (refuseForeignAgents(request, reply, producer, items, 'messages')) return reply;
+    const key = idempotencyHeader(request);
+    try {
+      return reply.code(202).send(await producer.sendBatch(items as never, key ? { idempotencyKey: key } : {}));
+    } catch (err) {
+      throw underField(err, 'messages');
+    }
+  });
+
+  app.get('/v1/messages/:id', async (request, reply) => {
+    const { id } = request.params as { id: string };
+    const status = await producer.getStatus(id);
+    if (!status) return reply.code(404).send(errorBody('NOT_FOUND', `no message ${id}`));
+    return status;
+  });
+
+  app.delete('/v1/messages/:id', async (request, reply) => {
+    if (!opts.revoke) return reply.code(501).send(errorBody('NOT_IMPLEMENTED', 'revoke is not wired in this process'));
+    const { id } = request.params as { id: string };
+    const fallback = (request.query as { fallback?: string }).fallback;
+    if (fallback !== undefined && fallback !== 'true' && fallback !== 'false') {
+      return reply.code(400).send(errorBody('PAYLOAD_INVALID', `expected fallback=true or fallback=false, got '${fallback}'`, [{ path: 'fallback', problem: 'expected true or false' }]));
+    }
+    try {
+      return await opts.revoke(id, { fallback: fallback === 'true' });
+    } catch (err) {
+      if (!(err instanceof RevokeError)) throw err;
+      const code = err.state === null ? 404 : 409;
+      return reply.code(code).send(errorBody(code === 404 ? 'NOT_FOUND' : err.code, err.message, [{ path: 'state', problem: String(err.state) }]));
+    }
+  });
+
+  app.get('/v1/batches/:id', async (request, reply) => {
+    const { id } = request.params as { id: string };
+    const progress = await producer.batchProgress(id);
+    if (!progress) return reply.code(404).send(errorBody('NOT_FOUND', `no batch ${id}`));
+    return progress;
+  });
+}

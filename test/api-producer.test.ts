@@ -1,0 +1,72 @@
+/**
+ * The producer API as a producer drives it, over real HTTP with a real Redis
+ * and the emulator: single sends, a 10,000-message batch and its progress,
+ * status with timeline, revoke, read receipts, idempotent retries.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { httpCall, rcsPhone, startHarness, waitFor, type Harness } from './helpers.ts';
+
+let h: Harness;
+let base: string;
+
+beforeAll(async () => {
+  h = await startHarness({ name: 'api-producer', env: { RBM_AGENTS: 'agent-a:5000,agent-b:100', FALLBACK_GRACE_MS: '500' } });
+  base = await h.startHttp();
+});
+afterAll(async () => {
+  await h.close();
+});
+
+const call = (method: string, path: string, body?: unknown, headers: Record<string, string> = {}) => httpCall(base, method, path, body, headers);
+const msg = (to: string, extra: Record<string, unknown> = {}) => ({ to, agentId: 'agent-a', contentMessage: { text: 'hello' }, ...extra });
+
+describe('producer API, driven over HTTP', () => {
+  it('send, status with timeline, and an idempotent retry of the POST', async () => {
+    h.startDispatch();
+    h.startInbound();
+    const first = await call('POST', '/v1/messages', msg(rcsPhone(1)), { 'idempotency-key': 'order-1' });
+    expect(first).toMatchObject({ status: 202, body: { state: 'QUEUED', duplicate: false } });
+    const again = await call('POST', '/v1/messages', msg(rcsPhone(1)), { 'idempotency-key': 'order-1' });
+    expect(again.body).toMatchObject({ messageId: first.body.messageId, duplicate: true });
+    const status = await waitFor(async () => (await call('GET', `/v1/messages/${first.body.messageId}`)).body, (s) => s.state === 'DELIVERED');
+    expect(status.timeline.map((t: { state: string }) => t.state)).toEqual(['QUEUED', 'SENDING', 'SENT', 'DELIVERED']);
+    expect((await h.emulator.state.messages.get(first.body.messageId) as { count: number }).count).toBe(1);
+  });
+
+  it('a batch of 10,000: one batchId, every message sent once, progress by state; a retried batch queues nothing', async () => {
+    const messages = Array.from({ length: 10_000 }, (_, i) => msg(rcsPhone(100_000 + i)));
+    const res = await call('POST', '/v1/messages:batch', { messages }, { 'idempotency-key': 'campaign-7' });
+    expect(res.status).toBe(202);
+    expect(res.body.messageIds).toHaveLength(10_000);
+    expect(new Set(res.body.messageIds).size).toBe(10_000);
+    const progress = await waitFor(async () => (await call('GET', `/v1/batches/${res.body.batchId}`)).body, (p) => p.counts.DELIVERED === 10_000, 30_000);
+    expect(progress).toEqual({ batchId: res.body.batchId, total: 10_000, counts: { DELIVERED: 10_000 } });
+    const retry = await call('POST', '/v1/messages:batch', { messages }, { 'idempotency-key': 'campaign-7' });
+    expect(retry.body).toMatchObject({ batchId: res.body.batchId, duplicates: 10_000 });
+    expect((await call('GET', `/v1/batches/${res.body.batchId}`)).body.total).toBe(10_000);
+    // Every message reached the phone once: no resend needed suppressing.
+    expect(await (await fetch(`${h.emulator.url}/_emulator/counters`)).json()).toMatchObject({ duplicatesSuppressed: 0 });
+  }, 60_000);
+
+  it('read receipts and typing, single and batched; keyed ones queue once', async () => {
+    const one = await call('POST', '/v1/events', { to: rcsPhone(2), agentId: 'agent-a', eventType: 'READ', messageId: 'MxUserMsg-1' });
+    expect(one).toMatchObject({ status: 202, body: { duplicate: false } });
+    const events = Array.from({ length: 50 }, (_, i) => ({ to: rcsPhone(300 + i), agentId: 'agent-a', eventType: 'READ', messageId: `MxUser-${i}` }));
+    const batch = await call('POST', '/v1/events:batch', { events }, { 'idempotency-key': 'desk-sweep-1' });
+    expect(batch.body.eventIds).toHaveLength(50);
+    expect((await call('POST', '/v1/events:batch', { events }, { 'idempotency-key': 'desk-sweep-1' })).body).toMatchObject({ duplicates: 50 });
+    await waitFor(async () => (await fetch(`${h.emulator.url}/_emulator/counters`).then((r) => r.json())) as { eventsAccepted: number }, (c) => c.eventsAccepted >= 51);
+  });
+
+  it('revoke: a message to an offline phone is revoked and falls back to SMS', async () => {
+    h.startSms();
+    const to = rcsPhone(4);
+    h.emulator.state.setPhone(to, { online: false });
+    const sent = await call('POST', '/v1/messages', msg(to, { ttl: '60s', fallback: { sms: { text: 'Your parcel arrives today' } } }));
+    await waitFor(async () => (await call('GET', `/v1/messages/${sent.body.messageId}`)).body, (s) => s.state === 'SENT');
+    expect(await call('DELETE', `/v1/messages/${sent.body.messageId}?fallback=true`)).toMatchObject({ status: 200, body: { state: 'FALLBACK_QUEUED', fallback: true } });
+    await waitFor(async () => (await call('GET', `/v1/messages/${sent.body.messageId}`)).body, (s) => s.state === 'FALLBACK_SENT');
+    expect((await call('DELETE', `/v1/messages/${sent.body.messageId}`)).status).toBe(409);
+  });
+});
+
