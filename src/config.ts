@@ -75,6 +75,8 @@ export interface Config {
     limiterWindowMs: number;
     /** IS_TYPING older than this is dropped, not sent: the indicator would be a lie. */
     typingMaxAgeMs: number;
+    /** READ receipts (and IS_TYPING) for one conversation within this window collapse into one; 0: off. */
+    eventCoalesceWindowMs: number;
     requestTimeoutMs: number;
     /** Fast in-request retries (connection reset, token refresh) before a job attempt fails. */
     fastRetries: number;
@@ -342,6 +344,7 @@ export function loadConfig(env: Env): Readonly<Config> {
       rateLimitPauseMs: r.int('RBM_RATE_LIMIT_PAUSE_MS', 1000, 1, 3_600_000),
       limiterWindowMs: r.int('LIMITER_WINDOW_MS', 100, 10, 60_000),
       typingMaxAgeMs: r.int('TYPING_MAX_AGE_MS', 15_000, 0, 3_600_000),
+      eventCoalesceWindowMs: r.int('EVENT_COALESCE_WINDOW_MS', 500, 0, 60_000),
       requestTimeoutMs: r.int('RBM_REQUEST_TIMEOUT_MS', 10_000, 100, 600_000),
       fastRetries: r.int('RBM_FAST_RETRIES', 2, 0, 10),
       keepCompleted: r.int('JOB_KEEP_COMPLETED', 1000, 0, 1_000_000),

@@ -38,7 +38,7 @@ export interface ProducerOptions {
   prefix: string;
   agents: readonly AgentConfig[];
   status: StatusStore;
-  jobDefaults: { attempts: number; backoffMs: number; backoffJitter: number };
+  jobDefaults: { attempts: number; backoffMs: number; backoffJitter: number; eventCoalesceWindowMs?: number };
   /** Where batches remember their message IDs (sendBatch). */
   batches?: BatchStore;
   now?: () => number;
@@ -212,7 +212,7 @@ export class Producer {
         return isNew;
       });
       try {
-        await this.addJobs(fresh, (p) => ({ name: SEND_EVENT, data: p, opts: this.jobOptions(sendEventJobId(p.eventId), EVENT_PRIORITY) }));
+        await this.addJobs(fresh, (p) => ({ name: SEND_EVENT, data: p, opts: { ...this.jobOptions(sendEventJobId(p.eventId), EVENT_PRIORITY), ...this.coalesce(p) } }));
       } catch (err) {
         // Give the keys back, so the caller's retry with the same keys is not taken for a duplicate.
         const claimed = fresh.filter((p) => keyedIds.has(p.eventId)).map((p) => this.eventKey(p.eventId));
@@ -330,6 +330,20 @@ export class Producer {
       if (reply === 'OK') fresh.add(eventIds[i]!);
     });
     return fresh;
+  }
+
+  /**
+   * READ coalescing: a conversation's READ (or IS_TYPING) waits the window;
+   * one arriving meanwhile replaces it (BullMQ deduplication in replace
+   * mode), so a burst sends one event, for the newest message. The dedupe key
+   * ends a little before the job can run: a READ that comes while the last
+   * one is being sent is queued, never dropped.
+   */
+  private coalesce(p: SendEventPayload): JobsOptions {
+    const window = this.opts.jobDefaults.eventCoalesceWindowMs ?? 0;
+    if (window <= 0) return {};
+    const ttl = window - Math.min(100, Math.floor(window / 5));
+    return { delay: window, deduplication: { id: `coalesce:${p.eventType}:${p.agentId}:${p.to}`, ttl, replace: true } };
   }
 
   private eventKey(eventId: string): string {
