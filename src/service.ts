@@ -43,6 +43,8 @@ export interface Service {
   startDispatch(): WorkerSet;
   startInbound(): WorkerSet;
   startSms(): WorkerSet;
+  /** Readiness: Redis answers, and every worker set started here runs. */
+  readiness(): Array<{ name: string; check: () => Promise<boolean> }>;
   /** Stops the workers (finishing jobs in hand), then everything they used. */
   close(): Promise<void>;
 }
@@ -122,6 +124,10 @@ export async function createService(config: Readonly<Config>, deps: ServiceDeps)
       providers.push(provider);
       return started(startSmsWorker({ ...common, provider }));
     },
+    readiness: () => [
+      { name: 'redis', check: async () => (await producerRedis.ping()) === 'PONG' },
+      { name: 'workers', check: async () => sets.every((s) => s.running()) },
+    ],
     close() {
       closing ??= (async () => {
         await Promise.all(sets.map((s) => s.close()));

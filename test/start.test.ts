@@ -56,6 +56,8 @@ describe('npm start', () => {
     expect(await warning).toContain('not to Google');
 
     const base = `http://127.0.0.1:${port}`;
+    expect((await fetch(`${base}/healthz`)).status).toBe(200);
+    expect(await (await fetch(`${base}/readyz`)).json()).toEqual({ status: 'ready', checks: { redis: 'ok', workers: 'ok' } });
     const posted = await fetch(`${base}/v1/messages`, {
       method: 'POST',
       headers: { 'content-type': 'application/json' },

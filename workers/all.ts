@@ -54,6 +54,7 @@ runProcess('rbm-dispatch', async () => {
     openWithoutKeys: emulated,
     logger: log,
     webhook: { clientTokens, intake: service.intake, bodyLimitBytes: config.inbound.bodyLimitBytes, counters: service.webhookCounters, log },
+    readiness: service.readiness(),
   });
   await app.listen({ port: config.port, host: config.host });
   log.info({ url: `http://${config.host}:${config.port}`, agents: config.agents, redis: redis.url, sms: config.sms.provider }, 'rbm-dispatch is up');

@@ -11,6 +11,7 @@ import type { Producer } from '../queue/producer.ts';
 import { webhookRoutes, type WebhookOptions } from '../webhook/receiver.ts';
 import type { RevokeResult } from '../fallback/revoke.ts';
 import { registerApiKeys } from './auth.ts';
+import { healthRoutes, type ReadinessCheck } from './health.ts';
 import { errorBody, sendError } from './errors.ts';
 import { eventRoutes } from './event-routes.ts';
 import { messageRoutes } from './message-routes.ts';
@@ -21,6 +22,8 @@ export interface ApiOptions {
   revoke?: (messageId: string, options: { fallback?: boolean }) => Promise<RevokeResult>;
   /** POST /webhooks/rbm; absent: no webhook route. */
   webhook?: WebhookOptions;
+  /** /healthz and /readyz with these readiness checks; absent: no health routes. */
+  readiness?: readonly ReadinessCheck[];
   apiKeys: readonly ApiKeyConfig[];
   /** With no keys configured: true lets every caller in (emulator mode), false refuses all. */
   openWithoutKeys: boolean;
@@ -31,6 +34,7 @@ export function buildApi(opts: ApiOptions): FastifyInstance {
   const app = Fastify({ loggerInstance: opts.logger || undefined, bodyLimit: 1024 * 1024 } as never) as unknown as FastifyInstance;
   app.setNotFoundHandler((request, reply) => reply.code(404).send(errorBody('NOT_FOUND', `no route ${request.method} ${request.url}`)));
   if (opts.webhook) app.register(webhookRoutes(opts.webhook));
+  if (opts.readiness) app.register(healthRoutes(opts.readiness));
   app.register(async (api) => apiRoutes(api, opts));
   return app;
 }

@@ -28,6 +28,8 @@ import { startQueueWorker, type QueueWorker, type QueueWorkerOptions } from './r
 
 export interface WorkerSet {
   workers: readonly QueueWorker[];
+  /** True while every worker of the set runs (for /readyz). */
+  running(): boolean;
   /** Finishes the jobs in hand, then stops. */
   close(): Promise<void>;
 }
@@ -56,7 +58,15 @@ function base(c: Common): Omit<QueueWorkerOptions, 'queueName' | 'handlers' | 'c
 }
 
 function set(workers: QueueWorker[]): WorkerSet {
-  return { workers, close: async () => void (await Promise.all(workers.map((w) => w.close()))) };
+  let closed = false;
+  return {
+    workers,
+    running: () => !closed && workers.every((w) => w.worker.isRunning()),
+    close: async () => {
+      closed = true;
+      await Promise.all(workers.map((w) => w.close()));
+    },
+  };
 }
 
 export function startDispatchWorkers(deps: Common & {
