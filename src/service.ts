@@ -15,6 +15,7 @@ import { createRedis, whenReady } from './queue/connection.ts';
 import { inboundStreamKey, StreamInboundIntake } from './queue/inbound-stream.ts';
 import { BullDeadlines, BullInboundRetries, BullSmsQueue, RedisInboundStream } from './queue/lifecycle-queues.ts';
 import { Producer } from './queue/producer.ts';
+import { redrive, type RedriveResult } from './queue/redrive.ts';
 import { startDispatchWorkers, startInboundWorker, startSmsWorker, type WorkerSet } from './queue/workers.ts';
 import type { RbmClient } from './rbm/client.ts';
 import { connectRbm } from './rbm/connect.ts';
@@ -43,6 +44,10 @@ export interface Service {
   startDispatch(): WorkerSet;
   startInbound(): WorkerSet;
   startSms(): WorkerSet;
+  /** Messages that failed for good, newest first; `code` filters by the last error's code. */
+  failures: StatusStore['failures'];
+  /** Re-drives failed messages (FAILED: the send again; FALLBACK_FAILED: the SMS again). */
+  redrive(messageIds: readonly string[]): Promise<RedriveResult>;
   /** Readiness: Redis answers, and every worker set started here runs. */
   readiness(): Array<{ name: string; check: () => Promise<boolean> }>;
   /** Stops the workers (finishing jobs in hand), then everything they used. */
@@ -124,6 +129,8 @@ export async function createService(config: Readonly<Config>, deps: ServiceDeps)
       providers.push(provider);
       return started(startSmsWorker({ ...common, provider }));
     },
+    failures: (options) => status.failures(options),
+    redrive: (messageIds) => redrive({ status, outbound: (agentId) => producer.queueOf(agentId), sms: smsQueue.queue }, messageIds),
     readiness: () => [
       { name: 'redis', check: async () => (await producerRedis.ping()) === 'PONG' },
       { name: 'workers', check: async () => sets.every((s) => s.running()) },

@@ -122,6 +122,7 @@ export async function startHarness(options: { name: string; env?: Record<string,
         apiKeys: [],
         openWithoutKeys: true,
         revoke: service.revoke,
+        failures: { list: service.failures, redrive: service.redrive },
         webhook: { clientTokens: config.webhookClientTokens, intake: service.intake, bodyLimitBytes: config.inbound.bodyLimitBytes, counters: service.webhookCounters },
       });
       const url = await http.listen({ port: 0, host: '127.0.0.1' });

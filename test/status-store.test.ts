@@ -22,23 +22,24 @@ afterAll(async () => {
 });
 
 describe('state machine', () => {
-  it('has exactly the edges of DESIGN.md plus the fallback claim and late deliveries', () => {
+  it('has exactly the edges of DESIGN.md plus the fallback claim, late deliveries and re-drives', () => {
     const edges = Object.values(MessageStates).flatMap((from) => Object.values(MessageStates).filter((to) => canMove(from, to)).map((to) => `${from}>${to}`));
     expect(edges.sort()).toEqual([
       'EXPIRED>DELIVERED', 'EXPIRED>FALLBACK_QUEUED', 'EXPIRED>READ',
-      'FALLBACK_FAILED>DELIVERED', 'FALLBACK_FAILED>READ',
+      'FALLBACK_FAILED>DELIVERED', 'FALLBACK_FAILED>FALLBACK_QUEUED', 'FALLBACK_FAILED>READ',
       'FALLBACK_QUEUED>DELIVERED', 'FALLBACK_QUEUED>FALLBACK_SENDING', 'FALLBACK_QUEUED>READ',
       'FALLBACK_SENDING>FALLBACK_FAILED', 'FALLBACK_SENDING>FALLBACK_SENDING', 'FALLBACK_SENDING>FALLBACK_SENT',
       'FALLBACK_SENT>DELIVERED', 'FALLBACK_SENT>READ',
       'NOT_RCS>FALLBACK_QUEUED',
       'QUEUED>EXPIRED', 'QUEUED>FAILED', 'QUEUED>REVOKED', 'QUEUED>SENDING',
       'DELIVERED>READ',
+      'FAILED>QUEUED',
       'REVOKED>DELIVERED', 'REVOKED>FALLBACK_QUEUED', 'REVOKED>READ',
       'SENDING>EXPIRED', 'SENDING>FAILED', 'SENDING>NOT_RCS', 'SENDING>SENDING', 'SENDING>SENT',
       'SENT>DELIVERED', 'SENT>EXPIRED', 'SENT>FALLBACK_QUEUED', 'SENT>READ', 'SENT>REVOKED',
     ].sort());
     expect(statesLeadingTo('SENT')).toEqual(['SENDING']);
-    expect(Object.values(MessageStates).filter(isFinal).sort()).toEqual(['FAILED', 'READ']);
+    expect(Object.values(MessageStates).filter(isFinal).sort()).toEqual(['READ']);
   });
 
   it('never lets a delivered message fall back, nor an SMS be claimed twice', () => {

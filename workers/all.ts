@@ -55,6 +55,7 @@ runProcess('rbm-dispatch', async () => {
     logger: log,
     webhook: { clientTokens, intake: service.intake, bodyLimitBytes: config.inbound.bodyLimitBytes, counters: service.webhookCounters, log },
     readiness: service.readiness(),
+    failures: { list: service.failures, redrive: service.redrive },
   });
   await app.listen({ port: config.port, host: config.host });
   log.info({ url: `http://${config.host}:${config.port}`, agents: config.agents, redis: redis.url, sms: config.sms.provider }, 'rbm-dispatch is up');

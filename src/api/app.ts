@@ -14,6 +14,9 @@ import { registerApiKeys } from './auth.ts';
 import { healthRoutes, type ReadinessCheck } from './health.ts';
 import { errorBody, sendError } from './errors.ts';
 import { eventRoutes } from './event-routes.ts';
+import { failureRoutes } from './failure-routes.ts';
+import type { RedriveResult } from '../queue/redrive.ts';
+import type { FailureEntry } from '../status/store.ts';
 import { messageRoutes } from './message-routes.ts';
 
 export interface ApiOptions {
@@ -22,6 +25,11 @@ export interface ApiOptions {
   revoke?: (messageId: string, options: { fallback?: boolean }) => Promise<RevokeResult>;
   /** POST /webhooks/rbm; absent: no webhook route. */
   webhook?: WebhookOptions;
+  /** GET /v1/failures and POST /v1/failures:retry; absent: no such routes. */
+  failures?: {
+    list(options: { code?: string; limit: number; before?: number }): Promise<{ failures: FailureEntry[]; next?: number }>;
+    redrive(messageIds: readonly string[]): Promise<RedriveResult>;
+  };
   /** /healthz and /readyz with these readiness checks; absent: no health routes. */
   readiness?: readonly ReadinessCheck[];
   apiKeys: readonly ApiKeyConfig[];
@@ -46,4 +54,5 @@ async function apiRoutes(app: FastifyInstance, opts: ApiOptions): Promise<void> 
   registerApiKeys(app, opts.apiKeys, opts.openWithoutKeys);
   await messageRoutes(app, opts);
   await eventRoutes(app, opts);
+  await failureRoutes(app, opts);
 }

@@ -350,6 +350,11 @@ export class Producer {
     return `${this.opts.prefix}:event-id:${eventId}`;
   }
 
+  /** The outbound queue of an agent (one per agent). */
+  queueOf(agentId: string): Queue {
+    return this.queue(agentId);
+  }
+
   private queue(agentId: string): Queue {
     let queue = this.queues.get(agentId);
     if (!queue) {

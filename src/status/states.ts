@@ -12,6 +12,7 @@
  *     │          └─► FAILED | EXPIRED   (400/403, attempts exhausted | TTL passed in our queue)
  *     └─► REVOKED | FAILED | EXPIRED     (before any send)
  *   EXPIRED ─► FALLBACK_QUEUED when the message has SMS settings
+ *   FAILED ─► QUEUED, FALLBACK_FAILED ─► FALLBACK_QUEUED: re-driven by an operator
  *
  * Events arrive late, twice and out of order. READ implies delivery, so SENT
  * may go straight to READ. A DELIVERED or READ that comes after the message
@@ -47,13 +48,14 @@ const EDGES: Readonly<Record<MessageState, readonly MessageState[]>> = {
   DELIVERED: ['READ'],
   READ: [],
   NOT_RCS: ['FALLBACK_QUEUED'],
-  FAILED: [],
+  // An operator's re-drive (POST /v1/failures:retry) puts a failed message back in line.
+  FAILED: ['QUEUED'],
   EXPIRED: ['FALLBACK_QUEUED', ...LATE_DELIVERY],
   REVOKED: ['FALLBACK_QUEUED', ...LATE_DELIVERY],
   FALLBACK_QUEUED: ['FALLBACK_SENDING', ...LATE_DELIVERY],
   FALLBACK_SENDING: ['FALLBACK_SENDING', 'FALLBACK_SENT', 'FALLBACK_FAILED'],
   FALLBACK_SENT: [...LATE_DELIVERY],
-  FALLBACK_FAILED: [...LATE_DELIVERY],
+  FALLBACK_FAILED: ['FALLBACK_QUEUED', ...LATE_DELIVERY],
 };
 
 /** The states from which `to` may be entered. */

@@ -61,6 +61,18 @@ export interface TransitionOptions {
   create?: NewStatus & { createdAt: number };
 }
 
+export interface FailureEntry {
+  messageId: string;
+  state: MessageState;
+  agentId: string;
+  /** Masked. */
+  to: string;
+  /** The last error's code: RBM_API, RBM_NETWORK, PAYLOAD_INVALID, SMS_PROVIDER, SMS_OUTCOME_UNKNOWN... */
+  reason: string;
+  message: string;
+  failedAt: number;
+}
+
 /** What handlers need of the store: an interface, so they test with plain fakes. */
 export interface StatusPort {
   transition(messageId: string, to: MessageState, options?: TransitionOptions): Promise<TransitionResult>;
@@ -95,7 +107,8 @@ end
 return out
 `;
 
-// KEYS[1] status key. ARGV: to, now, ttlMs, options (JSON), then the allowed-from states.
+// KEYS[1] status key, KEYS[2] the failures index. ARGV: to, now, ttlMs, options (JSON), then the allowed-from states.
+// A move into FAILED or FALLBACK_FAILED enters the message in the index (score: when); a move out removes it.
 // options: countAttempt, error {code, message}, detail, event, fields {k: v}, create {...}.
 // With create, a missing record counts as QUEUED since createdAt: a freshly
 // queued message's status is its job. An event that changes nothing is still
@@ -146,12 +159,17 @@ if type(o.event) == 'string' then entry.event = o.event end
 if type(o.detail) == 'string' then entry.detail = o.detail end
 append(entry)
 redis.call('PEXPIRE', KEYS[1], ARGV[3])
+if ARGV[1] == 'FAILED' or ARGV[1] == 'FALLBACK_FAILED' then
+  redis.call('ZADD', KEYS[2], ARGV[2], o.id)
+elseif cur == 'FAILED' or cur == 'FALLBACK_FAILED' then
+  redis.call('ZREM', KEYS[2], o.id)
+end
 return {1, cur}
 `;
 
 type ScriptRedis = Redis & {
   rbmStatusCreateMany(numKeys: number, ...args: (string | number)[]): Promise<string[]>;
-  rbmStatusTransition(key: string, ...args: (string | number)[]): Promise<[number, string | null]>;
+  rbmStatusTransition(key: string, failures: string, ...args: (string | number)[]): Promise<[number, string | null]>;
 };
 
 export class StatusStore implements StatusPort {
@@ -163,9 +181,37 @@ export class StatusStore implements StatusPort {
   ) {
     if (!('rbmStatusTransition' in redis)) {
       redis.defineCommand('rbmStatusCreateMany', { lua: CREATE_MANY });
-      redis.defineCommand('rbmStatusTransition', { numberOfKeys: 1, lua: TRANSITION });
+      redis.defineCommand('rbmStatusTransition', { numberOfKeys: 2, lua: TRANSITION });
     }
     this.redis = redis as ScriptRedis;
+  }
+
+  /** Messages that failed for good, by when (a sorted set). */
+  get failuresKey(): string {
+    return `${this.options.prefix}:failures`;
+  }
+
+  /** Failed messages, newest first, optionally only those whose last error has `code`. */
+  async failures(options: { code?: string; limit: number; before?: number }): Promise<{ failures: FailureEntry[]; next?: number }> {
+    const out: FailureEntry[] = [];
+    let max: string = options.before === undefined ? '+inf' : `(${options.before}`;
+    // Page through the index until `limit` entries match the filter.
+    for (;;) {
+      const page = await this.redis.zrevrangebyscore(this.failuresKey, max, '-inf', 'WITHSCORES', 'LIMIT', 0, 500);
+      if (page.length === 0) return { failures: out };
+      const pipeline = this.redis.pipeline();
+      for (let i = 0; i < page.length; i += 2) pipeline.hmget(this.key(page[i]!), 'state', 'agentId', 'to', 'lastErrorCode', 'lastError');
+      const rows = (await pipeline.exec()) ?? [];
+      for (let i = 0; i < rows.length; i++) {
+        const [state, agentId, to, code, message] = rows[i]![1] as (string | null)[];
+        const failedAt = Number(page[i * 2 + 1]);
+        if (!state) continue; // the record expired; the index forgets it lazily
+        if (options.code && code !== options.code) continue;
+        out.push({ messageId: page[i * 2]!, state: state as MessageState, agentId: agentId ?? '', to: to ?? '', reason: code ?? 'UNKNOWN', message: message ?? '', failedAt });
+        if (out.length === options.limit) return { failures: out, next: failedAt };
+      }
+      max = `(${page[page.length - 1]}`;
+    }
   }
 
   key(messageId: string): string {
@@ -190,6 +236,7 @@ export class StatusStore implements StatusPort {
   async transition(messageId: string, to: MessageState, options: TransitionOptions = {}): Promise<TransitionResult> {
     const c = options.create;
     const lua = {
+      id: messageId,
       ...(options.countAttempt ? { countAttempt: true } : {}),
       ...(options.error ? { error: options.error } : {}),
       ...(options.detail ? { detail: options.detail } : {}),
@@ -201,6 +248,7 @@ export class StatusStore implements StatusPort {
     };
     const [ok, from] = await this.redis.rbmStatusTransition(
       this.key(messageId),
+      this.failuresKey,
       to,
       options.now ?? Date.now(),
       this.options.ttlMs,

@@ -1,0 +1,44 @@
+/**
+ * Dead letters: GET /v1/failures lists messages that failed for good with
+ * their reason (?reason=CODE, ?limit, ?before cursor); POST /v1/failures:retry
+ * re-drives the given messageIds, or every failure with a reason.
+ */
+import type { FastifyInstance } from 'fastify';
+import { PayloadError } from '../errors.ts';
+import type { ApiOptions } from './app.ts';
+import { errorBody } from './errors.ts';
+
+const MAX_LIST = 1000;
+
+function positiveInt(value: string | undefined, name: string, max: number): number | undefined {
+  if (value === undefined) return undefined;
+  if (!/^\d+$/.test(value) || Number(value) < 1 || Number(value) > max) throw new PayloadError('query', [{ path: name, problem: `expected a whole number from 1 to ${max}, got '${value}'` }]);
+  return Number(value);
+}
+
+export async function failureRoutes(app: FastifyInstance, opts: ApiOptions): Promise<void> {
+  const failures = opts.failures;
+  if (!failures) return;
+
+  app.get('/v1/failures', async (request) => {
+    const q = request.query as { reason?: string; limit?: string; before?: string };
+    const limit = positiveInt(q.limit, 'limit', MAX_LIST) ?? 100;
+    const before = positiveInt(q.before, 'before', Number.MAX_SAFE_INTEGER);
+    return failures.list({ limit, ...(q.reason ? { code: q.reason } : {}), ...(before !== undefined ? { before } : {}) });
+  });
+
+  app.post('/v1/failures:retry', async (request, reply) => {
+    const body = (request.body ?? {}) as { messageIds?: unknown; reason?: unknown };
+    if (typeof body !== 'object' || Array.isArray(body)) throw new PayloadError('retry', [{ path: '', problem: 'expected an object { messageIds } or { reason }' }]);
+    const ids = body.messageIds;
+    if (ids !== undefined && (!Array.isArray(ids) || ids.length === 0 || ids.length > MAX_LIST || !ids.every((id) => typeof id === 'string'))) {
+      throw new PayloadError('retry', [{ path: 'messageIds', problem: `expected 1 to ${MAX_LIST} message IDs` }]);
+    }
+    if (body.reason !== undefined && typeof body.reason !== 'string') throw new PayloadError('retry', [{ path: 'reason', problem: 'expected an error code like RBM_API' }]);
+    if (ids === undefined && body.reason === undefined) {
+      return reply.code(400).send(errorBody('PAYLOAD_INVALID', 'expected messageIds or reason', [{ path: '', problem: 'expected { "messageIds": [...] } or { "reason": "CODE" }' }]));
+    }
+    const targets = (ids as string[] | undefined) ?? (await failures.list({ limit: MAX_LIST, code: body.reason as string })).failures.map((f) => f.messageId);
+    return failures.redrive(targets);
+  });
+}
