@@ -41,7 +41,7 @@ describe('producer API, driven over HTTP', () => {
     expect(res.status).toBe(202);
     expect(res.body.messageIds).toHaveLength(10_000);
     expect(new Set(res.body.messageIds).size).toBe(10_000);
-    const progress = await waitFor(async () => (await call('GET', `/v1/batches/${res.body.batchId}`)).body, (p) => p.counts.DELIVERED === 10_000, 30_000);
+    const progress = await waitFor(async () => (await call('GET', `/v1/batches/${res.body.batchId}`)).body, (p) => p.counts.DELIVERED === 10_000, 90_000);
     expect(progress).toEqual({ batchId: res.body.batchId, total: 10_000, counts: { DELIVERED: 10_000 } });
     const retry = await call('POST', '/v1/messages:batch', { messages }, { 'idempotency-key': 'campaign-7' });
     expect(retry.body).toMatchObject({ batchId: res.body.batchId, duplicates: 10_000 });
@@ -50,7 +50,7 @@ describe('producer API, driven over HTTP', () => {
     expect((await accepted()) - before).toBe(10_000);
     const perPhone = await Promise.all(messages.slice(0, 200).map(async (m) => ((await (await fetch(`${h.emulator.url}/_emulator/phones/${encodeURIComponent(m.to)}`)).json()) as { arrivals: unknown[] }).arrivals.length));
     expect(new Set(perPhone)).toEqual(new Set([1]));
-  }, 60_000);
+  }, 120_000);
 
   it('read receipts and typing, single and batched; keyed ones queue once', async () => {
     const one = await call('POST', '/v1/events', { to: rcsPhone(2), agentId: 'agent-a', eventType: 'READ', messageId: 'MxUserMsg-1' });

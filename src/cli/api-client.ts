@@ -1,0 +1,167 @@
+/**
+ * A typed client for the rbm-dispatch HTTP API over one keep-alive undici
+ * Pool: a method per endpoint the CLI uses, errors carrying the HTTP status
+ * and the API's own error code. The API key goes in a header, never a message.
+ */
+import { Pool } from 'undici';
+import { ApiError, ApiUnreachableError, UsageError, type Detail } from './errors.ts';
+
+export interface QueuedMessage {
+  messageId: string;
+  state: string;
+  duplicate: boolean;
+}
+
+export interface QueuedBatch {
+  batchId: string;
+  messageIds: string[];
+  duplicates: number;
+}
+
+export interface QueuedEvent {
+  eventId: string;
+  duplicate: boolean;
+}
+
+export interface QueuedEvents {
+  eventIds: string[];
+  duplicates: number;
+}
+
+export interface TimelineEntry {
+  state: string;
+  at: number;
+  event?: string;
+  detail?: string;
+}
+
+/** GET /v1/messages/:id; `to` comes masked from the service. */
+export interface MessageStatus {
+  messageId: string;
+  state: string;
+  agentId: string;
+  to: string;
+  timeline: TimelineEntry[];
+  attempts?: number;
+  batchId?: string;
+  lastError?: { code: string; message: string };
+  [field: string]: unknown;
+}
+
+export interface Revoked {
+  messageId: string;
+  state: string;
+  fallback: boolean;
+}
+
+export interface BatchProgress {
+  batchId: string;
+  total: number;
+  counts: Record<string, number>;
+}
+
+export interface ApiClientOptions {
+  url: string;
+  apiKey?: string | undefined;
+  /** One call's limit, headers and body each; a 10,000-message batch takes a while to queue. */
+  timeoutMs?: number;
+}
+
+export class ApiClient {
+  private readonly pool: Pool;
+  private readonly basePath: string;
+  private readonly origin: string;
+  private readonly headers: Record<string, string>;
+  private readonly timeoutMs: number;
+
+  constructor(opts: ApiClientOptions) {
+    let url: URL;
+    try {
+      url = new URL(opts.url);
+      if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new Error('protocol');
+    } catch {
+      throw new UsageError(`--url: expected an http(s) URL like http://127.0.0.1:3000, got '${opts.url}'`);
+    }
+    this.origin = url.origin;
+    this.basePath = url.pathname.replace(/\/+$/, '');
+    this.pool = new Pool(url.origin, { connections: 4 });
+    this.timeoutMs = opts.timeoutMs ?? 120_000;
+    this.headers = { accept: 'application/json', ...(opts.apiKey ? { authorization: `Bearer ${opts.apiKey}` } : {}) };
+  }
+
+  sendMessage(message: unknown): Promise<QueuedMessage> {
+    return this.call('POST', '/v1/messages', { body: message });
+  }
+
+  sendMessages(messages: readonly unknown[], idempotencyKey?: string): Promise<QueuedBatch> {
+    return this.call('POST', '/v1/messages:batch', { body: { messages }, idempotencyKey });
+  }
+
+  sendEvent(event: unknown): Promise<QueuedEvent> {
+    return this.call('POST', '/v1/events', { body: event });
+  }
+
+  sendEvents(events: readonly unknown[], idempotencyKey?: string): Promise<QueuedEvents> {
+    return this.call('POST', '/v1/events:batch', { body: { events }, idempotencyKey });
+  }
+
+  getStatus(messageId: string): Promise<MessageStatus> {
+    return this.call('GET', `/v1/messages/${encodeURIComponent(messageId)}`);
+  }
+
+  revoke(messageId: string, fallback: boolean): Promise<Revoked> {
+    return this.call('DELETE', `/v1/messages/${encodeURIComponent(messageId)}?fallback=${fallback}`);
+  }
+
+  getBatch(batchId: string): Promise<BatchProgress> {
+    return this.call('GET', `/v1/batches/${encodeURIComponent(batchId)}`);
+  }
+
+  close(): Promise<void> {
+    return this.pool.close();
+  }
+
+  private async call<T>(method: 'GET' | 'POST' | 'DELETE', path: string, opts: { body?: unknown; idempotencyKey?: string | undefined } = {}): Promise<T> {
+    const headers: Record<string, string> = { ...this.headers };
+    if (opts.body !== undefined) headers['content-type'] = 'application/json';
+    if (opts.idempotencyKey !== undefined) headers['idempotency-key'] = opts.idempotencyKey;
+    let status: number;
+    let text: string;
+    try {
+      const res = await this.pool.request({
+        method,
+        path: `${this.basePath}${path}`,
+        headers,
+        body: opts.body === undefined ? null : JSON.stringify(opts.body),
+        headersTimeout: this.timeoutMs,
+        bodyTimeout: this.timeoutMs,
+      });
+      status = res.statusCode;
+      text = await res.body.text();
+    } catch (err) {
+      throw new ApiUnreachableError(this.origin, err);
+    }
+    let json: unknown;
+    try {
+      json = text === '' ? undefined : JSON.parse(text);
+    } catch {
+      json = undefined;
+    }
+    if (status >= 200 && status < 300) return json as T;
+    throw errorFrom(status, json, text);
+  }
+}
+
+/** Reads the API's `{ error: { code, message, details } }`, or makes one up from what came. */
+function errorFrom(status: number, json: unknown, text: string): ApiError {
+  const error = (json as { error?: { code?: unknown; message?: unknown; details?: unknown } } | undefined)?.error;
+  const details: Detail[] = Array.isArray(error?.details)
+    ? error.details.map((d: { path?: unknown; problem?: unknown }) => ({ path: String(d?.path ?? ''), problem: String(d?.problem ?? '') }))
+    : [];
+  return new ApiError({
+    status,
+    apiCode: typeof error?.code === 'string' ? error.code : `HTTP_${status}`,
+    apiMessage: typeof error?.message === 'string' ? error.message : text.slice(0, 200) || 'no message',
+    details,
+  });
+}

@@ -1,0 +1,106 @@
+/**
+ * The CLI's exit codes and its errors. Each error has a stable `code` (never
+ * reused once retired) and the exit code a script can rely on; the API's own
+ * error code, when there is one, rides along as `apiCode`.
+ */
+
+/** What a script may test `$?` for; documented in every command's --help. */
+export const ExitCodes = {
+  OK: 0,
+  /** The service refused or failed (4xx, 5xx) or could not be reached. */
+  SERVICE: 1,
+  /** Bad usage or a bad input file: nothing was sent. */
+  USAGE: 2,
+  /** status/revoke of a message the service does not know. */
+  NOT_FOUND: 3,
+  /** revoke refused (409): the message is being sent, was delivered, or is final. */
+  REVOKE_NOT_POSSIBLE: 4,
+  /** Ctrl-C: the shell's own convention (128 + SIGINT). */
+  INTERRUPTED: 130,
+} as const;
+export type ExitCode = (typeof ExitCodes)[keyof typeof ExitCodes];
+
+export const CliErrorCodes = {
+  USAGE: 'CLI_USAGE',
+  INPUT_INVALID: 'CLI_INPUT_INVALID',
+  API_ERROR: 'CLI_API_ERROR',
+  API_UNREACHABLE: 'CLI_API_UNREACHABLE',
+  NOT_FOUND: 'CLI_NOT_FOUND',
+  REVOKE_NOT_POSSIBLE: 'CLI_REVOKE_NOT_POSSIBLE',
+  /** The input file changed between the check and the send. */
+  INPUT_CHANGED: 'CLI_INPUT_CHANGED',
+  INTERRUPTED: 'CLI_INTERRUPTED',
+} as const;
+export type CliErrorCode = (typeof CliErrorCodes)[keyof typeof CliErrorCodes];
+
+/** One problem, addressed by a path (an API field path, or `line 12: to` for a file). */
+export interface Detail {
+  path: string;
+  problem: string;
+}
+
+export class CliError extends Error {
+  readonly code: CliErrorCode;
+  readonly exitCode: ExitCode;
+  readonly details: readonly Detail[];
+  constructor(code: CliErrorCode, exitCode: ExitCode, message: string, options: { details?: readonly Detail[]; cause?: unknown } = {}) {
+    super(message, { cause: options.cause });
+    this.name = 'CliError';
+    this.code = code;
+    this.exitCode = exitCode;
+    this.details = options.details ?? [];
+  }
+
+  /** The same error with its details re-addressed (the API's item paths → lines of a file). */
+  withDetails(details: readonly Detail[]): this {
+    const copy = Object.create(Object.getPrototypeOf(this) as object, Object.getOwnPropertyDescriptors(this)) as this;
+    Object.defineProperty(copy, 'details', { value: details });
+    return copy;
+  }
+}
+
+export class UsageError extends CliError {
+  constructor(message: string, details?: readonly Detail[]) {
+    super(CliErrorCodes.USAGE, ExitCodes.USAGE, message, { details });
+    this.name = 'UsageError';
+  }
+}
+
+export class InputError extends CliError {
+  constructor(message: string, details: readonly Detail[]) {
+    super(CliErrorCodes.INPUT_INVALID, ExitCodes.USAGE, message, { details });
+    this.name = 'InputError';
+  }
+}
+
+/** An HTTP answer that was not a success; `apiCode` is the API's `error.code`. */
+export class ApiError extends CliError {
+  readonly status: number;
+  readonly apiCode: string;
+  readonly apiMessage: string;
+  constructor(
+    fields: { status: number; apiCode: string; apiMessage: string; details: readonly Detail[] },
+    code: CliErrorCode = CliErrorCodes.API_ERROR,
+    exitCode: ExitCode = ExitCodes.SERVICE,
+  ) {
+    super(code, exitCode, `the service answered ${fields.status} ${fields.apiCode}: ${fields.apiMessage}`, { details: fields.details });
+    this.name = 'ApiError';
+    this.status = fields.status;
+    this.apiCode = fields.apiCode;
+    this.apiMessage = fields.apiMessage;
+  }
+
+  /** The same answer, re-read by a command that knows what its 404 or 409 means. */
+  as(code: CliErrorCode, exitCode: ExitCode): ApiError {
+    return new ApiError(this, code, exitCode);
+  }
+}
+
+/** No HTTP answer at all (refused, reset, timed out): the request may or may not have arrived. */
+export class ApiUnreachableError extends CliError {
+  constructor(target: string, cause: unknown) {
+    const why = (cause as { code?: string; message?: string } | null)?.code ?? (cause as Error | null)?.message ?? String(cause);
+    super(CliErrorCodes.API_UNREACHABLE, ExitCodes.SERVICE, `cannot reach the service at ${target}: ${why}`, { cause });
+    this.name = 'ApiUnreachableError';
+  }
+}
