@@ -14,6 +14,7 @@ import type { Logger } from './logger.ts';
 import { createRedis, whenReady } from './queue/connection.ts';
 import { inboundStreamKey, StreamInboundIntake } from './queue/inbound-stream.ts';
 import { BullDeadlines, BullInboundRetries, BullSmsQueue, RedisInboundStream } from './queue/lifecycle-queues.ts';
+import { MetricsSource } from './queue/metrics-source.ts';
 import { Producer } from './queue/producer.ts';
 import { redrive, type RedriveResult } from './queue/redrive.ts';
 import { startDispatchWorkers, startInboundWorker, startSmsWorker, type WorkerSet } from './queue/workers.ts';
@@ -48,6 +49,8 @@ export interface Service {
   failures: StatusStore['failures'];
   /** Re-drives failed messages (FAILED: the send again; FALLBACK_FAILED: the SMS again). */
   redrive(messageIds: readonly string[]): Promise<RedriveResult>;
+  /** What /metrics reads at scrape time. */
+  metricsSource: MetricsSource;
   /** Readiness: Redis answers, and every worker set started here runs. */
   readiness(): Array<{ name: string; check: () => Promise<boolean> }>;
   /** Stops the workers (finishing jobs in hand), then everything they used. */
@@ -91,6 +94,7 @@ export async function createService(config: Readonly<Config>, deps: ServiceDeps)
   const inboundRetries = new BullInboundRetries(workerRedis, config.queuePrefix);
   const stream = new RedisInboundStream(workerRedis, config.queuePrefix, config.inbound.streamMaxLen, deps.onInbound);
   const countersKey = `${config.queuePrefix}:counters`;
+  const metricsSource = new MetricsSource(producerRedis, config.queuePrefix, config.agents.map((a) => a.agentId));
   const common = { config, connection: workerRedis, status: workerStatus, log };
 
   const sets: WorkerSet[] = [];
@@ -129,6 +133,7 @@ export async function createService(config: Readonly<Config>, deps: ServiceDeps)
       providers.push(provider);
       return started(startSmsWorker({ ...common, provider }));
     },
+    metricsSource,
     failures: (options) => status.failures(options),
     redrive: (messageIds) => redrive({ status, outbound: (agentId) => producer.queueOf(agentId), sms: smsQueue.queue }, messageIds),
     readiness: () => [
@@ -138,7 +143,7 @@ export async function createService(config: Readonly<Config>, deps: ServiceDeps)
     close() {
       closing ??= (async () => {
         await Promise.all(sets.map((s) => s.close()));
-        await Promise.all([producer.close(), inboundRetries.close(), smsQueue.close(), deadlines.close(), ...providers.map((p) => p.close())]);
+        await Promise.all([producer.close(), metricsSource.close(), inboundRetries.close(), smsQueue.close(), deadlines.close(), ...providers.map((p) => p.close())]);
         await rbm.close();
         await Promise.all([producerRedis.quit(), workerRedis.quit()]);
       })();

@@ -15,6 +15,7 @@ import { startEmulator, type EmulatorOptions, type RunningEmulator } from '../sr
 import { createLogger } from '../src/logger.ts';
 import type { FastifyInstance } from 'fastify';
 import { buildApi } from '../src/api/app.ts';
+import { createMetrics } from '../src/api/metrics.ts';
 import type { WorkerSet } from '../src/queue/workers.ts';
 import type { Producer } from '../src/queue/producer.ts';
 import type { RbmClient } from '../src/rbm/client.ts';
@@ -117,13 +118,15 @@ export async function startHarness(options: { name: string; env?: Record<string,
     startInbound: () => service.startInbound(),
     startSms: () => service.startSms(),
     async startHttp() {
+      const metrics = createMetrics({ read: () => service.metricsSource.read(), webhookCounters: service.webhookCounters });
       http = buildApi({
         producer: service.producer,
         apiKeys: [],
         openWithoutKeys: true,
         revoke: service.revoke,
         failures: { list: service.failures, redrive: service.redrive },
-        webhook: { clientTokens: config.webhookClientTokens, intake: service.intake, bodyLimitBytes: config.inbound.bodyLimitBytes, counters: service.webhookCounters },
+        metrics,
+        webhook: { clientTokens: config.webhookClientTokens, intake: service.intake, bodyLimitBytes: config.inbound.bodyLimitBytes, counters: service.webhookCounters, observeLag: metrics.observeWebhookLag },
       });
       const url = await http.listen({ port: 0, host: '127.0.0.1' });
       const res = await fetch(`${emulator.url}/_emulator/webhook`, {

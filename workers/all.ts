@@ -7,6 +7,7 @@
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { buildApi } from '../src/api/app.ts';
+import { createMetrics } from '../src/api/metrics.ts';
 import { loadConfig } from '../src/config.ts';
 import { startEmulator } from '../src/emulator/index.ts';
 import { createLogger } from '../src/logger.ts';
@@ -47,13 +48,15 @@ runProcess('rbm-dispatch', async () => {
   service.startDispatch();
   service.startInbound();
   service.startSms();
+  const metrics = createMetrics({ read: () => service.metricsSource.read(), webhookCounters: service.webhookCounters });
   const app = buildApi({
     producer: service.producer,
     revoke: service.revoke,
     apiKeys: config.apiKeys,
     openWithoutKeys: emulated,
     logger: log,
-    webhook: { clientTokens, intake: service.intake, bodyLimitBytes: config.inbound.bodyLimitBytes, counters: service.webhookCounters, log },
+    webhook: { clientTokens, intake: service.intake, bodyLimitBytes: config.inbound.bodyLimitBytes, counters: service.webhookCounters, log, observeLag: metrics.observeWebhookLag },
+    metrics,
     readiness: service.readiness(),
     failures: { list: service.failures, redrive: service.redrive },
   });

@@ -12,6 +12,7 @@ import { webhookRoutes, type WebhookOptions } from '../webhook/receiver.ts';
 import type { RevokeResult } from '../fallback/revoke.ts';
 import { registerApiKeys } from './auth.ts';
 import { healthRoutes, type ReadinessCheck } from './health.ts';
+import { metricsRoute, type Metrics } from './metrics.ts';
 import { errorBody, sendError } from './errors.ts';
 import { eventRoutes } from './event-routes.ts';
 import { failureRoutes } from './failure-routes.ts';
@@ -30,6 +31,8 @@ export interface ApiOptions {
     list(options: { code?: string; limit: number; before?: number }): Promise<{ failures: FailureEntry[]; next?: number }>;
     redrive(messageIds: readonly string[]): Promise<RedriveResult>;
   };
+  /** GET /metrics; absent: no metrics route. */
+  metrics?: Metrics;
   /** /healthz and /readyz with these readiness checks; absent: no health routes. */
   readiness?: readonly ReadinessCheck[];
   apiKeys: readonly ApiKeyConfig[];
@@ -43,6 +46,7 @@ export function buildApi(opts: ApiOptions): FastifyInstance {
   app.setNotFoundHandler((request, reply) => reply.code(404).send(errorBody('NOT_FOUND', `no route ${request.method} ${request.url}`)));
   if (opts.webhook) app.register(webhookRoutes(opts.webhook));
   if (opts.readiness) app.register(healthRoutes(opts.readiness));
+  if (opts.metrics) app.register(metricsRoute(opts.metrics));
   app.register(async (api) => apiRoutes(api, opts));
   return app;
 }

@@ -59,7 +59,7 @@ export function createFallback(deps: FallbackDeps) {
       const t: TransitionResult = await deps.status.transition(req.messageId, 'EXPIRED', { event: req.event, detail });
       return t.ok ? { outcome: 'EXPIRED' } : { outcome: 'REFUSED', state: t.from };
     }
-    const t = await deps.status.transition(req.messageId, 'FALLBACK_QUEUED', { event: req.event, detail });
+    const t = await deps.status.transition(req.messageId, 'FALLBACK_QUEUED', { event: req.event, detail, count: `fallback|${req.reason}` });
     if (!t.ok && t.from !== 'FALLBACK_QUEUED') return { outcome: 'REFUSED', state: t.from };
     await deps.sms.enqueue({
       messageId: req.messageId,

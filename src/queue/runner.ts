@@ -11,6 +11,7 @@ import { DelayedError, Queue, UnrecoverableError, Worker, type Job } from 'bullm
 import type { Redis } from 'ioredis';
 import { classify } from '../errors.ts';
 import type { Handler, Logger, Outcome } from '../handlers/types.ts';
+import { metricsKey } from '../status/store.ts';
 import { limiterFor } from './limiter.ts';
 
 export interface QueueWorkerOptions {
@@ -56,6 +57,7 @@ export function startQueueWorker(opts: QueueWorkerOptions): QueueWorker {
         const pauseMs = (err as { retryAfterMs?: number }).retryAfterMs || opts.rateLimitPauseMs;
         opts.log.warn({ queue: opts.queueName, pauseMs }, 'upstream answered 429: pausing the queue');
         await queue.rateLimit(pauseMs);
+        await opts.connection.multi().hincrby(metricsKey(opts.prefix), `ratelimited|${opts.queueName}`, 1).hincrby(metricsKey(opts.prefix), `throttled_ms|${opts.queueName}`, pauseMs).exec();
         // Not Worker.RateLimitError(): in bullmq 6.7 that puts a prioritized job
         // back without the marker that wakes a long-polling worker, which then
         // sleeps its whole drainDelay (5 s) after every 429. A delayed job carries
@@ -64,6 +66,7 @@ export function startQueueWorker(opts: QueueWorkerOptions): QueueWorker {
         throw new DelayedError();
       }
       if (kind === 'permanent') throw new UnrecoverableError((err as Error).message);
+      if (job.attemptsMade + 1 < maxAttempts) await opts.connection.hincrby(metricsKey(opts.prefix), `retries|${opts.queueName}`, 1);
       throw err;
     }
   };

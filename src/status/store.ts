@@ -8,6 +8,11 @@ import type { Redis } from 'ioredis';
 import { maskPhone } from '../mask.ts';
 import { statesLeadingTo, type MessageState } from './states.ts';
 
+/** The hash of service-wide counters and histogram buckets /metrics reads. */
+export function metricsKey(prefix: string): string {
+  return `${prefix}:metrics`;
+}
+
 export interface NewStatus {
   messageId: string;
   agentId: string;
@@ -54,6 +59,8 @@ export interface TransitionOptions {
   countAttempt?: boolean;
   /** More fields to store with the move (fallback data, provider IDs). */
   fields?: Record<string, string>;
+  /** A metrics counter (a field of the metrics hash) to bump when the move happens. */
+  count?: string;
   /**
    * The record to create when none exists yet. A message enqueued with a fresh
    * random ID has no record until it first moves: its job is its QUEUED state.
@@ -107,8 +114,10 @@ end
 return out
 `;
 
-// KEYS[1] status key, KEYS[2] the failures index. ARGV: to, now, ttlMs, options (JSON), then the allowed-from states.
-// A move into FAILED or FALLBACK_FAILED enters the message in the index (score: when); a move out removes it.
+// KEYS[1] status key, KEYS[2] the failures index, KEYS[3] the metrics hash. ARGV: to, now, ttlMs,
+// options (JSON), then the allowed-from states. A move into FAILED or FALLBACK_FAILED enters the message
+// in the index (score: when); a move out removes it. Each move counts in the metrics hash (by state and
+// agent, plus o.count), and the first news of delivery and a sent SMS add to their time histograms.
 // options: countAttempt, error {code, message}, detail, event, fields {k: v}, create {...}.
 // With create, a missing record counts as QUEUED since createdAt: a freshly
 // queued message's status is its job. An event that changes nothing is still
@@ -164,12 +173,27 @@ if ARGV[1] == 'FAILED' or ARGV[1] == 'FALLBACK_FAILED' then
 elseif cur == 'FAILED' or cur == 'FALLBACK_FAILED' then
   redis.call('ZREM', KEYS[2], o.id)
 end
+local agent = redis.call('HGET', KEYS[1], 'agentId') or ''
+redis.call('HINCRBY', KEYS[3], 'state|' .. ARGV[1] .. '|' .. agent, 1)
+if type(o.count) == 'string' then redis.call('HINCRBY', KEYS[3], o.count, 1) end
+local function observe(name)
+  local ms = tonumber(ARGV[2]) - tonumber(redis.call('HGET', KEYS[1], 'createdAt') or ARGV[2])
+  local le = '+Inf'
+  for _, b in ipairs({500, 1000, 2000, 5000, 10000, 30000, 60000, 120000, 300000, 600000, 1800000, 3600000}) do
+    if ms <= b then le = tostring(b / 1000) break end
+  end
+  redis.call('HINCRBY', KEYS[3], 'h|' .. name .. '|' .. le, 1)
+  redis.call('HINCRBY', KEYS[3], 'h|' .. name .. '|sum_ms', ms)
+end
+local delivered = ARGV[1] == 'DELIVERED' or ARGV[1] == 'READ'
+if delivered and cur ~= 'DELIVERED' and cur ~= 'READ' then observe('delivered') end
+if ARGV[1] == 'FALLBACK_SENT' then observe('fallback') end
 return {1, cur}
 `;
 
 type ScriptRedis = Redis & {
   rbmStatusCreateMany(numKeys: number, ...args: (string | number)[]): Promise<string[]>;
-  rbmStatusTransition(key: string, failures: string, ...args: (string | number)[]): Promise<[number, string | null]>;
+  rbmStatusTransition(key: string, failures: string, metrics: string, ...args: (string | number)[]): Promise<[number, string | null]>;
 };
 
 export class StatusStore implements StatusPort {
@@ -181,7 +205,7 @@ export class StatusStore implements StatusPort {
   ) {
     if (!('rbmStatusTransition' in redis)) {
       redis.defineCommand('rbmStatusCreateMany', { lua: CREATE_MANY });
-      redis.defineCommand('rbmStatusTransition', { numberOfKeys: 2, lua: TRANSITION });
+      redis.defineCommand('rbmStatusTransition', { numberOfKeys: 3, lua: TRANSITION });
     }
     this.redis = redis as ScriptRedis;
   }
@@ -242,6 +266,7 @@ export class StatusStore implements StatusPort {
       ...(options.detail ? { detail: options.detail } : {}),
       ...(options.event ? { event: options.event } : {}),
       ...(options.fields ? { fields: options.fields } : {}),
+      ...(options.count ? { count: options.count } : {}),
       ...(c
         ? { create: { agentId: c.agentId, to: maskPhone(c.to), createdAt: c.createdAt, trafficType: c.trafficType ?? '', batchId: c.batchId ?? '', expireAt: c.expireAt ?? '' } }
         : {}),
@@ -249,6 +274,7 @@ export class StatusStore implements StatusPort {
     const [ok, from] = await this.redis.rbmStatusTransition(
       this.key(messageId),
       this.failuresKey,
+      metricsKey(this.options.prefix),
       to,
       options.now ?? Date.now(),
       this.options.ttlMs,

@@ -38,6 +38,8 @@ export interface WebhookOptions {
   counters?: WebhookCounters;
   log?: Logger;
   now?: () => number;
+  /** Seconds from RBM's sendTime to our receipt, for each queued event. */
+  observeLag?: (seconds: number) => void;
 }
 
 export function newWebhookCounters(): WebhookCounters {
@@ -101,7 +103,11 @@ export function webhookRoutes(opts: WebhookOptions) {
         dedupeIdOf(kind, envelope.payload, envelope.envelopeMessageId),
       );
       if (outcome === 'duplicate') counters.duplicates++;
-      else counters.queued++;
+      else {
+        counters.queued++;
+        const sent = typeof envelope.payload.sendTime === 'string' ? Date.parse(envelope.payload.sendTime) : Number.NaN;
+        if (opts.observeLag && !Number.isNaN(sent)) opts.observeLag((now() - sent) / 1000);
+      }
       return reply.code(200).send();
     });
   };

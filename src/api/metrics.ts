@@ -1,0 +1,104 @@
+/**
+ * GET /metrics in Prometheus' text format (prom-client). Domain metrics come
+ * from Redis at scrape time, so any process shows the whole service's totals;
+ * webhook intake and process metrics are this process's own.
+ *
+ *   rbm_messages_total{state,agent}          moves into each state (SENT, DELIVERED, READ, FALLBACK_SENT...)
+ *   rbm_fallbacks_total{reason}              SMS fallbacks by trigger
+ *   rbm_rate_limited_total{queue}            429s; rbm_throttled_seconds_total{queue}: time paused by them
+ *   rbm_retries_total{queue}                 failed tries that will be retried
+ *   rbm_time_to_delivered_seconds            histogram: enqueue → first news of delivery
+ *   rbm_time_to_fallback_seconds             histogram: enqueue → SMS sent
+ *   rbm_webhook_lag_seconds                  histogram: RBM's sendTime → our receipt (this process)
+ *   rbm_queue_jobs{queue,state}              jobs per queue and state
+ *   rbm_webhook_events_pending               verified webhook events not yet handled
+ *   rbm_webhooks_total{outcome}              webhook requests by outcome (this process)
+ */
+import type { FastifyInstance } from 'fastify';
+import { collectDefaultMetrics, Histogram, Registry } from 'prom-client';
+import type { MetricsSnapshot } from '../queue/metrics-source.ts';
+import type { WebhookCounters } from '../webhook/receiver.ts';
+
+type Sample = { labels?: Record<string, string | number>; value: number; metricName?: string };
+
+const HISTOGRAM_BOUNDS = ['0.5', '1', '2', '5', '10', '30', '60', '120', '300', '600', '1800', '3600', '+Inf'];
+
+/** A metric whose samples are computed at scrape time (duck-typed for prom-client's registry). */
+function computed(name: string, help: string, type: 'counter' | 'gauge' | 'histogram', samples: (s: MetricsSnapshot) => Sample[], snapshot: () => Promise<MetricsSnapshot>) {
+  return {
+    name,
+    help,
+    type,
+    aggregator: 'sum',
+    async get() {
+      return { name, help, type, aggregator: 'sum', values: samples(await snapshot()) };
+    },
+  };
+}
+
+/** Counters `prefix|a|b` → samples labelled by `labels`. */
+function byPrefix(counters: Record<string, number>, prefix: string, labels: string[], scale = 1): Sample[] {
+  return Object.entries(counters)
+    .filter(([k]) => k.startsWith(`${prefix}|`))
+    .map(([k, v]) => {
+      const parts = k.split('|').slice(1);
+      return { labels: Object.fromEntries(labels.map((l, i) => [l, parts[i] ?? ''])), value: v * scale };
+    });
+}
+
+/** The transition script stores each bucket on its own; Prometheus wants them cumulative. */
+function histogram(metric: string, name: string, counters: Record<string, number>): Sample[] {
+  let cumulative = 0;
+  const buckets = HISTOGRAM_BOUNDS.map((le) => {
+    cumulative += counters[`h|${name}|${le}`] ?? 0;
+    return { metricName: `${metric}_bucket`, labels: { le }, value: cumulative };
+  });
+  return [...buckets, { metricName: `${metric}_sum`, value: (counters[`h|${name}|sum_ms`] ?? 0) / 1000 }, { metricName: `${metric}_count`, value: cumulative }];
+}
+
+export interface Metrics {
+  registry: Registry;
+  observeWebhookLag(seconds: number): void;
+}
+
+export function createMetrics(deps: { read: () => Promise<MetricsSnapshot>; webhookCounters?: WebhookCounters }): Metrics {
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry });
+  // One Redis read per scrape, shared by every metric of that scrape.
+  let pending: Promise<MetricsSnapshot> | undefined;
+  const snapshot = () => {
+    pending ??= deps.read().finally(() => setTimeout(() => (pending = undefined), 0));
+    return pending;
+  };
+  const histo = (metric: string, name: string) => (s: MetricsSnapshot) => histogram(metric, name, s.counters);
+  const metrics = [
+    computed('rbm_messages_total', 'Moves of messages into each state, by agent.', 'counter', (s) => byPrefix(s.counters, 'state', ['state', 'agent']), snapshot),
+    computed('rbm_fallbacks_total', 'SMS fallbacks queued, by what triggered them.', 'counter', (s) => byPrefix(s.counters, 'fallback', ['reason']), snapshot),
+    computed('rbm_rate_limited_total', '429 answers, by queue (an agent, or the SMS provider).', 'counter', (s) => byPrefix(s.counters, 'ratelimited', ['queue']), snapshot),
+    computed('rbm_throttled_seconds_total', 'Time queues were paused by 429s.', 'counter', (s) => byPrefix(s.counters, 'throttled_ms', ['queue'], 1 / 1000), snapshot),
+    computed('rbm_retries_total', 'Failed tries that will be retried, by queue.', 'counter', (s) => byPrefix(s.counters, 'retries', ['queue']), snapshot),
+    computed('rbm_time_to_delivered_seconds', 'From enqueue to the first news of delivery.', 'histogram', histo('rbm_time_to_delivered_seconds', 'delivered'), snapshot),
+    computed('rbm_time_to_fallback_seconds', 'From enqueue to the SMS being sent.', 'histogram', histo('rbm_time_to_fallback_seconds', 'fallback'), snapshot),
+    computed('rbm_queue_jobs', 'Jobs per queue and state.', 'gauge', (s) => s.queues.flatMap((q) => Object.entries(q.counts).map(([state, value]) => ({ labels: { queue: q.queue, state }, value }))), snapshot),
+    computed('rbm_webhook_events_pending', 'Verified webhook events not yet handled by the inbound worker.', 'gauge', (s) => [{ value: s.webhookEventsPending }], snapshot),
+  ];
+  for (const m of metrics) registry.registerMetric(m as never);
+  const counters = deps.webhookCounters;
+  if (counters) {
+    registry.registerMetric({
+      name: 'rbm_webhooks_total',
+      help: 'Webhook requests received by this process, by outcome.',
+      type: 'counter',
+      aggregator: 'sum',
+      get: async () => ({ name: 'rbm_webhooks_total', help: '', type: 'counter', aggregator: 'sum', values: Object.entries(counters).map(([outcome, value]) => ({ labels: { outcome }, value })) }),
+    } as never);
+  }
+  const lag = new Histogram({ name: 'rbm_webhook_lag_seconds', help: "From RBM's sendTime to our receipt of the webhook.", buckets: [0.1, 0.5, 1, 2, 5, 10, 30, 60, 300, 600], registers: [registry] });
+  return { registry, observeWebhookLag: (seconds) => lag.observe(Math.max(0, seconds)) };
+}
+
+export function metricsRoute(metrics: Metrics) {
+  return async function plugin(app: FastifyInstance): Promise<void> {
+    app.get('/metrics', async (_request, reply) => reply.type(metrics.registry.contentType).send(await metrics.registry.metrics()));
+  };
+}

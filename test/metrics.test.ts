@@ -1,0 +1,54 @@
+/** GET /metrics: the domain metrics follow what really happened (real stack, Prometheus text). */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { httpCall, rcsPhone, startHarness, waitFor, type Harness } from './helpers.ts';
+
+let h: Harness;
+let base: string;
+beforeAll(async () => {
+  h = await startHarness({ name: 'metrics', env: { RBM_RATE_LIMIT_PAUSE_MS: '20' } });
+  base = await h.startHttp();
+  h.startDispatch();
+  h.startInbound();
+  h.startSms();
+});
+afterAll(async () => {
+  await h.close();
+});
+
+/** `name{labels} value` lines → value by the line's left side. */
+async function scrape(): Promise<Map<string, number>> {
+  const res = await fetch(`${base}/metrics`);
+  expect(res.headers.get('content-type')).toContain('text/plain');
+  const lines = (await res.text()).split('\n').filter((l) => l && !l.startsWith('#'));
+  return new Map(lines.map((l) => [l.slice(0, l.lastIndexOf(' ')), Number(l.slice(l.lastIndexOf(' ') + 1))]));
+}
+
+describe('metrics', () => {
+  it('counts moves, fallbacks, 429s, retries, and times delivery and fallback', async () => {
+    const online = rcsPhone(1);
+    await fetch(`${h.emulator.url}/_emulator/faults`, { method: 'PUT', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ failNext: [{ kind: '429', count: 1, phone: online }, { kind: '503', count: 1, phone: online }] }) });
+    const a = (await httpCall(base, 'POST', '/v1/messages', { to: online, contentMessage: { text: 'hi' } })).body.messageId;
+    const b = (await httpCall(base, 'POST', '/v1/messages', { to: '+15550007770', contentMessage: { text: 'hi' }, fallback: { sms: { text: 'hi by SMS' } } })).body.messageId;
+    await waitFor(async () => (await httpCall(base, 'GET', `/v1/messages/${a}`)).body.state, (s) => s === 'DELIVERED');
+    await waitFor(async () => (await httpCall(base, 'GET', `/v1/messages/${b}`)).body.state, (s) => s === 'FALLBACK_SENT');
+
+    const m = await scrape();
+    expect(m.get('rbm_messages_total{state="SENT",agent="agent-a"}')).toBe(1);
+    expect(m.get('rbm_messages_total{state="DELIVERED",agent="agent-a"}')).toBe(1);
+    expect(m.get('rbm_messages_total{state="NOT_RCS",agent="agent-a"}')).toBe(1);
+    expect(m.get('rbm_messages_total{state="FALLBACK_SENT",agent="agent-a"}')).toBe(1);
+    expect(m.get('rbm_fallbacks_total{reason="NOT_RCS"}')).toBe(1);
+    expect(m.get('rbm_rate_limited_total{queue="rbm-outbound.agent-a"}')).toBe(1);
+    expect(m.get('rbm_throttled_seconds_total{queue="rbm-outbound.agent-a"}')).toBeCloseTo(0.02, 5);
+    expect(m.get('rbm_retries_total{queue="rbm-outbound.agent-a"}')).toBe(1);
+    expect(m.get('rbm_time_to_delivered_seconds_count')).toBe(1);
+    expect(m.get('rbm_time_to_delivered_seconds_bucket{le="+Inf"}')).toBe(1);
+    expect(m.get('rbm_time_to_delivered_seconds_bucket{le="60"}')).toBe(1);
+    expect(m.get('rbm_time_to_fallback_seconds_count')).toBe(1);
+    expect(m.get('rbm_webhooks_total{outcome="queued"}')).toBeGreaterThanOrEqual(1);
+    expect(m.get('rbm_webhook_lag_seconds_count')).toBeGreaterThanOrEqual(1);
+    expect(m.get('rbm_webhook_events_pending')).toBe(0);
+    expect(m.has('rbm_queue_jobs{queue="sms-outbound",state="completed"}')).toBe(true);
+    expect([...m.keys()].some((k) => k.startsWith('process_cpu_user_seconds_total'))).toBe(true);
+  });
+});
