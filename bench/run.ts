@@ -10,6 +10,7 @@ import { createRequire } from 'node:module';
 import { createRedis, whenReady } from '../src/queue/connection.ts';
 import { ensureRedis } from '../src/queue/local-redis.ts';
 import { printTable, startEmulatorProcess, type Row } from './lib.ts';
+import { apiIntake } from './scenarios/api.ts';
 import { enqueue } from './scenarios/enqueue.ts';
 import { limiter } from './scenarios/limiter.ts';
 import { memory } from './scenarios/memory.ts';
@@ -50,6 +51,13 @@ try {
     const enq = await enqueue(emu, redis.url, { messages: quick ? 5000 : 20_000, rounds: quick ? 1 : 5 });
     results.enqueue = enq;
     rows.push({ benchmark: `bulk enqueue ${fmt(enq.messages)} msgs (median of ${enq.rounds} paired rounds)`, measured: fmt(enq.libraryMsgsPerSec, '/s'), baseline: `${fmt(enq.bareMsgsPerSec, '/s')} addBulk`, ratio: enq.ratio, target: '≥ 0.80', pass: enq.ratio >= 0.8 });
+  }
+  if (want('api')) {
+    log('API intake...');
+    const api = await apiIntake(emu, redis.url, { messages: quick ? 5000 : 20_000, singles: quick ? 2000 : 5000, rounds: quick ? 1 : 3 });
+    results.api = api;
+    rows.push({ benchmark: `API intake: POST /v1/messages:batch, 1,000 per call (median of ${api.rounds.length})`, measured: fmt(api.batchApiMsgsPerSec, '/s'), baseline: `${fmt(api.libraryMsgsPerSec, '/s')} library`, ratio: api.ratio, target: '≥ 0.70', pass: api.ratio >= 0.7 && api.non2xx === 0 });
+    rows.push({ benchmark: 'API intake: single POST /v1/messages, 64 in flight', measured: fmt(api.singleApiMsgsPerSec, '/s'), baseline: `${fmt(api.libraryMsgsPerSec, '/s')} library`, ratio: api.singleApiMsgsPerSec / api.libraryMsgsPerSec, target: 'reported', pass: api.non2xx === 0 });
   }
   if (want('limiter')) {
     log('limiter at 500/s...');
