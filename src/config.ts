@@ -61,6 +61,8 @@ export interface Config {
   /** BullMQ stalled-job recovery: how soon a crashed worker's jobs run again. */
   worker: { stalledIntervalMs: number; lockDurationMs: number };
   apiKeys: readonly ApiKeyConfig[];
+  /** The key of /admin/queues (bull-board). */
+  adminApiKey: string | undefined;
   emulatorPort: number;
   dispatch: {
     /** Jobs in flight per agent queue; 'auto' derives it from the agent's rate (see concurrencyFor). */
@@ -335,6 +337,7 @@ export function loadConfig(env: Env): Readonly<Config> {
       lockDurationMs: r.int('WORKER_LOCK_DURATION_MS', 30_000, 100, 3_600_000),
     },
     apiKeys: parseApiKeys(r),
+    adminApiKey: r.raw('ADMIN_API_KEY'),
     emulatorPort: r.int('RBM_EMULATOR_PORT', 3001, 0, 65_535),
     dispatch: {
       concurrency: concurrencyRaw === undefined || concurrencyRaw === 'auto' ? 'auto' : r.int('DISPATCH_CONCURRENCY', 50, 1, 5000),
@@ -354,6 +357,9 @@ export function loadConfig(env: Env): Readonly<Config> {
     shutdownTimeoutMs: r.int('SHUTDOWN_TIMEOUT_MS', 30_000, 0, 600_000),
     logLevel: r.oneOf('LOG_LEVEL', ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const, 'info'),
   };
+  if (config.adminApiKey !== undefined && config.adminApiKey.length < 16) {
+    r.problems.push({ path: 'ADMIN_API_KEY', problem: `expected at least 16 characters, got ${config.adminApiKey.length}` });
+  }
   for (const k of config.apiKeys) {
     for (const a of k.agents) {
       if (!config.agents.some((g) => g.agentId === a)) r.fail('API_KEYS', `agents listed in RBM_AGENTS (${config.agents.map((g) => g.agentId).join(', ')})`, a);

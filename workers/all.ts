@@ -57,6 +57,7 @@ runProcess('rbm-dispatch', async () => {
     logger: log,
     webhook: { clientTokens, intake: service.intake, bodyLimitBytes: config.inbound.bodyLimitBytes, counters: service.webhookCounters, log, observeLag: metrics.observeWebhookLag },
     metrics,
+    admin: { queues: service.metricsSource.queues, adminKey: config.adminApiKey, open: emulated },
     readiness: service.readiness(),
     failures: { list: service.failures, redrive: service.redrive },
   });

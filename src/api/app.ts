@@ -10,6 +10,8 @@ import type { Logger } from '../logger.ts';
 import type { Producer } from '../queue/producer.ts';
 import { webhookRoutes, type WebhookOptions } from '../webhook/receiver.ts';
 import type { RevokeResult } from '../fallback/revoke.ts';
+import type { Queue } from 'bullmq';
+import { adminRoutes } from './admin.ts';
 import { registerApiKeys } from './auth.ts';
 import { healthRoutes, type ReadinessCheck } from './health.ts';
 import { metricsRoute, type Metrics } from './metrics.ts';
@@ -31,6 +33,8 @@ export interface ApiOptions {
     list(options: { code?: string; limit: number; before?: number }): Promise<{ failures: FailureEntry[]; next?: number }>;
     redrive(messageIds: readonly string[]): Promise<RedriveResult>;
   };
+  /** bull-board at /admin/queues over these queues; absent: no admin UI. */
+  admin?: { queues: readonly Queue[]; adminKey: string | undefined; open: boolean };
   /** GET /metrics; absent: no metrics route. */
   metrics?: Metrics;
   /** /healthz and /readyz with these readiness checks; absent: no health routes. */
@@ -47,6 +51,7 @@ export function buildApi(opts: ApiOptions): FastifyInstance {
   if (opts.webhook) app.register(webhookRoutes(opts.webhook));
   if (opts.readiness) app.register(healthRoutes(opts.readiness));
   if (opts.metrics) app.register(metricsRoute(opts.metrics));
+  if (opts.admin) app.register(adminRoutes(opts.admin));
   app.register(async (api) => apiRoutes(api, opts));
   return app;
 }

@@ -20,7 +20,8 @@ export interface MetricsSnapshot {
 }
 
 export class MetricsSource {
-  private readonly queues: Queue[];
+  /** Every queue of the service (also what bull-board shows). */
+  readonly queues: Queue[];
 
   constructor(private readonly redis: Redis, private readonly prefix: string, agentIds: readonly string[]) {
     this.queues = [...agentIds.map(outboundQueueName), INBOUND_QUEUE, SMS_QUEUE].map((name) => new Queue(name, { connection: redis, prefix }));

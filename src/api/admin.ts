@@ -1,0 +1,47 @@
+/**
+ * bull-board at /admin/queues: every queue of the service in a browser. Behind
+ * the admin key (Bearer, or HTTP Basic with any user so a browser can prompt),
+ * compared in constant time; open without a key only in emulator mode.
+ */
+import { createHash, timingSafeEqual } from 'node:crypto';
+import { createBullBoard } from '@bull-board/api';
+import { BullMQAdapter } from '@bull-board/api/bullMQAdapter';
+import { FastifyAdapter } from '@bull-board/fastify';
+import type { Queue } from 'bullmq';
+import type { FastifyInstance } from 'fastify';
+import { errorBody } from './errors.ts';
+
+export const ADMIN_PATH = '/admin/queues';
+
+const digest = (s: string) => createHash('sha256').update(s).digest();
+
+function presentedKey(authorization: string | undefined): string | undefined {
+  if (!authorization) return undefined;
+  if (authorization.startsWith('Bearer ')) return authorization.slice(7);
+  if (authorization.startsWith('Basic ')) {
+    const decoded = Buffer.from(authorization.slice(6), 'base64').toString('utf8');
+    return decoded.slice(decoded.indexOf(':') + 1);
+  }
+  return undefined;
+}
+
+export function adminRoutes(opts: { queues: readonly Queue[]; adminKey: string | undefined; open: boolean }) {
+  return async function plugin(app: FastifyInstance): Promise<void> {
+    if (!opts.adminKey && !opts.open) return;
+    const expected = opts.adminKey ? digest(opts.adminKey) : undefined;
+    const serverAdapter = new FastifyAdapter();
+    serverAdapter.setBasePath(ADMIN_PATH);
+    createBullBoard({ queues: opts.queues.map((q) => new BullMQAdapter(q)), serverAdapter });
+    app.register(async (scope) => {
+      if (expected) {
+        scope.addHook('onRequest', async (request, reply) => {
+          const key = presentedKey(request.headers.authorization);
+          if (key !== undefined && timingSafeEqual(digest(key), expected)) return;
+          reply.header('www-authenticate', 'Basic realm="rbm-dispatch admin"');
+          return reply.code(401).send(errorBody('UNAUTHENTICATED', 'expected the admin key (ADMIN_API_KEY) as Bearer, or as the password of HTTP Basic'));
+        });
+      }
+      await scope.register(serverAdapter.registerPlugin() as never, { prefix: ADMIN_PATH });
+    });
+  };
+}
