@@ -1,0 +1,80 @@
+/**
+ * The processes run apart: `api` (HTTP only) and `dispatch` (workers only) as
+ * child processes against a real endpoint (here the emulator, with a key file
+ * like Google's), a message going through both, and a clean SIGTERM for each.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtemp } from 'node:fs/promises';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { Redis } from 'ioredis';
+import { startEmulator, type RunningEmulator } from '../src/emulator/index.ts';
+import { httpCall, rcsPhone, redisUrl, uniquePrefix, waitFor } from './helpers.ts';
+
+const prefix = uniquePrefix('processes');
+const API_KEY = 'api-key-for-process-test';
+const children: ChildProcess[] = [];
+let emulator: RunningEmulator | undefined;
+
+afterAll(async () => {
+  for (const c of children) c.kill('SIGKILL');
+  await emulator?.close();
+  const redis = new Redis(redisUrl());
+  const keys = await redis.keys(`${prefix}:*`);
+  if (keys.length) await redis.del(...keys);
+  await redis.quit();
+});
+
+function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const server = createServer().listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as { port: number };
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+function start(entry: string, env: Record<string, string>): { child: ChildProcess; up: Promise<void> } {
+  const child = spawn(process.execPath, ['--import', 'tsx', entry], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'inherit'] });
+  children.push(child);
+  const up = new Promise<void>((resolve, reject) => {
+    let out = '';
+    child.stdout!.on('data', (d: Buffer) => {
+      out += d.toString();
+      if (/API listening|dispatch worker running/.test(out)) resolve();
+    });
+    child.once('exit', (code) => reject(new Error(`${entry} exited with ${code}: ${out.slice(-300)}`)));
+  });
+  return { child, up };
+}
+
+const exitCode = (child: ChildProcess) => new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+
+describe('processes apart', () => {
+  it('api and dispatch, each alone, deliver a message together and stop cleanly', async () => {
+    emulator = await startEmulator();
+    const keyFile = join(await mkdtemp(join(tmpdir(), 'rbm-proc-')), 'key.json');
+    await emulator.writeKeyFile(keyFile);
+    const port = await freePort();
+    const env = {
+      REDIS_URL: redisUrl(), QUEUE_PREFIX: prefix, RBM_ENDPOINT: emulator.url, GOOGLE_APPLICATION_CREDENTIALS: keyFile,
+      RBM_AGENTS: 'agent-a:100', API_KEYS: `${API_KEY}:agent-a`, PORT: String(port), LOG_LEVEL: 'info',
+    };
+    const api = start('workers/api.ts', env);
+    const dispatch = start('workers/dispatch.ts', env);
+    await Promise.all([api.up, dispatch.up]);
+    const base = `http://127.0.0.1:${port}`;
+    const auth = { authorization: `Bearer ${API_KEY}` };
+    expect((await httpCall(base, 'GET', '/readyz')).body).toEqual({ status: 'ready', checks: { redis: 'ok', workers: 'ok' } });
+    const sent = await httpCall(base, 'POST', '/v1/messages', { to: rcsPhone(1), contentMessage: { text: 'hi' } }, auth);
+    expect(sent.status).toBe(202);
+    await waitFor(async () => (await httpCall(base, 'GET', `/v1/messages/${sent.body.messageId}`, undefined, auth)).body.state, (s) => s === 'SENT');
+    expect((emulator.state.messages.get(sent.body.messageId) as { count: number }).count).toBe(1);
+    const exits = [exitCode(api.child), exitCode(dispatch.child)];
+    api.child.kill('SIGTERM');
+    dispatch.child.kill('SIGTERM');
+    expect(await Promise.all(exits)).toEqual([0, 0]);
+  }, 30_000);
+});
