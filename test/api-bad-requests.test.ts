@@ -67,6 +67,8 @@ const bad: Row[] = [
   ['status of an unknown message', 'GET', '/v1/messages/00000000-0000-4000-8000-000000000001', undefined, {}, 404, 'NOT_FOUND'],
   ['an unknown batch', 'GET', '/v1/batches/00000000-0000-4000-8000-000000000001', undefined, {}, 404, 'NOT_FOUND'],
   ['an unknown route', 'POST', '/v1/messagez', msg('+12223334444'), {}, 404, 'NOT_FOUND'],
+  ['a path that only starts like a batch route', 'POST', '/v1/messagesbatch', { messages: [msg('+12223334444')] }, {}, 404, 'NOT_FOUND'],
+  ['an unknown custom method', 'POST', '/v1/events:purge', { events: [] }, {}, 404, 'NOT_FOUND'],
   ['no API key', 'POST', '/v1/messages', msg('+12223334444'), {}, 401, 'UNAUTHENTICATED', 'keyed'],
   ['a wrong API key', 'POST', '/v1/messages', msg('+12223334444'), { authorization: 'Bearer not-a-key-at-all-000' }, 401, 'UNAUTHENTICATED', 'keyed'],
   ["another agent's message", 'POST', '/v1/messages', msg('+12223334444', { agentId: 'agent-b' }), { authorization: `Bearer ${KEY_A}` }, 403, 'FORBIDDEN', 'keyed'],

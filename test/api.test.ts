@@ -87,6 +87,20 @@ describe('HTTP API', () => {
     expect((await post(keyedUrl, message, { authorization: `Bearer ${KEY}` })).status).toBe(202);
   });
 
+  it('serves an OpenAPI document generated from the job schemas, and a browsable UI', async () => {
+    const doc = (await (await fetch(`${openUrl}/openapi.json`)).json()) as { openapi: string; paths: Record<string, Record<string, { requestBody?: { content: { 'application/json': { schema: { properties: Record<string, unknown>; required?: string[] } } } } }>> };
+    expect(doc.openapi).toMatch(/^3\./);
+    expect(Object.keys(doc.paths).sort()).toEqual(
+      expect.arrayContaining(['/v1/messages', '/v1/messages:batch', '/v1/messages/{id}', '/v1/batches/{id}', '/v1/events', '/v1/events:batch']),
+    );
+    const message = doc.paths['/v1/messages']!.post!.requestBody!.content['application/json'].schema;
+    expect(Object.keys(message.properties)).toEqual(expect.arrayContaining(['to', 'contentMessage', 'messageTrafficType', 'ttl', 'fallback', 'idempotencyKey']));
+    expect(message.properties).not.toHaveProperty('sendTime');
+    const ui = await fetch(`${openUrl}/docs`, { redirect: 'follow' });
+    expect(ui.status).toBe(200);
+    expect(await ui.text()).toContain('swagger');
+  });
+
   it('without API keys against a real endpoint, refuses everyone', async () => {
     const closed = buildApi({ producer: h.producer, apiKeys: [], openWithoutKeys: false });
     const res = await closed.inject({ method: 'POST', url: '/v1/messages', payload: message });

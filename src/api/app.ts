@@ -13,6 +13,7 @@ import type { RevokeResult } from '../fallback/revoke.ts';
 import type { Queue } from 'bullmq';
 import { adminRoutes } from './admin.ts';
 import { registerApiKeys } from './auth.ts';
+import { registerOpenApi } from './openapi.ts';
 import { healthRoutes, type ReadinessCheck } from './health.ts';
 import { metricsRoute, type Metrics } from './metrics.ts';
 import { errorBody, sendError } from './errors.ts';
@@ -48,6 +49,7 @@ export interface ApiOptions {
 export function buildApi(opts: ApiOptions): FastifyInstance {
   const app = Fastify({ loggerInstance: opts.logger || undefined, bodyLimit: 1024 * 1024 } as never) as unknown as FastifyInstance;
   app.setNotFoundHandler((request, reply) => reply.code(404).send(errorBody('NOT_FOUND', `no route ${request.method} ${request.url}`)));
+  registerOpenApi(app);
   if (opts.webhook) app.register(webhookRoutes(opts.webhook));
   if (opts.readiness) app.register(healthRoutes(opts.readiness));
   if (opts.metrics) app.register(metricsRoute(opts.metrics));
@@ -60,6 +62,8 @@ async function apiRoutes(app: FastifyInstance, opts: ApiOptions): Promise<void> 
   // JSON only: a text/plain body would otherwise reach the producer as a string.
   app.removeContentTypeParser('text/plain');
   app.setErrorHandler((err, request, reply) => sendError(reply, err, request));
+  // Route schemas document (OpenAPI); zod validates, so every refusal keeps the one error shape.
+  app.setValidatorCompiler(() => () => true);
   registerApiKeys(app, opts.apiKeys, opts.openWithoutKeys);
   await messageRoutes(app, opts);
   await eventRoutes(app, opts);

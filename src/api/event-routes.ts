@@ -7,11 +7,12 @@ import { refuseForeignAgents } from './auth.ts';
 import { bulkItems, underField } from './bulk.ts';
 import { idempotencyHeader } from './message-routes.ts';
 import type { ApiOptions } from './app.ts';
+import { doc, docSchemas } from './openapi.ts';
 
 export async function eventRoutes(app: FastifyInstance, opts: ApiOptions): Promise<void> {
   const { producer } = opts;
 
-  app.post('/v1/events', async (request, reply) => {
+  app.post('/v1/events', doc('events', 'Send a READ receipt or IS_TYPING', docSchemas.event), async (request, reply) => {
     const body = request.body as Record<string, unknown> | null;
     const key = idempotencyHeader(request);
     const input = key && body && typeof body === 'object' && body.idempotencyKey === undefined ? { ...body, idempotencyKey: key } : body;
@@ -19,7 +20,7 @@ export async function eventRoutes(app: FastifyInstance, opts: ApiOptions): Promi
     return reply.code(202).send(await producer.sendEvent(input as never));
   });
 
-  app.post('/v1/events:batch', { bodyLimit: 8 * 1024 * 1024 }, async (request, reply) => {
+  app.post('/v1/events::batch', { bodyLimit: 8 * 1024 * 1024, ...doc('events', 'Send up to 10,000 events, all or nothing', { type: 'object', properties: { events: { type: 'array', maxItems: 10_000, items: docSchemas.event } }, required: ['events'] }) }, async (request, reply) => {
     const items = bulkItems(request.body, 'events');
     if (refuseForeignAgents(request, reply, producer, items, 'events')) return reply;
     const key = idempotencyHeader(request);

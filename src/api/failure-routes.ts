@@ -7,6 +7,7 @@ import type { FastifyInstance } from 'fastify';
 import { PayloadError } from '../errors.ts';
 import type { ApiOptions } from './app.ts';
 import { errorBody } from './errors.ts';
+import { doc } from './openapi.ts';
 
 const MAX_LIST = 1000;
 
@@ -20,14 +21,14 @@ export async function failureRoutes(app: FastifyInstance, opts: ApiOptions): Pro
   const failures = opts.failures;
   if (!failures) return;
 
-  app.get('/v1/failures', async (request) => {
+  app.get('/v1/failures', doc('failures', 'Messages that failed for good, with their reason'), async (request) => {
     const q = request.query as { reason?: string; limit?: string; before?: string };
     const limit = positiveInt(q.limit, 'limit', MAX_LIST) ?? 100;
     const before = positiveInt(q.before, 'before', Number.MAX_SAFE_INTEGER);
     return failures.list({ limit, ...(q.reason ? { code: q.reason } : {}), ...(before !== undefined ? { before } : {}) });
   });
 
-  app.post('/v1/failures:retry', async (request, reply) => {
+  app.post('/v1/failures::retry', doc('failures', 'Re-drive failed messages by ID or by reason'), async (request, reply) => {
     const body = (request.body ?? {}) as { messageIds?: unknown; reason?: unknown };
     if (typeof body !== 'object' || Array.isArray(body)) throw new PayloadError('retry', [{ path: '', problem: 'expected an object { messageIds } or { reason }' }]);
     const ids = body.messageIds;

@@ -8,6 +8,7 @@ import { RevokeError } from '../fallback/revoke.ts';
 import { refuseForeignAgents } from './auth.ts';
 import { bulkItems, underField } from './bulk.ts';
 import { errorBody } from './errors.ts';
+import { doc, docSchemas } from './openapi.ts';
 import type { ApiOptions } from './app.ts';
 
 /** A batch of 10,000 full-size messages is large; one message never is. */
@@ -18,10 +19,13 @@ export function idempotencyHeader(request: FastifyRequest): string | undefined {
   return typeof key === 'string' && key.length > 0 ? key : undefined;
 }
 
+// Google-style custom methods ("/v1/messages:batch"): in Fastify's router a
+// colon starts a path parameter, so the literal colon is written '::'.
+
 export async function messageRoutes(app: FastifyInstance, opts: ApiOptions): Promise<void> {
   const { producer } = opts;
 
-  app.post('/v1/messages', async (request, reply) => {
+  app.post('/v1/messages', doc('messages', 'Send one message (202: queued, with its messageId)', docSchemas.message), async (request, reply) => {
     const body = request.body as Record<string, unknown> | null;
     const key = idempotencyHeader(request);
     const input = key && body && typeof body === 'object' && body.idempotencyKey === undefined ? { ...body, idempotencyKey: key } : body;
@@ -29,7 +33,7 @@ export async function messageRoutes(app: FastifyInstance, opts: ApiOptions): Pro
     return reply.code(202).send(await producer.sendMessage(input as never));
   });
 
-  app.post('/v1/messages:batch', { bodyLimit: BATCH_BODY_LIMIT }, async (request, reply) => {
+  app.post('/v1/messages::batch', { bodyLimit: BATCH_BODY_LIMIT, ...doc('messages', 'Send up to 10,000 messages, all or nothing', { type: 'object', properties: { messages: { type: 'array', maxItems: 10_000, items: docSchemas.message } }, required: ['messages'] }) }, async (request, reply) => {
     const items = bulkItems(request.body, 'messages');
     if (refuseForeignAgents(request, reply, producer, items, 'messages')) return reply;
     const key = idempotencyHeader(request);
@@ -40,14 +44,14 @@ export async function messageRoutes(app: FastifyInstance, opts: ApiOptions): Pro
     }
   });
 
-  app.get('/v1/messages/:id', async (request, reply) => {
+  app.get('/v1/messages/:id', doc('messages', 'A message\'s status and timeline'), async (request, reply) => {
     const { id } = request.params as { id: string };
     const status = await producer.getStatus(id);
     if (!status) return reply.code(404).send(errorBody('NOT_FOUND', `no message ${id}`));
     return status;
   });
 
-  app.delete('/v1/messages/:id', async (request, reply) => {
+  app.delete('/v1/messages/:id', doc('messages', 'Revoke a message (?fallback=true: and send its SMS)'), async (request, reply) => {
     if (!opts.revoke) return reply.code(501).send(errorBody('NOT_IMPLEMENTED', 'revoke is not wired in this process'));
     const { id } = request.params as { id: string };
     const fallback = (request.query as { fallback?: string }).fallback;
@@ -63,7 +67,7 @@ export async function messageRoutes(app: FastifyInstance, opts: ApiOptions): Pro
     }
   });
 
-  app.get('/v1/batches/:id', async (request, reply) => {
+  app.get('/v1/batches/:id', doc('messages', 'A batch\'s progress: counts per state'), async (request, reply) => {
     const { id } = request.params as { id: string };
     const progress = await producer.batchProgress(id);
     if (!progress) return reply.code(404).send(errorBody('NOT_FOUND', `no batch ${id}`));
