@@ -5,7 +5,6 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomUUID } from 'node:crypto';
@@ -13,33 +12,7 @@ import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { main } from '../src/cli/main.ts';
 import { createTokenSource, loadServiceAccountKey } from '../src/rbm/auth.ts';
-import { redisUrl, uniquePrefix, waitFor } from './helpers.ts';
-
-function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const server = createServer().listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-  });
-}
-
-/** Resolves with the first line of `stream` that matches, rejects if the process exits first. */
-function lineOf(proc: ChildProcess, stream: 'stdout' | 'stderr', match: RegExp): Promise<string> {
-  return new Promise((resolve, reject) => {
-    let buffered = '';
-    const onData = (d: Buffer) => {
-      buffered += d.toString();
-      const line = buffered.split('\n').find((l) => match.test(l));
-      if (line) {
-        proc[stream]!.off('data', onData);
-        resolve(line);
-      }
-    };
-    proc[stream]!.on('data', onData);
-    proc.once('exit', (code) => reject(new Error(`exited with ${code} before printing ${match}: ${buffered.slice(-500)}`)));
-  });
-}
+import { redisUrl, uniquePrefix, waitFor, freePort, lineOf } from './helpers.ts';
 
 interface Ran {
   code: number | null;
@@ -93,7 +66,7 @@ beforeAll(async () => {
     env: { ...process.env, PORT: String(port), RBM_EMULATOR_PORT: String(emulatorPort), REDIS_URL: redisUrl(), QUEUE_PREFIX: prefix, LOG_LEVEL: 'info', GOOGLE_APPLICATION_CREDENTIALS: '', RBM_ENDPOINT: '', API_KEYS: '', RBM_AGENTS: '' },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
-  await lineOf(service, 'stdout', /rbm-dispatch is up/);
+  await lineOf(service, /rbm-dispatch is up/);
   base = `http://127.0.0.1:${port}`;
 });
 
@@ -221,7 +194,7 @@ describe('rbm-dispatch CLI', () => {
 
     const emulator = spawn(process.execPath, ['--import', 'tsx', 'workers/cli.ts', 'emulator', '--port', String(port), '--key-file', key], { stdio: ['ignore', 'pipe', 'pipe'] });
     try {
-      expect(await lineOf(emulator, 'stdout', /service-account key/)).toContain('(reused)');
+      expect(await lineOf(emulator, /service-account key/)).toContain('(reused)');
       const token = await createTokenSource(await loadServiceAccountKey(key)).getToken();
       expect(token).toMatch(/^emu-/);
       const counters = await waitFor(async () => (await fetch(`http://127.0.0.1:${port}/_emulator/counters`)).json() as Promise<{ tokensIssued: number }>, (c) => c.tokensIssued === 1);

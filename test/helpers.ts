@@ -2,7 +2,9 @@
  * Test harness: the real service parts against a real Redis (own prefix per
  * harness) and the emulator over real HTTP. Waits on events, never on sleeps.
  */
+import type { ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { createServer } from 'node:net';
 import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -200,4 +202,31 @@ export async function httpCall(base: string, method: string, path: string, body?
   });
   const text = await res.text();
   return { status: res.status, body: text ? JSON.parse(text) : undefined };
+}
+
+/** A TCP port nothing listens on right now. */
+export function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const server = createServer().listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as { port: number };
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+/** Resolves with the first line of a child's output that matches; rejects if it exits first. */
+export function lineOf(proc: ChildProcess, match: RegExp, stream: 'stdout' | 'stderr' = 'stdout'): Promise<string> {
+  return new Promise((resolve, reject) => {
+    let buffered = '';
+    const onData = (d: Buffer) => {
+      buffered += d.toString();
+      const line = buffered.split('\n').find((l) => match.test(l));
+      if (line) {
+        proc[stream]!.off('data', onData);
+        resolve(line);
+      }
+    };
+    proc[stream]!.on('data', onData);
+    proc.once('exit', (code) => reject(new Error(`exited with ${code} before printing ${match}: ${buffered.slice(-500)}`)));
+  });
 }

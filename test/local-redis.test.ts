@@ -1,19 +1,10 @@
 /** npm start and npm test need nothing else: a redis-server of our own when none answers. */
 import { mkdtemp } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { ensureRedis, redisAnswers } from '../src/queue/local-redis.ts';
-
-function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const server = createServer().listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-  });
-}
+import { freePort } from './helpers.ts';
 
 describe('ensureRedis', () => {
   it('uses REDIS_URL as given', async () => {

@@ -5,13 +5,12 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { Redis } from 'ioredis';
 import { startEmulator, type RunningEmulator } from '../src/emulator/index.ts';
-import { httpCall, rcsPhone, redisUrl, uniquePrefix, waitFor } from './helpers.ts';
+import { httpCall, rcsPhone, redisUrl, uniquePrefix, waitFor, freePort } from './helpers.ts';
 
 const prefix = uniquePrefix('processes');
 const API_KEY = 'api-key-for-process-test';
@@ -26,15 +25,6 @@ afterAll(async () => {
   if (keys.length) await redis.del(...keys);
   await redis.quit();
 });
-
-function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const server = createServer().listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-  });
-}
 
 function start(entry: string, env: Record<string, string>): { child: ChildProcess; up: Promise<void> } {
   const child = spawn(process.execPath, ['--import', 'tsx', entry], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'inherit'] });

@@ -3,19 +3,9 @@
  * against the built-in emulator; the README's curl flow; a clean SIGTERM.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createServer } from 'node:net';
 import { afterAll, describe, expect, it } from 'vitest';
 import { Redis } from 'ioredis';
-import { redisUrl, uniquePrefix, waitFor } from './helpers.ts';
-
-function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const server = createServer().listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-  });
-}
+import { redisUrl, uniquePrefix, waitFor, freePort, lineOf } from './helpers.ts';
 
 let child: ChildProcess | undefined;
 const prefix = uniquePrefix('start');
@@ -27,23 +17,6 @@ afterAll(async () => {
   await redis.quit();
 });
 
-/** Resolves with the first log line that matches, rejects if the process exits first. */
-function logLine(proc: ChildProcess, match: RegExp): Promise<string> {
-  return new Promise((resolve, reject) => {
-    let buffered = '';
-    const onData = (d: Buffer) => {
-      buffered += d.toString();
-      const line = buffered.split('\n').find((l) => match.test(l));
-      if (line) {
-        proc.stdout!.off('data', onData);
-        resolve(line);
-      }
-    };
-    proc.stdout!.on('data', onData);
-    proc.once('exit', (code) => reject(new Error(`exited with ${code} before logging ${match}: ${buffered.slice(-500)}`)));
-  });
-}
-
 describe('npm start', () => {
   it('serves the README demo: SENT → DELIVERED → READ, an offline phone\'s OTP expires into one SMS; SIGTERM exits 0', async () => {
     const [port, emulatorPort] = [await freePort(), await freePort()];
@@ -51,8 +24,8 @@ describe('npm start', () => {
       env: { ...process.env, PORT: String(port), RBM_EMULATOR_PORT: String(emulatorPort), REDIS_URL: redisUrl(), QUEUE_PREFIX: prefix, LOG_LEVEL: 'info', GOOGLE_APPLICATION_CREDENTIALS: '', RBM_ENDPOINT: '' },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
-    const warning = logLine(child, /EMULATOR MODE/);
-    await logLine(child, /rbm-dispatch is up/);
+    const warning = lineOf(child, /EMULATOR MODE/);
+    await lineOf(child, /rbm-dispatch is up/);
     expect(await warning).toContain('not to Google');
 
     const base = `http://127.0.0.1:${port}`;

@@ -136,11 +136,12 @@ local allowed = false
 for i = 5, #ARGV do
   if ARGV[i] == cur then allowed = true break end
 end
+-- The timeline is a JSON array kept as text: an entry is appended by string,
+-- never by decoding and re-encoding the whole array on every move.
 local function append(entry)
-  local timeline = cjson.decode(redis.call('HGET', KEYS[1], 'timeline') or '[]')
-  if #timeline == 0 then timeline[1] = {state = 'QUEUED', at = tonumber(redis.call('HGET', KEYS[1], 'createdAt'))} end
-  timeline[#timeline + 1] = entry
-  redis.call('HSET', KEYS[1], 'timeline', cjson.encode(timeline))
+  local timeline = redis.call('HGET', KEYS[1], 'timeline')
+  if not timeline then timeline = '[{"state":"QUEUED","at":' .. (redis.call('HGET', KEYS[1], 'createdAt') or ARGV[2]) .. '}]' end
+  redis.call('HSET', KEYS[1], 'timeline', string.sub(timeline, 1, -2) .. ',' .. cjson.encode(entry) .. ']')
 end
 if not allowed then
   if created then return {0, false} end
