@@ -22,7 +22,7 @@ import type { RbmClient } from './rbm/client.ts';
 import { connectRbm } from './rbm/connect.ts';
 import { createSmsProvider, type SmsSettings } from './sms/index.ts';
 import { BatchStore } from './status/batches.ts';
-import { StatusStore } from './status/store.ts';
+import { metricsKey, StatusStore } from './status/store.ts';
 import { newWebhookCounters, type WebhookCounters } from './webhook/receiver.ts';
 
 export interface Service {
@@ -93,7 +93,6 @@ export async function createService(config: Readonly<Config>, deps: ServiceDeps)
   const intake = new StreamInboundIntake(producerRedis, { prefix: config.queuePrefix, dedupeTtlMs: config.inbound.dedupeTtlMs });
   const inboundRetries = new BullInboundRetries(workerRedis, config.queuePrefix);
   const stream = new RedisInboundStream(workerRedis, config.queuePrefix, config.inbound.streamMaxLen, deps.onInbound);
-  const countersKey = `${config.queuePrefix}:counters`;
   const metricsSource = new MetricsSource(producerRedis, config.queuePrefix, config.agents.map((a) => a.agentId));
   const common = { config, connection: workerRedis, status: workerStatus, log };
 
@@ -125,7 +124,7 @@ export async function createService(config: Readonly<Config>, deps: ServiceDeps)
         consumers: stream,
         retryLater: (event) => inboundRetries.retryLater(event),
         ...(config.inbound.autoRead ? { markRead: (to: string, id: string, agentId: string) => producer.markRead(to, id, { agentId }) } : {}),
-        count: async (name) => void (await workerRedis.hincrby(countersKey, name, 1)),
+        count: async (name) => void (await workerRedis.hincrby(metricsKey(config.queuePrefix), `inbound|${name}`, 1)),
       })),
     startSms() {
       if (!deps.sms) throw new Error('startSms needs SMS settings (ServiceDeps.sms)');

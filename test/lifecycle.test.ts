@@ -213,8 +213,8 @@ describe('delivery lifecycle', () => {
     h = await lifecycle('unknown');
     const unknown = '0b6f3a52-0000-4000-8000-00000000abcd';
     await sendWebhook(h, { senderPhoneNumber: rcsPhone(410), eventType: 'DELIVERED', eventId: 'dlv-unknown', messageId: unknown, agentId: 'agent-a@rbm.goog' });
-    const counters = await waitFor(() => h!.service.redis.producer.hgetall(`${h!.config.queuePrefix}:counters`), (c) => c.unknownMessageEvents === '1');
-    expect(counters.inboundEvents).toBe('1');
+    const counters = await waitFor(() => h!.service.redis.producer.hgetall(`${h!.config.queuePrefix}:metrics`), (c) => c['inbound|unknownMessageEvents'] === '1');
+    expect(counters['inbound|inboundEvents']).toBe('1');
     expect(await h.producer.getStatus(unknown)).toBeNull();
   });
 

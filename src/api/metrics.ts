@@ -13,6 +13,7 @@
  *   rbm_queue_jobs{queue,state}              jobs per queue and state
  *   rbm_webhook_events_pending               verified webhook events not yet handled
  *   rbm_webhooks_total{outcome}              webhook requests by outcome (this process)
+ *   rbm_inbound_events_total{outcome}        inbound events handled (inboundEvents), and about unknown messages (unknownMessageEvents)
  */
 import type { FastifyInstance } from 'fastify';
 import { collectDefaultMetrics, Histogram, Registry } from 'prom-client';
@@ -79,6 +80,7 @@ export function createMetrics(deps: { read: () => Promise<MetricsSnapshot>; webh
     computed('rbm_retries_total', 'Failed tries that will be retried, by queue.', 'counter', (s) => byPrefix(s.counters, 'retries', ['queue']), snapshot),
     computed('rbm_time_to_delivered_seconds', 'From enqueue to the first news of delivery.', 'histogram', histo('rbm_time_to_delivered_seconds', 'delivered'), snapshot),
     computed('rbm_time_to_fallback_seconds', 'From enqueue to the SMS being sent.', 'histogram', histo('rbm_time_to_fallback_seconds', 'fallback'), snapshot),
+    computed('rbm_inbound_events_total', 'Inbound events handled, and those about messages we do not know.', 'counter', (s) => byPrefix(s.counters, 'inbound', ['outcome']), snapshot),
     computed('rbm_queue_jobs', 'Jobs per queue and state.', 'gauge', (s) => s.queues.flatMap((q) => Object.entries(q.counts).map(([state, value]) => ({ labels: { queue: q.queue, state }, value }))), snapshot),
     computed('rbm_webhook_events_pending', 'Verified webhook events not yet handled by the inbound worker.', 'gauge', (s) => [{ value: s.webhookEventsPending }], snapshot),
   ];
