@@ -7,7 +7,7 @@ import type { ServerEventType } from './envelope.ts';
 import type { QuotaConfig } from './quota.ts';
 import type { DeliverySettings, WebhookTuning } from './settings.ts';
 import type { SmsRecord } from './sms.ts';
-import type { WebhookAttempt } from './webhook.ts';
+import type { WebhookAttempt, WebhookCounters } from './webhook.ts';
 
 export type DuplicateResponse = '200' | '409';
 
@@ -71,7 +71,8 @@ export interface MessageArrival extends Arrival {
   expiredAt?: number;
 }
 
-export interface Counters {
+/** The webhook counters (see webhook.ts) and the platform's own. */
+export interface Counters extends WebhookCounters {
   requests: number;
   accepted: number;
   messagesAccepted: number;
@@ -89,18 +90,6 @@ export interface Counters {
   read: number;
   ttlRevoked: number;
   ttlRevokeFailed: number;
-  /** Envelopes answered 200. */
-  webhooksSent: number;
-  /** POSTs made, retries and duplicates included. */
-  webhookAttempts: number;
-  /** POSTs answered non-200, or failed on the network / the 10 s timeout. */
-  webhookFailures: number;
-  /** Envelopes not yet answered 200 nor dropped (waiting, held, in flight). */
-  webhooksPending: number;
-  /** Envelopes given up after retryForMs. */
-  webhooksDropped: number;
-  /** Envelopes sent without X-Goog-Signature (no token for the agent, no '*'). */
-  webhooksUnsigned: number;
   smsReceived: number;
   /** SMS requests answered from an idempotency key, not recorded again. */
   smsDuplicates: number;

@@ -23,11 +23,17 @@ export interface WebhookAttempt {
 }
 
 export interface WebhookCounters {
+  /** Envelopes answered 200. */
   webhooksSent: number;
+  /** POSTs made, retries and duplicates included. */
   webhookAttempts: number;
+  /** POSTs answered non-200, or failed on the network / the 10 s timeout. */
   webhookFailures: number;
+  /** Envelopes not yet answered 200 nor dropped (waiting, held, in flight). */
   webhooksPending: number;
+  /** Envelopes given up after retryForMs. */
   webhooksDropped: number;
+  /** Envelopes sent without X-Goog-Signature (no token for the agent, no '*'). */
   webhooksUnsigned: number;
 }
 
