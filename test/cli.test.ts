@@ -59,9 +59,11 @@ const get = async <T>(path: string): Promise<{ status: number; body: T }> => {
 };
 
 let dir = '';
+let emulatorPort = 0;
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'rbm-cli-'));
-  const [port, emulatorPort] = [await freePort(), await freePort()];
+  const port = await freePort();
+  emulatorPort = await freePort();
   service = spawn(process.execPath, ['--import', 'tsx', 'workers/all.ts'], {
     env: { ...process.env, PORT: String(port), RBM_EMULATOR_PORT: String(emulatorPort), REDIS_URL: redisUrl(), QUEUE_PREFIX: prefix, LOG_LEVEL: 'info', GOOGLE_APPLICATION_CREDENTIALS: '', RBM_ENDPOINT: '', API_KEYS: '', RBM_AGENTS: '' },
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -118,6 +120,24 @@ describe('rbm-dispatch CLI', () => {
     expect(status.code).toBe(0);
     expect(json<{ state: string; timeline: Array<{ state: string }> }>(status)).toMatchObject({ messageId, state: 'READ', to: '+1222***4444' });
     delivered = messageId!;
+  });
+
+  it('failures list shows a dead letter with its reason; failures retry re-drives it', async () => {
+    await fetch(`http://127.0.0.1:${emulatorPort}/_emulator/sms/faults`, { method: 'PUT', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ failNext: [{ kind: '400', count: 1 }] }) });
+    const sent = await inProcess('--url', base, '--json', 'send', '--to', '+15551110000', '--text', 'hi', '--sms-fallback', 'hi by SMS');
+    const { messageId } = json<{ messageId: string }>(sent);
+    await waitFor(async () => (await get<{ state: string }>(`/v1/messages/${messageId}`)).body.state, (st) => st === 'FALLBACK_FAILED');
+    const listed = await inProcess('--url', base, '--json', 'failures', 'list', '--reason', 'SMS_PROVIDER');
+    expect(listed.code).toBe(0);
+    expect(json<{ failures: Array<{ messageId: string; reason: string }> }>(listed).failures).toEqual([expect.objectContaining({ messageId, reason: 'SMS_PROVIDER' })]);
+    expect(listed.stdout).not.toContain('5551110000');
+    const retried = await inProcess('--url', base, 'failures', 'retry', messageId);
+    expect(retried).toMatchObject({ code: 0, stdout: 'retried 1\n' });
+    await waitFor(async () => (await get<{ state: string }>(`/v1/messages/${messageId}`)).body.state, (st) => st === 'FALLBACK_SENT');
+    const again = await inProcess('--url', base, 'failures', 'retry', messageId);
+    expect(again.code).toBe(1);
+    expect(again.stdout).toContain('it is FALLBACK_SENT, not failed');
+    expect((await inProcess('--url', base, 'failures', 'retry')).code).toBe(2);
   });
 
   it('status of an unknown message exits 3; revoke of a delivered one exits 4, of an unknown one 3', async () => {

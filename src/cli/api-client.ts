@@ -67,6 +67,16 @@ export interface ApiClientOptions {
   timeoutMs?: number;
 }
 
+export interface FailureList {
+  failures: Array<{ messageId: string; state: string; agentId: string; to: string; reason: string; message: string; failedAt: number }>;
+  next?: number;
+}
+
+export interface RedriveResult {
+  retried: string[];
+  skipped: Array<{ messageId: string; why: string }>;
+}
+
 export class ApiClient {
   private readonly pool: Pool;
   private readonly basePath: string;
@@ -115,6 +125,17 @@ export class ApiClient {
 
   getBatch(batchId: string): Promise<BatchProgress> {
     return this.call('GET', `/v1/batches/${encodeURIComponent(batchId)}`);
+  }
+
+  listFailures(query: { reason?: string; limit?: number }): Promise<FailureList> {
+    const params = new URLSearchParams();
+    if (query.reason) params.set('reason', query.reason);
+    if (query.limit) params.set('limit', String(query.limit));
+    return this.call('GET', `/v1/failures${params.size ? `?${params}` : ''}`);
+  }
+
+  retryFailures(target: { messageIds: string[] } | { reason: string }): Promise<RedriveResult> {
+    return this.call('POST', '/v1/failures:retry', { body: target });
   }
 
   close(): Promise<void> {

@@ -12,6 +12,7 @@ import { ApiClient } from './api-client.ts';
 import { registerBatch } from './commands/batch.ts';
 import { registerEmulator } from './commands/emulator.ts';
 import { registerKeyfile } from './commands/keyfile.ts';
+import { registerFailures } from './commands/failures.ts';
 import { registerRevoke } from './commands/revoke.ts';
 import { registerSend } from './commands/send.ts';
 import { registerStatus } from './commands/status.ts';
@@ -34,7 +35,7 @@ Environment:
   RBM_DISPATCH_URL      default for --url (${DEFAULT_URL})
   RBM_DISPATCH_API_KEY  default for --api-key (prefer it: a flag shows in the process list)`;
 
-const COMMANDS: readonly Register[] = [registerSend, registerBatch, registerStatus, registerRevoke, registerEmulator, registerKeyfile];
+const COMMANDS: readonly Register[] = [registerSend, registerBatch, registerStatus, registerRevoke, registerFailures, registerEmulator, registerKeyfile];
 
 export function buildProgram(run: (cmd: Command, body: CommandBody) => Promise<void>, streams: Streams = process): Command {
   const program = new Command('rbm-dispatch')
