@@ -5,20 +5,10 @@
  */
 import { buildApi } from '../src/api/app.ts';
 import { createMetrics } from '../src/api/metrics.ts';
-import { loadConfig } from '../src/config.ts';
-import { createLogger } from '../src/logger.ts';
-import { ensureRedis } from '../src/queue/local-redis.ts';
-import { createService } from '../src/service.ts';
-import { runProcess } from './lifecycle.ts';
+import { composeAlone, runProcess } from './lifecycle.ts';
 
 runProcess('rbm-dispatch api', async () => {
-  const config = loadConfig(process.env);
-  const log = createLogger(config.logLevel);
-  if (config.rbmEndpoint.kind === 'emulator' || !config.credentialsFile) {
-    throw new Error('the API alone needs RBM_ENDPOINT and GOOGLE_APPLICATION_CREDENTIALS (revoke calls RBM); npm start runs everything against the emulator');
-  }
-  const redis = await ensureRedis(config.redisUrl);
-  const service = await createService(config, { redisUrl: redis.url, rbm: { baseUrl: config.rbmEndpoint.url, keyFile: config.credentialsFile }, log });
+  const { config, log, service } = await composeAlone('the API (its revoke calls RBM)');
   const metrics = createMetrics({ read: () => service.metricsSource.read(), webhookCounters: service.webhookCounters });
   const app = buildApi({
     producer: service.producer,

@@ -1,8 +1,13 @@
 /**
  * Process lifecycle shared by the entry points: run main(), and on SIGINT or
- * SIGTERM run the shutdown steps once, in order, within a time limit.
+ * SIGTERM run the shutdown steps once, in order, within a time limit; and the
+ * common start of the processes that run one part alone.
  */
-import type { Logger } from '../src/logger.ts';
+import { loadConfig, type Config } from '../src/config.ts';
+import { createLogger, type Logger } from '../src/logger.ts';
+import { ensureRedis } from '../src/queue/local-redis.ts';
+import { createService, type Service } from '../src/service.ts';
+import type { SmsSettings } from '../src/sms/index.ts';
 
 export type Step = [name: string, stop: () => Promise<unknown>];
 
@@ -32,4 +37,25 @@ export function runProcess(name: string, main: () => Promise<{ log: Logger; step
       process.stderr.write(`${name}: cannot start: ${err.message}\n`);
       process.exit(1);
     });
+}
+
+/**
+ * The preamble of every process that runs one part alone (api, dispatch,
+ * inbound, sms): config, logger, a real RBM endpoint with its key file (the
+ * emulator is for `npm start`), Redis, and the service composed from them.
+ */
+export async function composeAlone(role: string, sms?: (config: Config) => SmsSettings): Promise<{ config: Readonly<Config>; log: Logger; service: Service }> {
+  const config = loadConfig(process.env);
+  const log = createLogger(config.logLevel);
+  if (config.rbmEndpoint.kind === 'emulator' || !config.credentialsFile) {
+    throw new Error(`${role} alone needs RBM_ENDPOINT and GOOGLE_APPLICATION_CREDENTIALS (npm start runs everything against the emulator; \`npm run emulator\` prints both for a standalone emulator)`);
+  }
+  const redis = await ensureRedis(config.redisUrl);
+  const service = await createService(config, {
+    redisUrl: redis.url,
+    rbm: { baseUrl: config.rbmEndpoint.url, keyFile: config.credentialsFile },
+    ...(sms ? { sms: sms(config) } : {}),
+    log,
+  });
+  return { config, log, service };
 }
