@@ -213,3 +213,17 @@ export function rbmEnum<const V extends readonly [string, ...string[]]>(values: 
         : otherwise(iss),
   });
 }
+
+const CALLBACK_URL = 'an http:// or https:// URL of at most 2048 characters';
+/** Where status callbacks for a message go (see jobs/deliver-callback.ts). */
+export const callbackUrl = z
+  .string({ error: expected(CALLBACK_URL) })
+  .max(2048, { error: expected(CALLBACK_URL) })
+  .refine((s) => {
+    try {
+      const url = new URL(s);
+      return (url.protocol === 'https:' || url.protocol === 'http:') && url.hostname !== '';
+    } catch {
+      return false;
+    }
+  }, { error: expected(CALLBACK_URL) });

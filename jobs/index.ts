@@ -10,6 +10,7 @@ import { INBOUND_EVENT, inboundEventJob } from './inbound-event.ts';
 import { SEND_EVENT, sendEventJob } from './send-event.ts';
 import { SEND_MESSAGE, sendMessageJob } from './send-message.ts';
 import { SEND_SMS, sendSmsJob } from './send-sms.ts';
+import { DELIVER_CALLBACK, deliverCallbackJob } from './deliver-callback.ts';
 
 export const jobs = {
   [SEND_MESSAGE]: sendMessageJob,
@@ -17,6 +18,7 @@ export const jobs = {
   [INBOUND_EVENT]: inboundEventJob,
   [CHECK_EXPIRY]: checkExpiryJob,
   [SEND_SMS]: sendSmsJob,
+  [DELIVER_CALLBACK]: deliverCallbackJob,
 } as const;
 
 export type JobName = keyof typeof jobs;
@@ -39,3 +41,4 @@ export * from './send-event.ts';
 export * from './inbound-event.ts';
 export * from './check-expiry.ts';
 export * from './send-sms.ts';
+export * from './deliver-callback.ts';

@@ -7,6 +7,7 @@ import { z } from 'zod';
 import { agentMessage, agentMessageFields, checkAgentMessage, outputOnlyFields, type MessageTrafficType } from './agent-message.ts';
 import {
   agentId,
+  callbackUrl,
   e164,
   epochMs,
   idempotencyKey,
@@ -47,6 +48,8 @@ const payloadSchema = z.object({
   /** Deadline (ms epoch) from ttl or expireTime, computed at enqueue so queue time counts against a ttl. */
   expireAt: epochMs.optional(),
   batchId: z.string().min(1).max(255).optional(),
+  /** Where status changes are POSTed, and whose secret signs them (see jobs/deliver-callback.ts). */
+  callback: z.object({ url: callbackUrl, scope: z.string().min(1).max(64) }).optional(),
 });
 
 /**
@@ -64,6 +67,8 @@ const inputSchema = strictObject(
     idempotencyKey: idempotencyKey.optional(),
     /** A caller-chosen RBM messageId. */
     messageId: uuid.optional(),
+    /** POST every state change of this message here (Standard Webhooks), instead of the API key's registered URL. */
+    callbackUrl: callbackUrl.optional(),
   },
   outputOnlyFields,
 ).check(checkAgentMessage);

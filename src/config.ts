@@ -85,6 +85,17 @@ export interface Config {
     keepCompleted: number;
     keepFailedMs: number;
   };
+  /** Status callbacks (Standard Webhooks): off while secret is undefined. */
+  callbacks: {
+    /** The master secret, whsec_<base64>; each API key signs with a secret derived from it (src/callbacks/secrets.ts). */
+    secret: string | undefined;
+    timeoutMs: number;
+    /** The retry schedule: retryBaseMs doubling up to retryMaxDelayMs, for retryForMs in all. */
+    retryBaseMs: number;
+    retryMaxDelayMs: number;
+    retryForMs: number;
+    concurrency: number;
+  };
   statusTtlMs: number;
   shutdownTimeoutMs: number;
   logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
@@ -288,6 +299,19 @@ function parseApiKeys(r: EnvReader): ApiKeyConfig[] {
   });
 }
 
+/** Standard Webhooks secrets are 'whsec_' and 24 to 64 random bytes in base64. */
+function parseCallbackSecret(r: EnvReader): string | undefined {
+  const value = r.raw('CALLBACK_SECRET');
+  if (value === undefined) return undefined;
+  const body = value.startsWith('whsec_') ? value.slice(6) : '';
+  const bytes = /^[A-Za-z0-9+/]+={0,2}$/.test(body) ? Buffer.from(body, 'base64').length : 0;
+  if (bytes < 24 || bytes > 64) {
+    r.problems.push({ path: 'CALLBACK_SECRET', problem: `expected 'whsec_' and 24 to 64 bytes in base64 (openssl rand -base64 32), got ${bytes === 0 ? 'something else' : `${bytes} bytes`}` });
+    return undefined;
+  }
+  return value;
+}
+
 function parseWebhookTokens(r: EnvReader): Record<string, string> {
   const value = r.raw('RBM_WEBHOOK_CLIENT_TOKENS');
   if (value === undefined) return {};
@@ -352,6 +376,14 @@ export function loadConfig(env: Env): Readonly<Config> {
       fastRetries: r.int('RBM_FAST_RETRIES', 2, 0, 10),
       keepCompleted: r.int('JOB_KEEP_COMPLETED', 1000, 0, 1_000_000),
       keepFailedMs: r.int('JOB_KEEP_FAILED_MS', 7 * DAY_MS, 0, 90 * DAY_MS),
+    },
+    callbacks: {
+      secret: parseCallbackSecret(r),
+      timeoutMs: r.int('CALLBACK_TIMEOUT_MS', 10_000, 100, 60_000),
+      retryBaseMs: r.int('CALLBACK_RETRY_BASE_MS', 5000, 10, 3_600_000),
+      retryMaxDelayMs: r.int('CALLBACK_RETRY_MAX_DELAY_MS', 3_600_000, 10, DAY_MS),
+      retryForMs: r.int('CALLBACK_RETRY_FOR_MS', DAY_MS, 0, 7 * DAY_MS),
+      concurrency: r.int('CALLBACK_CONCURRENCY', 50, 1, 5000),
     },
     statusTtlMs: r.int('STATUS_TTL_MS', 30 * DAY_MS, 60_000, 365 * DAY_MS),
     shutdownTimeoutMs: r.int('SHUTDOWN_TIMEOUT_MS', 30_000, 0, 600_000),

@@ -21,6 +21,7 @@ export const ErrorCodes = {
   REDIS_UNAVAILABLE: 'REDIS_UNAVAILABLE',
   SMS_PROVIDER: 'SMS_PROVIDER',
   REVOKE_NOT_POSSIBLE: 'REVOKE_NOT_POSSIBLE',
+  CALLBACK_DELIVERY: 'CALLBACK_DELIVERY',
 } as const;
 export type ErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes];
 

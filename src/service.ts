@@ -1,12 +1,18 @@
 /**
  * The composition of the service's parts from one Config: Redis connections in
  * their two roles, the RBM client, the status store, the producer and revoke,
- * the webhook intake, and the worker sets (dispatch, inbound, SMS) on demand.
+ * the webhook intake, status callbacks, and the worker sets (dispatch,
+ * inbound, SMS, callbacks) on demand.
  * Entry points, tests and benchmarks all build it here, so the wiring exists
  * once. No listen(), no signals: those belong to workers/.
  */
 import type { Redis } from 'ioredis';
 import type { InboundEventPayload } from '../jobs/inbound-event.ts';
+import { CallbackQueue } from './callbacks/queue.ts';
+import { CallbackRegistry } from './callbacks/registry.ts';
+import { createReplay } from './callbacks/replay.ts';
+import { callbackSecretFor } from './callbacks/secrets.ts';
+import { createCallbackPost } from './callbacks/http.ts';
 import type { Config } from './config.ts';
 import { createFallback } from './fallback/fallback.ts';
 import { createRevoke } from './fallback/revoke.ts';
@@ -17,7 +23,7 @@ import { BullDeadlines, BullInboundRetries, BullSmsQueue, RedisInboundStream } f
 import { MetricsSource } from './queue/metrics-source.ts';
 import { Producer } from './queue/producer.ts';
 import { redrive, type RedriveResult } from './queue/redrive.ts';
-import { startDispatchWorkers, startInboundWorker, startSmsWorker, type WorkerSet } from './queue/workers.ts';
+import { startCallbackWorker, startDispatchWorkers, startInboundWorker, startSmsWorker, type WorkerSet } from './queue/workers.ts';
 import type { RbmClient } from './rbm/client.ts';
 import { connectRbm } from './rbm/connect.ts';
 import { createSmsProvider, type SmsSettings } from './sms/index.ts';
@@ -45,6 +51,14 @@ export interface Service {
   startDispatch(): WorkerSet;
   startInbound(): WorkerSet;
   startSms(): WorkerSet;
+  /** Status callbacks (needs CALLBACK_SECRET). */
+  startCallbacks(): WorkerSet;
+  /** Status callbacks: the URL registered per API key scope, the secret of a scope (undefined: callbacks are off), and replay. */
+  callbacks: {
+    registry: CallbackRegistry;
+    secretFor(scope: string): string | undefined;
+    replay: ReturnType<typeof createReplay>;
+  };
   /** Messages that failed for good, newest first; `code` filters by the last error's code. */
   failures: StatusStore['failures'];
   /** Re-drives failed messages (FAILED: the send again; FALLBACK_FAILED: the SMS again). */
@@ -85,6 +99,7 @@ export async function createService(config: Readonly<Config>, deps: ServiceDeps)
     status,
     batches: new BatchStore(producerRedis, { ...storeOptions, statusKey: (id) => status.key(id) }),
     jobDefaults: config.dispatch,
+    callbacks: config.callbacks.secret !== undefined,
     ...(deps.now ? { now: deps.now } : {}),
   });
   const smsQueue = new BullSmsQueue(workerRedis, config.queuePrefix, config.sms);
@@ -93,6 +108,9 @@ export async function createService(config: Readonly<Config>, deps: ServiceDeps)
   const intake = new StreamInboundIntake(producerRedis, { prefix: config.queuePrefix, dedupeTtlMs: config.inbound.dedupeTtlMs });
   const inboundRetries = new BullInboundRetries(workerRedis, config.queuePrefix);
   const stream = new RedisInboundStream(workerRedis, config.queuePrefix, config.inbound.streamMaxLen, deps.onInbound);
+  const cb = config.callbacks;
+  const callbackQueue = new CallbackQueue(workerRedis, config.queuePrefix, { baseMs: cb.retryBaseMs, maxDelayMs: cb.retryMaxDelayMs, forMs: cb.retryForMs });
+  const secretFor = (scope: string) => (cb.secret === undefined ? undefined : callbackSecretFor(cb.secret, scope));
   const metricsSource = new MetricsSource(producerRedis, config.queuePrefix, config.agents.map((a) => a.agentId));
   const common = { config, connection: workerRedis, status: workerStatus, log };
 
@@ -132,6 +150,21 @@ export async function createService(config: Readonly<Config>, deps: ServiceDeps)
       providers.push(provider);
       return started(startSmsWorker({ ...common, provider }));
     },
+    startCallbacks() {
+      if (cb.secret === undefined) throw new Error('status callbacks need CALLBACK_SECRET (whsec_ and 24 to 64 random bytes in base64)');
+      return started(startCallbackWorker({
+        ...common,
+        queue: callbackQueue,
+        secretFor: (scope) => secretFor(scope)!,
+        post: createCallbackPost(cb.timeoutMs),
+        count: async (outcome) => void (await workerRedis.hincrby(metricsKey(config.queuePrefix), `callback|${outcome}`, 1)),
+      }));
+    },
+    callbacks: {
+      registry: new CallbackRegistry(producerRedis, config.queuePrefix),
+      secretFor,
+      replay: createReplay({ status, queue: callbackQueue, ...(deps.now ? { now: deps.now } : {}) }),
+    },
     metricsSource,
     failures: (options) => status.failures(options),
     redrive: (messageIds) => redrive({ status, outbound: (agentId) => producer.queueOf(agentId), sms: smsQueue.queue }, messageIds),
@@ -142,7 +175,7 @@ export async function createService(config: Readonly<Config>, deps: ServiceDeps)
     close() {
       closing ??= (async () => {
         await Promise.all(sets.map((s) => s.close()));
-        await Promise.all([producer.close(), metricsSource.close(), inboundRetries.close(), smsQueue.close(), deadlines.close(), ...providers.map((p) => p.close())]);
+        await Promise.all([producer.close(), metricsSource.close(), inboundRetries.close(), smsQueue.close(), deadlines.close(), callbackQueue.close(), ...providers.map((p) => p.close())]);
         await rbm.close();
         await Promise.all([producerRedis.quit(), workerRedis.quit()]);
       })();

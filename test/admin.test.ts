@@ -33,7 +33,7 @@ describe('admin UI', () => {
     const api = await app.inject({ method: 'GET', url: '/admin/queues/api/queues', headers: { authorization: basic } });
     expect(api.statusCode).toBe(200);
     const names = (api.json() as { queues: Array<{ name: string }> }).queues.map((q) => q.name).sort();
-    expect(names).toEqual(['rbm-inbound', 'rbm-outbound.agent-a', 'sms-outbound']);
+    expect(names).toEqual(['rbm-inbound', 'rbm-outbound.agent-a', 'sms-outbound', 'status-callbacks']);
   });
 
   it('is not there at all without a key outside emulator mode', async () => {

@@ -1,16 +1,19 @@
 /**
  * The producer API as a producer drives it, over real HTTP with a real Redis
  * and the emulator: single sends, a 10,000-message batch and its progress,
- * status with timeline, revoke, read receipts, idempotent retries.
+ * status with timeline, revoke, read receipts, idempotent retries, and the
+ * status callbacks a producer registers, verified with `standardwebhooks`.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { httpCall, rcsPhone, startHarness, waitFor, type Harness } from './helpers.ts';
+import { randomBytes } from 'node:crypto';
+import { Webhook } from 'standardwebhooks';
+import { httpCall, rcsPhone, startCallbackReceiver, startHarness, waitFor, type Harness } from './helpers.ts';
 
 let h: Harness;
 let base: string;
 
 beforeAll(async () => {
-  h = await startHarness({ name: 'api-producer', env: { RBM_AGENTS: 'agent-a:5000,agent-b:100', FALLBACK_GRACE_MS: '500' } });
+  h = await startHarness({ name: 'api-producer', env: { RBM_AGENTS: 'agent-a:5000,agent-b:100', FALLBACK_GRACE_MS: '500', CALLBACK_SECRET: `whsec_${randomBytes(32).toString('base64')}` } });
   base = await h.startHttp();
 });
 afterAll(async () => {
@@ -72,5 +75,23 @@ describe('producer API, driven over HTTP', () => {
     await waitFor(async () => (await call('GET', `/v1/messages/${sent.body.messageId}`)).body, (s) => s.state === 'FALLBACK_SENT');
     expect((await call('DELETE', `/v1/messages/${sent.body.messageId}`)).status).toBe(409);
   });
-});
 
+  it('status callbacks: register a URL, then every change of a message arrives signed, verified with standardwebhooks', async () => {
+    h.startCallbacks();
+    const receiver = await startCallbackReceiver();
+    try {
+      const registered = await call('PUT', '/v1/callback', { url: `${receiver.url}/rbm-status` });
+      expect(registered.status).toBe(200);
+      const webhook = new Webhook(registered.body.secret);
+      const sent = await call('POST', '/v1/messages', msg(rcsPhone(5)), { 'idempotency-key': 'order-callback-1' });
+      const id = sent.body.messageId as string;
+      const got = await receiver.until(3, (r) => r.body.includes(id));
+      const changes = got.map((r) => webhook.verify(r.body, r.headers) as { type: string; data: { messageId: string; state: string; at: number } });
+      expect(changes.every((c) => c.type === 'message.status_changed' && c.data.messageId === id)).toBe(true);
+      expect(changes.sort((a, b) => a.data.at - b.data.at).map((c) => c.data.state)).toEqual(['SENDING', 'SENT', 'DELIVERED']);
+      expect(got.every((r) => r.path === '/rbm-status')).toBe(true);
+    } finally {
+      await receiver.close();
+    }
+  });
+});

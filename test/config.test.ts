@@ -57,6 +57,19 @@ describe('loadConfig', () => {
     ]);
   });
 
+  it('status callbacks: off without CALLBACK_SECRET; a secret must be whsec_ and 24 to 64 bytes, and is never echoed', () => {
+    expect(loadConfig({}).callbacks).toEqual({ secret: undefined, timeoutMs: 10_000, retryBaseMs: 5000, retryMaxDelayMs: 3_600_000, retryForMs: 86_400_000, concurrency: 50 });
+    const good = `whsec_${Buffer.alloc(32, 7).toString('base64')}`;
+    expect(loadConfig({ CALLBACK_SECRET: good }).callbacks.secret).toBe(good);
+    for (const bad of [Buffer.alloc(32, 7).toString('base64'), `whsec_${Buffer.alloc(16, 7).toString('base64')}`, `whsec_${Buffer.alloc(65, 7).toString('base64')}`, 'whsec_not*base64!!']) {
+      const problems = problemsOf({ CALLBACK_SECRET: bad });
+      expect(problems.map((p) => p.path)).toEqual(['CALLBACK_SECRET']);
+      expect(problems[0]!.problem).toMatch(/^expected 'whsec_' and 24 to 64 bytes in base64/);
+      expect(problems[0]!.problem).not.toContain(bad);
+    }
+    expect(problemsOf({ CALLBACK_RETRY_FOR_MS: '-1', CALLBACK_TIMEOUT_MS: '10' }).map((p) => p.path).sort()).toEqual(['CALLBACK_RETRY_FOR_MS', 'CALLBACK_TIMEOUT_MS']);
+  });
+
   it('one bare webhook token serves every agent', () => {
     expect(loadConfig({ RBM_WEBHOOK_CLIENT_TOKENS: 'SECRET' }).webhookClientTokens).toEqual({ '*': 'SECRET' });
   });

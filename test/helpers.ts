@@ -4,6 +4,8 @@
  */
 import type { ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { EventEmitter } from 'node:events';
+import { createServer as createHttpServer } from 'node:http';
 import { createServer } from 'node:net';
 import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -11,7 +13,7 @@ import { join } from 'node:path';
 import { QueueEvents } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { inject } from 'vitest';
-import { INBOUND_QUEUE, outboundQueueName, SMS_QUEUE } from '../jobs/index.ts';
+import { CALLBACK_QUEUE, INBOUND_QUEUE, outboundQueueName, SMS_QUEUE } from '../jobs/index.ts';
 import { loadConfig, type Config } from '../src/config.ts';
 import { startEmulator, type EmulatorOptions, type RunningEmulator } from '../src/emulator/index.ts';
 import { createLogger } from '../src/logger.ts';
@@ -43,6 +45,7 @@ export interface Harness {
   startDispatch(): WorkerSet;
   startInbound(): WorkerSet;
   startSms(): WorkerSet;
+  startCallbacks(): WorkerSet;
   /** The HTTP app (API + webhook) on a free port; the emulator's webhook points at it. */
   startHttp(): Promise<string>;
   /** Resolves with a job's return value when it completes; rejects when it fails for good. */
@@ -92,7 +95,7 @@ export async function startHarness(options: { name: string; env?: Record<string,
     finished.set(`${queue}/${jobId}`, result);
     for (const wake of waiters.get(`${queue}/${jobId}`) ?? []) wake();
   };
-  for (const queue of [...config.agents.map((a) => outboundQueueName(a.agentId)), INBOUND_QUEUE, SMS_QUEUE]) {
+  for (const queue of [...config.agents.map((a) => outboundQueueName(a.agentId)), INBOUND_QUEUE, SMS_QUEUE, CALLBACK_QUEUE]) {
     const qe = new QueueEvents(queue, { connection: { url: config.redisUrl! } as never, prefix: config.queuePrefix });
     qe.setMaxListeners(0);
     qe.on('completed', ({ jobId, returnvalue }) => record(queue, jobId, { ok: true, value: typeof returnvalue === 'string' ? JSON.parse(returnvalue) : returnvalue }));
@@ -119,6 +122,7 @@ export async function startHarness(options: { name: string; env?: Record<string,
     startDispatch: () => service.startDispatch(),
     startInbound: () => service.startInbound(),
     startSms: () => service.startSms(),
+    startCallbacks: () => service.startCallbacks(),
     async startHttp() {
       const metrics = createMetrics({ read: () => service.metricsSource.read(), webhookCounters: service.webhookCounters });
       http = buildApi({
@@ -127,6 +131,7 @@ export async function startHarness(options: { name: string; env?: Record<string,
         openWithoutKeys: true,
         revoke: service.revoke,
         failures: { list: service.failures, redrive: service.redrive },
+        callbacks: service.callbacks,
         metrics,
         webhook: { clientTokens: config.webhookClientTokens, intake: service.intake, bodyLimitBytes: config.inbound.bodyLimitBytes, counters: service.webhookCounters, observeLag: metrics.observeWebhookLag },
       });
@@ -229,4 +234,54 @@ export function lineOf(proc: ChildProcess, match: RegExp, stream: 'stdout' | 'st
     proc[stream]!.on('data', onData);
     proc.once('exit', (code) => reject(new Error(`exited with ${code} before printing ${match}: ${buffered.slice(-500)}`)));
   });
+}
+
+export interface ReceivedCallback {
+  path: string;
+  headers: Record<string, string>;
+  /** The raw body, as signed. */
+  body: string;
+  /** What the receiver answered. */
+  status: number;
+}
+
+/**
+ * A producer's callback endpoint: records every request with its raw body and
+ * answers what `answer` says (200 by default); `until` resolves once enough
+ * requests matching a filter arrived.
+ */
+export async function startCallbackReceiver(answer: (request: { path: string; webhookId: string; body: string }) => number = () => 200) {
+  const received: ReceivedCallback[] = [];
+  const arrived = new EventEmitter();
+  const server = createHttpServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      const body = Buffer.concat(chunks).toString('utf8');
+      const path = req.url ?? '/';
+      const status = answer({ path, webhookId: String(req.headers['webhook-id']), body });
+      received.push({ path, headers: req.headers as Record<string, string>, body, status });
+      res.writeHead(status).end();
+      arrived.emit('request');
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const url = `http://127.0.0.1:${(server.address() as { port: number }).port}`;
+  return {
+    url,
+    received,
+    until(count: number, match: (r: ReceivedCallback) => boolean = () => true): Promise<ReceivedCallback[]> {
+      return new Promise((resolve) => {
+        const check = () => {
+          const hits = received.filter(match);
+          if (hits.length < count) return;
+          arrived.off('request', check);
+          resolve(hits);
+        };
+        arrived.on('request', check);
+        check();
+      });
+    },
+    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+  };
 }

@@ -281,7 +281,7 @@ describe('job IDs, queues, options, priorities', () => {
 
 describe('registry types', () => {
   it('pins job names and payload types', () => {
-    expectTypeOf<JobName>().toEqualTypeOf<'send-message' | 'send-event' | 'inbound-event' | 'check-expiry' | 'send-sms'>();
+    expectTypeOf<JobName>().toEqualTypeOf<'send-message' | 'send-event' | 'inbound-event' | 'check-expiry' | 'send-sms' | 'deliver-callback'>();
     expectTypeOf<JobPayloads['check-expiry']>().toEqualTypeOf<{ messageId: string; agentId: string; to: string; expireAt: number }>();
     expectTypeOf<JobPayloads['send-sms']['reason']>().toEqualTypeOf<
       'NOT_RCS' | 'TTL_EXPIRATION_REVOKED' | 'TTL_EXPIRATION_REVOKE_FAILED' | 'DEADLINE' | 'REVOKED_BY_PRODUCER'
@@ -305,6 +305,7 @@ describe('registry types', () => {
       enqueuedAt: number;
       expireAt?: number | undefined;
       batchId?: string | undefined;
+      callback?: { url: string; scope: string } | undefined;
     }>();
     expectTypeOf<AgentMessage['messageTrafficType']>().toEqualTypeOf<
       'AUTHENTICATION' | 'TRANSACTION' | 'PROMOTION' | 'SERVICEREQUEST' | 'ACKNOWLEDGEMENT' | undefined

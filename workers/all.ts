@@ -2,7 +2,8 @@
  * `npm start`: the whole service in one process for a first run. Redis (ours
  * if none answers), the RBM emulator when no key file is configured (its
  * webhooks signed and sent to our own /webhooks/rbm, its SMS sink as the SMS
- * provider), the dispatch, inbound and SMS workers, and the HTTP server on PORT.
+ * provider), the dispatch, inbound, SMS and callback workers, and the HTTP
+ * server on PORT.
  */
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
@@ -17,11 +18,15 @@ import { smsSettingsFrom } from '../src/sms/from-config.ts';
 import { runProcess, type Step } from './lifecycle.ts';
 
 runProcess('rbm-dispatch', async () => {
-  const config = loadConfig(process.env);
+  const loaded = loadConfig(process.env);
+  const emulated = loaded.rbmEndpoint.kind === 'emulator';
+  // In emulator mode with no CALLBACK_SECRET, one made up here signs status callbacks (GET /v1/callback shows it).
+  const config = emulated && loaded.callbacks.secret === undefined
+    ? { ...loaded, callbacks: { ...loaded.callbacks, secret: `whsec_${randomBytes(32).toString('base64')}` } }
+    : loaded;
   const log = createLogger(config.logLevel);
   const steps: Step[] = [];
   const redis = await ensureRedis(config.redisUrl);
-  const emulated = config.rbmEndpoint.kind === 'emulator';
   // In emulator mode with no tokens configured, one made up here signs and checks every webhook.
   const clientTokens = Object.keys(config.webhookClientTokens).length > 0 || !emulated ? config.webhookClientTokens : { '*': randomBytes(16).toString('hex') };
 
@@ -41,13 +46,15 @@ runProcess('rbm-dispatch', async () => {
     log.warn({ emulator: emulator.url, keyFile }, '*** EMULATOR MODE: no GOOGLE_APPLICATION_CREDENTIALS set, messages go to the built-in RBM emulator, not to Google ***');
     steps.push(['emulator', () => emulator.close()]);
   } else {
-    rbm = { baseUrl: config.rbmEndpoint.url, keyFile: config.credentialsFile! };
+    rbm = { baseUrl: loaded.rbmEndpoint.url, keyFile: config.credentialsFile! };
   }
 
   const service = await createService(config, { redisUrl: redis.url, rbm, sms: smsSettingsFrom(config.sms, emulatorUrl), log });
   service.startDispatch();
   service.startInbound();
   service.startSms();
+  if (config.callbacks.secret !== undefined) service.startCallbacks();
+  else log.info('status callbacks are off: set CALLBACK_SECRET to turn them on');
   const metrics = createMetrics({ read: () => service.metricsSource.read(), webhookCounters: service.webhookCounters });
   const app = buildApi({
     producer: service.producer,
@@ -60,6 +67,7 @@ runProcess('rbm-dispatch', async () => {
     admin: { queues: service.metricsSource.queues, adminKey: config.adminApiKey, open: emulated },
     readiness: service.readiness(),
     failures: { list: service.failures, redrive: service.redrive },
+    callbacks: service.callbacks,
   });
   await app.listen({ port: config.port, host: config.host });
   log.info({ url: `http://${config.host}:${config.port}`, agents: config.agents, redis: redis.url, sms: config.sms.provider }, 'rbm-dispatch is up');

@@ -1,7 +1,7 @@
 /**
  * The HTTP server alone: the producer API, the RBM webhook, /metrics,
  * /healthz, /readyz and the admin UI, with no workers. Run the dispatch,
- * inbound and SMS workers beside it (npm run dispatch|inbound|sms).
+ * inbound, SMS and callback workers beside it (npm run dispatch|inbound|sms|callbacks).
  */
 import { buildApi } from '../src/api/app.ts';
 import { createMetrics } from '../src/api/metrics.ts';
@@ -21,6 +21,7 @@ runProcess('rbm-dispatch api', async () => {
     admin: { queues: service.metricsSource.queues, adminKey: config.adminApiKey, open: false },
     readiness: service.readiness(),
     failures: { list: service.failures, redrive: service.redrive },
+    callbacks: service.callbacks,
   });
   await app.listen({ port: config.port, host: config.host });
   log.info({ url: `http://${config.host}:${config.port}` }, 'API listening');

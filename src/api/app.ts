@@ -22,6 +22,8 @@ import { failureRoutes } from './failure-routes.ts';
 import type { RedriveResult } from '../queue/redrive.ts';
 import type { FailureEntry } from '../status/store.ts';
 import { messageRoutes } from './message-routes.ts';
+import { callbackRoutes } from './callback-routes.ts';
+import type { CallbackRegistry } from '../callbacks/registry.ts';
 
 export interface ApiOptions {
   producer: Producer;
@@ -33,6 +35,13 @@ export interface ApiOptions {
   failures?: {
     list(options: { code?: string; limit: number; before?: number }): Promise<{ failures: FailureEntry[]; next?: number }>;
     redrive(messageIds: readonly string[]): Promise<RedriveResult>;
+  };
+  /** Status callbacks: /v1/callback and replay; absent: no such routes, and sends carry no callback. */
+  callbacks?: {
+    registry: CallbackRegistry;
+    /** undefined: callbacks are off (no CALLBACK_SECRET). */
+    secretFor(scope: string): string | undefined;
+    replay(messageId: string): Promise<{ messageId: string; replayed: number; url: string }>;
   };
   /** bull-board at /admin/queues over these queues; absent: no admin UI. */
   admin?: { queues: readonly Queue[]; adminKey: string | undefined; open: boolean };
@@ -68,4 +77,5 @@ async function apiRoutes(app: FastifyInstance, opts: ApiOptions): Promise<void> 
   await messageRoutes(app, opts);
   await eventRoutes(app, opts);
   await failureRoutes(app, opts);
+  await callbackRoutes(app, opts);
 }

@@ -6,16 +6,29 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { ApiKeyConfig } from '../config.ts';
+import { DEFAULT_SCOPE, scopeOfApiKey } from '../callbacks/secrets.ts';
 import type { Producer } from '../queue/producer.ts';
 import { errorBody } from './errors.ts';
 
 const digest = (s: string) => createHash('sha256').update(s).digest();
 
-type WithAgents = FastifyRequest & { allowedAgents: Set<string> | null };
+type WithAgents = FastifyRequest & { allowedAgents: Set<string> | null; callbackScope: string };
+
+/** The caller's status callback scope: its API key's, or 'default' in an API without keys. */
+export function callbackScopeOf(request: FastifyRequest): string {
+  return (request as WithAgents).callbackScope;
+}
+
+/** Whether the caller's key may see and act on messages of this agent. */
+export function mayUseAgent(request: FastifyRequest, agentId: string): boolean {
+  const allowed = (request as WithAgents).allowedAgents;
+  return !allowed || allowed.has(agentId);
+}
 
 export function registerApiKeys(app: FastifyInstance, apiKeys: readonly ApiKeyConfig[], openWithoutKeys: boolean): void {
-  const keys = apiKeys.map((k) => ({ digest: digest(k.key), agents: new Set(k.agents) }));
+  const keys = apiKeys.map((k) => ({ digest: digest(k.key), agents: new Set(k.agents), scope: scopeOfApiKey(k.key) }));
   app.decorateRequest('allowedAgents', null);
+  app.decorateRequest('callbackScope', DEFAULT_SCOPE);
   app.addHook('onRequest', async (request, reply) => {
     if (keys.length === 0) {
       if (openWithoutKeys) return;
@@ -26,6 +39,7 @@ export function registerApiKeys(app: FastifyInstance, apiKeys: readonly ApiKeyCo
     const match = presented && keys.find((k) => timingSafeEqual(k.digest, presented));
     if (!match) return reply.code(401).send(errorBody('UNAUTHENTICATED', 'expected Authorization: Bearer <API key>'));
     (request as WithAgents).allowedAgents = match.agents;
+    (request as WithAgents).callbackScope = match.scope;
   });
 }
 

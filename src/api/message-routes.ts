@@ -5,7 +5,8 @@
  */
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { RevokeError } from '../fallback/revoke.ts';
-import { refuseForeignAgents } from './auth.ts';
+import { mayUseAgent, refuseForeignAgents } from './auth.ts';
+import { callbackOption } from './callback-routes.ts';
 import { bulkItems, underField } from './bulk.ts';
 import { errorBody } from './errors.ts';
 import { doc, docSchemas } from './openapi.ts';
@@ -30,7 +31,7 @@ export async function messageRoutes(app: FastifyInstance, opts: ApiOptions): Pro
     const key = idempotencyHeader(request);
     const input = key && body && typeof body === 'object' && body.idempotencyKey === undefined ? { ...body, idempotencyKey: key } : body;
     if (refuseForeignAgents(request, reply, producer, [input], '')) return reply;
-    return reply.code(202).send(await producer.sendMessage(input as never));
+    return reply.code(202).send(await producer.sendMessage(input as never, await callbackOption(request, opts)));
   });
 
   app.post('/v1/messages::batch', { bodyLimit: BATCH_BODY_LIMIT, ...doc('messages', 'Send up to 10,000 messages, all or nothing', { type: 'object', properties: { messages: { type: 'array', maxItems: 10_000, items: docSchemas.message } }, required: ['messages'] }) }, async (request, reply) => {
@@ -38,7 +39,7 @@ export async function messageRoutes(app: FastifyInstance, opts: ApiOptions): Pro
     if (refuseForeignAgents(request, reply, producer, items, 'messages')) return reply;
     const key = idempotencyHeader(request);
     try {
-      return reply.code(202).send(await producer.sendBatch(items as never, key ? { idempotencyKey: key } : {}));
+      return reply.code(202).send(await producer.sendBatch(items as never, { ...(key ? { idempotencyKey: key } : {}), ...(await callbackOption(request, opts)) }));
     } catch (err) {
       throw underField(err, 'messages');
     }
@@ -47,7 +48,8 @@ export async function messageRoutes(app: FastifyInstance, opts: ApiOptions): Pro
   app.get('/v1/messages/:id', doc('messages', 'A message\'s status and timeline'), async (request, reply) => {
     const { id } = request.params as { id: string };
     const status = await producer.getStatus(id);
-    if (!status) return reply.code(404).send(errorBody('NOT_FOUND', `no message ${id}`));
+    // A message of an agent this key may not use is not shown, nor said to exist.
+    if (!status || !mayUseAgent(request, status.agentId)) return reply.code(404).send(errorBody('NOT_FOUND', `no message ${id}`));
     return status;
   });
 
@@ -58,6 +60,8 @@ export async function messageRoutes(app: FastifyInstance, opts: ApiOptions): Pro
     if (fallback !== undefined && fallback !== 'true' && fallback !== 'false') {
       return reply.code(400).send(errorBody('PAYLOAD_INVALID', `expected fallback=true or fallback=false, got '${fallback}'`, [{ path: 'fallback', problem: 'expected true or false' }]));
     }
+    const status = await producer.getStatus(id);
+    if (status && !mayUseAgent(request, status.agentId)) return reply.code(404).send(errorBody('NOT_FOUND', `no message ${id}`));
     try {
       return await opts.revoke(id, { fallback: fallback === 'true' });
     } catch (err) {

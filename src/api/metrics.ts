@@ -14,6 +14,8 @@
  *   rbm_webhook_events_pending               verified webhook events not yet handled
  *   rbm_webhooks_total{outcome}              webhook requests by outcome (this process)
  *   rbm_inbound_events_total{outcome}        inbound events handled (inboundEvents), and about unknown messages (unknownMessageEvents)
+ *   rbm_callbacks_total{outcome}             status callback attempts: delivered, retried, failed (for good)
+ *   rbm_callback_feed_pending                status changes not yet turned into callback deliveries
  */
 import type { FastifyInstance } from 'fastify';
 import { collectDefaultMetrics, Histogram, Registry } from 'prom-client';
@@ -81,6 +83,8 @@ export function createMetrics(deps: { read: () => Promise<MetricsSnapshot>; webh
     computed('rbm_time_to_delivered_seconds', 'From enqueue to the first news of delivery.', 'histogram', histo('rbm_time_to_delivered_seconds', 'delivered'), snapshot),
     computed('rbm_time_to_fallback_seconds', 'From enqueue to the SMS being sent.', 'histogram', histo('rbm_time_to_fallback_seconds', 'fallback'), snapshot),
     computed('rbm_inbound_events_total', 'Inbound events handled, and those about messages we do not know.', 'counter', (s) => byPrefix(s.counters, 'inbound', ['outcome']), snapshot),
+    computed('rbm_callbacks_total', 'Status callback attempts: delivered, retried, failed (for good).', 'counter', (s) => byPrefix(s.counters, 'callback', ['outcome']), snapshot),
+    computed('rbm_callback_feed_pending', 'Status changes not yet turned into callback deliveries.', 'gauge', (s) => [{ value: s.callbackFeedPending }], snapshot),
     computed('rbm_queue_jobs', 'Jobs per queue and state.', 'gauge', (s) => s.queues.flatMap((q) => Object.entries(q.counts).map(([state, value]) => ({ labels: { queue: q.queue, state }, value }))), snapshot),
     computed('rbm_webhook_events_pending', 'Verified webhook events not yet handled by the inbound worker.', 'gauge', (s) => [{ value: s.webhookEventsPending }], snapshot),
   ];

@@ -9,7 +9,7 @@ import { DispatchError, ErrorCodes } from '../errors.ts';
 import type { Producer } from '../queue/producer.ts';
 import type { RbmClient } from '../rbm/client.ts';
 import type { MessageState } from '../status/states.ts';
-import type { StatusPort } from '../status/store.ts';
+import { newStatusOf, type StatusPort } from '../status/store.ts';
 import { encodeFallback, FALLBACK_FIELD, PHONE_FIELD, type RequestFallback } from './fallback.ts';
 import type { DeadlinePort, StoredFallback } from './ports.ts';
 
@@ -62,7 +62,7 @@ export function createRevoke(deps: RevokeDeps) {
       await deps.status.transition(messageId, 'REVOKED', {
         event,
         detail: 'revoked before it was sent',
-        create: { messageId, agentId: taken.agentId, to: taken.to, createdAt: taken.enqueuedAt, trafficType: taken.message.messageTrafficType, batchId: taken.batchId, expireAt: taken.expireAt },
+        create: newStatusOf(taken),
         fields: { [PHONE_FIELD]: taken.to, ...(fallback ? { [FALLBACK_FIELD]: encodeFallback(fallback) } : {}) },
       });
       return thenFallback(messageId, withFallback, fallback);

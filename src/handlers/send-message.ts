@@ -14,7 +14,7 @@ import type { DeadlinePort, StoredFallback } from '../fallback/ports.ts';
 import { maskPhone } from '../mask.ts';
 import type { RbmClient } from '../rbm/client.ts';
 import type { AgentMessageBody } from '../rbm/types.ts';
-import type { StatusPort } from '../status/store.ts';
+import { newStatusOf, type StatusPort } from '../status/store.ts';
 import { isFinalAttempt, type Handler, type Logger, type Outcome } from './types.ts';
 
 export interface SendMessageDeps {
@@ -66,10 +66,7 @@ export function createSendMessageHandler(deps: SendMessageDeps): Handler {
     const id = p.messageId;
     const fallback = fallbackOf(p);
     // The record to create if this message has none yet (it was enqueued with a fresh ID).
-    const create = {
-      messageId: id, agentId: p.agentId, to: p.to, createdAt: p.enqueuedAt,
-      trafficType: p.message.messageTrafficType, batchId: p.batchId, expireAt: p.expireAt,
-    };
+    const create = newStatusOf(p);
 
     if (p.expireAt !== undefined && p.expireAt <= now()) {
       // Too late for RCS before it was even sent: SMS now, if the message has one.

@@ -20,7 +20,8 @@ import { classify } from '../errors.ts';
 import type { Handler, Logger } from '../handlers/types.ts';
 import type { InboundIntake } from '../webhook/receiver.ts';
 
-const GROUP = 'inbound';
+/** The consumer group of the webhook stream. */
+export const INBOUND_GROUP = 'inbound';
 
 /** Outside BullMQ's `<prefix>:<queue>:*` keys (its own event stream is `<prefix>:rbm-inbound:events`). */
 export function inboundStreamKey(prefix: string): string {
@@ -57,17 +58,23 @@ export class StreamInboundIntake implements InboundIntake {
   }
 }
 
+/**
+ * A consumer of a Redis stream in a consumer group (the webhook stream here,
+ * the callback feed too): entries are handled `concurrency` at a time, then
+ * acknowledged and deleted.
+ */
 export interface StreamConsumerOptions {
+  stream: string;
+  group: string;
   /** A connection of its own: XREADGROUP BLOCK holds it. */
   blocking: Redis;
   /** For acks and claims. */
   redis: Redis;
-  prefix: string;
   handler: Handler;
   concurrency: number;
   /** An entry pending this long (its consumer died) is taken over. */
   claimIdleMs: number;
-  /** Hands an event that must wait to a delayed retry (BullMQ). */
+  /** Hands an event that must wait to a delayed retry (BullMQ); when it throws, the entry stays pending and is claimed again. */
   retryLater: (event: unknown, err: unknown) => Promise<void>;
   log: Logger;
 }
@@ -77,7 +84,7 @@ export interface StreamConsumer {
 }
 
 export function startStreamConsumer(opts: StreamConsumerOptions): StreamConsumer {
-  const stream = inboundStreamKey(opts.prefix);
+  const { stream, group } = opts;
   const consumer = `${hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`;
   let running = true;
   let inFlight = 0;
@@ -93,11 +100,11 @@ export function startStreamConsumer(opts: StreamConsumerOptions): StreamConsumer
       await opts.handler(event, { jobId: id, attempt: 1, maxAttempts: 1 });
     } catch (err) {
       const kind = classify(err);
-      if (kind === 'permanent') opts.log.error({ entry: id, err: (err as Error).message }, 'inbound event dropped: it cannot be processed');
+      if (kind === 'permanent') opts.log.error({ stream, entry: id, err: (err as Error).message }, 'stream entry dropped: it cannot be processed');
       else await opts.retryLater(event, err);
     }
     // Handled, dropped for good, or handed to a retry job: done with the entry either way.
-    await opts.redis.multi().xack(stream, GROUP, id).xdel(stream, id).exec();
+    await opts.redis.multi().xack(stream, group, id).xdel(stream, id).exec();
   }
 
   function start(id: string, fields: string[]): void {
@@ -105,7 +112,7 @@ export function startStreamConsumer(opts: StreamConsumerOptions): StreamConsumer
     handling.add(id);
     inFlight++;
     void handle(id, fields)
-      .catch((err: Error) => opts.log.error({ entry: id, err: err.message }, 'inbound entry left pending; it will be claimed again'))
+      .catch((err: Error) => opts.log.error({ stream, entry: id, err: err.message }, 'stream entry left pending; it will be claimed again'))
       .finally(() => {
         handling.delete(id);
         inFlight--;
@@ -117,14 +124,14 @@ export function startStreamConsumer(opts: StreamConsumerOptions): StreamConsumer
   async function ensureGroup(): Promise<void> {
     try {
       // From the start of the stream: entries added before any consumer existed are not skipped.
-      await opts.redis.xgroup('CREATE', stream, GROUP, '0', 'MKSTREAM');
+      await opts.redis.xgroup('CREATE', stream, group, '0', 'MKSTREAM');
     } catch (err) {
       if (!String((err as Error).message).includes('BUSYGROUP')) throw err;
     }
   }
 
   async function claimStale(): Promise<void> {
-    const [, entries] = (await opts.redis.xautoclaim(stream, GROUP, consumer, opts.claimIdleMs, '0-0', 'COUNT', 100)) as [string, Array<[string, string[]] | null>];
+    const [, entries] = (await opts.redis.xautoclaim(stream, group, consumer, opts.claimIdleMs, '0-0', 'COUNT', 100)) as [string, Array<[string, string[]] | null>];
     for (const entry of entries) if (entry) start(entry[0], entry[1]);
   }
 
@@ -140,7 +147,7 @@ export function startStreamConsumer(opts: StreamConsumerOptions): StreamConsumer
         lastClaim = Date.now();
         await claimStale();
       }
-      const read = (await opts.blocking.xreadgroup('GROUP', GROUP, consumer, 'COUNT', opts.concurrency - inFlight, 'BLOCK', Math.min(1000, opts.claimIdleMs), 'STREAMS', stream, '>')) as
+      const read = (await opts.blocking.xreadgroup('GROUP', group, consumer, 'COUNT', opts.concurrency - inFlight, 'BLOCK', Math.min(1000, opts.claimIdleMs), 'STREAMS', stream, '>')) as
         | Array<[string, Array<[string, string[]]>]>
         | null;
       for (const [, entries] of read ?? []) for (const [id, fields] of entries) start(id, fields);
@@ -148,7 +155,7 @@ export function startStreamConsumer(opts: StreamConsumerOptions): StreamConsumer
   }
 
   const done = loop().catch((err: Error) => {
-    if (running) opts.log.error({ err: err.message }, 'inbound stream consumer stopped');
+    if (running) opts.log.error({ stream, err: err.message }, 'stream consumer stopped');
   });
 
   return {

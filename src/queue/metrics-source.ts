@@ -9,7 +9,8 @@ import type { Redis } from 'ioredis';
 import { INBOUND_QUEUE } from '../../jobs/inbound-event.ts';
 import { outboundQueueName } from '../../jobs/index.ts';
 import { SMS_QUEUE } from '../../jobs/send-sms.ts';
-import { metricsKey } from '../status/store.ts';
+import { CALLBACK_QUEUE } from '../../jobs/deliver-callback.ts';
+import { callbackFeedKey, metricsKey } from '../status/store.ts';
 import { inboundStreamKey } from './inbound-stream.ts';
 
 export interface MetricsSnapshot {
@@ -17,6 +18,8 @@ export interface MetricsSnapshot {
   counters: Record<string, number>;
   queues: Array<{ queue: string; counts: Record<string, number> }>;
   webhookEventsPending: number;
+  /** Status changes not yet turned into callback deliveries. */
+  callbackFeedPending: number;
 }
 
 export class MetricsSource {
@@ -24,19 +27,21 @@ export class MetricsSource {
   readonly queues: Queue[];
 
   constructor(private readonly redis: Redis, private readonly prefix: string, agentIds: readonly string[]) {
-    this.queues = [...agentIds.map(outboundQueueName), INBOUND_QUEUE, SMS_QUEUE].map((name) => new Queue(name, { connection: redis, prefix }));
+    this.queues = [...agentIds.map(outboundQueueName), INBOUND_QUEUE, SMS_QUEUE, CALLBACK_QUEUE].map((name) => new Queue(name, { connection: redis, prefix }));
   }
 
   async read(): Promise<MetricsSnapshot> {
-    const [hash, pending, ...counts] = await Promise.all([
+    const [hash, pending, feed, ...counts] = await Promise.all([
       this.redis.hgetall(metricsKey(this.prefix)),
       this.redis.xlen(inboundStreamKey(this.prefix)),
+      this.redis.xlen(callbackFeedKey(this.prefix)),
       ...this.queues.map((q) => q.getJobCounts('wait', 'prioritized', 'delayed', 'active', 'completed', 'failed')),
     ]);
     return {
       counters: Object.fromEntries(Object.entries(hash as Record<string, string>).map(([k, v]) => [k, Number(v)])),
       queues: this.queues.map((q, i) => ({ queue: q.name, counts: counts[i] as Record<string, number> })),
       webhookEventsPending: pending as number,
+      callbackFeedPending: feed as number,
     };
   }
 

@@ -20,7 +20,8 @@ import type { AgentConfig } from '../config.ts';
 import { PayloadError, UnknownAgentError } from '../errors.ts';
 import type { MessageState } from '../status/states.ts';
 import type { BatchProgress, BatchStore } from '../status/batches.ts';
-import type { MessageStatus, StatusStore } from '../status/store.ts';
+import { newStatusOf, type MessageStatus, type StatusStore } from '../status/store.ts';
+import { DEFAULT_SCOPE } from '../callbacks/secrets.ts';
 import { maskPhone } from '../mask.ts';
 import { whenReady } from './connection.ts';
 
@@ -41,7 +42,18 @@ export interface ProducerOptions {
   jobDefaults: { attempts: number; backoffMs: number; backoffJitter: number; eventCoalesceWindowMs?: number };
   /** Where batches remember their message IDs (sendBatch). */
   batches?: BatchStore;
+  /** Whether status callbacks are on (CALLBACK_SECRET is set); off, a callbackUrl is refused. */
+  callbacks?: boolean;
   now?: () => number;
+}
+
+export interface SendOptions {
+  batchId?: string;
+  /**
+   * Status callbacks for these messages: `url` for those without a callbackUrl
+   * of their own (an API key's registered URL), signed with `scope`'s secret.
+   */
+  callback?: { scope: string; url?: string | undefined };
 }
 
 export interface EnqueuedBatch {
@@ -81,7 +93,7 @@ export class Producer {
     return new Producer(opts);
   }
 
-  async sendMessage(input: SendMessageInput, options: { batchId?: string } = {}): Promise<EnqueuedMessage> {
+  async sendMessage(input: SendMessageInput, options: SendOptions = {}): Promise<EnqueuedMessage> {
     const [one] = await this.sendMessages([input], options);
     return one!;
   }
@@ -93,18 +105,23 @@ export class Producer {
    * built per chunk from the inputs, which keeps the live heap small on the
    * hot path. Do not change the inputs until the call resolves.
    */
-  async sendMessages(inputs: readonly SendMessageInput[], options: { batchId?: string } = {}): Promise<EnqueuedMessage[]> {
+  async sendMessages(inputs: readonly SendMessageInput[], options: SendOptions = {}): Promise<EnqueuedMessage[]> {
     const now = this.now();
     this.checkAll(inputs, (raw) => {
       const checked = validate(sendMessageInput, raw);
       if (!checked.ok) return checked;
-      const timing = checkInputTiming(checked.value, now);
-      return timing.length > 0 ? { ok: false as const, problems: timing } : checked;
+      const problems = checkInputTiming(checked.value, now);
+      if (checked.value.callbackUrl !== undefined && !this.opts.callbacks) {
+        problems.push({ path: 'callbackUrl', problem: 'status callbacks are off in this service: CALLBACK_SECRET is not configured' });
+      }
+      return problems.length > 0 ? { ok: false as const, problems } : checked;
     }, 'message');
+    const scope = options.callback?.scope ?? DEFAULT_SCOPE;
     const toPayload = (input: SendMessageInput): SendMessagePayload => {
       const agentId = this.agentFor(input.agentId);
-      const { to, fallback, idempotencyKey, messageId, agentId: _a, ...message } = input;
+      const { to, fallback, idempotencyKey, messageId, agentId: _a, callbackUrl, ...message } = input;
       const expireAt = expirationMs(message, now);
+      const url = callbackUrl ?? options.callback?.url;
       return {
         messageId: messageId ?? (idempotencyKey ? uuidv5(`message:${agentId}:${idempotencyKey}`, ID_NAMESPACE) : uuidv4()),
         agentId,
@@ -114,6 +131,7 @@ export class Producer {
         enqueuedAt: now,
         ...(expireAt !== undefined ? { expireAt } : {}),
         ...(options.batchId ? { batchId: options.batchId } : {}),
+        ...(url ? { callback: { url, scope } } : {}),
       };
     };
 
@@ -128,10 +146,7 @@ export class Producer {
       const chunk = inputs.slice(from, to).map(toPayload);
       const keyedAt = chunk.flatMap((_, i) => (keyed[from + i] ? [i] : []));
       const existing = await this.opts.status.createMany(
-        keyedAt.map((i) => {
-          const p = chunk[i]!;
-          return { messageId: p.messageId, agentId: p.agentId, to: p.to, trafficType: p.message.messageTrafficType, batchId: p.batchId, expireAt: p.expireAt };
-        }),
+        keyedAt.map((i) => newStatusOf(chunk[i]!)),
         now,
       );
       const prior = new Map<number, MessageState | null>(keyedAt.map((i, k) => [i, existing[k] ?? null]));
@@ -159,13 +174,13 @@ export class Producer {
    * key the batchId is derived from it and every item without a key of its own
    * gets `<key>:<index>`, so a retried batch queues nothing twice.
    */
-  async sendBatch(inputs: readonly SendMessageInput[], options: { idempotencyKey?: string } = {}): Promise<EnqueuedBatch> {
+  async sendBatch(inputs: readonly SendMessageInput[], options: { idempotencyKey?: string; callback?: SendOptions['callback'] } = {}): Promise<EnqueuedBatch> {
     const key = options.idempotencyKey;
     const batchId = key ? uuidv5(`batch:${key}`, ID_NAMESPACE) : uuidv4();
     const items = key
       ? inputs.map((m, i) => (m && typeof m === 'object' && m.idempotencyKey === undefined && m.messageId === undefined ? { ...m, idempotencyKey: `${key}:${i}` } : m))
       : inputs;
-    const results = await this.sendMessages(items, { batchId });
+    const results = await this.sendMessages(items, { batchId, ...(options.callback ? { callback: options.callback } : {}) });
     await this.opts.batches?.record(batchId, results.filter((r) => !r.duplicate).map((r) => r.messageId));
     return { batchId, messageIds: results.map((r) => r.messageId), duplicates: results.filter((r) => r.duplicate).length };
   }

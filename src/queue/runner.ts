@@ -31,6 +31,8 @@ export interface QueueWorkerOptions {
   rateLimitPauseMs: number;
   keepCompleted: number;
   keepFailedMs: number;
+  /** For jobs whose backoff type is not BullMQ's own: the delay before a retry (the callback schedule). */
+  backoffStrategy?: (attemptsMade: number) => number;
   log: Logger;
 }
 
@@ -78,6 +80,7 @@ export function startQueueWorker(opts: QueueWorkerOptions): QueueWorker {
     ...(opts.ratePerSec ? { limiter: limiterFor(opts.ratePerSec, opts.limiterWindowMs) } : {}),
     lockDuration: opts.lockDurationMs,
     stalledInterval: opts.stalledIntervalMs,
+    ...(opts.backoffStrategy ? { settings: { backoffStrategy: opts.backoffStrategy } } : {}),
     // At worker level these take {count}/{age}; `true` breaks completion in bullmq 6.7 (DESIGN.md).
     removeOnComplete: { count: opts.keepCompleted },
     removeOnFail: { age: Math.ceil(opts.keepFailedMs / 1000) },

@@ -3,6 +3,7 @@
  *   dispatch  one rate-limited worker per RBM agent: send-message, send-event
  *   inbound   the webhook events and local deadlines: inbound-event, check-expiry
  *   sms       the SMS fallback at the provider's rate: send-sms
+ *   callbacks status changes from the callback feed to the producers' URLs: deliver-callback
  */
 import type { Redis } from 'ioredis';
 import { CHECK_EXPIRY } from '../../jobs/check-expiry.ts';
@@ -11,6 +12,11 @@ import { outboundQueueName } from '../../jobs/index.ts';
 import { SEND_EVENT } from '../../jobs/send-event.ts';
 import { SEND_MESSAGE } from '../../jobs/send-message.ts';
 import { SEND_SMS, SMS_QUEUE } from '../../jobs/send-sms.ts';
+import { CALLBACK_QUEUE, DELIVER_CALLBACK } from '../../jobs/deliver-callback.ts';
+import { CALLBACK_FEED_GROUP, createFeedHandler } from '../callbacks/feed.ts';
+import type { CallbackQueue } from '../callbacks/queue.ts';
+import { backoffStrategy } from '../callbacks/schedule.ts';
+import { createDeliverCallbackHandler, type DeliverCallbackDeps } from '../handlers/deliver-callback.ts';
 import { concurrencyFor, type Config } from '../config.ts';
 import { createCheckExpiryHandler } from '../handlers/check-expiry.ts';
 import { createInboundEventHandler, type InboundEventDeps } from '../handlers/inbound-event.ts';
@@ -22,8 +28,8 @@ import type { RequestFallback } from '../fallback/fallback.ts';
 import type { DeadlinePort } from '../fallback/ports.ts';
 import type { RbmClient } from '../rbm/client.ts';
 import type { SmsProvider } from '../sms/index.ts';
-import type { StatusPort } from '../status/store.ts';
-import { startStreamConsumer } from './inbound-stream.ts';
+import { callbackFeedKey, type StatusPort } from '../status/store.ts';
+import { INBOUND_GROUP, inboundStreamKey, startStreamConsumer } from './inbound-stream.ts';
 import { startQueueWorker, type QueueWorker, type QueueWorkerOptions } from './runner.ts';
 
 export interface WorkerSet {
@@ -103,9 +109,10 @@ export function startInboundWorker(deps: Common & Omit<InboundEventDeps, 'status
   };
   const queueWorker = startQueueWorker({ ...base(deps), queueName: INBOUND_QUEUE, handlers, concurrency: config.inbound.concurrency });
   const consumer = startStreamConsumer({
+    stream: inboundStreamKey(config.queuePrefix),
+    group: INBOUND_GROUP,
     blocking: deps.connection.duplicate(),
     redis: deps.connection,
-    prefix: config.queuePrefix,
     handler: inboundEvent,
     concurrency: config.inbound.concurrency,
     claimIdleMs: config.worker.lockDurationMs,
@@ -125,4 +132,36 @@ export function startSmsWorker(deps: Common & { provider: SmsProvider }): Worker
     concurrency: Math.max(4, Math.ceil(config.sms.ratePerSec * 0.5)),
     ratePerSec: config.sms.ratePerSec,
   })]);
+}
+
+/**
+ * Status callbacks: the feed consumer turns each change into a delivery job;
+ * the queue worker POSTs it, retrying on the callback schedule.
+ */
+export function startCallbackWorker(deps: Common & Omit<DeliverCallbackDeps, 'log'> & { queue: CallbackQueue }): WorkerSet {
+  const { config } = deps;
+  const cb = config.callbacks;
+  const handlers = { [DELIVER_CALLBACK]: createDeliverCallbackHandler({ ...deps, log: deps.log }) };
+  const queueWorker = startQueueWorker({
+    ...base(deps),
+    queueName: CALLBACK_QUEUE,
+    handlers,
+    concurrency: cb.concurrency,
+    backoffStrategy: backoffStrategy({ baseMs: cb.retryBaseMs, maxDelayMs: cb.retryMaxDelayMs, forMs: cb.retryForMs }),
+  });
+  const feed = startStreamConsumer({
+    stream: callbackFeedKey(config.queuePrefix),
+    group: CALLBACK_FEED_GROUP,
+    blocking: deps.connection.duplicate(),
+    redis: deps.connection,
+    handler: createFeedHandler(deps.queue),
+    concurrency: cb.concurrency,
+    claimIdleMs: config.worker.lockDurationMs,
+    // A change that could not become a job (Redis trouble) stays pending and is claimed again.
+    retryLater: async (_entry, err) => {
+      throw err;
+    },
+    log: deps.log,
+  });
+  return set([queueWorker, { worker: queueWorker.worker, close: () => feed.close() }]);
 }

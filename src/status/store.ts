@@ -5,6 +5,7 @@
  * webhooks resolve one way. Numbers are stored masked.
  */
 import type { Redis } from 'ioredis';
+import type { SendMessagePayload } from '../../jobs/send-message.ts';
 import { maskPhone } from '../mask.ts';
 import { statesLeadingTo, type MessageState } from './states.ts';
 
@@ -12,6 +13,21 @@ import { statesLeadingTo, type MessageState } from './states.ts';
 export function metricsKey(prefix: string): string {
   return `${prefix}:metrics`;
 }
+
+/**
+ * The change feed: a Redis stream the transition script appends every move of
+ * a message with a callback URL to, in the same step as the move, so no change
+ * is lost between the two. The callback feed consumer reads it.
+ */
+export function callbackFeedKey(prefix: string): string {
+  return `${prefix}:callback-feed`;
+}
+
+/** The detail of a timeline entry that records an event which moved nothing (see replay.ts). */
+export const NO_CHANGE = 'no change: already ';
+
+/** Approximate cap of the feed: entries are deleted once turned into delivery jobs, so only a long-stopped consumer meets it. */
+const CALLBACK_FEED_MAXLEN = 1_000_000;
 
 export interface NewStatus {
   messageId: string;
@@ -21,6 +37,16 @@ export interface NewStatus {
   trafficType?: string | undefined;
   batchId?: string | undefined;
   expireAt?: number | undefined;
+  /** Where its status changes are POSTed, and whose secret signs them. */
+  callback?: { url: string; scope: string } | undefined;
+}
+
+/** The record of a queued message, as its job describes it (createdAt: when it was enqueued). */
+export function newStatusOf(p: SendMessagePayload): NewStatus & { createdAt: number } {
+  return {
+    messageId: p.messageId, agentId: p.agentId, to: p.to, createdAt: p.enqueuedAt,
+    trafficType: p.message.messageTrafficType, batchId: p.batchId, expireAt: p.expireAt, callback: p.callback,
+  };
 }
 
 export interface TimelineEntry {
@@ -29,6 +55,8 @@ export interface TimelineEntry {
   /** What caused this entry (DELIVERED, TTL_EXPIRATION_REVOKED, DEADLINE...). */
   event?: string;
   detail?: string;
+  /** The error that caused a move into a failed or retrying state. */
+  error?: { code: string; message: string };
 }
 
 export interface MessageStatus {
@@ -44,6 +72,8 @@ export interface MessageStatus {
   updatedAt: number;
   attempts: number;
   lastError?: { code: string; message: string };
+  /** Where its status changes are POSTed (status callbacks). */
+  callbackUrl?: string;
   timeline: TimelineEntry[];
 }
 
@@ -88,7 +118,7 @@ export interface StatusPort {
   get(messageId: string): Promise<MessageStatus | null>;
 }
 
-// KEYS: one status key per message. ARGV: ttlMs, now, then 5 fields per key.
+// KEYS: one status key per message. ARGV: ttlMs, now, then 7 fields per key.
 // Returns, per key, '' when created or the state it already had. Only fields
 // that carry information are written (empty ones are skipped; updatedAt,
 // attempts, channel and the first timeline entry are derived on read): this
@@ -101,11 +131,12 @@ for i, key in ipairs(KEYS) do
   if redis.call('HSETNX', key, 'state', 'QUEUED') == 0 then
     out[i] = redis.call('HGET', key, 'state')
   else
-    local b = 2 + (i - 1) * 5
+    local b = 2 + (i - 1) * 7
     local fields = {'agentId', ARGV[b + 1], 'to', ARGV[b + 2], 'createdAt', now}
     if ARGV[b + 3] ~= '' then fields[#fields + 1] = 'trafficType'; fields[#fields + 1] = ARGV[b + 3] end
     if ARGV[b + 4] ~= '' then fields[#fields + 1] = 'batchId'; fields[#fields + 1] = ARGV[b + 4] end
     if ARGV[b + 5] ~= '' then fields[#fields + 1] = 'expireAt'; fields[#fields + 1] = ARGV[b + 5] end
+    if ARGV[b + 6] ~= '' then fields[#fields + 1] = 'cb'; fields[#fields + 1] = ARGV[b + 6]; fields[#fields + 1] = 'cbs'; fields[#fields + 1] = ARGV[b + 7] end
     redis.call('HSET', key, unpack(fields))
     redis.call('PEXPIRE', key, ttl)
     out[i] = ''
@@ -114,7 +145,7 @@ end
 return out
 `;
 
-// KEYS[1] status key, KEYS[2] the failures index, KEYS[3] the metrics hash. ARGV: to, now, ttlMs,
+// KEYS[1] status key, KEYS[2] the failures index, KEYS[3] the metrics hash, KEYS[4] the callback feed. ARGV: to, now, ttlMs,
 // options (JSON), then the allowed-from states. A move into FAILED or FALLBACK_FAILED enters the message
 // in the index (score: when); a move out removes it. Each move counts in the metrics hash (by state and
 // agent, plus o.count), and the first news of delivery and a sent SMS add to their time histograms.
@@ -122,7 +153,8 @@ return out
 // With create, a missing record counts as QUEUED since createdAt: a freshly
 // queued message's status is its job. An event that changes nothing is still
 // kept in the timeline. Returns {1, from} on success, {0, from or false} when
-// refused or missing.
+// refused or missing. A move of a message with a callback URL (field cb) is
+// appended to the callback feed as the change a callback reports.
 const TRANSITION = `
 local o = cjson.decode(ARGV[4])
 local cur = redis.call('HGET', KEYS[1], 'state')
@@ -146,14 +178,14 @@ end
 if not allowed then
   if created then return {0, false} end
   if type(o.event) == 'string' then
-    append({state = cur, at = tonumber(ARGV[2]), event = o.event, detail = 'no change: already ' .. cur})
+    append({state = cur, at = tonumber(ARGV[2]), event = o.event, detail = '${NO_CHANGE}' .. cur})
   end
   return {0, cur}
 end
 if created then
   local c = o.create
   local fields = {'agentId', c.agentId, 'to', c.to, 'createdAt', c.createdAt}
-  for _, k in ipairs({'trafficType', 'batchId', 'expireAt'}) do
+  for _, k in ipairs({'trafficType', 'batchId', 'expireAt', 'cb', 'cbs'}) do
     if type(c[k]) ~= 'userdata' and c[k] ~= nil and c[k] ~= '' then fields[#fields + 1] = k; fields[#fields + 1] = c[k] end
   end
   redis.call('HSET', KEYS[1], unpack(fields))
@@ -167,6 +199,7 @@ end
 local entry = {state = ARGV[1], at = tonumber(ARGV[2])}
 if type(o.event) == 'string' then entry.event = o.event end
 if type(o.detail) == 'string' then entry.detail = o.detail end
+if type(o.error) == 'table' then entry.error = {code = o.error.code, message = o.error.message} end
 append(entry)
 redis.call('PEXPIRE', KEYS[1], ARGV[3])
 if ARGV[1] == 'FAILED' or ARGV[1] == 'FALLBACK_FAILED' then
@@ -174,7 +207,17 @@ if ARGV[1] == 'FAILED' or ARGV[1] == 'FALLBACK_FAILED' then
 elseif cur == 'FAILED' or cur == 'FALLBACK_FAILED' then
   redis.call('ZREM', KEYS[2], o.id)
 end
-local agent = redis.call('HGET', KEYS[1], 'agentId') or ''
+-- One read for the agent and, for a message with a callback URL, what its callback needs.
+local r = redis.call('HMGET', KEYS[1], 'agentId', 'cb', 'cbs', 'batchId')
+local agent = r[1] or ''
+if r[2] then
+  -- The same fields replay.ts rebuilds from the timeline entry.
+  entry.messageId = o.id
+  entry.agentId = agent
+  entry.previousState = cur
+  if r[4] then entry.batchId = r[4] end
+  redis.call('XADD', KEYS[4], 'MAXLEN', '~', '${CALLBACK_FEED_MAXLEN}', '*', 'c', cjson.encode({url = r[2], scope = r[3], data = entry}))
+end
 redis.call('HINCRBY', KEYS[3], 'state|' .. ARGV[1] .. '|' .. agent, 1)
 if type(o.count) == 'string' then redis.call('HINCRBY', KEYS[3], o.count, 1) end
 local function observe(name)
@@ -194,7 +237,7 @@ return {1, cur}
 
 type ScriptRedis = Redis & {
   rbmStatusCreateMany(numKeys: number, ...args: (string | number)[]): Promise<string[]>;
-  rbmStatusTransition(key: string, failures: string, metrics: string, ...args: (string | number)[]): Promise<[number, string | null]>;
+  rbmStatusTransition(key: string, failures: string, metrics: string, feed: string, ...args: (string | number)[]): Promise<[number, string | null]>;
 };
 
 export class StatusStore implements StatusPort {
@@ -206,7 +249,7 @@ export class StatusStore implements StatusPort {
   ) {
     if (!('rbmStatusTransition' in redis)) {
       redis.defineCommand('rbmStatusCreateMany', { lua: CREATE_MANY });
-      redis.defineCommand('rbmStatusTransition', { numberOfKeys: 3, lua: TRANSITION });
+      redis.defineCommand('rbmStatusTransition', { numberOfKeys: 4, lua: TRANSITION });
     }
     this.redis = redis as ScriptRedis;
   }
@@ -252,7 +295,7 @@ export class StatusStore implements StatusPort {
     const keys = records.map((r) => this.key(r.messageId));
     const args: (string | number)[] = [this.options.ttlMs, now];
     for (const r of records) {
-      args.push(r.agentId, maskPhone(r.to), r.trafficType ?? '', r.batchId ?? '', r.expireAt ?? '');
+      args.push(r.agentId, maskPhone(r.to), r.trafficType ?? '', r.batchId ?? '', r.expireAt ?? '', r.callback?.url ?? '', r.callback?.scope ?? '');
     }
     const out = await this.redis.rbmStatusCreateMany(keys.length, ...keys, ...args);
     return out.map((s) => (s === '' ? null : (s as MessageState)));
@@ -269,13 +312,19 @@ export class StatusStore implements StatusPort {
       ...(options.fields ? { fields: options.fields } : {}),
       ...(options.count ? { count: options.count } : {}),
       ...(c
-        ? { create: { agentId: c.agentId, to: maskPhone(c.to), createdAt: c.createdAt, trafficType: c.trafficType ?? '', batchId: c.batchId ?? '', expireAt: c.expireAt ?? '' } }
+        ? {
+            create: {
+              agentId: c.agentId, to: maskPhone(c.to), createdAt: c.createdAt, trafficType: c.trafficType ?? '', batchId: c.batchId ?? '', expireAt: c.expireAt ?? '',
+              ...(c.callback ? { cb: c.callback.url, cbs: c.callback.scope } : {}),
+            },
+          }
         : {}),
     };
     const [ok, from] = await this.redis.rbmStatusTransition(
       this.key(messageId),
       this.failuresKey,
       metricsKey(this.options.prefix),
+      callbackFeedKey(this.options.prefix),
       to,
       options.now ?? Date.now(),
       this.options.ttlMs,
@@ -312,6 +361,7 @@ export class StatusStore implements StatusPort {
       updatedAt: h.updatedAt ? Number(h.updatedAt) : createdAt,
       attempts: Number(h.attempts ?? 0),
       ...(h.lastErrorCode ? { lastError: { code: h.lastErrorCode, message: h.lastError ?? '' } } : {}),
+      ...(h.cb ? { callbackUrl: h.cb } : {}),
       // A record never moved has only its creation: QUEUED at createdAt.
       timeline: h.timeline ? (JSON.parse(h.timeline) as TimelineEntry[]) : [{ state: 'QUEUED', at: createdAt }],
     };

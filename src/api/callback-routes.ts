@@ -1,0 +1,71 @@
+/**
+ * Status callbacks: each API key registers one URL (PUT /v1/callback) that
+ * every state change of the messages it sends is POSTed to, signed per
+ * Standard Webhooks with the key's own secret (GET /v1/callback shows both).
+ * A message's own callbackUrl overrides it. POST
+ * /v1/messages/:id/callbacks:replay sends a message's changes again.
+ */
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { callbackUrl } from '../../jobs/common.ts';
+import { validate } from '../../jobs/common.ts';
+import { ReplayError } from '../callbacks/replay.ts';
+import { PayloadError } from '../errors.ts';
+import type { SendOptions } from '../queue/producer.ts';
+import type { ApiOptions } from './app.ts';
+import { callbackScopeOf, mayUseAgent } from './auth.ts';
+import { errorBody } from './errors.ts';
+import { doc } from './openapi.ts';
+
+const OFF = 'status callbacks are off in this service: CALLBACK_SECRET is not configured';
+
+/** The callback option of a send: the caller's scope and registered URL, when callbacks are on. */
+export async function callbackOption(request: FastifyRequest, opts: ApiOptions): Promise<Pick<SendOptions, 'callback'>> {
+  const callbacks = opts.callbacks;
+  const scope = callbackScopeOf(request);
+  if (!callbacks || callbacks.secretFor(scope) === undefined) return {};
+  const url = await callbacks.registry.get(scope);
+  return { callback: { scope, ...(url ? { url } : {}) } };
+}
+
+export async function callbackRoutes(app: FastifyInstance, opts: ApiOptions): Promise<void> {
+  const callbacks = opts.callbacks;
+  if (!callbacks) return;
+
+  app.get('/v1/callback', doc('callbacks', "This API key's callback URL and the secret its callbacks are signed with"), async (request) => {
+    const scope = callbackScopeOf(request);
+    return { url: await callbacks.registry.get(scope), secret: callbacks.secretFor(scope) ?? null, enabled: callbacks.secretFor(scope) !== undefined };
+  });
+
+  app.put('/v1/callback', doc('callbacks', 'Register the URL status changes are POSTed to (for messages without a callbackUrl of their own)', {
+    type: 'object', properties: { url: { type: 'string', format: 'uri' } }, required: ['url'],
+  }), async (request) => {
+    const scope = callbackScopeOf(request);
+    const secret = callbacks.secretFor(scope);
+    if (secret === undefined) throw new PayloadError('callback', [{ path: 'url', problem: OFF }]);
+    const body = request.body as { url?: unknown } | null;
+    if (!body || typeof body !== 'object' || Array.isArray(body)) throw new PayloadError('callback', [{ path: '', problem: 'expected an object { "url": "https://..." }' }]);
+    const extra = Object.keys(body).filter((k) => k !== 'url');
+    const checked = validate(callbackUrl, body.url);
+    const problems = [...extra.map((k) => ({ path: k, problem: 'unknown field: expected only url' })), ...(checked.ok ? [] : checked.problems.map((p) => ({ ...p, path: 'url' })))];
+    if (problems.length > 0) throw new PayloadError('callback', problems);
+    await callbacks.registry.set(scope, body.url as string);
+    return { url: body.url, secret, enabled: true };
+  });
+
+  app.delete('/v1/callback', doc('callbacks', 'Stop sending callbacks for messages sent from now on'), async (request, reply) => {
+    if (!(await callbacks.registry.remove(callbackScopeOf(request)))) return reply.code(404).send(errorBody('NOT_FOUND', 'this API key has no callback URL'));
+    return reply.code(204).send();
+  });
+
+  app.post('/v1/messages/:id/callbacks::replay', doc('callbacks', "Send every status change of a message to its callback URL again"), async (request, reply) => {
+    const { id } = request.params as { id: string };
+    const status = await opts.producer.getStatus(id);
+    if (!status || !mayUseAgent(request, status.agentId)) return reply.code(404).send(errorBody('NOT_FOUND', `no message ${id}`));
+    try {
+      return reply.code(202).send(await callbacks.replay(id));
+    } catch (err) {
+      if (!(err instanceof ReplayError)) throw err;
+      return reply.code(err.reason === 'NOT_FOUND' ? 404 : 409).send(errorBody(err.reason, err.message));
+    }
+  });
+}
