@@ -299,6 +299,13 @@ function parseApiKeys(r: EnvReader): ApiKeyConfig[] {
   });
 }
 
+function parseConcurrency(r: EnvReader, value: string): number {
+  const n = Number(value);
+  if (/^\d+$/.test(value) && n >= 1 && n <= 5000) return n;
+  r.fail('DISPATCH_CONCURRENCY', "'auto' or a whole number from 1 to 5000", value);
+  return 50;
+}
+
 /** Standard Webhooks secrets are 'whsec_' and 24 to 64 random bytes in base64. */
 function parseCallbackSecret(r: EnvReader): string | undefined {
   const value = r.raw('CALLBACK_SECRET');
@@ -364,7 +371,7 @@ export function loadConfig(env: Env): Readonly<Config> {
     adminApiKey: r.raw('ADMIN_API_KEY'),
     emulatorPort: r.int('RBM_EMULATOR_PORT', 3001, 0, 65_535),
     dispatch: {
-      concurrency: concurrencyRaw === undefined || concurrencyRaw === 'auto' ? 'auto' : r.int('DISPATCH_CONCURRENCY', 50, 1, 5000),
+      concurrency: concurrencyRaw === undefined || concurrencyRaw === 'auto' ? 'auto' : parseConcurrency(r, concurrencyRaw),
       attempts: r.int('DISPATCH_ATTEMPTS', 8, 1, 100),
       backoffMs: r.int('DISPATCH_BACKOFF_MS', 1000, 1, 3_600_000),
       backoffJitter: r.fraction('DISPATCH_BACKOFF_JITTER', 0.5),

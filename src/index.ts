@@ -9,8 +9,11 @@
  */
 export { loadConfig, type Config, type AgentConfig } from './config.ts';
 export { createService, type Service } from './service.ts';
-export { Producer, type EnqueuedMessage, type EnqueuedEvent, type ProducerOptions } from './queue/producer.ts';
+export { Producer, type EnqueuedMessage, type EnqueuedEvent, type ProducerOptions, type SendOptions } from './queue/producer.ts';
 export { ensureRedis } from './queue/local-redis.ts';
+export { smsSettingsFrom } from './sms/from-config.ts';
+export { callbackSecretFor, scopeOfApiKey } from './callbacks/secrets.ts';
+export type { StatusChange, DeliverCallbackPayload } from '../jobs/deliver-callback.ts';
 export { createLogger } from './logger.ts';
 export type { MessageStatus, TimelineEntry } from './status/store.ts';
 export { MessageStates, type MessageState } from './status/states.ts';

@@ -62,7 +62,7 @@ export interface Service {
   /** Messages that failed for good, newest first; `code` filters by the last error's code. */
   failures: StatusStore['failures'];
   /** Re-drives failed messages (FAILED: the send again; FALLBACK_FAILED: the SMS again). */
-  redrive(messageIds: readonly string[]): Promise<RedriveResult>;
+  redrive(messageIds: readonly string[], agents?: ReadonlySet<string> | null): Promise<RedriveResult>;
   /** What /metrics reads at scrape time. */
   metricsSource: MetricsSource;
   /** Readiness: Redis answers, and every worker set started here runs. */
@@ -167,7 +167,7 @@ export async function createService(config: Readonly<Config>, deps: ServiceDeps)
     },
     metricsSource,
     failures: (options) => status.failures(options),
-    redrive: (messageIds) => redrive({ status, outbound: (agentId) => producer.queueOf(agentId), sms: smsQueue.queue }, messageIds),
+    redrive: (messageIds, agents) => redrive({ status, outbound: (agentId) => producer.queueOf(agentId), sms: smsQueue.queue }, messageIds, agents),
     readiness: () => [
       { name: 'redis', check: async () => (await producerRedis.ping()) === 'PONG' },
       { name: 'workers', check: async () => sets.every((s) => s.running()) },

@@ -70,6 +70,12 @@ describe('loadConfig', () => {
     expect(problemsOf({ CALLBACK_RETRY_FOR_MS: '-1', CALLBACK_TIMEOUT_MS: '10' }).map((p) => p.path).sort()).toEqual(['CALLBACK_RETRY_FOR_MS', 'CALLBACK_TIMEOUT_MS']);
   });
 
+  it("DISPATCH_CONCURRENCY takes 'auto' or a number, and says so", () => {
+    expect(loadConfig({ DISPATCH_CONCURRENCY: 'auto' }).dispatch.concurrency).toBe('auto');
+    expect(problemsOf({ DISPATCH_CONCURRENCY: 'many' })).toEqual([{ path: 'DISPATCH_CONCURRENCY', problem: "expected 'auto' or a whole number from 1 to 5000, got 'many'" }]);
+    expect(problemsOf({ DISPATCH_CONCURRENCY: '0' })[0]!.path).toBe('DISPATCH_CONCURRENCY');
+  });
+
   it('one bare webhook token serves every agent', () => {
     expect(loadConfig({ RBM_WEBHOOK_CLIENT_TOKENS: 'SECRET' }).webhookClientTokens).toEqual({ '*': 'SECRET' });
   });

@@ -3,6 +3,7 @@
  * reason, and re-driven (the send again with the same ID, or the SMS again).
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { buildApi } from '../src/api/app.ts';
 import { httpCall, rcsPhone, startHarness, waitFor, type Harness } from './helpers.ts';
 
 let h: Harness;
@@ -62,6 +63,25 @@ describe('dead letters', () => {
     expect((await httpCall(base, 'POST', '/v1/failures:retry', { messageIds: [id] })).body).toEqual({ retried: [id], skipped: [] });
     expect((await state(id)).state).toBe('FALLBACK_SENT');
     expect(((await (await fetch(`${h.emulator.url}/_emulator/sms/${encodeURIComponent(to)}`)).json()) as { count: number }).count).toBe(1);
+  });
+
+  it('an API key sees and re-drives only its own agents\' failures', async () => {
+    const to = rcsPhone(9);
+    await control('/faults', { failNext: [{ kind: '400', count: 1, phone: to }] });
+    const id = (await httpCall(base, 'POST', '/v1/messages', { to, contentMessage: { text: 'x' } })).body.messageId;
+    expect((await state(id)).state).toBe('FAILED');
+    const key = { authorization: 'Bearer key-of-another-agent-0001' };
+    const app = buildApi({ producer: h.producer, apiKeys: [{ key: 'key-of-another-agent-0001', agents: ['agent-z'] }], openWithoutKeys: false, failures: { list: h.service.failures, redrive: h.service.redrive } });
+    const other = await app.listen({ port: 0, host: '127.0.0.1' });
+    try {
+      expect((await httpCall(base, 'GET', '/v1/failures')).body.failures.map((f: { messageId: string }) => f.messageId)).toContain(id);
+      expect((await httpCall(other, 'GET', '/v1/failures', undefined, key)).body).toEqual({ failures: [] });
+      expect((await httpCall(other, 'POST', '/v1/failures:retry', { messageIds: [id] }, key)).body).toEqual({ retried: [], skipped: [{ messageId: id, why: 'no such message' }] });
+      expect((await httpCall(other, 'POST', '/v1/failures:retry', { reason: 'RBM_API' }, key)).body).toEqual({ retried: [], skipped: [] });
+      expect((await httpCall(base, 'GET', `/v1/messages/${id}`)).body.state).toBe('FAILED');
+    } finally {
+      await app.close();
+    }
   });
 
   it('refuses bad re-drive and list requests', async () => {

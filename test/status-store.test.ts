@@ -115,3 +115,39 @@ describe('StatusStore', () => {
     }
   });
 });
+
+describe('the failures index', () => {
+  it('pages through failures that share milliseconds without losing or repeating one, and filters by agent', async () => {
+    const own = new StatusStore(redis, { prefix: `${prefix}-failures`, ttlMs: 86_400_000 });
+    // 1,200 failures in two milliseconds: ties at every page edge, and
+    // more than one internal read of 500 at a single score.
+    const ids = Array.from({ length: 1200 }, (_, n) => id(900_000 + n));
+    const agentOf = (n: number) => (n % 3 === 0 ? 'agent-b' : 'agent-a');
+    await own.createMany(ids.map((messageId, n) => ({ messageId, agentId: agentOf(n), to: '+12223334444' })));
+    for (const [n, messageId] of ids.entries()) {
+      await own.transition(messageId, 'SENDING', { now: 1000 });
+      await own.transition(messageId, 'FAILED', { now: 2000 + (n % 7 === 0 ? 0 : n % 2), error: { code: n % 5 === 0 ? 'RBM_API' : 'RBM_NETWORK', message: 'x' } });
+    }
+    const pageAll = async (query: { code?: string; agents?: ReadonlySet<string> }, limit: number) => {
+      const seen: string[] = [];
+      let before: number | undefined;
+      for (let pages = 0; pages < 100; pages++) {
+        const page = await own.failures({ ...query, limit, ...(before !== undefined ? { before } : {}) });
+        seen.push(...page.failures.map((f) => f.messageId));
+        for (let i = 1; i < page.failures.length; i++) expect(page.failures[i]!.failedAt).toBeLessThanOrEqual(page.failures[i - 1]!.failedAt);
+        if (page.next === undefined) return seen;
+        before = page.next;
+      }
+      throw new Error('paging did not end');
+    };
+    for (const limit of [1, 7, 100, 1000]) {
+      const seen = await pageAll({}, limit);
+      expect(seen).toHaveLength(1200);
+      expect(new Set(seen).size).toBe(1200);
+    }
+    const agentB = await pageAll({ agents: new Set(['agent-b']) }, 50);
+    expect(agentB.sort()).toEqual(ids.filter((_, n) => agentOf(n) === 'agent-b').sort());
+    const apiB = await pageAll({ code: 'RBM_API', agents: new Set(['agent-b']) }, 10);
+    expect(apiB.sort()).toEqual(ids.filter((_, n) => agentOf(n) === 'agent-b' && n % 5 === 0).sort());
+  });
+});

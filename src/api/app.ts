@@ -20,7 +20,7 @@ import { errorBody, sendError } from './errors.ts';
 import { eventRoutes } from './event-routes.ts';
 import { failureRoutes } from './failure-routes.ts';
 import type { RedriveResult } from '../queue/redrive.ts';
-import type { FailureEntry } from '../status/store.ts';
+import type { FailureEntry, FailureQuery } from '../status/store.ts';
 import { messageRoutes } from './message-routes.ts';
 import { callbackRoutes } from './callback-routes.ts';
 import type { CallbackRegistry } from '../callbacks/registry.ts';
@@ -33,8 +33,9 @@ export interface ApiOptions {
   webhook?: WebhookOptions;
   /** GET /v1/failures and POST /v1/failures:retry; absent: no such routes. */
   failures?: {
-    list(options: { code?: string; limit: number; before?: number }): Promise<{ failures: FailureEntry[]; next?: number }>;
-    redrive(messageIds: readonly string[]): Promise<RedriveResult>;
+    list(options: FailureQuery): Promise<{ failures: FailureEntry[]; next?: number }>;
+    /** With `agents`, messages of other agents are skipped as unknown. */
+    redrive(messageIds: readonly string[], agents?: ReadonlySet<string> | null): Promise<RedriveResult>;
   };
   /** Status callbacks: /v1/callback and replay; absent: no such routes, and sends carry no callback. */
   callbacks?: {

@@ -19,6 +19,11 @@ export function callbackScopeOf(request: FastifyRequest): string {
   return (request as WithAgents).callbackScope;
 }
 
+/** The agents the caller's key may use; null when any (an API without keys). */
+export function allowedAgentsOf(request: FastifyRequest): ReadonlySet<string> | null {
+  return (request as WithAgents).allowedAgents;
+}
+
 /** Whether the caller's key may see and act on messages of this agent. */
 export function mayUseAgent(request: FastifyRequest, agentId: string): boolean {
   const allowed = (request as WithAgents).allowedAgents;

@@ -3,7 +3,8 @@
  * { "error": { "code", "message", "details": [ { "path", "problem" } ] } }
  */
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
-import { DispatchError, ErrorCodes, PayloadError, UnknownAgentError } from '../errors.ts';
+import { maskPhonesIn } from '../mask.ts';
+import { DispatchError, ErrorCodes, PayloadError, RbmApiError, RbmAuthError, RbmNetworkError, UnknownAgentError } from '../errors.ts';
 
 export interface ErrorBody {
   error: { code: string; message: string; details: Array<{ path: string; problem: string }> };
@@ -26,6 +27,10 @@ export function toHttpError(err: unknown): { status: number; body: ErrorBody } {
   if (err instanceof PayloadError) return { status: 400, body: errorBody(err.code, err.message, [...err.problems]) };
   if (err instanceof UnknownAgentError) return { status: 400, body: errorBody(err.code, err.message, [{ path: 'agentId', problem: err.message }]) };
   if (err instanceof DispatchError && err.code === ErrorCodes.REDIS_UNAVAILABLE) return { status: 503, body: errorBody(err.code, err.message) };
+  // RBM failed a call made for this request (a revoke's DELETE): the upstream's fault, worth a retry.
+  if (err instanceof RbmApiError || err instanceof RbmNetworkError || err instanceof RbmAuthError) {
+    return { status: 502, body: errorBody(err.code, `RBM did not complete the call: ${maskPhonesIn(err.message)}`) };
+  }
   const fe = err as Partial<FastifyError>;
   const known = fe.code ? FASTIFY_CODES[fe.code] : undefined;
   if (known) return { status: known.status, body: errorBody(known.code, known.message) };

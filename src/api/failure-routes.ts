@@ -6,6 +6,7 @@
 import type { FastifyInstance } from 'fastify';
 import { PayloadError } from '../errors.ts';
 import type { ApiOptions } from './app.ts';
+import { allowedAgentsOf } from './auth.ts';
 import { errorBody } from './errors.ts';
 import { doc } from './openapi.ts';
 
@@ -25,7 +26,7 @@ export async function failureRoutes(app: FastifyInstance, opts: ApiOptions): Pro
     const q = request.query as { reason?: string; limit?: string; before?: string };
     const limit = positiveInt(q.limit, 'limit', MAX_LIST) ?? 100;
     const before = positiveInt(q.before, 'before', Number.MAX_SAFE_INTEGER);
-    return failures.list({ limit, ...(q.reason ? { code: q.reason } : {}), ...(before !== undefined ? { before } : {}) });
+    return failures.list({ limit, agents: allowedAgentsOf(request), ...(q.reason ? { code: q.reason } : {}), ...(before !== undefined ? { before } : {}) });
   });
 
   app.post('/v1/failures::retry', doc('failures', 'Re-drive failed messages by ID or by reason'), async (request, reply) => {
@@ -39,7 +40,8 @@ export async function failureRoutes(app: FastifyInstance, opts: ApiOptions): Pro
     if (ids === undefined && body.reason === undefined) {
       return reply.code(400).send(errorBody('PAYLOAD_INVALID', 'expected messageIds or reason', [{ path: '', problem: 'expected { "messageIds": [...] } or { "reason": "CODE" }' }]));
     }
-    const targets = (ids as string[] | undefined) ?? (await failures.list({ limit: MAX_LIST, code: body.reason as string })).failures.map((f) => f.messageId);
-    return failures.redrive(targets);
+    const agents = allowedAgentsOf(request);
+    const targets = (ids as string[] | undefined) ?? (await failures.list({ limit: MAX_LIST, code: body.reason as string, agents })).failures.map((f) => f.messageId);
+    return failures.redrive(targets, agents);
   });
 }

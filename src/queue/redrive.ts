@@ -19,12 +19,14 @@ export interface RedriveResult {
 export async function redrive(
   deps: { status: StatusStore; outbound: (agentId: string) => Queue; sms: Queue },
   messageIds: readonly string[],
+  /** Only messages of these agents (an API key's); others are skipped as unknown. */
+  agents?: ReadonlySet<string> | null,
 ): Promise<RedriveResult> {
   const result: RedriveResult = { retried: [], skipped: [] };
   for (const id of messageIds) {
     const record = await deps.status.get(id);
     const skip = (why: string) => result.skipped.push({ messageId: id, why });
-    if (!record) {
+    if (!record || (agents && !agents.has(record.agentId))) {
       skip('no such message');
       continue;
     }

@@ -98,6 +98,16 @@ export interface TransitionOptions {
   create?: NewStatus & { createdAt: number };
 }
 
+export interface FailureQuery {
+  /** Only failures whose last error has this code. */
+  code?: string;
+  /** Only failures of these agents (an API key's). */
+  agents?: ReadonlySet<string> | null;
+  limit: number;
+  /** Only failures before this time (ms epoch): the `next` of the previous page. */
+  before?: number;
+}
+
 export interface FailureEntry {
   messageId: string;
   state: MessageState;
@@ -259,26 +269,40 @@ export class StatusStore implements StatusPort {
     return `${this.options.prefix}:failures`;
   }
 
-  /** Failed messages, newest first, optionally only those whose last error has `code`. */
-  async failures(options: { code?: string; limit: number; before?: number }): Promise<{ failures: FailureEntry[]; next?: number }> {
+  /**
+   * Failed messages, newest first, optionally only those whose last error has
+   * `code`, or of some agents. A page never splits failures of one
+   * millisecond: it may hold a few more than `limit`, so `next` (the next
+   * page's exclusive `before`) skips none.
+   */
+  async failures(options: FailureQuery): Promise<{ failures: FailureEntry[]; next?: number }> {
     const out: FailureEntry[] = [];
     let max: string = options.before === undefined ? '+inf' : `(${options.before}`;
-    // Page through the index until `limit` entries match the filter.
+    // Index pages are read inclusively from the last score seen, skipping what was
+    // read at that score: an exclusive bound would drop ties at a page's edge.
+    let skip = 0;
+    let boundary: number | undefined;
     for (;;) {
-      const page = await this.redis.zrevrangebyscore(this.failuresKey, max, '-inf', 'WITHSCORES', 'LIMIT', 0, 500);
-      if (page.length === 0) return { failures: out };
+      const page = await this.redis.zrevrangebyscore(this.failuresKey, max, '-inf', 'WITHSCORES', 'LIMIT', skip, 500);
+      if (page.length === 0) return boundary === undefined ? { failures: out } : { failures: out, next: boundary };
       const pipeline = this.redis.pipeline();
       for (let i = 0; i < page.length; i += 2) pipeline.hmget(this.key(page[i]!), 'state', 'agentId', 'to', 'lastErrorCode', 'lastError');
       const rows = (await pipeline.exec()) ?? [];
       for (let i = 0; i < rows.length; i++) {
         const [state, agentId, to, code, message] = rows[i]![1] as (string | null)[];
         const failedAt = Number(page[i * 2 + 1]);
+        if (boundary !== undefined && failedAt !== boundary) return { failures: out, next: boundary };
         if (!state) continue; // the record expired; the index forgets it lazily
         if (options.code && code !== options.code) continue;
+        if (options.agents && !options.agents.has(agentId ?? '')) continue;
         out.push({ messageId: page[i * 2]!, state: state as MessageState, agentId: agentId ?? '', to: to ?? '', reason: code ?? 'UNKNOWN', message: message ?? '', failedAt });
-        if (out.length === options.limit) return { failures: out, next: failedAt };
+        if (boundary === undefined && out.length === options.limit) boundary = failedAt;
       }
-      max = `(${page[page.length - 1]}`;
+      const last = page[page.length - 1]!;
+      let atLast = 0;
+      for (let i = page.length - 1; i > 0 && page[i] === last; i -= 2) atLast++;
+      skip = (max === last ? skip : 0) + atLast;
+      max = last;
     }
   }
 
