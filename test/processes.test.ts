@@ -1,7 +1,8 @@
 /**
- * The processes run apart: `api` (HTTP only) and `dispatch` (workers only) as
- * child processes against a real endpoint (here the emulator, with a key file
- * like Google's), a message going through both, and a clean SIGTERM for each.
+ * The processes run apart: `api` (HTTP only), `dispatch` and `callbacks`
+ * (workers only) as child processes against a real endpoint (here the
+ * emulator, with a key file like Google's), a message going through all
+ * three, its status callbacks verified, and a clean SIGTERM for each.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp } from 'node:fs/promises';
@@ -10,7 +11,9 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { Redis } from 'ioredis';
 import { startEmulator, type RunningEmulator } from '../src/emulator/index.ts';
-import { httpCall, rcsPhone, redisUrl, uniquePrefix, waitFor, freePort } from './helpers.ts';
+import { randomBytes } from 'node:crypto';
+import { Webhook } from 'standardwebhooks';
+import { httpCall, rcsPhone, redisUrl, startCallbackReceiver, uniquePrefix, waitFor, freePort } from './helpers.ts';
 
 const prefix = uniquePrefix('processes');
 const API_KEY = 'api-key-for-process-test';
@@ -33,7 +36,7 @@ function start(entry: string, env: Record<string, string>): { child: ChildProces
     let out = '';
     child.stdout!.on('data', (d: Buffer) => {
       out += d.toString();
-      if (/API listening|dispatch worker running/.test(out)) resolve();
+      if (/API listening|dispatch worker running|callback worker running/.test(out)) resolve();
     });
     child.once('exit', (code) => reject(new Error(`${entry} exited with ${code}: ${out.slice(-300)}`)));
   });
@@ -43,7 +46,7 @@ function start(entry: string, env: Record<string, string>): { child: ChildProces
 const exitCode = (child: ChildProcess) => new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
 
 describe('processes apart', () => {
-  it('api and dispatch, each alone, deliver a message together and stop cleanly', async () => {
+  it('api, dispatch and callbacks, each alone, deliver a message and its callbacks together and stop cleanly', async () => {
     emulator = await startEmulator();
     const keyFile = join(await mkdtemp(join(tmpdir(), 'rbm-proc-')), 'key.json');
     await emulator.writeKeyFile(keyFile);
@@ -51,20 +54,28 @@ describe('processes apart', () => {
     const env = {
       REDIS_URL: redisUrl(), QUEUE_PREFIX: prefix, RBM_ENDPOINT: emulator.url, GOOGLE_APPLICATION_CREDENTIALS: keyFile,
       RBM_AGENTS: 'agent-a:100', API_KEYS: `${API_KEY}:agent-a`, PORT: String(port), LOG_LEVEL: 'info',
+      CALLBACK_SECRET: `whsec_${randomBytes(32).toString('base64')}`,
     };
+    const receiver = await startCallbackReceiver();
     const api = start('workers/api.ts', env);
     const dispatch = start('workers/dispatch.ts', env);
-    await Promise.all([api.up, dispatch.up]);
+    const callbacks = start('workers/callbacks.ts', env);
+    await Promise.all([api.up, dispatch.up, callbacks.up]);
     const base = `http://127.0.0.1:${port}`;
     const auth = { authorization: `Bearer ${API_KEY}` };
     expect((await httpCall(base, 'GET', '/readyz')).body).toEqual({ status: 'ready', checks: { redis: 'ok', workers: 'ok' } });
+    const { secret } = (await httpCall(base, 'PUT', '/v1/callback', { url: `${receiver.url}/status` }, auth)).body;
     const sent = await httpCall(base, 'POST', '/v1/messages', { to: rcsPhone(1), contentMessage: { text: 'hi' } }, auth);
     expect(sent.status).toBe(202);
     await waitFor(async () => (await httpCall(base, 'GET', `/v1/messages/${sent.body.messageId}`, undefined, auth)).body.state, (s) => s === 'SENT');
     expect((emulator.state.messages.get(sent.body.messageId) as { count: number }).count).toBe(1);
-    const exits = [exitCode(api.child), exitCode(dispatch.child)];
+    const changes = (await receiver.until(2)).map((r) => (new Webhook(secret).verify(r.body, r.headers) as { data: { state: string; at: number } }).data);
+    expect(changes.sort((a, b) => a.at - b.at).map((c) => c.state)).toEqual(['SENDING', 'SENT']);
+    const exits = [exitCode(api.child), exitCode(dispatch.child), exitCode(callbacks.child)];
     api.child.kill('SIGTERM');
     dispatch.child.kill('SIGTERM');
-    expect(await Promise.all(exits)).toEqual([0, 0]);
+    callbacks.child.kill('SIGTERM');
+    expect(await Promise.all(exits)).toEqual([0, 0, 0]);
+    await receiver.close();
   }, 30_000);
 });

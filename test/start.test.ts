@@ -1,11 +1,13 @@
 /**
  * The `npm start` entry as a user runs it: the whole service in one process
- * against the built-in emulator; the README's curl flow; a clean SIGTERM.
+ * against the built-in emulator; the README's curl flow with its status
+ * callbacks (signed with the secret made up for the run); a clean SIGTERM.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { afterAll, describe, expect, it } from 'vitest';
 import { Redis } from 'ioredis';
-import { redisUrl, uniquePrefix, waitFor, freePort, lineOf } from './helpers.ts';
+import { Webhook } from 'standardwebhooks';
+import { redisUrl, startCallbackReceiver, uniquePrefix, waitFor, freePort, lineOf } from './helpers.ts';
 
 let child: ChildProcess | undefined;
 const prefix = uniquePrefix('start');
@@ -31,6 +33,9 @@ describe('npm start', () => {
     const base = `http://127.0.0.1:${port}`;
     expect((await fetch(`${base}/healthz`)).status).toBe(200);
     expect(await (await fetch(`${base}/readyz`)).json()).toEqual({ status: 'ready', checks: { redis: 'ok', workers: 'ok' } });
+    const receiver = await startCallbackReceiver();
+    const registered = await fetch(`${base}/v1/callback`, { method: 'PUT', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ url: receiver.url }) });
+    const { secret } = (await registered.json()) as { secret: string };
     const posted = await fetch(`${base}/v1/messages`, {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
@@ -44,6 +49,8 @@ describe('npm start', () => {
       (s) => s.state === 'READ',
     );
     expect(status.timeline.map((t) => t.state)).toEqual(['QUEUED', 'SENDING', 'SENT', 'DELIVERED', 'READ']);
+    const callbacks = (await receiver.until(4, (r) => r.body.includes(messageId))).map((r) => (new Webhook(secret).verify(r.body, r.headers) as { data: { state: string; at: number } }).data);
+    expect(callbacks.sort((a, b) => a.at - b.at).map((c) => c.state)).toEqual(['SENDING', 'SENT', 'DELIVERED', 'READ']);
 
     const phone = (await (await fetch(`http://127.0.0.1:${emulatorPort}/_emulator/phones/%2B12223334444`)).json()) as { arrivals: Array<{ id: string; count: number }> };
     expect(phone.arrivals).toEqual([expect.objectContaining({ id: messageId, count: 1 })]);
@@ -69,5 +76,6 @@ describe('npm start', () => {
     child.kill('SIGTERM');
     expect(await exited).toBe(0);
     child = undefined;
+    await receiver.close();
   });
 });
