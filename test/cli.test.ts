@@ -12,7 +12,8 @@ import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { main } from '../src/cli/main.ts';
 import { createTokenSource, loadServiceAccountKey } from '../src/rbm/auth.ts';
-import { redisUrl, uniquePrefix, waitFor, freePort, lineOf } from './helpers.ts';
+import { Webhook } from 'standardwebhooks';
+import { redisUrl, startCallbackReceiver, uniquePrefix, waitFor, freePort, lineOf } from './helpers.ts';
 
 interface Ran {
   code: number | null;
@@ -92,8 +93,8 @@ describe('rbm-dispatch CLI', () => {
     const top = await cli('--help');
     expect(top.code).toBe(0);
     for (const line of names) expect(top.stdout).toContain(line);
-    for (const command of ['send', 'batch', 'status', 'revoke', 'emulator', 'keyfile']) {
-      const ran = await inProcess(command, '--help');
+    for (const command of ['send', 'batch', 'status', 'revoke', 'failures', 'failures list', 'failures retry', 'callbacks', 'callbacks show', 'callbacks set', 'callbacks remove', 'callbacks replay', 'emulator', 'keyfile']) {
+      const ran = await inProcess(...command.split(' '), '--help');
       expect(ran.code, command).toBe(0);
       expect(ran.stdout).toMatch(new RegExp(`Usage: rbm-dispatch ${command}`));
       for (const line of names) expect(ran.stdout).toContain(line);
@@ -138,6 +139,35 @@ describe('rbm-dispatch CLI', () => {
     expect(again.code).toBe(1);
     expect(again.stdout).toContain('it is FALLBACK_SENT, not failed');
     expect((await inProcess('--url', base, 'failures', 'retry')).code).toBe(2);
+  });
+
+  it('callbacks set, show, replay and remove, with exit codes a script can trust', async () => {
+    const receiver = await startCallbackReceiver();
+    try {
+      const set = await inProcess('--url', base, '--json', 'callbacks', 'set', `${receiver.url}/cli`);
+      expect(set.code).toBe(0);
+      const { secret } = json<{ secret: string }>(set);
+      const shown = await inProcess('--url', base, 'callbacks', 'show');
+      expect(shown).toMatchObject({ code: 0, stdout: `url ${receiver.url}/cli\nsecret ${secret}\n` });
+      const { messageId } = json<{ messageId: string }>(await inProcess('--url', base, '--json', 'send', '--to', '+12223334455', '--text', 'hi'));
+      const first = await receiver.until(4, (r) => r.body.includes(messageId));
+      const replay = await inProcess('--url', base, 'callbacks', 'replay', messageId);
+      expect(replay).toMatchObject({ code: 0, stdout: `replaying 4 changes of ${messageId} to ${receiver.url}/cli\n` });
+      const all = await receiver.until(8, (r) => r.body.includes(messageId));
+      expect(all.slice(4).map((r) => r.headers['webhook-id']).sort()).toEqual(first.map((r) => r.headers['webhook-id']).sort());
+      for (const r of all) expect((new Webhook(secret).verify(r.body, r.headers) as { data: { messageId: string } }).data.messageId).toBe(messageId);
+      expect((await inProcess('--url', base, 'callbacks', 'replay', randomUUID())).code).toBe(3);
+      expect((await inProcess('--url', base, 'callbacks', 'set', 'ftp://nope')).code).toBe(1);
+      expect((await inProcess('--url', base, 'callbacks', 'remove')).code).toBe(0);
+      expect((await inProcess('--url', base, 'callbacks', 'remove')).code).toBe(3);
+      const plain = json<{ messageId: string }>(await inProcess('--url', base, '--json', 'send', '--to', '+12223334466', '--text', 'hi'));
+      await waitFor(async () => (await get<{ state: string }>(`/v1/messages/${plain.messageId}`)).body.state, (st) => st === 'READ');
+      const none = await inProcess('--url', base, 'callbacks', 'replay', plain.messageId);
+      expect(none.code).toBe(1);
+      expect(none.stderr).toMatch(/409 NO_CALLBACK/);
+    } finally {
+      await receiver.close();
+    }
   });
 
   it('status of an unknown message exits 3; revoke of a delivered one exits 4, of an unknown one 3', async () => {

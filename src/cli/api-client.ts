@@ -77,6 +77,18 @@ export interface RedriveResult {
   skipped: Array<{ messageId: string; why: string }>;
 }
 
+export interface CallbackSettings {
+  url: string | null;
+  secret: string | null;
+  enabled: boolean;
+}
+
+export interface Replayed {
+  messageId: string;
+  replayed: number;
+  url: string;
+}
+
 export class ApiClient {
   private readonly pool: Pool;
   private readonly basePath: string;
@@ -138,11 +150,27 @@ export class ApiClient {
     return this.call('POST', '/v1/failures:retry', { body: target });
   }
 
+  getCallback(): Promise<CallbackSettings> {
+    return this.call('GET', '/v1/callback');
+  }
+
+  setCallback(url: string): Promise<CallbackSettings> {
+    return this.call('PUT', '/v1/callback', { body: { url } });
+  }
+
+  removeCallback(): Promise<void> {
+    return this.call('DELETE', '/v1/callback');
+  }
+
+  replayCallbacks(messageId: string): Promise<Replayed> {
+    return this.call('POST', `/v1/messages/${encodeURIComponent(messageId)}/callbacks:replay`);
+  }
+
   close(): Promise<void> {
     return this.pool.close();
   }
 
-  private async call<T>(method: 'GET' | 'POST' | 'DELETE', path: string, opts: { body?: unknown; idempotencyKey?: string | undefined } = {}): Promise<T> {
+  private async call<T>(method: 'GET' | 'POST' | 'PUT' | 'DELETE', path: string, opts: { body?: unknown; idempotencyKey?: string | undefined } = {}): Promise<T> {
     const headers: Record<string, string> = { ...this.headers };
     if (opts.body !== undefined) headers['content-type'] = 'application/json';
     if (opts.idempotencyKey !== undefined) headers['idempotency-key'] = opts.idempotencyKey;

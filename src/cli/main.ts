@@ -10,6 +10,7 @@
 import { Command, CommanderError, Option } from 'commander';
 import { ApiClient } from './api-client.ts';
 import { registerBatch } from './commands/batch.ts';
+import { registerCallbacks } from './commands/callbacks.ts';
 import { registerEmulator } from './commands/emulator.ts';
 import { registerKeyfile } from './commands/keyfile.ts';
 import { registerFailures } from './commands/failures.ts';
@@ -27,7 +28,7 @@ Exit codes:
     0  success
     1  the service refused or failed (4xx, 5xx) or could not be reached
     2  bad usage or a bad input file (nothing was sent)
-    3  not found (status or revoke of an unknown message)
+    3  not found (status, revoke or callbacks replay of an unknown message)
     4  revoke not possible (409: being sent, delivered, or final)
   130  stopped by Ctrl-C (status --watch; batch, between chunks)
 
@@ -35,7 +36,7 @@ Environment:
   RBM_DISPATCH_URL      default for --url (${DEFAULT_URL})
   RBM_DISPATCH_API_KEY  default for --api-key (prefer it: a flag shows in the process list)`;
 
-const COMMANDS: readonly Register[] = [registerSend, registerBatch, registerStatus, registerRevoke, registerFailures, registerEmulator, registerKeyfile];
+const COMMANDS: readonly Register[] = [registerSend, registerBatch, registerStatus, registerRevoke, registerFailures, registerCallbacks, registerEmulator, registerKeyfile];
 
 export function buildProgram(run: (cmd: Command, body: CommandBody) => Promise<void>, streams: Streams = process): Command {
   const program = new Command('rbm-dispatch')
