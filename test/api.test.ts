@@ -16,7 +16,7 @@ const KEY = 'k-0123456789abcdef';
 
 beforeAll(async () => {
   h = await startHarness({ name: 'api', env: { RBM_AGENTS: 'agent-a:100,agent-b:100' } });
-  open = buildApi({ producer: h.producer, apiKeys: [], openWithoutKeys: true });
+  open = buildApi({ producer: h.producer, apiKeys: [], openWithoutKeys: true, callbacks: h.service.callbacks });
   keyed = buildApi({ producer: h.producer, apiKeys: [{ key: KEY, agents: ['agent-a'] }], openWithoutKeys: false });
   openUrl = await open.listen({ port: 0, host: '127.0.0.1' });
   keyedUrl = await keyed.listen({ port: 0, host: '127.0.0.1' });
@@ -91,10 +91,10 @@ describe('HTTP API', () => {
     const doc = (await (await fetch(`${openUrl}/openapi.json`)).json()) as { openapi: string; paths: Record<string, Record<string, { requestBody?: { content: { 'application/json': { schema: { properties: Record<string, unknown>; required?: string[] } } } } }>> };
     expect(doc.openapi).toMatch(/^3\./);
     expect(Object.keys(doc.paths).sort()).toEqual(
-      expect.arrayContaining(['/v1/messages', '/v1/messages:batch', '/v1/messages/{id}', '/v1/batches/{id}', '/v1/events', '/v1/events:batch']),
+      expect.arrayContaining(['/v1/messages', '/v1/messages:batch', '/v1/messages/{id}', '/v1/batches/{id}', '/v1/events', '/v1/events:batch', '/v1/callback', '/v1/messages/{id}/callbacks:replay']),
     );
     const message = doc.paths['/v1/messages']!.post!.requestBody!.content['application/json'].schema;
-    expect(Object.keys(message.properties)).toEqual(expect.arrayContaining(['to', 'contentMessage', 'messageTrafficType', 'ttl', 'fallback', 'idempotencyKey']));
+    expect(Object.keys(message.properties)).toEqual(expect.arrayContaining(['to', 'contentMessage', 'messageTrafficType', 'ttl', 'fallback', 'idempotencyKey', 'callbackUrl']));
     expect(message.properties).not.toHaveProperty('sendTime');
     const ui = await fetch(`${openUrl}/docs`, { redirect: 'follow' });
     expect(ui.status).toBe(200);
