@@ -1,5 +1,7 @@
 /** GET /metrics: the domain metrics follow what really happened (real stack, Prometheus text). */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { buildApi } from '../src/api/app.ts';
+import { createMetrics } from '../src/api/metrics.ts';
 import { httpCall, rcsPhone, startHarness, waitFor, type Harness } from './helpers.ts';
 
 let h: Harness;
@@ -50,5 +52,16 @@ describe('metrics', () => {
     expect(m.get('rbm_webhook_events_pending')).toBe(0);
     expect(m.has('rbm_queue_jobs{queue="sms-outbound",state="completed"}')).toBe(true);
     expect([...m.keys()].some((k) => k.startsWith('process_cpu_user_seconds_total'))).toBe(true);
+  });
+
+  it('a scrape that cannot read Redis answers 503 in the one error shape', async () => {
+    const app = buildApi({
+      producer: h.producer, apiKeys: [], openWithoutKeys: true,
+      metrics: createMetrics({ read: () => Promise.reject(new Error('Connection is closed.')) }),
+    });
+    const res = await app.inject({ method: 'GET', url: '/metrics' });
+    expect(res.statusCode).toBe(503);
+    expect(res.json()).toEqual({ error: { code: 'REDIS_UNAVAILABLE', message: expect.any(String), details: [] } });
+    await app.close();
   });
 });

@@ -59,6 +59,8 @@ export interface ApiOptions {
 export function buildApi(opts: ApiOptions): FastifyInstance {
   const app = Fastify({ loggerInstance: opts.logger || undefined, bodyLimit: 1024 * 1024 } as never) as unknown as FastifyInstance;
   app.setNotFoundHandler((request, reply) => reply.code(404).send(errorBody('NOT_FOUND', `no route ${request.method} ${request.url}`)));
+  // Every route outside the API (metrics, health, admin) answers failures in the one error shape too.
+  app.setErrorHandler((err, request, reply) => sendError(reply, err, request));
   registerOpenApi(app);
   if (opts.webhook) app.register(webhookRoutes(opts.webhook));
   if (opts.readiness) app.register(healthRoutes(opts.readiness));

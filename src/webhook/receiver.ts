@@ -65,7 +65,8 @@ export function webhookRoutes(opts: WebhookOptions) {
     app.setErrorHandler((err: FastifyError | WebhookBodyError, request, reply) => {
       counters.malformed++;
       if (err instanceof WebhookBodyError) return reply.code(400).send(errorBody(err.code, err.message));
-      if (err.code === 'FST_ERR_CTP_BODY_TOO_LARGE') return reply.code(400).send(errorBody('BODY_TOO_LARGE', `expected a body of at most ${opts.bodyLimitBytes} bytes`));
+      // 413 as on the API: the same code means the same status everywhere.
+      if (err.code === 'FST_ERR_CTP_BODY_TOO_LARGE') return reply.code(413).send(errorBody('BODY_TOO_LARGE', `expected a body of at most ${opts.bodyLimitBytes} bytes`));
       if (err.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE') return reply.code(400).send(errorBody('UNSUPPORTED_MEDIA_TYPE', 'expected Content-Type: application/json'));
       if (err.code === 'FST_ERR_CTP_EMPTY_JSON_BODY') return reply.code(400).send(errorBody('BODY_INVALID_JSON', 'expected a JSON body, got an empty body'));
       counters.malformed--;
