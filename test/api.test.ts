@@ -13,11 +13,12 @@ let openUrl: string;
 let keyedUrl: string;
 let queue: Queue;
 const KEY = 'k-0123456789abcdef';
+const KEY_2 = 'k-second-producer-0001';
 
 beforeAll(async () => {
   h = await startHarness({ name: 'api', env: { RBM_AGENTS: 'agent-a:100,agent-b:100' } });
   open = buildApi({ producer: h.producer, apiKeys: [], openWithoutKeys: true, callbacks: h.service.callbacks });
-  keyed = buildApi({ producer: h.producer, apiKeys: [{ key: KEY, agents: ['agent-a'] }], openWithoutKeys: false });
+  keyed = buildApi({ producer: h.producer, apiKeys: [{ key: KEY, agents: ['agent-a'] }, { key: KEY_2, agents: ['agent-a'] }], openWithoutKeys: false });
   openUrl = await open.listen({ port: 0, host: '127.0.0.1' });
   keyedUrl = await keyed.listen({ port: 0, host: '127.0.0.1' });
   queue = new Queue(outboundQueueName('agent-a'), { connection: h.redis.producer, prefix: h.config.queuePrefix });
@@ -85,6 +86,30 @@ describe('HTTP API', () => {
     expect((await post(keyedUrl, message, { authorization: 'Bearer wrong-key-0000000000' })).status).toBe(401);
     expect((await post(keyedUrl, { ...message, agentId: 'agent-b' }, { authorization: `Bearer ${KEY}` })).status).toBe(403);
     expect((await post(keyedUrl, message, { authorization: `Bearer ${KEY}` })).status).toBe(202);
+  });
+
+  it('idempotency keys belong to their API key: two producers with one key and one agent never share an ID', async () => {
+    const headers = (key: string) => ({ authorization: `Bearer ${key}`, 'idempotency-key': 'order-42' });
+    const first = await post(keyedUrl, message, headers(KEY));
+    const second = await post(keyedUrl, message, headers(KEY_2));
+    expect(first.body.duplicate).toBe(false);
+    expect(second.body.duplicate).toBe(false);
+    expect(second.body.messageId).not.toBe(first.body.messageId);
+    expect((await post(keyedUrl, message, headers(KEY))).body).toMatchObject({ messageId: first.body.messageId, duplicate: true });
+    // The library (and an API without keys) keeps its own namespace.
+    const library = await h.producer.sendMessage({ ...message, idempotencyKey: 'order-42' } as never);
+    expect(new Set([library.messageId, first.body.messageId, second.body.messageId]).size).toBe(3);
+    expect((await post(openUrl, message, { 'idempotency-key': 'order-42' })).body).toMatchObject({ messageId: library.messageId, duplicate: true });
+    // Batches and events likewise.
+    const batch = (key: string) => fetch(`${keyedUrl}/v1/messages:batch`, { method: 'POST', headers: { 'content-type': 'application/json', ...headers(key) }, body: JSON.stringify({ messages: [message] }) }).then((r) => r.json() as Promise<{ batchId: string; duplicates: number }>);
+    const [b1, b2] = [await batch(KEY), await batch(KEY_2)];
+    expect(b1.batchId).not.toBe(b2.batchId);
+    expect([b1.duplicates, b2.duplicates]).toEqual([0, 0]);
+    const event = (key: string) => fetch(`${keyedUrl}/v1/events`, { method: 'POST', headers: { 'content-type': 'application/json', ...headers(key) }, body: JSON.stringify({ to: message.to, agentId: 'agent-a', eventType: 'IS_TYPING' }) }).then((r) => r.json() as Promise<{ eventId: string; duplicate: boolean }>);
+    const [e1, e2] = [await event(KEY), await event(KEY_2)];
+    expect(e1.eventId).not.toBe(e2.eventId);
+    expect([e1.duplicate, e2.duplicate]).toEqual([false, false]);
+    expect((await event(KEY)).duplicate).toBe(true);
   });
 
   it('serves an OpenAPI document generated from the job schemas, and a browsable UI', async () => {

@@ -24,6 +24,12 @@ export function allowedAgentsOf(request: FastifyRequest): ReadonlySet<string> | 
   return (request as WithAgents).allowedAgents;
 }
 
+/** The namespace of the caller's idempotency keys: its API key's scope; none in an API without keys (the library's). */
+export function keyScopeOf(request: FastifyRequest): { keyScope?: string } {
+  const scope = (request as WithAgents).callbackScope;
+  return scope === DEFAULT_SCOPE ? {} : { keyScope: scope };
+}
+
 /** Whether the caller's key may see and act on messages of this agent. */
 export function mayUseAgent(request: FastifyRequest, agentId: string): boolean {
   const allowed = (request as WithAgents).allowedAgents;

@@ -3,7 +3,7 @@
  * typing indicators, up to 10,000 per call, all or nothing).
  */
 import type { FastifyInstance } from 'fastify';
-import { refuseForeignAgents } from './auth.ts';
+import { keyScopeOf, refuseForeignAgents } from './auth.ts';
 import { bulkItems, underField } from './bulk.ts';
 import { idempotencyHeader } from './message-routes.ts';
 import type { ApiOptions } from './app.ts';
@@ -17,7 +17,7 @@ export async function eventRoutes(app: FastifyInstance, opts: ApiOptions): Promi
     const key = idempotencyHeader(request);
     const input = key && body && typeof body === 'object' && body.idempotencyKey === undefined ? { ...body, idempotencyKey: key } : body;
     if (refuseForeignAgents(request, reply, producer, [input], '')) return reply;
-    return reply.code(202).send(await producer.sendEvent(input as never));
+    return reply.code(202).send(await producer.sendEvent(input as never, keyScopeOf(request)));
   });
 
   app.post('/v1/events::batch', { bodyLimit: 8 * 1024 * 1024, ...doc('events', 'Send up to 10,000 events, all or nothing', { type: 'object', properties: { events: { type: 'array', maxItems: 10_000, items: docSchemas.event } }, required: ['events'] }) }, async (request, reply) => {
@@ -27,7 +27,7 @@ export async function eventRoutes(app: FastifyInstance, opts: ApiOptions): Promi
     const keyed = key ? items.map((e, i) => (e && typeof e === 'object' && !('idempotencyKey' in e) && !('eventId' in e) ? { ...e, idempotencyKey: `${key}:${i}` } : e)) : items;
     let results;
     try {
-      results = await producer.sendEvents(keyed as never);
+      results = await producer.sendEvents(keyed as never, keyScopeOf(request));
     } catch (err) {
       throw underField(err, 'events');
     }

@@ -5,7 +5,7 @@
  */
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { RevokeError } from '../fallback/revoke.ts';
-import { mayUseAgent, refuseForeignAgents } from './auth.ts';
+import { keyScopeOf, mayUseAgent, refuseForeignAgents } from './auth.ts';
 import { callbackOption } from './callback-routes.ts';
 import { bulkItems, underField } from './bulk.ts';
 import { errorBody } from './errors.ts';
@@ -31,7 +31,7 @@ export async function messageRoutes(app: FastifyInstance, opts: ApiOptions): Pro
     const key = idempotencyHeader(request);
     const input = key && body && typeof body === 'object' && body.idempotencyKey === undefined ? { ...body, idempotencyKey: key } : body;
     if (refuseForeignAgents(request, reply, producer, [input], '')) return reply;
-    return reply.code(202).send(await producer.sendMessage(input as never, await callbackOption(request, opts)));
+    return reply.code(202).send(await producer.sendMessage(input as never, { ...keyScopeOf(request), ...(await callbackOption(request, opts)) }));
   });
 
   app.post('/v1/messages::batch', { bodyLimit: BATCH_BODY_LIMIT, ...doc('messages', 'Send up to 10,000 messages, all or nothing', { type: 'object', properties: { messages: { type: 'array', maxItems: 10_000, items: docSchemas.message } }, required: ['messages'] }) }, async (request, reply) => {
@@ -39,7 +39,7 @@ export async function messageRoutes(app: FastifyInstance, opts: ApiOptions): Pro
     if (refuseForeignAgents(request, reply, producer, items, 'messages')) return reply;
     const key = idempotencyHeader(request);
     try {
-      return reply.code(202).send(await producer.sendBatch(items as never, { ...(key ? { idempotencyKey: key } : {}), ...(await callbackOption(request, opts)) }));
+      return reply.code(202).send(await producer.sendBatch(items as never, { ...(key ? { idempotencyKey: key } : {}), ...keyScopeOf(request), ...(await callbackOption(request, opts)) }));
     } catch (err) {
       throw underField(err, 'messages');
     }

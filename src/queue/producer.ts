@@ -47,7 +47,22 @@ export interface ProducerOptions {
   now?: () => number;
 }
 
-export interface SendOptions {
+/**
+ * Whose idempotency keys these are: an API key's scope, so two producers
+ * (API keys) using the same key, even for one agent, never share IDs. None:
+ * the library's own namespace (and an API without keys).
+ */
+export interface KeyScope {
+  keyScope?: string | undefined;
+}
+
+/** The UUIDv5 of an idempotency key, in its kind's, agent's and scope's namespace. */
+function idOf(kind: 'message' | 'event' | 'batch', agentId: string, key: string, scope: string | undefined): string {
+  const agent = kind === 'batch' ? '' : `${agentId}:`;
+  return uuidv5(scope === undefined ? `${kind}:${agent}${key}` : `${kind}:${agent}${scope}:${key}`, ID_NAMESPACE);
+}
+
+export interface SendOptions extends KeyScope {
   batchId?: string;
   /**
    * Status callbacks for these messages: `url` for those without a callbackUrl
@@ -123,7 +138,7 @@ export class Producer {
       const expireAt = expirationMs(message, now);
       const url = callbackUrl ?? options.callback?.url;
       return {
-        messageId: messageId ?? (idempotencyKey ? uuidv5(`message:${agentId}:${idempotencyKey}`, ID_NAMESPACE) : uuidv4()),
+        messageId: messageId ?? (idempotencyKey ? idOf('message', agentId, idempotencyKey, options.keyScope) : uuidv4()),
         agentId,
         to,
         message: message as SendMessagePayload['message'],
@@ -174,13 +189,13 @@ export class Producer {
    * key the batchId is derived from it and every item without a key of its own
    * gets `<key>:<index>`, so a retried batch queues nothing twice.
    */
-  async sendBatch(inputs: readonly SendMessageInput[], options: { idempotencyKey?: string; callback?: SendOptions['callback'] } = {}): Promise<EnqueuedBatch> {
+  async sendBatch(inputs: readonly SendMessageInput[], options: { idempotencyKey?: string } & Pick<SendOptions, 'callback' | 'keyScope'> = {}): Promise<EnqueuedBatch> {
     const key = options.idempotencyKey;
-    const batchId = key ? uuidv5(`batch:${key}`, ID_NAMESPACE) : uuidv4();
+    const batchId = key ? idOf('batch', '', key, options.keyScope) : uuidv4();
     const items = key
       ? inputs.map((m, i) => (m && typeof m === 'object' && m.idempotencyKey === undefined && m.messageId === undefined ? { ...m, idempotencyKey: `${key}:${i}` } : m))
       : inputs;
-    const results = await this.sendMessages(items, { batchId, ...(options.callback ? { callback: options.callback } : {}) });
+    const results = await this.sendMessages(items, { batchId, keyScope: options.keyScope, ...(options.callback ? { callback: options.callback } : {}) });
     await this.opts.batches?.record(batchId, results.filter((r) => !r.duplicate).map((r) => r.messageId));
     return { batchId, messageIds: results.map((r) => r.messageId), duplicates: results.filter((r) => r.duplicate).length };
   }
@@ -195,17 +210,17 @@ export class Producer {
     return this.agentFor(agentId);
   }
 
-  async sendEvent(input: SendEventInput): Promise<EnqueuedEvent> {
-    const [one] = await this.sendEvents([input]);
+  async sendEvent(input: SendEventInput, options: KeyScope = {}): Promise<EnqueuedEvent> {
+    const [one] = await this.sendEvents([input], options);
     return one!;
   }
 
-  async sendEvents(inputs: readonly SendEventInput[]): Promise<EnqueuedEvent[]> {
+  async sendEvents(inputs: readonly SendEventInput[], options: KeyScope = {}): Promise<EnqueuedEvent[]> {
     const now = this.now();
     this.checkAll(inputs, (raw) => validate(sendEventInput, raw), 'event');
     const payloads = inputs.map((input): SendEventPayload => {
       const agentId = this.agentFor(input.agentId);
-      const keyed = input.eventId ?? (input.idempotencyKey ? uuidv5(`event:${agentId}:${input.idempotencyKey}`, ID_NAMESPACE) : undefined);
+      const keyed = input.eventId ?? (input.idempotencyKey ? idOf('event', agentId, input.idempotencyKey, options.keyScope) : undefined);
       return {
         eventId: keyed ?? uuidv4(),
         agentId,
