@@ -132,6 +132,12 @@ describe('rbm-dispatch CLI', () => {
     expect(listed.code).toBe(0);
     expect(json<{ failures: Array<{ messageId: string; reason: string }> }>(listed).failures).toEqual([expect.objectContaining({ messageId, reason: 'SMS_PROVIDER' })]);
     expect(listed.stdout).not.toContain('5551110000');
+    // Paging: a page of one names the next; the page before the oldest failure is empty.
+    const page = await inProcess('--url', base, 'failures', 'list', '--limit', '1');
+    const next = /^next (\d+)$/m.exec(page.stdout)?.[1];
+    expect(next).toBeDefined();
+    expect((await inProcess('--url', base, 'failures', 'list', '--before', '1')).stdout).toBe('no failures\n');
+    expect((await inProcess('--url', base, 'failures', 'list', '--before', 'soon')).code).toBe(2);
     const retried = await inProcess('--url', base, 'failures', 'retry', messageId);
     expect(retried).toMatchObject({ code: 0, stdout: 'retried 1\n' });
     await waitFor(async () => (await get<{ state: string }>(`/v1/messages/${messageId}`)).body.state, (st) => st === 'FALLBACK_SENT');

@@ -139,10 +139,11 @@ export class ApiClient {
     return this.call('GET', `/v1/batches/${encodeURIComponent(batchId)}`);
   }
 
-  listFailures(query: { reason?: string; limit?: number }): Promise<FailureList> {
+  listFailures(query: { reason?: string; limit?: number; before?: number }): Promise<FailureList> {
     const params = new URLSearchParams();
     if (query.reason) params.set('reason', query.reason);
     if (query.limit) params.set('limit', String(query.limit));
+    if (query.before) params.set('before', String(query.before));
     return this.call('GET', `/v1/failures${params.size ? `?${params}` : ''}`);
   }
 

@@ -13,12 +13,17 @@ export const registerFailures: Register = (program, run) => {
     .description('list failed messages, newest first, with their reason')
     .option('--reason <code>', 'only this error code (RBM_API, RBM_NETWORK, SMS_PROVIDER, ...)')
     .option('--limit <n>', 'at most this many (1-1000)', '100')
-    .action((opts: { reason?: string; limit: string }, cmd) =>
+    .option('--before <ms>', "only failures before this time (ms epoch): the previous page's `next`")
+    .addHelpText('after', '\nA full page ends with "next <ms>": pass it as --before for the next page (with --json: the "next" field).')
+    .action((opts: { reason?: string; limit: string; before?: string }, cmd) =>
       run(cmd, async ({ api, out }) => {
         const limit = Number(opts.limit);
         if (!Number.isInteger(limit) || limit < 1 || limit > 1000) throw new UsageError(`--limit: expected a whole number from 1 to 1000, got '${opts.limit}'`);
-        const list = await api().listFailures({ ...(opts.reason ? { reason: opts.reason } : {}), limit });
-        out.result(list, list.failures.length === 0 ? ['no failures'] : list.failures.map((f) => `${f.messageId} ${f.state} ${f.reason} ${f.to} ${new Date(f.failedAt).toISOString()} ${f.message}`));
+        const before = opts.before === undefined ? undefined : Number(opts.before);
+        if (before !== undefined && (!Number.isSafeInteger(before) || before < 1)) throw new UsageError(`--before: expected a time in ms since the epoch (a page's next), got '${opts.before}'`);
+        const list = await api().listFailures({ ...(opts.reason ? { reason: opts.reason } : {}), limit, ...(before !== undefined ? { before } : {}) });
+        const lines = list.failures.map((f) => `${f.messageId} ${f.state} ${f.reason} ${f.to} ${new Date(f.failedAt).toISOString()} ${f.message}`);
+        out.result(list, lines.length === 0 ? ['no failures'] : list.next === undefined ? lines : [...lines, `next ${list.next}`]);
         return ExitCodes.OK;
       }),
     );
