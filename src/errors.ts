@@ -22,6 +22,7 @@ export const ErrorCodes = {
   SMS_PROVIDER: 'SMS_PROVIDER',
   REVOKE_NOT_POSSIBLE: 'REVOKE_NOT_POSSIBLE',
   CALLBACK_DELIVERY: 'CALLBACK_DELIVERY',
+  CALLBACK_REPLAY: 'CALLBACK_REPLAY',
 } as const;
 export type ErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes];
 

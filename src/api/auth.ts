@@ -12,11 +12,12 @@ import { errorBody } from './errors.ts';
 
 const digest = (s: string) => createHash('sha256').update(s).digest();
 
-type WithAgents = FastifyRequest & { allowedAgents: Set<string> | null; callbackScope: string };
+/** allowedAgents: null when any; scope: the caller's API key's (callbacks, idempotency keys), 'default' without keys. */
+type WithAgents = FastifyRequest & { allowedAgents: Set<string> | null; scope: string };
 
 /** The caller's status callback scope: its API key's, or 'default' in an API without keys. */
 export function callbackScopeOf(request: FastifyRequest): string {
-  return (request as WithAgents).callbackScope;
+  return (request as WithAgents).scope;
 }
 
 /** The agents the caller's key may use; null when any (an API without keys). */
@@ -26,7 +27,7 @@ export function allowedAgentsOf(request: FastifyRequest): ReadonlySet<string> | 
 
 /** The namespace of the caller's idempotency keys: its API key's scope; none in an API without keys (the library's). */
 export function keyScopeOf(request: FastifyRequest): { keyScope?: string } {
-  const scope = (request as WithAgents).callbackScope;
+  const scope = (request as WithAgents).scope;
   return scope === DEFAULT_SCOPE ? {} : { keyScope: scope };
 }
 
@@ -39,7 +40,7 @@ export function mayUseAgent(request: FastifyRequest, agentId: string): boolean {
 export function registerApiKeys(app: FastifyInstance, apiKeys: readonly ApiKeyConfig[], openWithoutKeys: boolean): void {
   const keys = apiKeys.map((k) => ({ digest: digest(k.key), agents: new Set(k.agents), scope: scopeOfApiKey(k.key) }));
   app.decorateRequest('allowedAgents', null);
-  app.decorateRequest('callbackScope', DEFAULT_SCOPE);
+  app.decorateRequest('scope', DEFAULT_SCOPE);
   app.addHook('onRequest', async (request, reply) => {
     if (keys.length === 0) {
       if (openWithoutKeys) return;
@@ -50,7 +51,7 @@ export function registerApiKeys(app: FastifyInstance, apiKeys: readonly ApiKeyCo
     const match = presented && keys.find((k) => timingSafeEqual(k.digest, presented));
     if (!match) return reply.code(401).send(errorBody('UNAUTHENTICATED', 'expected Authorization: Bearer <API key>'));
     (request as WithAgents).allowedAgents = match.agents;
-    (request as WithAgents).callbackScope = match.scope;
+    (request as WithAgents).scope = match.scope;
   });
 }
 

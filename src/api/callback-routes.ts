@@ -6,8 +6,7 @@
  * /v1/messages/:id/callbacks:replay sends a message's changes again.
  */
 import type { FastifyInstance, FastifyRequest } from 'fastify';
-import { callbackUrl } from '../../jobs/common.ts';
-import { validate } from '../../jobs/common.ts';
+import { callbackUrl, validate } from '../../jobs/common.ts';
 import { ReplayError } from '../callbacks/replay.ts';
 import { PayloadError } from '../errors.ts';
 import type { SendOptions } from '../queue/producer.ts';

@@ -15,7 +15,7 @@ export class ReplayError extends DispatchError {
     readonly reason: 'NOT_FOUND' | 'NO_CALLBACK',
     message: string,
   ) {
-    super(ErrorCodes.CALLBACK_DELIVERY, message);
+    super(ErrorCodes.CALLBACK_REPLAY, message);
     this.name = 'ReplayError';
   }
 }
