@@ -232,7 +232,12 @@ export function lineOf(proc: ChildProcess, match: RegExp, stream: 'stdout' | 'st
       }
     };
     proc[stream]!.on('data', onData);
-    proc.once('exit', (code) => reject(new Error(`exited with ${code} before printing ${match}: ${buffered.slice(-500)}`)));
+    // The other stream too, so a start that fails says why (its reason goes to stderr).
+    const other = proc[stream === 'stdout' ? 'stderr' : 'stdout'];
+    let otherText = '';
+    const onOther = (d: Buffer) => void (otherText = (otherText + d.toString()).slice(-1000));
+    other?.on('data', onOther);
+    proc.once('exit', (code) => reject(new Error(`exited with ${code} before printing ${match}: ${buffered.slice(-500)}${otherText ? `\n(other stream) ${otherText.slice(-500)}` : ''}`)));
   });
 }
 

@@ -6,6 +6,8 @@
  * server on PORT.
  */
 import { randomBytes } from 'node:crypto';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { buildApi } from '../src/api/app.ts';
 import { createMetrics } from '../src/api/metrics.ts';
@@ -39,12 +41,14 @@ runProcess('rbm-dispatch', async () => {
       phoneDefaults: { deliveryDelayMs: 500, readDelayMs: 2000, readProbability: 1 },
       webhook: { url: `http://127.0.0.1:${config.port}/webhooks/rbm`, clientTokens },
     });
-    const keyFile = join('.data', 'emulator-key.json');
+    // A key of this run's own: two services started in one checkout must not trust each other's emulator key.
+    const keyDir = await mkdtemp(join(tmpdir(), 'rbm-dispatch-emulator-'));
+    const keyFile = join(keyDir, 'key.json');
     await emulator.writeKeyFile(keyFile);
     rbm = { baseUrl: emulator.url, keyFile };
     emulatorUrl = emulator.url;
     log.warn({ emulator: emulator.url, keyFile }, '*** EMULATOR MODE: no GOOGLE_APPLICATION_CREDENTIALS set, messages go to the built-in RBM emulator, not to Google ***');
-    steps.push(['emulator', () => emulator.close()]);
+    steps.push(['emulator', () => emulator.close()], ['emulator key', () => rm(keyDir, { recursive: true, force: true })]);
   } else {
     rbm = { baseUrl: loaded.rbmEndpoint.url, keyFile: config.credentialsFile! };
   }
