@@ -9,14 +9,13 @@ import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { buildApi } from '../src/api/app.ts';
-import { createMetrics } from '../src/api/metrics.ts';
 import { loadConfig } from '../src/config.ts';
 import { startEmulator } from '../src/emulator/index.ts';
 import { createLogger } from '../src/logger.ts';
 import { ensureRedis } from '../src/queue/local-redis.ts';
 import { createService } from '../src/service.ts';
 import { smsSettingsFrom } from '../src/sms/from-config.ts';
+import { serviceApp } from './http.ts';
 import { runProcess, type Step } from './lifecycle.ts';
 
 runProcess('rbm-dispatch', async () => {
@@ -59,20 +58,7 @@ runProcess('rbm-dispatch', async () => {
   service.startSms();
   if (config.callbacks.secret !== undefined) service.startCallbacks();
   else log.info('status callbacks are off: set CALLBACK_SECRET to turn them on');
-  const metrics = createMetrics({ read: () => service.metricsSource.read(), webhookCounters: service.webhookCounters });
-  const app = buildApi({
-    producer: service.producer,
-    revoke: service.revoke,
-    apiKeys: config.apiKeys,
-    openWithoutKeys: emulated,
-    logger: log,
-    webhook: { clientTokens, intake: service.intake, bodyLimitBytes: config.inbound.bodyLimitBytes, counters: service.webhookCounters, log, observeLag: metrics.observeWebhookLag },
-    metrics,
-    admin: { queues: service.metricsSource.queues, adminKey: config.adminApiKey, open: emulated },
-    readiness: service.readiness(),
-    failures: { list: service.failures, redrive: service.redrive },
-    callbacks: service.callbacks,
-  });
+  const app = serviceApp(service, config, log, { open: emulated, clientTokens });
   await app.listen({ port: config.port, host: config.host });
   log.info({ url: `http://${config.host}:${config.port}`, agents: config.agents, redis: redis.url, sms: config.sms.provider }, 'rbm-dispatch is up');
 
