@@ -13,7 +13,8 @@ export type Validation<T> = { ok: true; value: T } | { ok: false; problems: Prob
 /** BullMQ options a job contract defaults to; the worker config may override them. */
 export type JobDefaults = {
   readonly attempts: number;
-  readonly backoff: { readonly type: 'exponential' | 'fixed'; readonly delay: number; readonly jitter?: number };
+  /** BullMQ's own types, or a named schedule the queue's worker implements (see src/queue/workers.ts). */
+  readonly backoff: { readonly type: 'exponential' | 'fixed' | 'inbound-schedule'; readonly delay: number; readonly jitter?: number };
 };
 
 /** What each jobs/<name>.ts exports as its contract; jobs/index.ts collects them. */

@@ -64,9 +64,19 @@ export function inboundEventJobId(key: string): string {
   return `in-${key}`;
 }
 
+/**
+ * An event that could not be applied for a passing reason (Redis, a revoke call
+ * that failed) is retried on this schedule: 0.5 s doubling to 5 min, for as long
+ * as its webhook is deduplicated (7 days). A fact RBM told us is not dropped
+ * because a short retry budget ran out; an event that only waits on its message
+ * never comes here (it is parked on the record).
+ */
+export const INBOUND_RETRY_BACKOFF = 'inbound-schedule';
+export const inboundRetrySchedule = { baseMs: 500, maxDelayMs: 300_000, forMs: 7 * 24 * 3_600_000 } as const;
+
 export const defaultInboundEventOptions = {
-  attempts: 10,
-  backoff: { type: 'exponential', delay: 500, jitter: 0.5 },
+  attempts: 2_030,
+  backoff: { type: INBOUND_RETRY_BACKOFF, delay: inboundRetrySchedule.baseMs },
 } as const satisfies JobDefaults;
 
 export const inboundEventJob = {

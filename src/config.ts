@@ -58,8 +58,12 @@ export interface Config {
     dedupeTtlMs: number;
     bodyLimitBytes: number;
   };
-  /** BullMQ stalled-job recovery: how soon a crashed worker's jobs run again. */
-  worker: { stalledIntervalMs: number; lockDurationMs: number };
+  /**
+   * BullMQ stalled-job recovery: a crashed worker's jobs run again within about
+   * lockDurationMs + stalledIntervalMs (README "Recovery after a crash"); a job
+   * that stalls more than maxStalledCount times fails.
+   */
+  worker: { stalledIntervalMs: number; lockDurationMs: number; maxStalledCount: number };
   apiKeys: readonly ApiKeyConfig[];
   /** The key of /admin/queues (bull-board). */
   adminApiKey: string | undefined;
@@ -364,8 +368,9 @@ export function loadConfig(env: Env): Readonly<Config> {
       bodyLimitBytes: r.int('WEBHOOK_BODY_LIMIT_BYTES', 1024 * 1024, 1024, 64 * 1024 * 1024),
     },
     worker: {
-      stalledIntervalMs: r.int('WORKER_STALLED_INTERVAL_MS', 30_000, 100, 3_600_000),
-      lockDurationMs: r.int('WORKER_LOCK_DURATION_MS', 30_000, 100, 3_600_000),
+      stalledIntervalMs: r.int('WORKER_STALLED_INTERVAL_MS', 3000, 100, 3_600_000),
+      lockDurationMs: r.int('WORKER_LOCK_DURATION_MS', 5000, 100, 3_600_000),
+      maxStalledCount: r.int('WORKER_MAX_STALLED_COUNT', 20, 0, 1000),
     },
     apiKeys: parseApiKeys(r),
     adminApiKey: r.raw('ADMIN_API_KEY'),

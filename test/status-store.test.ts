@@ -33,7 +33,7 @@ describe('state machine', () => {
       'NOT_RCS>FALLBACK_QUEUED',
       'QUEUED>EXPIRED', 'QUEUED>FAILED', 'QUEUED>REVOKED', 'QUEUED>SENDING',
       'DELIVERED>READ',
-      'FAILED>QUEUED',
+      'FAILED>DELIVERED', 'FAILED>QUEUED', 'FAILED>READ',
       'REVOKED>DELIVERED', 'REVOKED>FALLBACK_QUEUED', 'REVOKED>READ',
       'SENDING>EXPIRED', 'SENDING>FAILED', 'SENDING>NOT_RCS', 'SENDING>SENDING', 'SENDING>SENT',
       'SENT>DELIVERED', 'SENT>EXPIRED', 'SENT>FALLBACK_QUEUED', 'SENT>READ', 'SENT>REVOKED',
@@ -68,9 +68,9 @@ describe('StatusStore', () => {
 
   it('moves along allowed edges, counts attempts, keeps the error and the timeline', async () => {
     await store.createMany([{ messageId: id(2), agentId: 'a', to: '+12223334444' }], 1);
-    expect(await store.transition(id(2), 'SENDING', { now: 2 })).toEqual({ ok: true, from: 'QUEUED' });
-    expect(await store.transition(id(2), 'SENDING', { now: 3, countAttempt: true, error: { code: 'RBM_API', message: '503' } })).toEqual({ ok: true, from: 'SENDING' });
-    expect(await store.transition(id(2), 'SENT', { now: 4, countAttempt: true })).toEqual({ ok: true, from: 'SENDING' });
+    expect(await store.transition(id(2), 'SENDING', { now: 2 })).toEqual({ ok: true, from: 'QUEUED', state: 'SENDING' });
+    expect(await store.transition(id(2), 'SENDING', { now: 3, countAttempt: true, error: { code: 'RBM_API', message: '503' } })).toEqual({ ok: true, from: 'SENDING', state: 'SENDING' });
+    expect(await store.transition(id(2), 'SENT', { now: 4, countAttempt: true })).toEqual({ ok: true, from: 'SENDING', state: 'SENT' });
     const status = await store.get(id(2));
     expect(status).toMatchObject({ state: 'SENT', attempts: 2, updatedAt: 4, lastError: { code: 'RBM_API', message: '503' } });
     expect(status!.timeline.map((t) => t.state)).toEqual(['QUEUED', 'SENDING', 'SENDING', 'SENT']);
@@ -87,12 +87,12 @@ describe('StatusStore', () => {
   it('creates the record on the first move of a message that had none (its job was its QUEUED state)', async () => {
     const create = { messageId: id(4), agentId: 'agent-a', to: '+12223334444', createdAt: 10, trafficType: 'PROMOTION', batchId: 'b9' };
     expect(await store.transition(id(4), 'SENDING', { now: 20 })).toEqual({ ok: false, from: null });
-    expect(await store.transition(id(4), 'SENDING', { now: 20, create })).toEqual({ ok: true, from: 'QUEUED' });
+    expect(await store.transition(id(4), 'SENDING', { now: 20, create })).toEqual({ ok: true, from: 'QUEUED', state: 'SENDING' });
     const status = await store.get(id(4));
     expect(status).toMatchObject({ state: 'SENDING', agentId: 'agent-a', to: '+1222***4444', createdAt: 10, updatedAt: 20, trafficType: 'PROMOTION', batchId: 'b9' });
     expect(status!.timeline).toEqual([{ state: 'QUEUED', at: 10 }, { state: 'SENDING', at: 20 }]);
     // An existing record wins over the create data.
-    expect(await store.transition(id(4), 'SENT', { now: 30, create: { ...create, agentId: 'other' } })).toEqual({ ok: true, from: 'SENDING' });
+    expect(await store.transition(id(4), 'SENT', { now: 30, create: { ...create, agentId: 'other' } })).toEqual({ ok: true, from: 'SENDING', state: 'SENT' });
     expect((await store.get(id(4)))!.agentId).toBe('agent-a');
     // A create can only enter states reachable from QUEUED.
     expect(await store.transition(id(5), 'SENT', { create: { ...create, messageId: id(5) } })).toEqual({ ok: false, from: null });
@@ -149,5 +149,61 @@ describe('the failures index', () => {
     expect(agentB.sort()).toEqual(ids.filter((_, n) => agentOf(n) === 'agent-b').sort());
     const apiB = await pageAll({ code: 'RBM_API', agents: new Set(['agent-b']) }, 10);
     expect(apiB.sort()).toEqual(ids.filter((_, n) => agentOf(n) === 'agent-b' && n % 5 === 0).sort());
+  });
+});
+
+describe('events parked on a waiting message', () => {
+  const event = (type: string, messageId: string) => ({ kind: 'userEvent', agentId: 'a', payload: { eventType: type, messageId }, receivedAt: 1 });
+  const intake = () => redis.xrange(`${prefix}:webhook-events`, '-', '+');
+
+  it('keeps DELIVERED and READ on a SENDING record and applies them in the step that moves it to SENT', async () => {
+    const mid = id(300);
+    await store.createMany([{ messageId: mid, agentId: 'a', to: '+12223334444' }], 1);
+    await store.transition(mid, 'SENDING', { now: 2 });
+    // The refused move leaves no "no change" entry while the message waits.
+    expect(await store.transition(mid, 'READ', { now: 3, event: 'READ' })).toEqual({ ok: false, from: 'SENDING' });
+    expect(await store.park(mid, 'READ', event('READ', mid))).toBe('PARKED');
+    expect(await store.park(mid, 'DELIVERED', event('DELIVERED', mid))).toBe('PARKED');
+    // A repeat of the same fact is kept once.
+    expect(await store.park(mid, 'DELIVERED', event('DELIVERED', mid))).toBe('PARKED');
+    expect((await store.get(mid))!.timeline.map((t) => t.state)).toEqual(['QUEUED', 'SENDING']);
+    // A retry that stays SENDING applies nothing.
+    expect(await store.transition(mid, 'SENDING', { now: 4 })).toEqual({ ok: true, from: 'SENDING', state: 'SENDING' });
+    expect(await store.transition(mid, 'SENT', { now: 5, countAttempt: true })).toEqual({ ok: true, from: 'SENDING', state: 'READ' });
+    const status = await store.get(mid);
+    // DELIVERED before READ whatever order they came in, one entry each, none left parked.
+    expect(status!.timeline.map((t) => [t.state, t.event ?? ''])).toEqual([['QUEUED', ''], ['SENDING', ''], ['SENDING', ''], ['SENT', ''], ['DELIVERED', 'DELIVERED'], ['READ', 'READ']]);
+    expect(await redis.hexists(store.key(mid), 'pend')).toBe(0);
+    expect((await intake()).filter(([, f]) => f[1]!.includes(mid))).toHaveLength(0);
+  });
+
+  it('hands other events back to the intake stream when the message settles, in the same step', async () => {
+    const mid = id(301);
+    await store.createMany([{ messageId: mid, agentId: 'a', to: '+12223334444' }], 1);
+    await store.transition(mid, 'SENDING');
+    const ttl = { kind: 'serverEvent', agentId: 'a', payload: { eventType: 'TTL_EXPIRATION_REVOKED', messageId: mid, phoneNumber: '+12223334444' }, receivedAt: 1 };
+    expect(await store.park(mid, 'TTL_EXPIRATION_REVOKED', ttl)).toBe('PARKED');
+    expect(await store.transition(mid, 'SENT')).toMatchObject({ ok: true, state: 'SENT' });
+    const back = (await intake()).filter(([, f]) => f[1]!.includes(mid));
+    expect(back.map(([, f]) => JSON.parse(f[1]!))).toEqual([ttl]);
+  });
+
+  it('a send given up on still learns of its delivery (FAILED → DELIVERED), and leaves the failures index', async () => {
+    const mid = id(302);
+    await store.createMany([{ messageId: mid, agentId: 'a', to: '+12223334444' }], 1);
+    await store.transition(mid, 'SENDING');
+    expect(await store.park(mid, 'DELIVERED', event('DELIVERED', mid))).toBe('PARKED');
+    expect(await store.transition(mid, 'FAILED', { error: { code: 'RBM_NETWORK', message: 'reset' } })).toMatchObject({ ok: true, state: 'DELIVERED' });
+    expect(await redis.zscore(store.failuresKey, mid)).toBeNull();
+  });
+
+  it('answers the state of a message that no longer waits, and nothing for an unknown one', async () => {
+    const mid = id(303);
+    await store.createMany([{ messageId: mid, agentId: 'a', to: '+12223334444' }], 1);
+    await store.transition(mid, 'SENDING');
+    await store.transition(mid, 'SENT');
+    expect(await store.park(mid, 'DELIVERED', event('DELIVERED', mid))).toBe('SENT');
+    expect(await redis.hexists(store.key(mid), 'pend')).toBe(0);
+    expect(await store.park(id(304), 'DELIVERED', event('DELIVERED', id(304)))).toBeNull();
   });
 });

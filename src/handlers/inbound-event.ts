@@ -3,8 +3,10 @@
  * message there and cancel its local deadline; TTL_EXPIRATION_REVOKED falls
  * back; TTL_EXPIRATION_REVOKE_FAILED follows the policy by traffic type
  * (fall back at once, or revoke and fall back on 200, delivered on 404).
- * Events about a message still being sent wait (retry); events about
- * unknown messages are counted and dropped. User messages and user events
+ * An event about a message whose own step is still under way (QUEUED,
+ * SENDING, FALLBACK_SENDING) is parked on its record and applied when the
+ * message settles, however long that takes; events about unknown messages
+ * are counted and dropped. User messages and user events
  * go to consumers, with an optional automatic READ.
  */
 import { validate } from '../../jobs/common.ts';
@@ -13,7 +15,7 @@ import { classify, PayloadError, StatusTransitionError } from '../errors.ts';
 import type { RequestFallback } from '../fallback/fallback.ts';
 import type { DeadlinePort, InboundConsumerPort } from '../fallback/ports.ts';
 import type { RbmClient } from '../rbm/client.ts';
-import type { MessageState } from '../status/states.ts';
+import { isWaiting, type MessageState } from '../status/states.ts';
 import type { StatusPort } from '../status/store.ts';
 import type { Handler, Logger, Outcome } from './types.ts';
 
@@ -31,19 +33,29 @@ export interface InboundEventDeps {
   log: Logger;
 }
 
-/** States in which our own send is not settled yet: an event about them waits for it. */
-const NOT_SETTLED: ReadonlyArray<MessageState | null> = ['QUEUED', 'SENDING', 'FALLBACK_SENDING'];
+/**
+ * The message was waiting when the event came: park the event. Thrown inside the
+ * handler, caught by its outer loop, which has the whole event to park.
+ */
+class MustWait extends Error {
+  constructor(readonly messageId: string, readonly eventType: string) {
+    super(`message ${messageId} is still being sent: ${eventType} waits for it`);
+  }
+}
+
+/** A park that finds the message settled (it moved in between) handles the event again, this many times. */
+const MAX_REHANDLE = 3;
 
 export function createInboundEventHandler(deps: InboundEventDeps): Handler {
   const { status } = deps;
 
-  /** A refusal means: unknown message (count, drop), not settled yet (retry), or already past (kept in the timeline). */
+  /** A refusal means: unknown message (count, drop), waiting (park the event), or already past (kept in the timeline). */
   async function refused(messageId: string, event: string, from: MessageState | null): Promise<Outcome> {
     if (from === null) {
       await deps.count('unknownMessageEvents');
       return { outcome: 'UNKNOWN_MESSAGE', event };
     }
-    if (NOT_SETTLED.includes(from)) throw new StatusTransitionError(messageId, from, event);
+    if (isWaiting(from)) throw new MustWait(messageId, event);
     return { outcome: 'NO_CHANGE', event, state: from };
   }
 
@@ -104,12 +116,7 @@ export function createInboundEventHandler(deps: InboundEventDeps): Handler {
     return { outcome: 'PUBLISHED', kind: event.kind };
   }
 
-  return async (payload): Promise<Outcome> => {
-    const checked = validate(inboundEventPayload, payload);
-    if (!checked.ok) throw new PayloadError('inbound-event payload', checked.problems);
-    const event = checked.value;
-    await deps.count('inboundEvents');
-
+  async function handle(event: InboundEventPayload): Promise<Outcome> {
     if (event.kind === 'userEvent') {
       const e = validate(userEventSchema, event.payload);
       if (!e.ok) throw new PayloadError('UserEvent', e.problems);
@@ -131,5 +138,24 @@ export function createInboundEventHandler(deps: InboundEventDeps): Handler {
       if (!m.ok) throw new PayloadError('UserMessage', m.problems);
     }
     return toConsumers(event);
+  }
+
+  return async (payload): Promise<Outcome> => {
+    const checked = validate(inboundEventPayload, payload);
+    if (!checked.ok) throw new PayloadError('inbound-event payload', checked.problems);
+    const event = checked.value;
+    await deps.count('inboundEvents');
+    for (let round = 1; ; round++) {
+      try {
+        return await handle(event);
+      } catch (err) {
+        if (!(err instanceof MustWait)) throw err;
+        const parked = await status.park(err.messageId, err.eventType, event);
+        if (parked === 'PARKED') return { outcome: 'PARKED', event: err.eventType };
+        // It settled between the refusal and the park: handle the event again; past a few
+        // rounds of such luck, the queue's retry takes over (a retry with no budget to run out).
+        if (round >= MAX_REHANDLE) throw new StatusTransitionError(err.messageId, parked, err.eventType);
+      }
+    }
   };
 }

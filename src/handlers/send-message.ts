@@ -104,9 +104,10 @@ export function createSendMessageHandler(deps: SendMessageDeps): Handler {
       throw err;
     }
     const sent = await status.transition(id, 'SENT', { countAttempt: true });
-    if (sent.ok && p.expireAt !== undefined) {
+    // A DELIVERED that came while we were sending was applied in the same step: no deadline then.
+    if (sent.ok && sent.state === 'SENT' && p.expireAt !== undefined) {
       await deps.deadlines.schedule({ messageId: id, agentId: p.agentId, to: p.to, expireAt: p.expireAt }, p.expireAt + deps.graceMs);
     }
-    return { outcome: 'SENT', attempt: ctx.attempt };
+    return { outcome: 'SENT', attempt: ctx.attempt, ...(sent.ok && sent.state !== 'SENT' ? { state: sent.state } : {}) };
   };
 }

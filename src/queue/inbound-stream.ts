@@ -18,15 +18,14 @@ import type { Redis } from 'ioredis';
 import type { InboundEventPayload } from '../../jobs/inbound-event.ts';
 import { classify } from '../errors.ts';
 import type { Handler, Logger } from '../handlers/types.ts';
+import { intakeStreamKey } from '../status/store.ts';
 import type { InboundIntake } from '../webhook/receiver.ts';
 
 /** The consumer group of the webhook stream. */
 export const INBOUND_GROUP = 'inbound';
 
 /** Outside BullMQ's `<prefix>:<queue>:*` keys (its own event stream is `<prefix>:rbm-inbound:events`). */
-export function inboundStreamKey(prefix: string): string {
-  return `${prefix}:webhook-events`;
-}
+export const inboundStreamKey = intakeStreamKey;
 
 export function webhookDedupeKey(prefix: string, agentId: string, id: string): string {
   return `${prefix}:webhook-seen:${agentId}:${id}`;
@@ -130,6 +129,16 @@ export function startStreamConsumer(opts: StreamConsumerOptions): StreamConsumer
     }
   }
 
+  /**
+   * The stream's lock renewal: claiming our own entries again resets their idle
+   * time, so a slow handler's entry is not taken over while it still runs
+   * (claimIdleMs can then be short, and a crashed consumer's entries move soon).
+   */
+  async function heartbeat(): Promise<void> {
+    if (handling.size === 0) return;
+    await opts.redis.xclaim(stream, group, consumer, 0, ...handling, 'JUSTID');
+  }
+
   async function claimStale(): Promise<void> {
     const [, entries] = (await opts.redis.xautoclaim(stream, group, consumer, opts.claimIdleMs, '0-0', 'COUNT', 100)) as [string, Array<[string, string[]] | null>];
     for (const entry of entries) if (entry) start(entry[0], entry[1]);
@@ -145,6 +154,7 @@ export function startStreamConsumer(opts: StreamConsumerOptions): StreamConsumer
       }
       if (Date.now() - lastClaim >= opts.claimIdleMs / 2) {
         lastClaim = Date.now();
+        await heartbeat();
         await claimStale();
       }
       const read = (await opts.blocking.xreadgroup('GROUP', group, consumer, 'COUNT', opts.concurrency - inFlight, 'BLOCK', Math.min(1000, opts.claimIdleMs), 'STREAMS', stream, '>')) as

@@ -54,9 +54,9 @@ export class BullDeadlines implements DeadlinePort {
 }
 
 /**
- * Inbound events that must wait (their message is still being sent) leave
+ * Inbound events that failed for a passing reason (Redis, a revoke call) leave
  * the webhook stream for a delayed job on the inbound queue, which BullMQ
- * retries with backoff; the stream stays a fast path for the common case.
+ * retries on the inbound schedule; the stream stays a fast path.
  */
 export class BullInboundRetries {
   readonly queue: Queue;
@@ -66,6 +66,7 @@ export class BullInboundRetries {
 
   async retryLater(event: unknown): Promise<void> {
     const { attempts, backoff } = defaultInboundEventOptions;
+    // The stream's try was the first: the job starts after the schedule's first delay.
     await this.queue.add(INBOUND_EVENT, event, { attempts: attempts - 1, backoff, delay: backoff.delay });
   }
 

@@ -27,6 +27,8 @@ export interface QueueWorkerOptions {
   /** How long a job's lock lasts, and how often locks of crashed workers are checked (BullMQ stalled jobs). */
   lockDurationMs: number;
   stalledIntervalMs: number;
+  /** A job whose worker died this many times fails; a send is safe to run again (stable IDs), so it is generous. */
+  maxStalledCount: number;
   /** Pause on a 429 that carried no Retry-After. */
   rateLimitPauseMs: number;
   keepCompleted: number;
@@ -80,6 +82,7 @@ export function startQueueWorker(opts: QueueWorkerOptions): QueueWorker {
     ...(opts.ratePerSec ? { limiter: limiterFor(opts.ratePerSec, opts.limiterWindowMs) } : {}),
     lockDuration: opts.lockDurationMs,
     stalledInterval: opts.stalledIntervalMs,
+    maxStalledCount: opts.maxStalledCount,
     ...(opts.backoffStrategy ? { settings: { backoffStrategy: opts.backoffStrategy } } : {}),
     // At worker level these take {count}/{age}; `true` breaks completion in bullmq 6.7 (DESIGN.md).
     removeOnComplete: { count: opts.keepCompleted },

@@ -7,7 +7,7 @@
  */
 import type { Redis } from 'ioredis';
 import { CHECK_EXPIRY } from '../../jobs/check-expiry.ts';
-import { INBOUND_EVENT, INBOUND_QUEUE } from '../../jobs/inbound-event.ts';
+import { INBOUND_EVENT, INBOUND_QUEUE, inboundRetrySchedule } from '../../jobs/inbound-event.ts';
 import { outboundQueueName } from '../../jobs/index.ts';
 import { SEND_EVENT } from '../../jobs/send-event.ts';
 import { SEND_MESSAGE } from '../../jobs/send-message.ts';
@@ -59,6 +59,7 @@ function base(c: Common): Omit<QueueWorkerOptions, 'queueName' | 'handlers' | 'c
     keepFailedMs: config.dispatch.keepFailedMs,
     lockDurationMs: config.worker.lockDurationMs,
     stalledIntervalMs: config.worker.stalledIntervalMs,
+    maxStalledCount: config.worker.maxStalledCount,
     log: c.log,
   };
 }
@@ -107,7 +108,9 @@ export function startInboundWorker(deps: Common & Omit<InboundEventDeps, 'status
     [INBOUND_EVENT]: inboundEvent,
     [CHECK_EXPIRY]: createCheckExpiryHandler({ status: deps.status, requestFallback: deps.requestFallback, rbm: deps.rbm, log: deps.log }),
   };
-  const queueWorker = startQueueWorker({ ...base(deps), queueName: INBOUND_QUEUE, handlers, concurrency: config.inbound.concurrency });
+  const queueWorker = startQueueWorker({
+    ...base(deps), queueName: INBOUND_QUEUE, handlers, concurrency: config.inbound.concurrency, backoffStrategy: backoffStrategy(inboundRetrySchedule),
+  });
   const consumer = startStreamConsumer({
     stream: inboundStreamKey(config.queuePrefix),
     group: INBOUND_GROUP,

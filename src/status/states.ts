@@ -10,17 +10,23 @@
  *     │          │ │       └─► REVOKED ─► FALLBACK_QUEUED   (producer revoke, DELETE 200)
  *     │          │ └─► NOT_RCS ─► FALLBACK_QUEUED   (404 at send)
  *     │          └─► FAILED | EXPIRED   (400/403, attempts exhausted | TTL passed in our queue)
+ *     │                FAILED ─► DELIVERED | READ   (RBM got it after all)
  *     └─► REVOKED | FAILED | EXPIRED     (before any send)
  *   EXPIRED ─► FALLBACK_QUEUED when the message has SMS settings
  *   FAILED ─► QUEUED, FALLBACK_FAILED ─► FALLBACK_QUEUED: re-driven by an operator
  *
  * Events arrive late, twice and out of order. READ implies delivery, so SENT
  * may go straight to READ. A DELIVERED or READ that comes after the message
- * was given up on (EXPIRED, REVOKED, any FALLBACK_*) is the truth winning
+ * was given up on (FAILED, EXPIRED, REVOKED, any FALLBACK_*) is the truth winning
  * late: the RCS message did reach the phone, so the record moves there; from
  * FALLBACK_QUEUED that also cancels the SMS, whose worker must first claim
  * FALLBACK_SENDING. While an SMS is in flight (FALLBACK_SENDING) the record
  * waits for its outcome before taking a late delivery.
+ *
+ * An event that meets its message in a WAITING state (our own step is still
+ * under way) is parked on the record and applied in the same atomic step that
+ * settles the message, however long that takes: a retry budget never drops a
+ * fact RBM told us (DESIGN.md "Truth never expires").
  */
 export const MessageStates = {
   QUEUED: 'QUEUED',
@@ -48,8 +54,9 @@ const EDGES: Readonly<Record<MessageState, readonly MessageState[]>> = {
   DELIVERED: ['READ'],
   READ: [],
   NOT_RCS: ['FALLBACK_QUEUED'],
-  // An operator's re-drive (POST /v1/failures:retry) puts a failed message back in line.
-  FAILED: ['QUEUED'],
+  // An operator's re-drive (POST /v1/failures:retry) puts a failed message back in line. A send we gave
+  // up on (attempts exhausted on 5xx or resets) may still have reached RBM: its DELIVERED is the truth.
+  FAILED: ['QUEUED', ...LATE_DELIVERY],
   EXPIRED: ['FALLBACK_QUEUED', ...LATE_DELIVERY],
   REVOKED: ['FALLBACK_QUEUED', ...LATE_DELIVERY],
   FALLBACK_QUEUED: ['FALLBACK_SENDING', ...LATE_DELIVERY],
@@ -57,6 +64,13 @@ const EDGES: Readonly<Record<MessageState, readonly MessageState[]>> = {
   FALLBACK_SENT: [...LATE_DELIVERY],
   FALLBACK_FAILED: ['FALLBACK_QUEUED', ...LATE_DELIVERY],
 };
+
+/** Our own step (the send, the SMS) is under way: an event about the message waits for it to settle. */
+export const WAITING_STATES: readonly MessageState[] = ['QUEUED', 'SENDING', 'FALLBACK_SENDING'];
+
+export function isWaiting(state: MessageState | null): boolean {
+  return state !== null && WAITING_STATES.includes(state);
+}
 
 /** The states from which `to` may be entered. */
 export function statesLeadingTo(to: MessageState): MessageState[] {

@@ -7,7 +7,12 @@
 import type { Redis } from 'ioredis';
 import type { SendMessagePayload } from '../../jobs/send-message.ts';
 import { maskPhone } from '../mask.ts';
-import { statesLeadingTo, type MessageState } from './states.ts';
+import { statesLeadingTo, WAITING_STATES, type MessageState } from './states.ts';
+
+// The state lists the transition script checks against, passed as arguments (never spliced into the Lua).
+const WAITING_LIST = WAITING_STATES.join(' ');
+const DELIVERED_FROM = statesLeadingTo('DELIVERED').join(' ');
+const READ_FROM = statesLeadingTo('READ').join(' ');
 
 /** The hash of service-wide counters and histogram buckets /metrics reads. */
 export function metricsKey(prefix: string): string {
@@ -21,6 +26,14 @@ export function metricsKey(prefix: string): string {
  */
 export function callbackFeedKey(prefix: string): string {
   return `${prefix}:callback-feed`;
+}
+
+/**
+ * The webhook intake: verified events wait here for the inbound worker (see
+ * queue/inbound-stream.ts). Parked events go back here when their message settles.
+ */
+export function intakeStreamKey(prefix: string): string {
+  return `${prefix}:webhook-events`;
 }
 
 /** The detail of a timeline entry that records an event which moved nothing (see replay.ts). */
@@ -77,7 +90,14 @@ export interface MessageStatus {
   timeline: TimelineEntry[];
 }
 
-export type TransitionResult = { ok: true; from: MessageState } | { ok: false; from: MessageState | null };
+/**
+ * ok: the move happened; `state` is where the record is now, which is past `to` when
+ * parked DELIVERED or READ events were applied in the same step.
+ */
+export type TransitionResult = { ok: true; from: MessageState; state: MessageState } | { ok: false; from: MessageState | null };
+
+/** PARKED: the event waits on the record; a state: the message no longer waits, handle the event again; null: no record. */
+export type ParkResult = 'PARKED' | MessageState | null;
 
 export interface TransitionOptions {
   now?: number;
@@ -123,6 +143,8 @@ export interface FailureEntry {
 /** What handlers need of the store: an interface, so they test with plain fakes. */
 export interface StatusPort {
   transition(messageId: string, to: MessageState, options?: TransitionOptions): Promise<TransitionResult>;
+  /** Keeps an event of a message in a waiting state until the message settles (see PARK). */
+  park(messageId: string, eventType: string, event: unknown): Promise<ParkResult>;
   field(messageId: string, name: string): Promise<string | null>;
   setField(messageId: string, name: string, value: string): Promise<void>;
   get(messageId: string): Promise<MessageStatus | null>;
@@ -155,19 +177,26 @@ end
 return out
 `;
 
-// KEYS[1] status key, KEYS[2] the failures index, KEYS[3] the metrics hash, KEYS[4] the callback feed. ARGV: to, now, ttlMs,
-// options (JSON), then the allowed-from states. A move into FAILED or FALLBACK_FAILED enters the message
-// in the index (score: when); a move out removes it. Each move counts in the metrics hash (by state and
-// agent, plus o.count), and the first news of delivery and a sent SMS add to their time histograms.
+// KEYS[1] status key, KEYS[2] the failures index, KEYS[3] the metrics hash, KEYS[4] the callback feed,
+// KEYS[5] the webhook intake stream. ARGV: to, now, ttlMs, options (JSON), then three space-separated
+// state lists (the waiting states, the states leading to DELIVERED, those leading to READ), then the
+// allowed-from states of this move. A move into FAILED or FALLBACK_FAILED enters the message in the
+// index (score: when); a move out removes it. Each move counts in the metrics hash (by state and agent,
+// plus o.count), and the first news of delivery and a sent SMS add to their time histograms.
 // options: countAttempt, error {code, message}, detail, event, fields {k: v}, create {...}.
-// With create, a missing record counts as QUEUED since createdAt: a freshly
-// queued message's status is its job. An event that changes nothing is still
-// kept in the timeline. Returns {1, from} on success, {0, from or false} when
-// refused or missing. A move of a message with a callback URL (field cb) is
-// appended to the callback feed as the change a callback reports.
+// With create, a missing record counts as QUEUED since createdAt: a freshly queued message's status is
+// its job. An event that changes nothing is kept in the timeline, unless the message is waiting (its
+// event is parked, see PARK). A move out of a waiting state applies the parked events in the same step:
+// DELIVERED and READ move the record here and now; any other event goes back to the intake stream,
+// where the inbound worker applies it as if it had just arrived. Returns {1, from, state now} on
+// success, {0, from or false} when refused or missing. A move of a message with a callback URL (field
+// cb) is appended to the callback feed as the change a callback reports.
 const TRANSITION = `
 local o = cjson.decode(ARGV[4])
-local cur = redis.call('HGET', KEYS[1], 'state')
+local key = KEYS[1]
+local now = tonumber(ARGV[2])
+local function listed(list, state) return string.find(' ' .. list .. ' ', ' ' .. state .. ' ', 1, true) ~= nil end
+local cur = redis.call('HGET', key, 'state')
 local created = false
 if not cur then
   if type(o.create) ~= 'table' then return {0, false} end
@@ -175,20 +204,20 @@ if not cur then
   created = true
 end
 local allowed = false
-for i = 5, #ARGV do
+for i = 8, #ARGV do
   if ARGV[i] == cur then allowed = true break end
 end
 -- The timeline is a JSON array kept as text: an entry is appended by string,
 -- never by decoding and re-encoding the whole array on every move.
 local function append(entry)
-  local timeline = redis.call('HGET', KEYS[1], 'timeline')
-  if not timeline then timeline = '[{"state":"QUEUED","at":' .. (redis.call('HGET', KEYS[1], 'createdAt') or ARGV[2]) .. '}]' end
-  redis.call('HSET', KEYS[1], 'timeline', string.sub(timeline, 1, -2) .. ',' .. cjson.encode(entry) .. ']')
+  local timeline = redis.call('HGET', key, 'timeline')
+  if not timeline then timeline = '[{"state":"QUEUED","at":' .. (redis.call('HGET', key, 'createdAt') or ARGV[2]) .. '}]' end
+  redis.call('HSET', key, 'timeline', string.sub(timeline, 1, -2) .. ',' .. cjson.encode(entry) .. ']')
 end
 if not allowed then
   if created then return {0, false} end
-  if type(o.event) == 'string' then
-    append({state = cur, at = tonumber(ARGV[2]), event = o.event, detail = '${NO_CHANGE}' .. cur})
+  if type(o.event) == 'string' and not listed(ARGV[5], cur) then
+    append({state = cur, at = now, event = o.event, detail = '${NO_CHANGE}' .. cur})
   end
   return {0, cur}
 end
@@ -198,40 +227,18 @@ if created then
   for _, k in ipairs({'trafficType', 'batchId', 'expireAt', 'cb', 'cbs'}) do
     if type(c[k]) ~= 'userdata' and c[k] ~= nil and c[k] ~= '' then fields[#fields + 1] = k; fields[#fields + 1] = c[k] end
   end
-  redis.call('HSET', KEYS[1], unpack(fields))
+  redis.call('HSET', key, unpack(fields))
 end
-redis.call('HSET', KEYS[1], 'state', ARGV[1], 'updatedAt', ARGV[2])
-if o.countAttempt then redis.call('HINCRBY', KEYS[1], 'attempts', 1) end
-if type(o.error) == 'table' then redis.call('HSET', KEYS[1], 'lastErrorCode', o.error.code, 'lastError', o.error.message) end
+if o.countAttempt then redis.call('HINCRBY', key, 'attempts', 1) end
+if type(o.error) == 'table' then redis.call('HSET', key, 'lastErrorCode', o.error.code, 'lastError', o.error.message) end
 if type(o.fields) == 'table' then
-  for k, v in pairs(o.fields) do redis.call('HSET', KEYS[1], k, v) end
-end
-local entry = {state = ARGV[1], at = tonumber(ARGV[2])}
-if type(o.event) == 'string' then entry.event = o.event end
-if type(o.detail) == 'string' then entry.detail = o.detail end
-if type(o.error) == 'table' then entry.error = {code = o.error.code, message = o.error.message} end
-append(entry)
-redis.call('PEXPIRE', KEYS[1], ARGV[3])
-if ARGV[1] == 'FAILED' or ARGV[1] == 'FALLBACK_FAILED' then
-  redis.call('ZADD', KEYS[2], ARGV[2], o.id)
-elseif cur == 'FAILED' or cur == 'FALLBACK_FAILED' then
-  redis.call('ZREM', KEYS[2], o.id)
+  for k, v in pairs(o.fields) do redis.call('HSET', key, k, v) end
 end
 -- One read for the agent and, for a message with a callback URL, what its callback needs.
-local r = redis.call('HMGET', KEYS[1], 'agentId', 'cb', 'cbs', 'batchId')
+local r = redis.call('HMGET', key, 'agentId', 'cb', 'cbs', 'batchId', 'createdAt')
 local agent = r[1] or ''
-if r[2] then
-  -- The same fields replay.ts rebuilds from the timeline entry.
-  entry.messageId = o.id
-  entry.agentId = agent
-  entry.previousState = cur
-  if r[4] then entry.batchId = r[4] end
-  redis.call('XADD', KEYS[4], 'MAXLEN', '~', '${CALLBACK_FEED_MAXLEN}', '*', 'c', cjson.encode({url = r[2], scope = r[3], data = entry}))
-end
-redis.call('HINCRBY', KEYS[3], 'state|' .. ARGV[1] .. '|' .. agent, 1)
-if type(o.count) == 'string' then redis.call('HINCRBY', KEYS[3], o.count, 1) end
 local function observe(name)
-  local ms = tonumber(ARGV[2]) - tonumber(redis.call('HGET', KEYS[1], 'createdAt') or ARGV[2])
+  local ms = now - tonumber(r[5] or ARGV[2])
   local le = '+Inf'
   for _, b in ipairs({500, 1000, 2000, 5000, 10000, 30000, 60000, 120000, 300000, 600000, 1800000, 3600000}) do
     if ms <= b then le = tostring(b / 1000) break end
@@ -239,15 +246,89 @@ local function observe(name)
   redis.call('HINCRBY', KEYS[3], 'h|' .. name .. '|' .. le, 1)
   redis.call('HINCRBY', KEYS[3], 'h|' .. name .. '|sum_ms', ms)
 end
-local delivered = ARGV[1] == 'DELIVERED' or ARGV[1] == 'READ'
-if delivered and cur ~= 'DELIVERED' and cur ~= 'READ' then observe('delivered') end
-if ARGV[1] == 'FALLBACK_SENT' then observe('fallback') end
-return {1, cur}
+-- One move: the state, its timeline entry, the failures index, the callback feed, the metrics.
+local function move(from, to, entry)
+  redis.call('HSET', key, 'state', to, 'updatedAt', ARGV[2])
+  append(entry)
+  if to == 'FAILED' or to == 'FALLBACK_FAILED' then
+    redis.call('ZADD', KEYS[2], ARGV[2], o.id)
+  elseif from == 'FAILED' or from == 'FALLBACK_FAILED' then
+    redis.call('ZREM', KEYS[2], o.id)
+  end
+  if r[2] then
+    -- The same fields replay.ts rebuilds from the timeline entry.
+    entry.messageId = o.id
+    entry.agentId = agent
+    entry.previousState = from
+    if r[4] then entry.batchId = r[4] end
+    redis.call('XADD', KEYS[4], 'MAXLEN', '~', '${CALLBACK_FEED_MAXLEN}', '*', 'c', cjson.encode({url = r[2], scope = r[3], data = entry}))
+  end
+  redis.call('HINCRBY', KEYS[3], 'state|' .. to .. '|' .. agent, 1)
+  if (to == 'DELIVERED' or to == 'READ') and from ~= 'DELIVERED' and from ~= 'READ' then observe('delivered') end
+  if to == 'FALLBACK_SENT' then observe('fallback') end
+end
+local entry = {state = ARGV[1], at = now}
+if type(o.event) == 'string' then entry.event = o.event end
+if type(o.detail) == 'string' then entry.detail = o.detail end
+if type(o.error) == 'table' then entry.error = {code = o.error.code, message = o.error.message} end
+move(cur, ARGV[1], entry)
+if type(o.count) == 'string' then redis.call('HINCRBY', KEYS[3], o.count, 1) end
+local state = ARGV[1]
+if listed(ARGV[5], cur) and not listed(ARGV[5], state) then
+  local parked = redis.call('HGET', key, 'pend')
+  if parked then
+    redis.call('HDEL', key, 'pend')
+    local events = cjson.decode(parked)
+    -- DELIVERED before READ, whatever order they came in; each applied once, here.
+    for _, t in ipairs({'DELIVERED', 'READ'}) do
+      for _, p in ipairs(events) do
+        if p.t == t and not p.done and listed(t == 'DELIVERED' and ARGV[6] or ARGV[7], state) then
+          move(state, t, {state = t, at = now, event = t})
+          state = t
+          p.done = true
+        end
+      end
+    end
+    for _, p in ipairs(events) do
+      if not p.done then redis.call('XADD', KEYS[5], '*', 'e', p.e) end
+    end
+    redis.call('HINCRBY', KEYS[3], 'inbound|parkedApplied', #events)
+  end
+end
+redis.call('PEXPIRE', key, ARGV[3])
+return {1, cur, state}
 `;
+
+// KEYS[1] status key, KEYS[2] the metrics hash. ARGV: the waiting states (space-separated), the event's
+// type, the event (the intake's JSON), the most events one record keeps parked.
+// Parks an event on a message whose own step is under way; TRANSITION applies it when the message
+// settles. Checked and written in one step, so no settle can slip between the two. One event of each
+// type is enough (a repeat is the same fact). Returns 'PARKED', the state the message is in now when
+// it is no longer waiting (the caller handles the event again), or false when there is no record.
+const PARK = `
+local cur = redis.call('HGET', KEYS[1], 'state')
+if not cur then return false end
+if not string.find(' ' .. ARGV[1] .. ' ', ' ' .. cur .. ' ', 1, true) then return cur end
+local parked = redis.call('HGET', KEYS[1], 'pend')
+local events = parked and cjson.decode(parked) or {}
+for _, p in ipairs(events) do
+  if p.t == ARGV[2] then return 'PARKED' end
+end
+if #events < tonumber(ARGV[4]) then
+  events[#events + 1] = {t = ARGV[2], e = ARGV[3]}
+  redis.call('HSET', KEYS[1], 'pend', cjson.encode(events))
+  redis.call('HINCRBY', KEYS[2], 'inbound|parked', 1)
+end
+return 'PARKED'
+`;
+
+/** Event types one record keeps parked at most (DELIVERED, READ, the two TTL events, and room to spare). */
+const MAX_PARKED = 8;
 
 type ScriptRedis = Redis & {
   rbmStatusCreateMany(numKeys: number, ...args: (string | number)[]): Promise<string[]>;
-  rbmStatusTransition(key: string, failures: string, metrics: string, feed: string, ...args: (string | number)[]): Promise<[number, string | null]>;
+  rbmStatusTransition(key: string, failures: string, metrics: string, feed: string, intake: string, ...args: (string | number)[]): Promise<[number, string | null, string?]>;
+  rbmStatusPark(key: string, metrics: string, ...args: (string | number)[]): Promise<string | null>;
 };
 
 export class StatusStore implements StatusPort {
@@ -259,7 +340,8 @@ export class StatusStore implements StatusPort {
   ) {
     if (!('rbmStatusTransition' in redis)) {
       redis.defineCommand('rbmStatusCreateMany', { lua: CREATE_MANY });
-      redis.defineCommand('rbmStatusTransition', { numberOfKeys: 4, lua: TRANSITION });
+      redis.defineCommand('rbmStatusTransition', { numberOfKeys: 5, lua: TRANSITION });
+      redis.defineCommand('rbmStatusPark', { numberOfKeys: 2, lua: PARK });
     }
     this.redis = redis as ScriptRedis;
   }
@@ -344,18 +426,27 @@ export class StatusStore implements StatusPort {
           }
         : {}),
     };
-    const [ok, from] = await this.redis.rbmStatusTransition(
+    const [ok, from, state] = await this.redis.rbmStatusTransition(
       this.key(messageId),
       this.failuresKey,
       metricsKey(this.options.prefix),
       callbackFeedKey(this.options.prefix),
+      intakeStreamKey(this.options.prefix),
       to,
       options.now ?? Date.now(),
       this.options.ttlMs,
       JSON.stringify(lua),
+      WAITING_LIST,
+      DELIVERED_FROM,
+      READ_FROM,
       ...statesLeadingTo(to),
     );
-    return ok === 1 ? { ok: true, from: from as MessageState } : { ok: false, from: (from || null) as MessageState | null };
+    return ok === 1 ? { ok: true, from: from as MessageState, state: (state ?? to) as MessageState } : { ok: false, from: (from || null) as MessageState | null };
+  }
+
+  async park(messageId: string, eventType: string, event: unknown): Promise<ParkResult> {
+    const r = await this.redis.rbmStatusPark(this.key(messageId), metricsKey(this.options.prefix), WAITING_LIST, eventType, JSON.stringify(event), MAX_PARKED);
+    return (r || null) as ParkResult;
   }
 
   /** A field stored with a move (see TransitionOptions.fields). */
