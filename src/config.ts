@@ -26,6 +26,12 @@ export interface SmsConfig {
   attempts: number;
   backoffMs: number;
   timeoutMs: number;
+  /**
+   * The provider honours our idempotency key: a try whose outcome is unknown (the
+   * worker died after handing the SMS over) is repeated with the same key instead
+   * of ending FALLBACK_FAILED, since the provider answers a repeat with the first SMS.
+   */
+  idempotent: boolean;
 }
 
 export type RbmEndpoint = { kind: 'emulator' } | { kind: 'url'; url: string };
@@ -228,6 +234,8 @@ function parseSms(r: EnvReader, emulator: boolean): SmsConfig {
     attempts: r.int('SMS_ATTEMPTS', 5, 1, 100),
     backoffMs: r.int('SMS_BACKOFF_MS', 2000, 1, 3_600_000),
     timeoutMs: r.int('SMS_TIMEOUT_MS', 10_000, 100, 600_000),
+    // The emulator's sink honours the key; a real provider only where its operator says so.
+    idempotent: r.bool('SMS_IDEMPOTENT', provider === 'emulator' || provider === 'log'),
   };
   if (provider === 'twilio') {
     for (const name of ['SMS_TWILIO_ACCOUNT_SID', 'SMS_TWILIO_AUTH_TOKEN'] as const) {

@@ -3,7 +3,9 @@
  * (FALLBACK_QUEUED → FALLBACK_SENDING); a message that was delivered over RCS
  * in the meantime cannot be claimed, so it gets no SMS. A try that crashed
  * after it may have handed the SMS to the provider is not repeated: two SMS
- * for one message is the failure this service exists to prevent.
+ * for one message is the failure this service exists to prevent. Unless the
+ * provider honours the idempotency key (the messageId): then the repeat is
+ * answered with the first SMS, and repeating it is how the outcome is learnt.
  */
 import { validate } from '../../jobs/common.ts';
 import { sendSmsPayload } from '../../jobs/send-sms.ts';
@@ -16,6 +18,8 @@ import { isFinalAttempt, type Handler, type Logger, type Outcome } from './types
 export interface SendSmsDeps {
   status: StatusPort;
   provider: Pick<SmsProvider, 'send' | 'name'>;
+  /** The provider answers a repeated idempotency key with the first SMS (SMS_IDEMPOTENT): an unknown outcome may be retried. */
+  idempotent: boolean;
   log: Logger;
 }
 
@@ -32,7 +36,7 @@ export function createSendSmsHandler(deps: SendSmsDeps): Handler {
     const wasInFlight = (await status.field(id, IN_FLIGHT)) === '1';
     const claim = await status.transition(id, 'FALLBACK_SENDING', { fields: { [IN_FLIGHT]: '1' }, detail: `SMS try ${ctx.attempt} (${p.reason})` });
     if (!claim.ok) return { outcome: 'CANCELLED', state: claim.from };
-    if (claim.from === 'FALLBACK_SENDING' && wasInFlight) {
+    if (claim.from === 'FALLBACK_SENDING' && wasInFlight && !deps.idempotent) {
       const error = { code: 'SMS_OUTCOME_UNKNOWN', message: 'a previous try stopped after handing the SMS to the provider; not sending a second one' };
       await status.transition(id, 'FALLBACK_FAILED', { error, fields: { [IN_FLIGHT]: '0' } });
       log.error({ messageId: id, to: maskPhone(p.to) }, error.message);

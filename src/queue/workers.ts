@@ -127,7 +127,7 @@ export function startInboundWorker(deps: Common & Omit<InboundEventDeps, 'status
 
 export function startSmsWorker(deps: Common & { provider: SmsProvider }): WorkerSet {
   const { config } = deps;
-  const handlers = { [SEND_SMS]: createSendSmsHandler({ status: deps.status, provider: deps.provider, log: deps.log }) };
+  const handlers = { [SEND_SMS]: createSendSmsHandler({ status: deps.status, provider: deps.provider, idempotent: config.sms.idempotent, log: deps.log }) };
   return set([startQueueWorker({
     ...base(deps),
     queueName: SMS_QUEUE,

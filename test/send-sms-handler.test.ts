@@ -1,0 +1,66 @@
+/**
+ * The SMS handler after a crash: a try that died after handing the SMS over
+ * left `smsInFlight` set. Without an idempotent provider the repeat is refused
+ * (two SMS are worse than none, and the record says so); with one, the repeat
+ * carries the same key and the provider answers it with the first SMS.
+ */
+import type { Redis } from 'ioredis';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createSendSmsHandler } from '../src/handlers/send-sms.ts';
+import { createLogger } from '../src/logger.ts';
+import { createRedis, whenReady } from '../src/queue/connection.ts';
+import type { SmsRequest } from '../src/sms/index.ts';
+import { StatusStore } from '../src/status/store.ts';
+import { redisUrl, uniquePrefix } from './helpers.ts';
+
+const prefix = uniquePrefix('sms-handler');
+let redis: Redis;
+let store: StatusStore;
+const log = createLogger('silent');
+const id = (n: number) => `00000000-0000-4000-8000-${String(n).padStart(12, '0')}`;
+
+beforeAll(async () => {
+  redis = createRedis(redisUrl(), 'producer');
+  await whenReady(redis);
+  store = new StatusStore(redis, { prefix, ttlMs: 86_400_000 });
+});
+afterAll(async () => {
+  const keys = await redis.keys(`${prefix}:*`);
+  if (keys.length) await redis.del(...keys);
+  await redis.quit();
+});
+
+/** A message whose SMS try died in flight: FALLBACK_SENDING with the in-flight mark. */
+async function crashedTry(messageId: string): Promise<void> {
+  await store.createMany([{ messageId, agentId: 'a', to: '+12223334444' }], 1);
+  for (const s of ['SENDING', 'NOT_RCS', 'FALLBACK_QUEUED'] as const) await store.transition(messageId, s);
+  await store.transition(messageId, 'FALLBACK_SENDING', { fields: { smsInFlight: '1' } });
+}
+
+function provider() {
+  const calls: SmsRequest[] = [];
+  return { calls, name: 'twilio' as const, send: async (r: SmsRequest) => (calls.push(r), { providerMessageId: `SM-${r.idempotencyKey}`, provider: 'twilio' }) };
+}
+
+const payload = (messageId: string) => ({ messageId, agentId: 'a', to: '+12223334444', text: 'code 1', reason: 'NOT_RCS', queuedAt: 1 });
+const ctx = { jobId: 'j', attempt: 2, maxAttempts: 5 };
+
+describe('send-sms after a crash mid-try', () => {
+  it('refuses to send again when the provider does not honour the key: FALLBACK_FAILED, outcome unknown', async () => {
+    const p = provider();
+    await crashedTry(id(1));
+    const out = await createSendSmsHandler({ status: store, provider: p, idempotent: false, log })(payload(id(1)), ctx);
+    expect(out).toEqual({ outcome: 'OUTCOME_UNKNOWN' });
+    expect(p.calls).toHaveLength(0);
+    expect(await store.get(id(1))).toMatchObject({ state: 'FALLBACK_FAILED', lastError: { code: 'SMS_OUTCOME_UNKNOWN' } });
+  });
+
+  it('repeats with the same key when the provider honours it, and ends FALLBACK_SENT', async () => {
+    const p = provider();
+    await crashedTry(id(2));
+    const out = await createSendSmsHandler({ status: store, provider: p, idempotent: true, log })(payload(id(2)), ctx);
+    expect(out).toMatchObject({ outcome: 'FALLBACK_SENT' });
+    expect(p.calls.map((c) => c.idempotencyKey)).toEqual([id(2)]);
+    expect(await store.get(id(2))).toMatchObject({ state: 'FALLBACK_SENT' });
+  });
+});
