@@ -5,6 +5,9 @@
  * classify() is the single place that decides what a failure means for a job:
  *   retry        try again later with backoff, same IDs
  *   rateLimited  the agent is over quota: pause its queue, burn no attempt
+ *   defer        no access token can be had (the token endpoint is down): try
+ *                again after `retryAfterMs`, burn no attempt, since the outage
+ *                says nothing about the job and may outlast its retries
  *   permanent    no retry can help (bad payload, 400, 403, exhausted)
  *   notRcs       the phone cannot be reached over RCS (404): a normal outcome
  */
@@ -15,6 +18,7 @@ export const ErrorCodes = {
   RBM_API: 'RBM_API',
   RBM_NETWORK: 'RBM_NETWORK',
   RBM_AUTH: 'RBM_AUTH',
+  RBM_TOKEN_UNAVAILABLE: 'RBM_TOKEN_UNAVAILABLE',
   STATUS_TRANSITION: 'STATUS_TRANSITION',
   UNKNOWN_AGENT: 'UNKNOWN_AGENT',
   IDEMPOTENCY_CONFLICT: 'IDEMPOTENCY_CONFLICT',
@@ -98,9 +102,22 @@ export class RbmApiError extends DispatchError {
 
 /** No HTTP answer at all: refused, reset, timed out. The request may or may not have arrived. */
 export class RbmNetworkError extends DispatchError {
-  constructor(message: string, options?: { cause?: unknown }) {
-    super(ErrorCodes.RBM_NETWORK, message, options);
+  constructor(message: string, options?: { cause?: unknown }, code: ErrorCode = ErrorCodes.RBM_NETWORK) {
+    super(code, message, options);
     this.name = 'RbmNetworkError';
+  }
+}
+
+/**
+ * The OAuth token endpoint did not answer (5xx, timeout, refused), so no call
+ * could be made. `retryAfterMs`: when the token source will ask it again.
+ */
+export class RbmTokenUnavailableError extends RbmNetworkError {
+  readonly retryAfterMs: number;
+  constructor(message: string, fields: { retryAfterMs: number; cause?: unknown }) {
+    super(message, { cause: fields.cause }, ErrorCodes.RBM_TOKEN_UNAVAILABLE);
+    this.name = 'RbmTokenUnavailableError';
+    this.retryAfterMs = fields.retryAfterMs;
   }
 }
 
@@ -133,7 +150,7 @@ export class UnknownAgentError extends DispatchError {
   }
 }
 
-export type Classification = 'retry' | 'rateLimited' | 'permanent' | 'notRcs';
+export type Classification = 'retry' | 'rateLimited' | 'defer' | 'permanent' | 'notRcs';
 
 /**
  * What a failure means. `call` says which RBM call failed: a 404 on a send or
@@ -143,11 +160,12 @@ export function classify(err: unknown, call: 'send' | 'event' | 'revoke' | 'capa
   // Adapters outside RBM (the SMS providers) classify their own failures once, where they know the wire.
   const own = (err as { kind?: unknown } | null)?.kind;
   if (own === 'retry' || own === 'permanent' || own === 'rateLimited') return own;
+  if (err instanceof RbmTokenUnavailableError) return 'defer';
   if (err instanceof RbmNetworkError) return 'retry';
   if (err instanceof RbmApiError) {
     if (err.status === 429) return 'rateLimited';
     if (err.status === 404) return call === 'send' || call === 'event' ? 'notRcs' : 'permanent';
-    // 401 after the client already refreshed its token once: the key is wrong, no retry helps.
+    // The client turns a 401 on a fresh token into RbmAuthError; a bare 401 here means the same.
     if (err.status === 400 || err.status === 401 || err.status === 403) return 'permanent';
     if (err.status === 408 || err.status >= 500) return 'retry';
     return 'permanent';

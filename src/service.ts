@@ -25,6 +25,7 @@ import { Producer } from './queue/producer.ts';
 import { redrive, type RedriveResult } from './queue/redrive.ts';
 import { startCallbackWorker, startDispatchWorkers, startInboundWorker, startSmsWorker, type WorkerSet } from './queue/workers.ts';
 import type { RbmClient } from './rbm/client.ts';
+import type { TokenEvent } from './rbm/auth.ts';
 import { connectRbm } from './rbm/connect.ts';
 import { createSmsProvider, type SmsSettings } from './sms/index.ts';
 import { BatchStore } from './status/batches.ts';
@@ -84,10 +85,14 @@ export interface ServiceDeps {
 
 export async function createService(config: Readonly<Config>, deps: ServiceDeps): Promise<Service> {
   const { log } = deps;
-  const rbm = await connectRbm(config, deps.rbm);
+  // Token requests and RBM's 401s are counted in the metrics hash; none happens before the first call, when Redis is set.
+  let countToken = (_event: TokenEvent): void => {};
+  const rbm = await connectRbm(config, deps.rbm, { log, onTokenEvent: (event) => countToken(event) });
   const producerRedis = createRedis(deps.redisUrl, 'producer');
   const workerRedis = createRedis(deps.redisUrl, 'worker');
   await whenReady(workerRedis);
+  // A lost count must not fail a send: the counter is best effort.
+  countToken = (event) => void workerRedis.hincrby(metricsKey(config.queuePrefix), `token|${event}`, 1).catch(() => {});
   const storeOptions = { prefix: config.queuePrefix, ttlMs: config.statusTtlMs };
   const status = new StatusStore(producerRedis, storeOptions);
   // Workers write through the waiting connection: a Redis blip delays a job, it does not fail it.

@@ -14,8 +14,9 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { GOOGLE_TOKEN_URL, RBM_SCOPE, startEmulator, type RunningEmulator, type ServiceAccountKey } from '../src/emulator/index.ts';
 
 /** google-auth-library's JWT client with its token request sent to the key's token_uri (spec §7.5). */
-function jwtClient(key: Pick<ServiceAccountKey, 'client_email' | 'private_key' | 'token_uri'>): JWT {
-  const transporter = new gaxios.Gaxios();
+function jwtClient(key: Pick<ServiceAccountKey, 'client_email' | 'private_key' | 'token_uri'>, opts: { libraryRetries?: boolean } = {}): JWT {
+  // Without its own retries (as the service runs it), one token fetch is one request: what fault scripts count.
+  const transporter = new gaxios.Gaxios(opts.libraryRetries === false ? { retryConfig: { retry: 0, noResponseRetries: 0 } } : {});
   transporter.interceptors.request.add({
     resolved: async (cfg) => {
       if (cfg.url.toString() === GOOGLE_TOKEN_URL) cfg.url = new URL(key.token_uri);
@@ -123,3 +124,65 @@ describe('OAuth token endpoint', () => {
   });
 });
 
+
+describe('token endpoint faults (PUT /_emulator/token/faults)', () => {
+  const control = async (method: string, path: string, body?: unknown) => {
+    const res = await request(`${emu.url}/_emulator${path}`, {
+      method: method as 'GET',
+      ...(body === undefined ? {} : { headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) }),
+    });
+    return { status: res.statusCode, body: (await res.body.json()) as any };
+  };
+
+  it('answers the next N token requests with the scripted fault, then issues again; counts every request', async () => {
+    const put = await control('PUT', '/token/faults', { failNext: [{ kind: '503', count: 2 }, { kind: '400', count: 1 }] });
+    expect(put).toMatchObject({ status: 200, body: { latencyMs: 0, failNext: [{ kind: '503', count: 2 }, { kind: '400', count: 1 }] } });
+    const client = jwtClient(key, { libraryRetries: false });
+    await expect(client.getAccessToken()).rejects.toMatchObject({ status: 503 });
+    await expect(client.getAccessToken()).rejects.toMatchObject({ status: 503 });
+    await expect(client.getAccessToken()).rejects.toThrow(/invalid_grant/);
+    expect((await client.getAccessToken()).token).toMatch(/^emu-/);
+    expect((await control('GET', '/counters')).body).toMatchObject({ tokenRequests: 4, tokenFaults: 3, tokensIssued: 1, tokensRefused: 0 });
+    expect((await control('GET', '/token/faults')).body).toEqual({ latencyMs: 0, failNext: [] });
+  });
+
+  it('a window in ms (forMs) and a reset; DELETE and POST /reset clear them; bad scripts are 400', async () => {
+    const put = await control('PUT', '/token/faults', { failNext: [{ kind: 'reset', forMs: 60_000 }] });
+    expect(put.body.failNext[0]).toMatchObject({ kind: 'reset', forMs: expect.any(Number) });
+    await expect(jwtClient(key, { libraryRetries: false }).getAccessToken()).rejects.toThrow();
+    await expect(jwtClient(key, { libraryRetries: false }).getAccessToken()).rejects.toThrow();
+    expect(emu.state.counters.tokenFaults).toBe(2);
+    expect((await control('DELETE', '/token/faults')).body).toEqual({ latencyMs: 0, failNext: [] });
+    expect((await jwtClient(key).getAccessToken()).token).toMatch(/^emu-/);
+    await control('PUT', '/token/faults', { latencyMs: 5, failNext: [{ kind: '500', count: 1 }] });
+    await control('POST', '/reset');
+    expect((await control('GET', '/token/faults')).body).toEqual({ latencyMs: 0, failNext: [] });
+    for (const bad of [{ failNext: [{ kind: '418', count: 1 }] }, { failNext: [{ kind: '503' }] }, { failNext: [{ kind: '503', forMs: -1 }] }, { latencyMs: 'slow' }, []]) {
+      const res = await control('PUT', '/token/faults', bad);
+      expect(res.status).toBe(400);
+      expect(res.body.error.status).toBe('INVALID_ARGUMENT');
+    }
+  });
+
+  it("RBM's failNext kind 401 refuses the next N calls of one agent, with a valid token", async () => {
+    const { token } = await jwtClient(key).getAccessToken();
+    await control('PUT', '/faults', { failNext: [{ kind: '401', count: 1, agentId: 'agent-b' }] });
+    const send = (agentId: string) =>
+      request(`${emu.url}/v1/phones/${PHONE}/agentMessages?messageId=${randomUUID()}&agentId=${agentId}`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+        body: JSON.stringify({ contentMessage: { text: 'hi' } }),
+      });
+    const a = await send('agent-a');
+    expect(a.statusCode).toBe(200);
+    await a.body.dump();
+    const b = await send('agent-b');
+    expect(b.statusCode).toBe(401);
+    expect(b.headers['www-authenticate']).toMatch(/^Bearer/);
+    expect(await b.body.json()).toMatchObject({ error: { status: 'UNAUTHENTICATED' } });
+    const again = await send('agent-b');
+    expect(again.statusCode).toBe(200);
+    await again.body.dump();
+    expect(emu.state.counters.unauthorized).toBe(1);
+  });
+});

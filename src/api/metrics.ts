@@ -7,6 +7,9 @@
  *   rbm_fallbacks_total{reason}              SMS fallbacks by trigger
  *   rbm_rate_limited_total{queue}            429s; rbm_throttled_seconds_total{queue}: time paused by them
  *   rbm_retries_total{queue}                 failed tries that will be retried
+ *   rbm_deferred_total{queue}                tries put back without an attempt: no access token could be had
+ *   rbm_token_requests_total{outcome}        OAuth token requests: issued, unavailable (5xx, timeout, refused connection), refused (4xx)
+ *   rbm_unauthorized_total                   401s from RBM (each gets one fresh token, or fails its call with RBM_AUTH)
  *   rbm_time_to_delivered_seconds            histogram: enqueue → first news of delivery
  *   rbm_time_to_fallback_seconds             histogram: enqueue → SMS sent
  *   rbm_webhook_lag_seconds                  histogram: RBM's sendTime → our receipt (this process)
@@ -80,6 +83,9 @@ export function createMetrics(deps: { read: () => Promise<MetricsSnapshot>; webh
     computed('rbm_rate_limited_total', '429 answers, by queue (an agent, or the SMS provider).', 'counter', (s) => byPrefix(s.counters, 'ratelimited', ['queue']), snapshot),
     computed('rbm_throttled_seconds_total', 'Time queues were paused by 429s.', 'counter', (s) => byPrefix(s.counters, 'throttled_ms', ['queue'], 1 / 1000), snapshot),
     computed('rbm_retries_total', 'Failed tries that will be retried, by queue.', 'counter', (s) => byPrefix(s.counters, 'retries', ['queue']), snapshot),
+    computed('rbm_deferred_total', 'Tries put back without using an attempt because no access token could be had, by queue.', 'counter', (s) => byPrefix(s.counters, 'deferred', ['queue']), snapshot),
+    computed('rbm_token_requests_total', 'OAuth token requests, by outcome: issued, unavailable, refused.', 'counter', (s) => byPrefix(s.counters, 'token', ['outcome']).filter((x) => x.labels?.outcome !== 'rejected'), snapshot),
+    computed('rbm_unauthorized_total', 'RBM calls answered 401 (each gets one fresh token; a second 401 fails the call with RBM_AUTH).', 'counter', (s) => [{ value: s.counters['token|rejected'] ?? 0 }], snapshot),
     computed('rbm_time_to_delivered_seconds', 'From enqueue to the first news of delivery.', 'histogram', histo('rbm_time_to_delivered_seconds', 'delivered'), snapshot),
     computed('rbm_time_to_fallback_seconds', 'From enqueue to the SMS being sent.', 'histogram', histo('rbm_time_to_fallback_seconds', 'fallback'), snapshot),
     computed('rbm_inbound_events_total', 'Inbound events handled, and those about messages we do not know.', 'counter', (s) => byPrefix(s.counters, 'inbound', ['outcome']), snapshot),

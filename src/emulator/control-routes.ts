@@ -3,11 +3,13 @@
  * benchmarks read and the knobs they turn. Routes: GET|PUT /phones/:e164
  * (rcs, online, deliveryDelayMs, readDelayMs, readProbability),
  * GET|PUT /defaults, GET /counters, PUT|DELETE /quotas/:agentId,
- * GET|PUT|DELETE /faults, GET /messages/:messageId, POST /reset; plus the
+ * GET|PUT|DELETE /faults, GET|PUT|DELETE /token/faults (the token
+ * endpoint's), GET /messages/:messageId, POST /reset; plus the
  * webhook routes (webhook-routes.ts) and the SMS sink's (sms-routes.ts).
  */
 import type { FastifyInstance, FastifyReply } from 'fastify';
 import { checkFaultConfig } from './faults.ts';
+import { checkTokenFaults } from './token-faults.ts';
 import { googleError } from './google-error.ts';
 import { checkQuotaConfig } from './quota.ts';
 import { checkDefaults, checkPhonePatch } from './settings.ts';
@@ -118,6 +120,22 @@ export function registerControlRoutes(app: FastifyInstance, state: EmulatorState
       scope.delete('/faults', async () => {
         state.faults.clear();
         return state.faults.snapshot();
+      });
+
+      scope.get('/token/faults', async () => state.tokenFaults.snapshot());
+
+      scope.put('/token/faults', async (request, reply) => {
+        try {
+          state.tokenFaults.set(checkTokenFaults(request.body));
+          return state.tokenFaults.snapshot();
+        } catch (err) {
+          return badRequest(reply, (err as Error).message);
+        }
+      });
+
+      scope.delete('/token/faults', async () => {
+        state.tokenFaults.clear();
+        return state.tokenFaults.snapshot();
       });
 
       scope.get<{ Params: { messageId: string }; Querystring: { agentId?: string } }>('/messages/:messageId', async (request, reply) => {

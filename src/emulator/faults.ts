@@ -4,7 +4,8 @@
  * exactly-once (an `accept-then-*` fault records the call, then fails it).
  */
 
-export const FaultKinds = ['503', '500', 'reset', 'accept-then-503', 'accept-then-reset', '429', '400', '403'] as const;
+/** `401`: the call's token refused, as after a key rotation or an early revocation (the token itself stays valid for later calls). */
+export const FaultKinds = ['503', '500', 'reset', 'accept-then-503', 'accept-then-reset', '429', '400', '401', '403'] as const;
 export type FaultKind = (typeof FaultKinds)[number];
 
 export interface FailNextEntry {

@@ -24,6 +24,8 @@ export type { WebhookAttempt } from './webhook.ts';
 export type { SmsRecord } from './sms.ts';
 export { startWebhookReceiver, type Answer, type ReceivedRequest, type WebhookReceiver } from './receiver.ts';
 export type { FailNextEntry, FaultConfig, FaultKind } from './faults.ts';
+export type { TokenFailEntry, TokenFaultConfig, TokenFaultKind } from './token-faults.ts';
+export type { TokenOutcome } from './oauth.ts';
 export type { QuotaConfig } from './quota.ts';
 export type { ServiceAccountKey } from './oauth.ts';
 export { GOOGLE_TOKEN_URL, RBM_SCOPE } from './oauth.ts';
@@ -66,10 +68,14 @@ export function buildEmulatorApp(state: EmulatorState, opts: { logger?: boolean 
   registerTokenRoute(
     app,
     state.oauth,
+    state.tokenFaults,
     () => (state.baseUrl === undefined ? undefined : `${state.baseUrl}/token`),
-    (ok) => {
-      if (ok) state.counters.tokensIssued += 1;
-      else state.counters.tokensRefused += 1;
+    (outcome) => {
+      state.counters.tokenRequests += 1;
+      if (outcome === 'issued') state.counters.tokensIssued += 1;
+      else if (outcome === 'refused') state.counters.tokensRefused += 1;
+      else state.counters.tokenFaults += 1;
+      state.events.emit('token', { outcome });
     },
   );
   registerRbmRoutes(app, state);

@@ -1,11 +1,14 @@
 /**
  * The emulator's OAuth side: service-account keys it issues, the JWT-bearer
  * token endpoint (POST /token) that google-auth-library reaches once the key's
- * token_uri is honoured (spec §7.5), and the access tokens the RBM paths accept.
+ * token_uri is honoured (spec §7.5), its injected faults, and the access
+ * tokens the RBM paths accept.
  */
 import { createPrivateKey, createPublicKey, generateKeyPair, randomBytes, verify, type KeyObject } from 'node:crypto';
+import { setTimeout as delay } from 'node:timers/promises';
 import { promisify } from 'node:util';
 import type { FastifyInstance } from 'fastify';
+import type { TokenFaults } from './token-faults.ts';
 
 export const GOOGLE_TOKEN_URL = 'https://oauth2.googleapis.com/token';
 export const RBM_SCOPE = 'https://www.googleapis.com/auth/rcsbusinessmessaging';
@@ -132,28 +135,45 @@ export class OAuthIssuer {
   }
 }
 
-/** POST /token, form-encoded JWT-bearer grant; `onIssued` feeds the counters. */
+/** What became of one token request: a token, a refused assertion, or an injected fault (token-faults.ts). */
+export type TokenOutcome = 'issued' | 'refused' | 'fault';
+
+/** POST /token, form-encoded JWT-bearer grant, after any injected fault; `onRequest` feeds the counters. */
 export function registerTokenRoute(
   app: FastifyInstance,
   issuer: OAuthIssuer,
+  faults: TokenFaults,
   ownTokenUrl: () => string | undefined,
-  onIssued: (ok: boolean) => void,
+  onRequest: (outcome: TokenOutcome) => void,
 ): void {
   app.register(async (scope) => {
     scope.removeAllContentTypeParsers();
     scope.addContentTypeParser('*', { parseAs: 'string' }, (_req, body, done) => done(null, body));
     scope.post('/token', async (request, reply) => {
+      if (faults.latencyMs > 0) await delay(faults.latencyMs);
+      const fault = faults.pick();
+      if (fault !== undefined) {
+        onRequest('fault');
+        if (fault === 'reset') {
+          reply.hijack();
+          request.raw.socket.destroy();
+          return reply;
+        }
+        // Google's answer to a deleted or disabled key.
+        if (fault === '400') return reply.code(400).send({ error: 'invalid_grant', error_description: 'Invalid JWT Signature.' });
+        return reply.code(Number(fault)).send({ error: 'internal_failure', error_description: 'The token service is unavailable; try again later.' });
+      }
       const form = new URLSearchParams(typeof request.body === 'string' ? request.body : '');
       const grantType = form.get('grant_type');
       if (grantType !== JWT_BEARER) {
-        onIssued(false);
+        onRequest('refused');
         return reply.code(400).send({ error: 'unsupported_grant_type', error_description: `Invalid grant_type: ${grantType ?? ''}` });
       }
       const audiences = [GOOGLE_TOKEN_URL, `${request.protocol}://${request.host}/token`];
       const own = ownTokenUrl();
       if (own !== undefined) audiences.push(own);
       const verdict = issuer.verifyAssertion(form.get('assertion') ?? '', audiences);
-      onIssued(verdict.ok);
+      onRequest(verdict.ok ? 'issued' : 'refused');
       if (!verdict.ok) return reply.code(400).send({ error: verdict.error, error_description: verdict.description });
       return { access_token: issuer.issueToken(verdict.clientEmail), expires_in: TOKEN_TTL_SEC, token_type: 'Bearer' };
     });

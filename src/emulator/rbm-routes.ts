@@ -74,6 +74,12 @@ function wireOf(request: FastifyRequest): Arrival['wire'] {
 export function registerRbmRoutes(app: FastifyInstance, state: EmulatorState): void {
   const counters = (): EmulatorState['counters'] => state.counters;
 
+  function unauthorized(reply: FastifyReply): FastifyReply {
+    counters().unauthorized += 1;
+    reply.header('www-authenticate', 'Bearer realm="https://accounts.google.com/"');
+    return reply.code(401).send(googleError('UNAUTHENTICATED', Messages.unauthenticated));
+  }
+
   /** Answers with a fault; a reset destroys the socket and answers nothing, like a dropped connection. */
   function fail(request: FastifyRequest, reply: FastifyReply, fault: Fault, agentId: string): FastifyReply {
     const kind = fault.kind === 'accept-then-503' ? '503' : fault.kind === 'accept-then-reset' ? 'reset' : fault.kind;
@@ -88,6 +94,7 @@ export function registerRbmRoutes(app: FastifyInstance, state: EmulatorState): v
       state.agentCounters(agentId).rateLimited += 1;
       return reply.code(429).send(googleError('RESOURCE_EXHAUSTED', Messages.quota));
     }
+    if (kind === '401') return unauthorized(reply);
     if (kind === '500') return reply.code(500).send(googleError('INTERNAL', Messages.internal));
     // Permanent refusals RBM gives for valid-looking requests (spec §4.2): a feature the device lacks, an agent not allowed.
     if (kind === '400') return reply.code(400).send(googleError('INVALID_ARGUMENT', 'The message uses a feature the device does not support.'));
@@ -107,9 +114,7 @@ export function registerRbmRoutes(app: FastifyInstance, state: EmulatorState): v
     const latency = state.faults.latencyMs;
     if (latency > 0) await delay(latency);
     if (!state.oauth.acceptsBearer(request.headers.authorization)) {
-      counters().unauthorized += 1;
-      reply.header('www-authenticate', 'Bearer realm="https://accounts.google.com/"');
-      reply.code(401).send(googleError('UNAUTHENTICATED', Messages.unauthenticated));
+      unauthorized(reply);
       return undefined;
     }
     const query = request.query as Record<string, unknown>;

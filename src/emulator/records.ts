@@ -4,6 +4,7 @@
  * the state's start options.
  */
 import type { ServerEventType } from './envelope.ts';
+import type { TokenOutcome } from './oauth.ts';
 import type { QuotaConfig } from './quota.ts';
 import type { DeliverySettings, WebhookTuning } from './settings.ts';
 import type { SmsRecord } from './sms.ts';
@@ -82,8 +83,11 @@ export interface Counters extends WebhookCounters {
   rateLimited: number;
   faultsInjected: number;
   unauthorized: number;
+  /** Every POST /token: issued + refused + answered by an injected fault. */
+  tokenRequests: number;
   tokensIssued: number;
   tokensRefused: number;
+  tokenFaults: number;
   /** By DELETE (TTL revokes count in ttlRevoked). */
   revoked: number;
   delivered: number;
@@ -99,6 +103,8 @@ export interface EmulatorEvents {
   /** Every RBM call, before any check: lets tests wait for "a request is in flight". */
   request: [{ method: string; url: string }];
   arrival: [Arrival];
+  /** After each POST /token. */
+  token: [{ outcome: TokenOutcome }];
   duplicate: [Arrival];
   revoke: [MessageArrival];
   delivered: [MessageArrival];
@@ -120,8 +126,10 @@ export const zeroCounters = (): Counters => ({
   rateLimited: 0,
   faultsInjected: 0,
   unauthorized: 0,
+  tokenRequests: 0,
   tokensIssued: 0,
   tokensRefused: 0,
+  tokenFaults: 0,
   revoked: 0,
   delivered: 0,
   read: 0,

@@ -7,6 +7,7 @@
  */
 import { EventEmitter } from 'node:events';
 import { Faults } from './faults.ts';
+import { TokenFaults } from './token-faults.ts';
 import { Lifecycle } from './lifecycle.ts';
 import { OAuthIssuer } from './oauth.ts';
 import { TokenBucket, checkQuotaConfig, type QuotaConfig } from './quota.ts';
@@ -38,6 +39,8 @@ export class EmulatorState implements WebhookHost {
   readonly sms = new SmsSink();
   readonly oauth = new OAuthIssuer();
   readonly faults = new Faults();
+  /** Faults of the token endpoint (POST /token), apart from the RBM paths'. */
+  readonly tokenFaults = new TokenFaults();
   readonly phones = new Map<string, Phone>();
   /** Per agent: every message/event ID used, with what it produced (spec §4.3: one namespace per agent). */
   readonly ids = new Map<string, Map<string, Arrival>>();
@@ -221,6 +224,7 @@ export class EmulatorState implements WebhookHost {
     this.perAgent.clear();
     this.counters = zeroCounters();
     this.faults.clear();
+    this.tokenFaults.clear();
     this.quotas.clear();
     for (const [agentId, q] of Object.entries(this.initial.quotas ?? {})) this.setQuota(agentId, q);
   }

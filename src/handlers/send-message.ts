@@ -18,7 +18,7 @@ import { newStatusOf, type StatusPort } from '../status/store.ts';
 import { isFinalAttempt, type Handler, type Logger, type Outcome } from './types.ts';
 
 export interface SendMessageDeps {
-  rbm: Pick<RbmClient, 'createMessage'>;
+  rbm: Pick<RbmClient, 'createMessage' | 'ready'>;
   status: StatusPort;
   requestFallback: RequestFallback;
   deadlines: DeadlinePort;
@@ -75,6 +75,16 @@ export function createSendMessageHandler(deps: SendMessageDeps): Handler {
       return { outcome: 'EXPIRED' };
     }
 
+    // No token yet (the token endpoint is down): the job waits without a try, a SENDING entry or an attempt.
+    // Any other failure to get one (the key refused) is this try's outcome, recorded below.
+    let notReady: unknown;
+    try {
+      await rbm.ready();
+    } catch (err) {
+      if (classify(err, 'send') === 'defer') throw err;
+      notReady = err;
+    }
+
     const start = await status.transition(id, 'SENDING', {
       create,
       ...(ctx.attempt > 1 ? { detail: `attempt ${ctx.attempt}` } : {}),
@@ -88,6 +98,7 @@ export function createSendMessageHandler(deps: SendMessageDeps): Handler {
     }
 
     try {
+      if (notReady !== undefined) throw notReady;
       await rbm.createMessage({ agentId: p.agentId, to: p.to, messageId: id, body: wireBody(p, now()) });
     } catch (err) {
       const kind = classify(err, 'send');
@@ -96,7 +107,8 @@ export function createSendMessageHandler(deps: SendMessageDeps): Handler {
         if (fallback) await deps.requestFallback({ messageId: id, reason: 'NOT_RCS', event: 'NOT_RCS', fallback });
         return { outcome: 'NOT_RCS', fallback: fallback !== undefined };
       }
-      if (kind === 'rateLimited') throw err; // not an attempt: the runner pauses the agent's queue
+      // Not an attempt: the runner pauses the agent's queue (429), or waits for a token (defer).
+      if (kind === 'rateLimited' || kind === 'defer') throw err;
       const error = errorOf(err);
       const final = kind === 'permanent' || isFinalAttempt(ctx);
       await status.transition(id, final ? 'FAILED' : 'SENDING', { countAttempt: true, error });

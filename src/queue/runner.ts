@@ -4,6 +4,8 @@
  * becomes a BullMQ call:
  *   rateLimited → pause the agent's whole queue (Queue.rateLimit) and delay the
  *                 job until the pause ends, without using an attempt
+ *   defer       → delay the job until the token source asks the token endpoint
+ *                 again (retryAfterMs), without using an attempt
  *   permanent   → UnrecoverableError: no retry
  *   retry       → rethrow: BullMQ retries with the job's backoff
  */
@@ -67,6 +69,14 @@ export function startQueueWorker(opts: QueueWorkerOptions): QueueWorker {
         // sleeps its whole drainDelay (5 s) after every 429. A delayed job carries
         // its own wake-up marker, and moveToDelayed skips the attempt count.
         await job.moveToDelayed(Date.now() + pauseMs, token);
+        throw new DelayedError();
+      }
+      if (kind === 'defer') {
+        // Not an attempt: a token outage says nothing about this job and may
+        // outlast its whole backoff horizon (8 attempts with jitter: 64–127 s).
+        const delayMs = (err as { retryAfterMs?: number }).retryAfterMs || opts.rateLimitPauseMs;
+        await opts.connection.hincrby(metricsKey(opts.prefix), `deferred|${opts.queueName}`, 1);
+        await job.moveToDelayed(Date.now() + delayMs, token);
         throw new DelayedError();
       }
       if (kind === 'permanent') throw new UnrecoverableError((err as Error).message);

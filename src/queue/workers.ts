@@ -77,7 +77,7 @@ function set(workers: QueueWorker[]): WorkerSet {
 }
 
 export function startDispatchWorkers(deps: Common & {
-  rbm: Pick<RbmClient, 'createMessage' | 'createEvent'>;
+  rbm: Pick<RbmClient, 'createMessage' | 'createEvent' | 'ready'>;
   requestFallback: RequestFallback;
   deadlines: DeadlinePort;
 }): WorkerSet {

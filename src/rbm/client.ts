@@ -2,12 +2,14 @@
  * The RBM REST client: agentMessages.create/delete, agentEvents.create and
  * phones.getCapabilities over one keep-alive undici pool. IDs always come from
  * the caller, so a retry reuses them and RBM's duplicate rule makes it safe.
- * Fast in-request retries (connection reset, one token refresh on 401) happen
- * here with p-retry; everything slower is the queue's job.
+ * Fast in-request retries happen here: a connection reset with p-retry, and a
+ * 401 with exactly one fresh token (shared by every call refused with the same
+ * token) and one retry; a 401 on the fresh token fails the call with RBM_AUTH.
+ * Everything slower, a token outage included, is the queue's job.
  */
 import { Pool } from 'undici';
 import pRetry from 'p-retry';
-import { RbmApiError, RbmNetworkError } from '../errors.ts';
+import { RbmApiError, RbmNetworkError, RbmTokenUnavailableError } from '../errors.ts';
 import { maskPhonesIn } from '../mask.ts';
 import type { TokenSource } from './auth.ts';
 import type { AgentEventBody, AgentEventResource, AgentMessageBody, AgentMessageResource, Capabilities } from './types.ts';
@@ -19,7 +21,7 @@ export interface RbmClientOptions {
   /** Sockets kept open to RBM; set it to the number of requests you keep in flight. */
   connections?: number;
   timeoutMs?: number;
-  /** Extra tries within one call for network failures; a 401 always gets one refresh. */
+  /** Extra tries within one call for network failures; a 401 always gets one refresh and one retry on top. */
   fastRetries?: number;
 }
 
@@ -81,6 +83,15 @@ export class RbmClient {
     this.fastRetries = options.fastRetries ?? 2;
   }
 
+  /**
+   * Resolves once an access token is at hand (usually the cached one). Throws
+   * what a call would (RbmTokenUnavailableError while the token endpoint is
+   * down), so a job can wait for a token before it counts as a try.
+   */
+  async ready(): Promise<void> {
+    await this.tokens.getToken();
+  }
+
   /** POST phones/{to}/agentMessages. A 409 on our own ID means it was already accepted. */
   async createMessage(args: { agentId: string; to: string; messageId: string; body: AgentMessageBody }): Promise<AgentMessageResource | { duplicate: true }> {
     const path = `${phonePath(args.to)}/agentMessages?${query({ messageId: args.messageId, agentId: args.agentId })}`;
@@ -115,26 +126,29 @@ export class RbmClient {
 
   private async call<T>(call: Call, conflictIsDuplicate: boolean): Promise<T | { duplicate: true }> {
     let refreshed = false;
-    return pRetry(() => this.once<T>(call, conflictIsDuplicate), {
-      retries: this.fastRetries + 1,
+    const attempt = async (token: string): Promise<T | { duplicate: true }> => {
+      try {
+        return await this.once<T>(call, token, conflictIsDuplicate);
+      } catch (err) {
+        if (!(err instanceof RbmApiError && err.status === 401)) throw err;
+        // A second 401, on a token fresh from the endpoint: the key itself is refused (RBM_AUTH, permanent).
+        if (refreshed) throw this.tokens.refused(err);
+        // The token may have been revoked or expired early: one fresh token, one retry with it, at once.
+        refreshed = true;
+        return attempt(await this.tokens.refresh(token));
+      }
+    };
+    return pRetry(async () => attempt(await this.tokens.getToken()), {
+      retries: this.fastRetries,
       minTimeout: 25,
       maxTimeout: 250,
       randomize: true,
-      shouldConsumeRetry: ({ error }) => !(error instanceof RbmApiError && error.status === 401),
-      shouldRetry: ({ error, retriesConsumed }) => {
-        if (error instanceof RbmApiError && error.status === 401 && !refreshed) {
-          // The token may have been revoked or expired early: fetch a new one once.
-          refreshed = true;
-          this.tokens.invalidate();
-          return true;
-        }
-        return error instanceof RbmNetworkError && retriesConsumed <= this.fastRetries;
-      },
+      // A token outage is not retried here: the token source already paces its requests, the queue defers the job.
+      shouldRetry: ({ error }) => error instanceof RbmNetworkError && !(error instanceof RbmTokenUnavailableError),
     });
   }
 
-  private async once<T>(call: Call, conflictIsDuplicate: boolean): Promise<T | { duplicate: true }> {
-    const token = await this.tokens.getToken();
+  private async once<T>(call: Call, token: string, conflictIsDuplicate: boolean): Promise<T | { duplicate: true }> {
     let res;
     try {
       res = await this.pool.request({
@@ -159,6 +173,7 @@ export class RbmClient {
     } catch (cause) {
       throw new RbmNetworkError(`RBM ${call.method}: connection lost while reading the answer`, { cause });
     }
+    if (res.statusCode !== 401) this.tokens.accepted();
     if (res.statusCode === 200) return (text ? JSON.parse(text) : {}) as T;
     if (res.statusCode === 409 && conflictIsDuplicate) return { duplicate: true };
     const { rpcStatus, message } = parseGoogleError(text);
