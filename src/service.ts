@@ -18,6 +18,7 @@ import { createFallback } from './fallback/fallback.ts';
 import { createRevoke } from './fallback/revoke.ts';
 import type { Logger } from './logger.ts';
 import { createRedis, whenReady } from './queue/connection.ts';
+import { checkRedis } from './queue/preflight.ts';
 import { inboundStreamKey, StreamInboundIntake } from './queue/inbound-stream.ts';
 import { BullDeadlines, BullInboundRetries, BullSmsQueue, RedisInboundStream } from './queue/lifecycle-queues.ts';
 import { MetricsSource } from './queue/metrics-source.ts';
@@ -84,9 +85,12 @@ export interface ServiceDeps {
 
 export async function createService(config: Readonly<Config>, deps: ServiceDeps): Promise<Service> {
   const { log } = deps;
+  // Before any queue touches it: a wrong Redis stops the start with one clear error, not a flood of failing fetches.
+  const redisCheck = await checkRedis(deps.redisUrl, { prefix: config.queuePrefix, timeoutMs: config.redisStartTimeoutMs });
+  for (const warning of redisCheck.warnings) log.warn(warning);
   const rbm = await connectRbm(config, deps.rbm);
-  const producerRedis = createRedis(deps.redisUrl, 'producer');
-  const workerRedis = createRedis(deps.redisUrl, 'worker');
+  const producerRedis = createRedis(deps.redisUrl, 'producer', log);
+  const workerRedis = createRedis(deps.redisUrl, 'worker', log);
   await whenReady(workerRedis);
   const storeOptions = { prefix: config.queuePrefix, ttlMs: config.statusTtlMs };
   const status = new StatusStore(producerRedis, storeOptions);

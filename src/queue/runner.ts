@@ -11,6 +11,7 @@ import { DelayedError, Queue, UnrecoverableError, Worker, type Job } from 'bullm
 import type { Redis } from 'ioredis';
 import { classify } from '../errors.ts';
 import type { Handler, Logger, Outcome } from '../handlers/types.ts';
+import { throttled } from '../log-throttle.ts';
 import { metricsKey } from '../status/store.ts';
 import { limiterFor } from './limiter.ts';
 
@@ -47,7 +48,8 @@ export interface QueueWorker {
 export function startQueueWorker(opts: QueueWorkerOptions): QueueWorker {
   // Used only to pause this queue for every worker process at once.
   const queue = new Queue(opts.queueName, { connection: opts.connection, prefix: opts.prefix });
-  queue.on('error', (err) => opts.log.error({ queue: opts.queueName, err: err.message }, 'queue connection error'));
+  // Throttled: these repeat per reconnect try or per fetch attempt (a wrong Redis gave 94,000 lines in 20 s).
+  queue.on('error', (err) => throttled(opts.log).error('queue connection error', err, opts.queueName));
 
   const processor = async (job: Job, token?: string): Promise<Outcome> => {
     const handler = opts.handlers[job.name];
@@ -88,7 +90,7 @@ export function startQueueWorker(opts: QueueWorkerOptions): QueueWorker {
     removeOnComplete: { count: opts.keepCompleted },
     removeOnFail: { age: Math.ceil(opts.keepFailedMs / 1000) },
   });
-  worker.on('error', (err) => opts.log.error({ queue: opts.queueName, err: err.message }, 'worker error'));
+  worker.on('error', (err) => throttled(opts.log).error('worker error', err, opts.queueName));
   worker.on('failed', (job, err) => {
     if (job && (err instanceof UnrecoverableError || job.attemptsMade >= (job.opts.attempts ?? 1))) {
       opts.log.error({ queue: opts.queueName, jobId: job.id, reason: err.message }, 'job failed for good');
