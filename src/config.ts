@@ -42,6 +42,8 @@ export interface Config {
   host: string;
   /** undefined: 127.0.0.1:6379, or a redis-server of our own when none answers. */
   redisUrl: string | undefined;
+  /** Bound of the start-up check of Redis (connect, INFO, a write): past it the process stops with REDIS_UNAVAILABLE. */
+  redisStartTimeoutMs: number;
   queuePrefix: string;
   agents: readonly AgentConfig[];
   rbmEndpoint: RbmEndpoint;
@@ -358,6 +360,7 @@ export function loadConfig(env: Env): Readonly<Config> {
     port: r.int('PORT', 3000, 0, 65_535),
     host: r.raw('HOST') ?? '127.0.0.1',
     redisUrl: parseRedisUrl(r),
+    redisStartTimeoutMs: r.int('REDIS_START_TIMEOUT_MS', 5000, 100, 120_000),
     queuePrefix,
     agents: parseAgents(r, rbmEndpoint.kind === 'emulator'),
     rbmEndpoint,

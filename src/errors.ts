@@ -23,6 +23,7 @@ export const ErrorCodes = {
   UNKNOWN_AGENT: 'UNKNOWN_AGENT',
   IDEMPOTENCY_CONFLICT: 'IDEMPOTENCY_CONFLICT',
   REDIS_UNAVAILABLE: 'REDIS_UNAVAILABLE',
+  REDIS_UNSUITABLE: 'REDIS_UNSUITABLE',
   SMS_PROVIDER: 'SMS_PROVIDER',
   REVOKE_NOT_POSSIBLE: 'REVOKE_NOT_POSSIBLE',
   CALLBACK_DELIVERY: 'CALLBACK_DELIVERY',
@@ -147,6 +148,36 @@ export class UnknownAgentError extends DispatchError {
     super(ErrorCodes.UNKNOWN_AGENT, `unknown agent '${agentId}': expected one of ${known.join(', ') || '(none configured)'}`);
     this.name = 'UnknownAgentError';
     this.agentId = agentId;
+  }
+}
+
+/** What the start-up check found wrong with the Redis that REDIS_URL names. */
+export type RedisProblem = 'unreachable' | 'cluster' | 'replica' | 'auth' | 'not-redis' | 'version' | 'refused';
+
+/**
+ * The Redis the config names cannot serve us. `url` has its password masked;
+ * the message is one line: the URL, what is wrong and what to do, what we
+ * expected and what came. 'unreachable' is REDIS_UNAVAILABLE (nothing
+ * answered); every other problem is REDIS_UNSUITABLE (something answered, and
+ * it is not a Redis we can queue on).
+ */
+export class RedisCheckError extends DispatchError {
+  readonly url: string;
+  readonly problem: RedisProblem;
+  readonly expected: string;
+  readonly got: string;
+  constructor(fields: { url: string; problem: RedisProblem; what: string; expected: string; got: string }, options?: { cause?: unknown }) {
+    const oneLine = (s: string) => s.replace(/\s+/g, ' ').trim();
+    super(
+      fields.problem === 'unreachable' ? ErrorCodes.REDIS_UNAVAILABLE : ErrorCodes.REDIS_UNSUITABLE,
+      oneLine(`Redis at ${fields.url} ${fields.what} (expected ${fields.expected}, got ${fields.got})`),
+      options,
+    );
+    this.name = 'RedisCheckError';
+    this.url = fields.url;
+    this.problem = fields.problem;
+    this.expected = fields.expected;
+    this.got = oneLine(fields.got);
   }
 }
 

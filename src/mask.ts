@@ -1,6 +1,6 @@
 /**
  * Phone numbers never reach a log, an error message or a status record in
- * full: '+12223334444' → '+1222***4444'.
+ * full: '+12223334444' → '+1222***4444'. Nor does the password of a URL.
  */
 export function maskPhone(e164: string): string {
   if (e164.length <= 8) return `${e164.slice(0, 2)}***`;
@@ -10,4 +10,15 @@ export function maskPhone(e164: string): string {
 /** Masks every E.164-looking number inside a string (URL paths, messages). */
 export function maskPhonesIn(text: string): string {
   return text.replace(/\+[1-9]\d{6,14}/g, maskPhone);
+}
+
+/** 'redis://user:secret@host:6379/0' → 'redis://user:***@host:6379/0'; a URL that does not parse is not shown at all. */
+export function maskUrlPassword(url: string): string {
+  try {
+    const parsed = new URL(url);
+    if (parsed.password) parsed.password = '***';
+    return parsed.toString();
+  } catch {
+    return '(an unparsable URL)';
+  }
 }

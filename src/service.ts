@@ -18,6 +18,7 @@ import { createFallback } from './fallback/fallback.ts';
 import { createRevoke } from './fallback/revoke.ts';
 import type { Logger } from './logger.ts';
 import { createRedis, whenReady } from './queue/connection.ts';
+import { checkRedis } from './queue/preflight.ts';
 import { inboundStreamKey, StreamInboundIntake } from './queue/inbound-stream.ts';
 import { BullDeadlines, BullInboundRetries, BullSmsQueue, RedisInboundStream } from './queue/lifecycle-queues.ts';
 import { MetricsSource } from './queue/metrics-source.ts';
@@ -85,11 +86,14 @@ export interface ServiceDeps {
 
 export async function createService(config: Readonly<Config>, deps: ServiceDeps): Promise<Service> {
   const { log } = deps;
+  // Before any queue touches it: a wrong Redis stops the start with one clear error, not a flood of failing fetches.
+  const redisCheck = await checkRedis(deps.redisUrl, { prefix: config.queuePrefix, timeoutMs: config.redisStartTimeoutMs });
+  for (const warning of redisCheck.warnings) log.warn(warning);
   // Token requests and RBM's 401s are counted in the metrics hash; none happens before the first call, when Redis is set.
   let countToken = (_event: TokenEvent): void => {};
   const rbm = await connectRbm(config, deps.rbm, { log, onTokenEvent: (event) => countToken(event) });
-  const producerRedis = createRedis(deps.redisUrl, 'producer');
-  const workerRedis = createRedis(deps.redisUrl, 'worker');
+  const producerRedis = createRedis(deps.redisUrl, 'producer', log);
+  const workerRedis = createRedis(deps.redisUrl, 'worker', log);
   await whenReady(workerRedis);
   // A lost count must not fail a send: the counter is best effort.
   countToken = (event) => void workerRedis.hincrby(metricsKey(config.queuePrefix), `token|${event}`, 1).catch(() => {});

@@ -76,6 +76,12 @@ describe('loadConfig', () => {
     expect(problemsOf({ DISPATCH_CONCURRENCY: '0' })[0]!.path).toBe('DISPATCH_CONCURRENCY');
   });
 
+  it('REDIS_START_TIMEOUT_MS bounds the start-up check of Redis: 5 s unless set, 100 ms to 2 min', () => {
+    expect(loadConfig({}).redisStartTimeoutMs).toBe(5000);
+    expect(loadConfig({ REDIS_START_TIMEOUT_MS: '1500' }).redisStartTimeoutMs).toBe(1500);
+    expect(problemsOf({ REDIS_START_TIMEOUT_MS: '50' })).toEqual([{ path: 'REDIS_START_TIMEOUT_MS', problem: "expected a whole number from 100 to 120000, got '50'" }]);
+  });
+
   it('one bare webhook token serves every agent', () => {
     expect(loadConfig({ RBM_WEBHOOK_CLIENT_TOKENS: 'SECRET' }).webhookClientTokens).toEqual({ '*': 'SECRET' });
   });

@@ -4,6 +4,7 @@
  * common start of the processes that run one part alone.
  */
 import { loadConfig, type Config } from '../src/config.ts';
+import { DispatchError } from '../src/errors.ts';
 import { createLogger, type Logger } from '../src/logger.ts';
 import { ensureRedis } from '../src/queue/local-redis.ts';
 import { createService, type Service } from '../src/service.ts';
@@ -12,6 +13,7 @@ import type { SmsSettings } from '../src/sms/index.ts';
 export type Step = [name: string, stop: () => Promise<unknown>];
 
 export function runProcess(name: string, main: () => Promise<{ log: Logger; steps: Step[]; timeoutMs: number }>): void {
+  muteRepeatedWarnings();
   main()
     .then(({ log, steps, timeoutMs }) => {
       let stopping = false;
@@ -34,9 +36,32 @@ export function runProcess(name: string, main: () => Promise<{ log: Logger; step
       process.on('SIGTERM', () => void shutdown('SIGTERM'));
     })
     .catch((err: Error) => {
-      process.stderr.write(`${name}: cannot start: ${err.message}\n`);
+      // One line a supervisor shows as it is, with our stable code first when it is one of ours.
+      process.stderr.write(`${name}: cannot start: ${err instanceof DispatchError ? `${err.code}: ` : ''}${err.message}\n`);
       process.exit(1);
     });
+}
+
+/**
+ * Libraries warn once per connection, and a process has a score of them:
+ * BullMQ prints "IMPORTANT! Eviction policy is …" for each (11 lines in a
+ * dispatch process), ioredis "[WARN] … does not require a password" for each.
+ * The eviction line is dropped outright, because the service's Redis check
+ * has already logged it once with the URL and the fix; any other warning is
+ * printed the first time only.
+ */
+function muteRepeatedWarnings(): void {
+  const warn = console.warn.bind(console);
+  const seen = new Set<string>();
+  console.warn = (...args: unknown[]) => {
+    const first = args[0];
+    if (typeof first === 'string') {
+      if (first.startsWith('IMPORTANT! Eviction policy is')) return;
+      if (seen.has(first)) return;
+      if (seen.size < 1000) seen.add(first);
+    }
+    warn(...args);
+  };
 }
 
 /**

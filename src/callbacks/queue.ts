@@ -3,9 +3,10 @@
  * replay), retried on the callback schedule, whose type the callback worker
  * knows (see schedule.ts and the worker's backoffStrategy).
  */
-import { Queue } from 'bullmq';
+import type { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { CALLBACK_QUEUE, callbackWebhookId, DELIVER_CALLBACK, deliverCallbackJobId, type DeliverCallbackPayload } from '../../jobs/deliver-callback.ts';
+import { sharedQueue } from '../queue/shared-queue.ts';
 import { retryDelays, type RetrySchedule } from './schedule.ts';
 
 /** The job backoff type the callback worker's backoffStrategy serves. */
@@ -16,7 +17,7 @@ export class CallbackQueue {
   private readonly attempts: number;
 
   constructor(connection: Redis, prefix: string, schedule: RetrySchedule) {
-    this.queue = new Queue(CALLBACK_QUEUE, { connection, prefix });
+    this.queue = sharedQueue(CALLBACK_QUEUE, connection, prefix);
     this.attempts = retryDelays(schedule).length + 1;
   }
 

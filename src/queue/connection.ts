@@ -2,14 +2,32 @@
  * Redis connections in their two roles (STYLE.md habit 7): a producer fails
  * fast when Redis is gone, so an HTTP caller hears it at once; a worker waits
  * and reconnects forever, because BullMQ's blocking calls need that.
+ *
+ * Both reconnect with capped exponential backoff and jitter: a dead Redis
+ * costs each connection a try every 2 s at most, and the many connections of
+ * a fleet (BullMQ duplicates ours, which keeps this strategy) do not come
+ * back in lockstep when it returns.
  */
 import { Redis } from 'ioredis';
+import { throttled, type LineLogger } from '../log-throttle.ts';
 
 export type RedisRole = 'producer' | 'worker';
 
-export function createRedis(url: string, role: RedisRole): Redis {
-  return new Redis(url, {
+const RECONNECT_BASE_MS = 50;
+/** The longest wait between two tries: how late after Redis returns a connection notices, at worst. */
+export const RECONNECT_MAX_MS = 2000;
+
+/** The delay before reconnect try `attempt` (1, 2, …): 50 ms doubling to 2 s, the upper half of it random. */
+export function reconnectDelay(attempt: number, random: () => number = Math.random): number {
+  const ceiling = Math.min(RECONNECT_MAX_MS, RECONNECT_BASE_MS * 2 ** Math.min(attempt - 1, 16));
+  return Math.round(ceiling / 2 + (random() * ceiling) / 2);
+}
+
+/** With `log`, connection errors are logged, throttled (without a listener ioredis prints every one to stderr). */
+export function createRedis(url: string, role: RedisRole, log?: LineLogger): Redis {
+  const redis = new Redis(url, {
     lazyConnect: false,
+    retryStrategy: reconnectDelay,
     ...(role === 'worker'
       ? { maxRetriesPerRequest: null, enableReadyCheck: false }
       : {
@@ -21,6 +39,8 @@ export function createRedis(url: string, role: RedisRole): Redis {
           enableAutoPipelining: true,
         }),
   });
+  if (log) redis.on('error', (err: Error) => throttled(log).error('redis connection error', err, role));
+  return redis;
 }
 
 /** Resolves once the connection is ready, so a producer's first call is not refused. */

@@ -18,8 +18,10 @@ import type { Redis } from 'ioredis';
 import type { InboundEventPayload } from '../../jobs/inbound-event.ts';
 import { classify } from '../errors.ts';
 import type { Handler, Logger } from '../handlers/types.ts';
+import { throttled } from '../log-throttle.ts';
 import { intakeStreamKey } from '../status/store.ts';
 import type { InboundIntake } from '../webhook/receiver.ts';
+import { reconnectDelay } from './connection.ts';
 
 /** The consumer group of the webhook stream. */
 export const INBOUND_GROUP = 'inbound';
@@ -91,6 +93,9 @@ export function startStreamConsumer(opts: StreamConsumerOptions): StreamConsumer
   const handling = new Set<string>();
   let slotFreed: (() => void) | undefined;
   let idle: (() => void) | undefined;
+  let wake: (() => void) | undefined;
+  // Without a listener ioredis prints each reconnect failure of this connection to stderr.
+  opts.blocking.on('error', (err: Error) => throttled(opts.log).error('stream connection error', err, stream));
 
   async function handle(id: string, fields: string[]): Promise<void> {
     let event: unknown;
@@ -111,7 +116,7 @@ export function startStreamConsumer(opts: StreamConsumerOptions): StreamConsumer
     handling.add(id);
     inFlight++;
     void handle(id, fields)
-      .catch((err: Error) => opts.log.error({ stream, entry: id, err: err.message }, 'stream entry left pending; it will be claimed again'))
+      .catch((err: Error) => throttled(opts.log).error('stream entry left pending; it will be claimed again', err, stream))
       .finally(() => {
         handling.delete(id);
         inFlight--;
@@ -144,23 +149,51 @@ export function startStreamConsumer(opts: StreamConsumerOptions): StreamConsumer
     for (const entry of entries) if (entry) start(entry[0], entry[1]);
   }
 
+  /**
+   * Reads until closed. A failing read or claim (a Redis that restarted without
+   * our group, went read-only, or answers errors) is logged, throttled, and
+   * tried again after a capped, jittered backoff: the loop neither dies, which
+   * would leave the stream unread until a restart, nor spins on the error.
+   * While Redis is unreachable the commands wait on the reconnecting
+   * connection (maxRetriesPerRequest null) and go out when it is back.
+   */
   async function loop(): Promise<void> {
-    await ensureGroup();
+    let groupReady = false;
     let lastClaim = 0;
+    let failures = 0;
     while (running) {
-      if (inFlight >= opts.concurrency) {
-        await new Promise<void>((resolve) => (slotFreed = resolve));
-        continue;
+      try {
+        if (!groupReady) {
+          await ensureGroup();
+          groupReady = true;
+        }
+        if (inFlight >= opts.concurrency) {
+          await new Promise<void>((resolve) => (slotFreed = resolve));
+          continue;
+        }
+        if (Date.now() - lastClaim >= opts.claimIdleMs / 2) {
+          lastClaim = Date.now();
+          await heartbeat();
+          await claimStale();
+        }
+        const read = (await opts.blocking.xreadgroup('GROUP', group, consumer, 'COUNT', opts.concurrency - inFlight, 'BLOCK', Math.min(1000, opts.claimIdleMs), 'STREAMS', stream, '>')) as
+          | Array<[string, Array<[string, string[]]>]>
+          | null;
+        failures = 0;
+        for (const [, entries] of read ?? []) for (const [id, fields] of entries) start(id, fields);
+      } catch (err) {
+        if (!running) return;
+        // A Redis that came back empty (no persistence, or flushed) has no group: make it again.
+        if (String((err as Error).message).includes('NOGROUP')) groupReady = false;
+        throttled(opts.log).error('stream consumer error; retrying', err, stream);
+        await new Promise<void>((resolve) => {
+          const timer = setTimeout(resolve, reconnectDelay(++failures));
+          wake = () => {
+            clearTimeout(timer);
+            resolve();
+          };
+        });
       }
-      if (Date.now() - lastClaim >= opts.claimIdleMs / 2) {
-        lastClaim = Date.now();
-        await heartbeat();
-        await claimStale();
-      }
-      const read = (await opts.blocking.xreadgroup('GROUP', group, consumer, 'COUNT', opts.concurrency - inFlight, 'BLOCK', Math.min(1000, opts.claimIdleMs), 'STREAMS', stream, '>')) as
-        | Array<[string, Array<[string, string[]]>]>
-        | null;
-      for (const [, entries] of read ?? []) for (const [id, fields] of entries) start(id, fields);
     }
   }
 
@@ -172,6 +205,7 @@ export function startStreamConsumer(opts: StreamConsumerOptions): StreamConsumer
     async close() {
       running = false;
       slotFreed?.();
+      wake?.();
       // Wake the blocked read: closing its connection ends it.
       opts.blocking.disconnect();
       await done;

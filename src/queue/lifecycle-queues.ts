@@ -3,17 +3,18 @@
  * message, ID from the messageId), local deadlines (delayed check-expiry jobs
  * on the inbound queue), and the inbound stream consumers read.
  */
-import { Queue } from 'bullmq';
+import type { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { CHECK_EXPIRY, checkExpiryJobId, defaultCheckExpiryOptions, type CheckExpiryPayload } from '../../jobs/check-expiry.ts';
 import { defaultInboundEventOptions, INBOUND_EVENT, INBOUND_QUEUE, type InboundEventPayload } from '../../jobs/inbound-event.ts';
 import { SEND_SMS, SMS_QUEUE, sendSmsJobId, type SendSmsPayload } from '../../jobs/send-sms.ts';
 import type { DeadlinePort, InboundConsumerPort, SmsQueuePort } from '../fallback/ports.ts';
+import { sharedQueue } from './shared-queue.ts';
 
 export class BullSmsQueue implements SmsQueuePort {
   readonly queue: Queue;
   constructor(connection: Redis, prefix: string, private readonly retry: { attempts: number; backoffMs: number }) {
-    this.queue = new Queue(SMS_QUEUE, { connection, prefix });
+    this.queue = sharedQueue(SMS_QUEUE, connection, prefix);
   }
 
   async enqueue(payload: SendSmsPayload): Promise<void> {
@@ -32,7 +33,7 @@ export class BullSmsQueue implements SmsQueuePort {
 export class BullDeadlines implements DeadlinePort {
   readonly queue: Queue;
   constructor(connection: Redis, prefix: string, private readonly now: () => number = Date.now) {
-    this.queue = new Queue(INBOUND_QUEUE, { connection, prefix });
+    this.queue = sharedQueue(INBOUND_QUEUE, connection, prefix);
   }
 
   async schedule(payload: CheckExpiryPayload, runAt: number): Promise<void> {
@@ -61,7 +62,7 @@ export class BullDeadlines implements DeadlinePort {
 export class BullInboundRetries {
   readonly queue: Queue;
   constructor(connection: Redis, prefix: string) {
-    this.queue = new Queue(INBOUND_QUEUE, { connection, prefix });
+    this.queue = sharedQueue(INBOUND_QUEUE, connection, prefix);
   }
 
   async retryLater(event: unknown): Promise<void> {

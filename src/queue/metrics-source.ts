@@ -4,7 +4,7 @@
  * process they run in), each queue's jobs per state, and the webhook events
  * not yet handled.
  */
-import { Queue } from 'bullmq';
+import type { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { INBOUND_QUEUE } from '../../jobs/inbound-event.ts';
 import { outboundQueueName } from '../../jobs/index.ts';
@@ -12,6 +12,7 @@ import { SMS_QUEUE } from '../../jobs/send-sms.ts';
 import { CALLBACK_QUEUE } from '../../jobs/deliver-callback.ts';
 import { callbackFeedKey, metricsKey } from '../status/store.ts';
 import { inboundStreamKey } from './inbound-stream.ts';
+import { sharedQueue } from './shared-queue.ts';
 
 export interface MetricsSnapshot {
   /** Fields like `state|SENT|agent-a`, `fallback|NOT_RCS`, `retries|<queue>`, `h|delivered|5`. */
@@ -27,7 +28,7 @@ export class MetricsSource {
   readonly queues: Queue[];
 
   constructor(private readonly redis: Redis, private readonly prefix: string, agentIds: readonly string[]) {
-    this.queues = [...agentIds.map(outboundQueueName), INBOUND_QUEUE, SMS_QUEUE, CALLBACK_QUEUE].map((name) => new Queue(name, { connection: redis, prefix }));
+    this.queues = [...agentIds.map(outboundQueueName), INBOUND_QUEUE, SMS_QUEUE, CALLBACK_QUEUE].map((name) => sharedQueue(name, redis, prefix));
   }
 
   async read(): Promise<MetricsSnapshot> {

@@ -5,7 +5,7 @@
  * a UUIDv5 of (agent, key), so the same key returns the same ID and queues
  * nothing the second time. Bad input is refused whole: nothing is queued.
  */
-import { Queue, type JobsOptions } from 'bullmq';
+import type { JobsOptions, Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { v4 as uuidv4, v5 as uuidv5 } from 'uuid';
 import { validate, type Problem } from '../../jobs/common.ts';
@@ -24,6 +24,7 @@ import { newStatusOf, type MessageStatus, type StatusStore } from '../status/sto
 import { DEFAULT_SCOPE } from '../callbacks/secrets.ts';
 import { maskPhone } from '../mask.ts';
 import { whenReady } from './connection.ts';
+import { sharedQueue } from './shared-queue.ts';
 
 /** Namespace of rbm-dispatch's UUIDv5 IDs; changing it would break every stored idempotency key. */
 const ID_NAMESPACE = '6f1c3e0a-7b52-4d1e-9a38-2f5d8c4b7e91';
@@ -388,7 +389,7 @@ export class Producer {
   private queue(agentId: string): Queue {
     let queue = this.queues.get(agentId);
     if (!queue) {
-      queue = new Queue(outboundQueueName(agentId), { connection: this.opts.connection, prefix: this.opts.prefix });
+      queue = sharedQueue(outboundQueueName(agentId), this.opts.connection, this.opts.prefix);
       this.queues.set(agentId, queue);
     }
     return queue;

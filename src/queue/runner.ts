@@ -9,12 +9,14 @@
  *   permanent   → UnrecoverableError: no retry
  *   retry       → rethrow: BullMQ retries with the job's backoff
  */
-import { DelayedError, Queue, UnrecoverableError, Worker, type Job } from 'bullmq';
+import { DelayedError, UnrecoverableError, Worker, type Job } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { classify } from '../errors.ts';
 import type { Handler, Logger, Outcome } from '../handlers/types.ts';
+import { throttled } from '../log-throttle.ts';
 import { metricsKey } from '../status/store.ts';
 import { limiterFor } from './limiter.ts';
+import { sharedQueue } from './shared-queue.ts';
 
 export interface QueueWorkerOptions {
   queueName: string;
@@ -48,8 +50,8 @@ export interface QueueWorker {
 
 export function startQueueWorker(opts: QueueWorkerOptions): QueueWorker {
   // Used only to pause this queue for every worker process at once.
-  const queue = new Queue(opts.queueName, { connection: opts.connection, prefix: opts.prefix });
-  queue.on('error', (err) => opts.log.error({ queue: opts.queueName, err: err.message }, 'queue connection error'));
+  // Its errors are the shared connection's, which the worker below reports too.
+  const queue = sharedQueue(opts.queueName, opts.connection, opts.prefix);
 
   const processor = async (job: Job, token?: string): Promise<Outcome> => {
     const handler = opts.handlers[job.name];
@@ -98,7 +100,8 @@ export function startQueueWorker(opts: QueueWorkerOptions): QueueWorker {
     removeOnComplete: { count: opts.keepCompleted },
     removeOnFail: { age: Math.ceil(opts.keepFailedMs / 1000) },
   });
-  worker.on('error', (err) => opts.log.error({ queue: opts.queueName, err: err.message }, 'worker error'));
+  // Throttled: these repeat per reconnect try or per fetch attempt (a wrong Redis gave 94,000 lines in 20 s).
+  worker.on('error', (err) => throttled(opts.log).error('worker error', err, opts.queueName));
   worker.on('failed', (job, err) => {
     if (job && (err instanceof UnrecoverableError || job.attemptsMade >= (job.opts.attempts ?? 1))) {
       opts.log.error({ queue: opts.queueName, jobId: job.id, reason: err.message }, 'job failed for good');
