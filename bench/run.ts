@@ -1,7 +1,7 @@
 /**
  * `npm run bench`: every benchmark in one run on this machine, printed as a
  * table and written to bench/results/latest.json. Not part of `npm test`.
- * BENCH_QUICK=1 shrinks the sizes for a smoke run; BENCH_ONLY=enqueue,limiter
+ * BENCH_QUICK=1 shrinks the sizes for a smoke run; BENCH_ONLY=enqueue,adaptive
  * runs only those (both write bench/results/partial.json instead).
  */
 import { mkdir, writeFile } from 'node:fs/promises';
@@ -10,6 +10,7 @@ import { createRequire } from 'node:module';
 import { createRedis, whenReady } from '../src/queue/connection.ts';
 import { ensureRedis } from '../src/queue/local-redis.ts';
 import { printTable, startEmulatorProcess, type Row } from './lib.ts';
+import { adaptive } from './scenarios/adaptive.ts';
 import { apiIntake } from './scenarios/api.ts';
 import { enqueue } from './scenarios/enqueue.ts';
 import { limiter } from './scenarios/limiter.ts';
@@ -64,6 +65,19 @@ try {
     const lim = await limiter(emu, redis.url, { ratePerSec: 500, seconds: quick ? 3 : 20 });
     results.limiter = lim;
     rows.push({ benchmark: `limiter ${lim.ratePerSec}/s for ${lim.seconds} s, quota ${lim.ratePerSec}/s`, measured: `${lim.measuredPerSec.toFixed(1)}/s, ${lim.rateLimited} × 429`, baseline: `${lim.ratePerSec}/s`, ratio: lim.measuredPerSec / lim.ratePerSec, target: '±3 %, 0 × 429', pass: Math.abs(lim.deviation) <= 0.03 && lim.rateLimited === 0 });
+  }
+  if (want('adaptive')) {
+    log('adaptive rate: configured 200/s, RBM quota 50/s, 2 dispatch processes...');
+    const ad = await adaptive(emu, redis.url, { configuredPerSec: 200, quotaPerSec: 50, seconds: quick ? 20 : 60 });
+    results.adaptive = ad;
+    rows.push({
+      benchmark: `adaptive rate: ${ad.configuredPerSec}/s configured, quota ${ad.quotaPerSec}/s, ${ad.processes} dispatch processes, ${ad.seconds} s`,
+      measured: `${ad.acceptedPerSec.toFixed(1)}/s, ${(ad.rateLimitedShareAfter10s * 100).toFixed(1)} % 429 after 10 s, ${ad.attemptsBurned} attempts burned`,
+      baseline: `${ad.quotaPerSec}/s quota`,
+      ratio: ad.quotaShare,
+      target: '≥ 0.80, ≤ 5 % 429, 0 burned',
+      pass: ad.quotaShare >= 0.8 && ad.rateLimitedShareAfter10s <= 0.05 && ad.attemptsBurned === 0,
+    });
   }
   if (want('priority')) {
     log('AUTHENTICATION through a PROMOTION backlog...');

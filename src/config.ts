@@ -83,8 +83,10 @@ export interface Config {
     backoffMs: number;
     /** 0..1: share of each backoff delay that is random. */
     backoffJitter: number;
-    /** How long an agent's queue pauses on a 429 without Retry-After. */
+    /** How long a job waits after a 429 without Retry-After (a queue without an adaptive rate, the SMS one, pauses that long). */
     rateLimitPauseMs: number;
+    /** An agent's adaptive rate (src/queue/rate-controller.ts): a 429 sets it to decrease × the accepted rate; each clean second adds increasePerSec × the configured rate. */
+    rateAdapt: { decrease: number; increasePerSec: number };
     /** BullMQ limiter window; short windows smooth the quota (see DESIGN.md). */
     limiterWindowMs: number;
     /** IS_TYPING older than this is dropped, not sent: the indicator would be a lie. */
@@ -156,6 +158,18 @@ class EnvReader {
     const n = Number(value);
     if (!Number.isFinite(n) || n < 0 || n > 1) {
       this.fail(name, 'a number from 0 to 1', value);
+      return fallback;
+    }
+    return n;
+  }
+
+  /** A share within [min, max], e.g. 0.9. */
+  share(name: string, fallback: number, min: number, max: number): number {
+    const value = this.raw(name);
+    if (value === undefined) return fallback;
+    const n = Number(value);
+    if (!Number.isFinite(n) || n < min || n > max) {
+      this.fail(name, `a number from ${min} to ${max}`, value);
       return fallback;
     }
     return n;
@@ -393,6 +407,10 @@ export function loadConfig(env: Env): Readonly<Config> {
       backoffJitter: r.fraction('DISPATCH_BACKOFF_JITTER', 0.5),
       rateLimitPauseMs: r.int('RBM_RATE_LIMIT_PAUSE_MS', 1000, 1, 3_600_000),
       limiterWindowMs: r.int('LIMITER_WINDOW_MS', 100, 10, 60_000),
+      rateAdapt: {
+        decrease: r.share('RATE_ADAPT_DECREASE', 0.9, 0.1, 0.99),
+        increasePerSec: r.share('RATE_ADAPT_INCREASE_PER_SEC', 0.02, 0.001, 1),
+      },
       typingMaxAgeMs: r.int('TYPING_MAX_AGE_MS', 15_000, 0, 3_600_000),
       eventCoalesceWindowMs: r.int('EVENT_COALESCE_WINDOW_MS', 500, 0, 60_000),
       requestTimeoutMs: r.int('RBM_REQUEST_TIMEOUT_MS', 10_000, 100, 600_000),

@@ -82,6 +82,15 @@ describe('loadConfig', () => {
     expect(problemsOf({ REDIS_START_TIMEOUT_MS: '50' })).toEqual([{ path: 'REDIS_START_TIMEOUT_MS', problem: "expected a whole number from 100 to 120000, got '50'" }]);
   });
 
+  it('the adaptive rate: a decrease below 1 and an increase share, with defaults', () => {
+    expect(loadConfig({}).dispatch.rateAdapt).toEqual({ decrease: 0.9, increasePerSec: 0.02 });
+    expect(loadConfig({ RATE_ADAPT_DECREASE: '0.8', RATE_ADAPT_INCREASE_PER_SEC: '0.05' }).dispatch.rateAdapt).toEqual({ decrease: 0.8, increasePerSec: 0.05 });
+    expect(problemsOf({ RATE_ADAPT_DECREASE: '1', RATE_ADAPT_INCREASE_PER_SEC: 'fast' })).toEqual([
+      { path: 'RATE_ADAPT_DECREASE', problem: "expected a number from 0.1 to 0.99, got '1'" },
+      { path: 'RATE_ADAPT_INCREASE_PER_SEC', problem: "expected a number from 0.001 to 1, got 'fast'" },
+    ]);
+  });
+
   it('one bare webhook token serves every agent', () => {
     expect(loadConfig({ RBM_WEBHOOK_CLIENT_TOKENS: 'SECRET' }).webhookClientTokens).toEqual({ '*': 'SECRET' });
   });

@@ -14,6 +14,7 @@
  *   rbm_time_to_fallback_seconds             histogram: enqueue → SMS sent
  *   rbm_webhook_lag_seconds                  histogram: RBM's sendTime → our receipt (this process)
  *   rbm_queue_jobs{queue,state}              jobs per queue and state
+ *   rbm_agent_effective_rate{agent}          messages/s the agent's limiter allows now (≤ its configured rate; lower after 429s)
  *   rbm_webhook_events_pending               verified webhook events not yet handled
  *   rbm_webhooks_total{outcome}              webhook requests by outcome (this process)
  *   rbm_inbound_events_total{outcome}        inbound events handled (inboundEvents), and about unknown messages (unknownMessageEvents)
@@ -92,6 +93,7 @@ export function createMetrics(deps: { read: () => Promise<MetricsSnapshot>; webh
     computed('rbm_callbacks_total', 'Status callback attempts: delivered, retried, failed (for good).', 'counter', (s) => byPrefix(s.counters, 'callback', ['outcome']), snapshot),
     computed('rbm_callback_feed_pending', 'Status changes not yet turned into callback deliveries.', 'gauge', (s) => [{ value: s.callbackFeedPending }], snapshot),
     computed('rbm_queue_jobs', 'Jobs per queue and state.', 'gauge', (s) => s.queues.flatMap((q) => Object.entries(q.counts).map(([state, value]) => ({ labels: { queue: q.queue, state }, value }))), snapshot),
+    computed('rbm_agent_effective_rate', "Messages per second an agent's limiter allows now: its configured rate, or less after 429s.", 'gauge', (s) => s.agentRates.map(({ agent, rate }) => ({ labels: { agent }, value: rate })), snapshot),
     computed('rbm_webhook_events_pending', 'Verified webhook events not yet handled by the inbound worker.', 'gauge', (s) => [{ value: s.webhookEventsPending }], snapshot),
   ];
   for (const m of metrics) registry.registerMetric(m as never);

@@ -18,3 +18,16 @@ export function limiterFor(ratePerSec: number, windowMs: number): Limiter {
   }
   return { max: ratePerSec, duration: 1000 };
 }
+
+/**
+ * The limiter for an adapted, fractional rate (45.6/s): about one window's
+ * share per window, the window stretched to the whole ms that keeps the rate
+ * at or just under R. Growing the window until R × window is whole, as
+ * limiterFor does, would turn 47/s into 47 per second at once: a burst a
+ * token-bucket quota answers with 429s.
+ */
+export function limiterForRate(ratePerSec: number, windowMs: number): Limiter {
+  if (!(ratePerSec > 0) || !Number.isFinite(ratePerSec)) throw new RangeError(`expected a rate > 0 per second, got ${ratePerSec}`);
+  const max = Math.max(1, Math.round((ratePerSec * windowMs) / 1000));
+  return { max, duration: Math.ceil((max * 1000) / ratePerSec) };
+}

@@ -1,8 +1,8 @@
 /**
  * What /metrics reads from Redis at scrape time: the service-wide counters and
  * histogram buckets (kept by the transition script and the workers, whatever
- * process they run in), each queue's jobs per state, and the webhook events
- * not yet handled.
+ * process they run in), each queue's jobs per state, each agent's effective
+ * rate, and the webhook events not yet handled.
  */
 import type { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
@@ -11,6 +11,7 @@ import { outboundQueueName } from '../../jobs/index.ts';
 import { SMS_QUEUE } from '../../jobs/send-sms.ts';
 import { CALLBACK_QUEUE } from '../../jobs/deliver-callback.ts';
 import { callbackFeedKey, metricsKey } from '../status/store.ts';
+import { ADAPTIVE_RATE_KEY_TYPE, readEffectiveRate } from './adaptive-rate.ts';
 import { inboundStreamKey } from './inbound-stream.ts';
 import { sharedQueue } from './shared-queue.ts';
 
@@ -18,6 +19,8 @@ export interface MetricsSnapshot {
   /** Fields like `state|SENT|agent-a`, `fallback|NOT_RCS`, `retries|<queue>`, `h|delivered|5`. */
   counters: Record<string, number>;
   queues: Array<{ queue: string; counts: Record<string, number> }>;
+  /** Messages per second each agent's limiter allows now; an agent no dispatcher has served yet is absent. */
+  agentRates: Array<{ agent: string; rate: number }>;
   webhookEventsPending: number;
   /** Status changes not yet turned into callback deliveries. */
   callbackFeedPending: number;
@@ -26,21 +29,25 @@ export interface MetricsSnapshot {
 export class MetricsSource {
   /** Every queue of the service (also what bull-board shows). */
   readonly queues: Queue[];
+  private readonly rateKeys: Array<{ agent: string; key: string }>;
 
   constructor(private readonly redis: Redis, private readonly prefix: string, agentIds: readonly string[]) {
     this.queues = [...agentIds.map(outboundQueueName), INBOUND_QUEUE, SMS_QUEUE, CALLBACK_QUEUE].map((name) => sharedQueue(name, redis, prefix));
+    this.rateKeys = agentIds.map((agent, i) => ({ agent, key: this.queues[i]!.toKey(ADAPTIVE_RATE_KEY_TYPE) }));
   }
 
   async read(): Promise<MetricsSnapshot> {
-    const [hash, pending, feed, ...counts] = await Promise.all([
+    const [hash, pending, feed, rates, ...counts] = await Promise.all([
       this.redis.hgetall(metricsKey(this.prefix)),
       this.redis.xlen(inboundStreamKey(this.prefix)),
       this.redis.xlen(callbackFeedKey(this.prefix)),
+      Promise.all(this.rateKeys.map(async ({ agent, key }) => ({ agent, rate: await readEffectiveRate(this.redis, key) }))),
       ...this.queues.map((q) => q.getJobCounts('wait', 'prioritized', 'delayed', 'active', 'completed', 'failed')),
     ]);
     return {
       counters: Object.fromEntries(Object.entries(hash as Record<string, string>).map(([k, v]) => [k, Number(v)])),
       queues: this.queues.map((q, i) => ({ queue: q.name, counts: counts[i] as Record<string, number> })),
+      agentRates: (rates as Array<{ agent: string; rate: number | undefined }>).flatMap(({ agent, rate }) => (rate === undefined ? [] : [{ agent, rate }])),
       webhookEventsPending: pending as number,
       callbackFeedPending: feed as number,
     };

@@ -2,8 +2,10 @@
  * The shared worker runner: one BullMQ Worker per queue (one per RBM agent,
  * the inbound queue, the SMS queue), dispatching by job name to handlers, and the only place where a failure's classification
  * becomes a BullMQ call:
- *   rateLimited → pause the agent's whole queue (Queue.rateLimit) and delay the
- *                 job until the pause ends, without using an attempt
+ *   rateLimited → with Retry-After (or on a queue without an adaptive rate):
+ *                 pause the whole queue (Queue.rateLimit) that long; without it,
+ *                 on an agent queue: lower the agent's rate (adaptive-rate.ts).
+ *                 Either way the job is delayed without using an attempt
  *   defer       → delay the job until the token source asks the token endpoint
  *                 again (retryAfterMs), without using an attempt
  *   permanent   → UnrecoverableError: no retry
@@ -15,7 +17,9 @@ import { classify } from '../errors.ts';
 import type { Handler, Logger, Outcome } from '../handlers/types.ts';
 import { throttled } from '../log-throttle.ts';
 import { metricsKey } from '../status/store.ts';
+import { AdaptiveRate, ADAPTIVE_RATE_KEY_TYPE } from './adaptive-rate.ts';
 import { limiterFor } from './limiter.ts';
+import type { RateAdaptOptions } from './rate-controller.ts';
 import { sharedQueue } from './shared-queue.ts';
 
 export interface QueueWorkerOptions {
@@ -28,12 +32,14 @@ export interface QueueWorkerOptions {
   /** The upstream's quota (an RBM agent's, the SMS provider's); the limiter spreads it over short windows. None: unlimited. */
   ratePerSec?: number;
   limiterWindowMs: number;
+  /** Adapt the rate to 429s (agent queues): ratePerSec becomes a ceiling, the limiter lives in Redis. */
+  adaptRate?: RateAdaptOptions;
   /** How long a job's lock lasts, and how often locks of crashed workers are checked (BullMQ stalled jobs). */
   lockDurationMs: number;
   stalledIntervalMs: number;
   /** A job whose worker died this many times fails; a send is safe to run again (stable IDs), so it is generous. */
   maxStalledCount: number;
-  /** Pause on a 429 that carried no Retry-After. */
+  /** Pause on a 429 that carried no Retry-After; with adaptRate, only how long that job waits. */
   rateLimitPauseMs: number;
   keepCompleted: number;
   keepFailedMs: number;
@@ -49,23 +55,39 @@ export interface QueueWorker {
 }
 
 export function startQueueWorker(opts: QueueWorkerOptions): QueueWorker {
-  // Used only to pause this queue for every worker process at once.
+  // Pauses this queue for every worker process at once (Retry-After), and names its keys.
   // Its errors are the shared connection's, which the worker below reports too.
   const queue = sharedQueue(opts.queueName, opts.connection, opts.prefix);
+  const adaptive = opts.adaptRate && opts.ratePerSec
+    ? new AdaptiveRate({
+        redis: opts.connection, queueName: opts.queueName, stateKey: queue.toKey(ADAPTIVE_RATE_KEY_TYPE), metaKey: queue.toKey('meta'),
+        ceiling: opts.ratePerSec, limiterWindowMs: opts.limiterWindowMs, adapt: opts.adaptRate, log: opts.log,
+      })
+    : undefined;
+  const counters = metricsKey(opts.prefix);
 
   const processor = async (job: Job, token?: string): Promise<Outcome> => {
     const handler = opts.handlers[job.name];
     if (!handler) throw new UnrecoverableError(`no handler for job '${job.name}' on ${opts.queueName}`);
     const maxAttempts = job.opts.attempts ?? 1;
     try {
-      return await handler(job.data, { jobId: job.id ?? '', attempt: job.attemptsMade + 1, maxAttempts });
+      const outcome = await handler(job.data, { jobId: job.id ?? '', attempt: job.attemptsMade + 1, maxAttempts });
+      adaptive?.accepted();
+      return outcome;
     } catch (err) {
       const kind = classify(err);
       if (kind === 'rateLimited') {
-        const pauseMs = (err as { retryAfterMs?: number }).retryAfterMs || opts.rateLimitPauseMs;
-        opts.log.warn({ queue: opts.queueName, pauseMs }, 'upstream answered 429: pausing the queue');
-        await queue.rateLimit(pauseMs);
-        await opts.connection.multi().hincrby(metricsKey(opts.prefix), `ratelimited|${opts.queueName}`, 1).hincrby(metricsKey(opts.prefix), `throttled_ms|${opts.queueName}`, pauseMs).exec();
+        const retryAfterMs = (err as { retryAfterMs?: number }).retryAfterMs;
+        const pauseMs = retryAfterMs || opts.rateLimitPauseMs;
+        if (adaptive && !retryAfterMs) {
+          // No pause: the lowered limiter paces the queue from its next fetch.
+          await adaptive.throttled();
+          await opts.connection.hincrby(counters, `ratelimited|${opts.queueName}`, 1);
+        } else {
+          opts.log.warn({ queue: opts.queueName, pauseMs }, 'upstream answered 429: pausing the queue');
+          await queue.rateLimit(pauseMs);
+          await opts.connection.multi().hincrby(counters, `ratelimited|${opts.queueName}`, 1).hincrby(counters, `throttled_ms|${opts.queueName}`, pauseMs).exec();
+        }
         // Not Worker.RateLimitError(): in bullmq 6.7 that puts a prioritized job
         // back without the marker that wakes a long-polling worker, which then
         // sleeps its whole drainDelay (5 s) after every 429. A delayed job carries
@@ -77,10 +99,12 @@ export function startQueueWorker(opts: QueueWorkerOptions): QueueWorker {
         // Not an attempt: a token outage says nothing about this job and may
         // outlast its whole backoff horizon (8 attempts with jitter: 64–127 s).
         const delayMs = (err as { retryAfterMs?: number }).retryAfterMs || opts.rateLimitPauseMs;
-        await opts.connection.hincrby(metricsKey(opts.prefix), `deferred|${opts.queueName}`, 1);
+        await opts.connection.hincrby(counters, `deferred|${opts.queueName}`, 1);
         await job.moveToDelayed(Date.now() + delayMs, token);
         throw new DelayedError();
       }
+      // Answered, though not with success: the call still counted against the quota.
+      adaptive?.accepted();
       if (kind === 'permanent') throw new UnrecoverableError((err as Error).message);
       if (job.attemptsMade + 1 < maxAttempts) await opts.connection.hincrby(metricsKey(opts.prefix), `retries|${opts.queueName}`, 1);
       throw err;
@@ -91,7 +115,9 @@ export function startQueueWorker(opts: QueueWorkerOptions): QueueWorker {
     connection: opts.connection,
     prefix: opts.prefix,
     concurrency: opts.concurrency,
-    ...(opts.ratePerSec ? { limiter: limiterFor(opts.ratePerSec, opts.limiterWindowMs) } : {}),
+    autorun: !adaptive,
+    // An adaptive queue's limiter is the queue's global one in Redis (adaptive-rate.ts), set before the worker starts.
+    ...(opts.ratePerSec && !adaptive ? { limiter: limiterFor(opts.ratePerSec, opts.limiterWindowMs) } : {}),
     lockDuration: opts.lockDurationMs,
     stalledInterval: opts.stalledIntervalMs,
     maxStalledCount: opts.maxStalledCount,
@@ -109,10 +135,17 @@ export function startQueueWorker(opts: QueueWorkerOptions): QueueWorker {
   });
 
   let closing: Promise<void> | undefined;
+  adaptive?.ready.then(
+    () => {
+      if (!closing) worker.run().catch((err: Error) => opts.log.error({ queue: opts.queueName, err: err.message }, 'worker stopped'));
+    },
+    (err: Error) => opts.log.error({ queue: opts.queueName, err: err.message }, 'could not set the rate limit: worker not started'),
+  );
   return {
     worker,
     close() {
       closing ??= (async () => {
+        adaptive?.close();
         await worker.close();
         await queue.close();
       })();

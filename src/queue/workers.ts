@@ -94,6 +94,7 @@ export function startDispatchWorkers(deps: Common & {
     handlers,
     concurrency: concurrencyFor(config, agent),
     ratePerSec: agent.ratePerSec,
+    adaptRate: { decrease: config.dispatch.rateAdapt.decrease, increase: config.dispatch.rateAdapt.increasePerSec },
   })));
 }
 
