@@ -4,7 +4,7 @@
  * exactly-once (an `accept-then-*` fault records the call, then fails it).
  */
 
-export const FaultKinds = ['503', '500', 'reset', 'accept-then-503', 'accept-then-reset', '429', '400', '403'] as const;
+export const FaultKinds = ['503', '500', 'reset', 'accept-then-503', 'accept-then-reset', '429', '400', '401', '403'] as const;
 export type FaultKind = (typeof FaultKinds)[number];
 
 export interface FailNextEntry {
@@ -22,6 +22,8 @@ export interface FaultConfig {
   status5xxRate?: number;
   resetRate?: number;
   failNext?: FailNextEntry[];
+  /** The token endpoint (POST /token) answers this status (e.g. 503) instead of a token: an OAuth outage. Unset: tokens are issued. */
+  tokenStatus?: number;
 }
 
 /** The fault one call gets; `accept-then-*` kinds are processed (recorded) before they fail. */
@@ -39,8 +41,10 @@ export class Faults {
   private status5xxRate = 0;
   private resetRate = 0;
   private failNext: FailNextEntry[] = [];
+  tokenStatus: number | undefined;
 
   set(config: FaultConfig): void {
+    this.tokenStatus = config.tokenStatus;
     this.latencyMs = config.latencyMs ?? 0;
     this.status5xxRate = config.status5xxRate ?? 0;
     this.resetRate = config.resetRate ?? 0;
@@ -52,8 +56,9 @@ export class Faults {
     this.set({});
   }
 
-  snapshot(): Required<FaultConfig> {
+  snapshot(): Required<Omit<FaultConfig, 'tokenStatus'>> & { tokenStatus: number | null } {
     return {
+      tokenStatus: this.tokenStatus ?? null,
       latencyMs: this.latencyMs,
       status5xxRate: this.status5xxRate,
       resetRate: this.resetRate,
@@ -101,6 +106,12 @@ export function checkFaultConfig(input: unknown): FaultConfig {
   if (s5 !== undefined) out.status5xxRate = s5;
   const rr = rate('resetRate', raw.resetRate);
   if (rr !== undefined) out.resetRate = rr;
+  if (raw.tokenStatus !== undefined && raw.tokenStatus !== null) {
+    if (typeof raw.tokenStatus !== 'number' || !Number.isInteger(raw.tokenStatus) || raw.tokenStatus < 400 || raw.tokenStatus > 599) {
+      throw new TypeError(`tokenStatus must be an HTTP status 400-599, got ${JSON.stringify(raw.tokenStatus)}`);
+    }
+    out.tokenStatus = raw.tokenStatus;
+  }
   if (raw.failNext !== undefined) {
     if (!Array.isArray(raw.failNext)) throw new TypeError('failNext must be an array');
     out.failNext = raw.failNext.map((e: unknown, i) => {

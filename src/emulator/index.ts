@@ -71,6 +71,7 @@ export function buildEmulatorApp(state: EmulatorState, opts: { logger?: boolean 
       if (ok) state.counters.tokensIssued += 1;
       else state.counters.tokensRefused += 1;
     },
+    () => state.faults.tokenStatus,
   );
   registerRbmRoutes(app, state);
   registerSmsRoutes(app, state);

@@ -138,11 +138,18 @@ export function registerTokenRoute(
   issuer: OAuthIssuer,
   ownTokenUrl: () => string | undefined,
   onIssued: (ok: boolean) => void,
+  /** A status to answer instead of a token (an injected outage of the token endpoint). */
+  outage: () => number | undefined = () => undefined,
 ): void {
   app.register(async (scope) => {
     scope.removeAllContentTypeParsers();
     scope.addContentTypeParser('*', { parseAs: 'string' }, (_req, body, done) => done(null, body));
     scope.post('/token', async (request, reply) => {
+      const down = outage();
+      if (down !== undefined) {
+        onIssued(false);
+        return reply.code(down).send({ error: 'temporarily_unavailable', error_description: 'The token endpoint is unavailable (injected fault).' });
+      }
       const form = new URLSearchParams(typeof request.body === 'string' ? request.body : '');
       const grantType = form.get('grant_type');
       if (grantType !== JWT_BEARER) {

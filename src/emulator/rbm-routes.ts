@@ -92,6 +92,12 @@ export function registerRbmRoutes(app: FastifyInstance, state: EmulatorState): v
     // Permanent refusals RBM gives for valid-looking requests (spec §4.2): a feature the device lacks, an agent not allowed.
     if (kind === '400') return reply.code(400).send(googleError('INVALID_ARGUMENT', 'The message uses a feature the device does not support.'));
     if (kind === '403') return reply.code(403).send(agentLookupFailed());
+    if (kind === '401') {
+      // A token the platform stopped accepting (revoked, rotated key): the client must fetch a new one.
+      counters().unauthorized += 1;
+      reply.header('www-authenticate', 'Bearer realm="https://accounts.google.com/", error="invalid_token"');
+      return reply.code(401).send(googleError('UNAUTHENTICATED', Messages.unauthenticated));
+    }
     return reply.code(503).send(googleError('UNAVAILABLE', Messages.unavailable));
   }
 
