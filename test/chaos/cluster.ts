@@ -236,7 +236,7 @@ export class Cluster {
       logPath: join(this.dir, `${k}.log`),
     });
     this.procs.set(k, p);
-    if (waitReady) await waitForOutput(p, READY[role], 60_000);
+    if (waitReady) await waitForOutput(p, READY[role], 180_000); // a loaded 2-core machine can take a minute to start tsx
     return p;
   }
 
