@@ -41,6 +41,8 @@ export interface SubmitOptions {
   deadlineMs?: number;
   onAccepted?: (count: number) => void;
   stop?: () => boolean;
+  /** Pause of each poster after each accepted batch (a paced producer). */
+  pauseMs?: number;
 }
 
 /**
@@ -78,7 +80,10 @@ export async function submit(c: Cluster, specs: MessageSpec[], o: SubmitOptions)
         } catch {
           refused += 1;
         }
-        if (ok) break;
+        if (ok) {
+          if (o.pauseMs) await sleep(o.pauseMs);
+          break;
+        }
         if (Date.now() > deadline) throw new Error(`batch ${k} still refused at the submit deadline`);
         await sleep(200);
       }

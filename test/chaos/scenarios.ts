@@ -164,9 +164,12 @@ const expiryWave: Scenario = {
         await Promise.all(phones.slice(i, i + 50).map((p) => c.emu('PUT', `/_emulator/phones/${encodeURIComponent(p)}`, { online: false })));
       }
       const specs = messages(n, (i) => ({ messageTrafficType: 'AUTHENTICATION', ttl: '5s', contentMessage: { text: `Your code is ${String(100000 + i)}` }, fallback: { sms: { text: `Your code is ${String(100000 + i)}` } } }));
-      const { sent } = await submit(c, specs, { keyBase: 'otp' });
+      // Paced at about 200/s (batches of 100, one in flight, 0.5 s apart) so that a loaded machine still sends each OTP within its 5 s:
+      // the wave is RBM expiring them, not our own queue.
+      const { sent } = await submit(c, specs, { keyBase: 'otp', chunk: 100, inFlight: 1, pauseMs: 500 });
 
-      await waitUntil('a quarter of the TTL events', async () => ((await c.counters()).ttlRevoked >= n / 4 ? true : undefined), 120_000, 50);
+      const wave = await waitUntil('a quarter of the TTL events', async () => ((await c.counters()).ttlRevoked >= n / 4 ? true : undefined), 120_000, 50).catch(() => false);
+      if (!wave) row.notes.push(`fewer than ${Math.ceil(n / 4)} TTL events at RBM within 120 s (${(await c.counters()).ttlRevoked}): inbound killed anyway`);
       let t = Date.now();
       await c.kill9('inbound');
       let snap = await inFlight(c, ['rbm-inbound'], [{ key: `${PREFIX}:webhook-events`, group: 'inbound' }]);
@@ -175,7 +178,8 @@ const expiryWave: Scenario = {
       row.notes.push(`inbound restarted and running ${((Date.now() - t) / 1000).toFixed(1)} s after the kill`);
       row.recoveries.push({ what: 'kill inbound', ...(await inbound) });
 
-      await waitUntil('a quarter of the SMS', async () => ((await c.counters()).smsReceived >= n / 4 ? true : undefined), 180_000, 50);
+      const half = await waitUntil('a quarter of the SMS', async () => ((await c.counters()).smsReceived >= n / 4 ? true : undefined), 180_000, 50).catch(() => false);
+      if (!half) row.notes.push(`fewer than ${Math.ceil(n / 4)} SMS within 180 s (${(await c.counters()).smsReceived}): sms killed anyway`);
       t = Date.now();
       await c.kill9('sms');
       snap = await inFlight(c, ['sms-outbound']);
