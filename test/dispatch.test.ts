@@ -67,7 +67,8 @@ describe('dispatch', () => {
       failNext: [
         { kind: '400', count: 1, phone: '+12223331111' },
         { kind: '403', count: 1, phone: '+12223332222' },
-        { kind: '503', count: 3, phone: '+12223333333' },
+        // 3 attempts of 3 tries each (RBM_FAST_RETRIES 2 retries a passing 503 inside the call).
+        { kind: '503', count: 9, phone: '+12223333333' },
       ],
     });
     h.startDispatch();

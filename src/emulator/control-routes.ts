@@ -4,7 +4,7 @@
  * (rcs, online, deliveryDelayMs, readDelayMs, readProbability),
  * GET|PUT /defaults, GET /counters, PUT|DELETE /quotas/:agentId,
  * GET|PUT|DELETE /faults, GET|PUT|DELETE /token/faults (the token
- * endpoint's), GET /messages/:messageId, POST /reset; plus the
+ * endpoint's), GET /messages (all, summarised), GET /messages/:messageId, POST /reset; plus the
  * webhook routes (webhook-routes.ts) and the SMS sink's (sms-routes.ts).
  */
 import type { FastifyInstance, FastifyReply } from 'fastify';
@@ -136,6 +136,20 @@ export function registerControlRoutes(app: FastifyInstance, state: EmulatorState
       scope.delete('/token/faults', async () => {
         state.tokenFaults.clear();
         return state.tokenFaults.snapshot();
+      });
+
+      // Every accepted message in one answer (fault suites compare thousands at once): its fate, not its body.
+      scope.get<{ Querystring: { agentId?: string } }>('/messages', async (request) => {
+        const agentId = request.query.agentId;
+        const out = [];
+        for (const m of state.messages.values()) {
+          if (agentId !== undefined && m.agentId !== agentId) continue;
+          out.push({
+            messageId: m.id, agentId: m.agentId, phone: m.phone, count: m.count, receivedAt: m.receivedAt,
+            delivered: m.delivered, deliveredAt: m.deliveredAt ?? null, read: m.read, revoked: m.revoked, ttlEvent: m.ttlEvent ?? null,
+          });
+        }
+        return { messages: out };
       });
 
       scope.get<{ Params: { messageId: string }; Querystring: { agentId?: string } }>('/messages/:messageId', async (request, reply) => {
