@@ -26,21 +26,25 @@ let base = '';
 const prefix = uniquePrefix('cli');
 const PHONE = '+12223334444';
 
-/** One CLI run to its end, pointed at the service under test. */
-function cli(...args: string[]): Promise<Ran> {
-  return new Promise((resolve, reject) => {
-    const proc = spawn(process.execPath, ['--import', 'tsx', 'workers/cli.ts', ...args], {
-      env: { ...process.env, RBM_DISPATCH_URL: base, RBM_DISPATCH_API_KEY: '' },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
+/** A CLI process pointed at the service under test, and its run to the end. */
+function cliProcess(...args: string[]): { proc: ChildProcess; done: Promise<Ran> } {
+  const proc = spawn(process.execPath, ['--import', 'tsx', 'workers/cli.ts', ...args], {
+    env: { ...process.env, RBM_DISPATCH_URL: base, RBM_DISPATCH_API_KEY: '' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const done = new Promise<Ran>((resolve, reject) => {
     let stdout = '';
     let stderr = '';
-    proc.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    proc.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    proc.stdout!.on('data', (d: Buffer) => (stdout += d.toString()));
+    proc.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
     proc.once('error', reject);
     proc.once('close', (code) => resolve({ code, stdout, stderr }));
   });
+  return { proc, done };
 }
+
+/** One CLI run to its end. */
+const cli = (...args: string[]): Promise<Ran> => cliProcess(...args).done;
 
 /** main() with captured streams, for runs where a process of its own would only cost time. */
 async function inProcess(...args: string[]): Promise<Ran> {
@@ -51,6 +55,12 @@ async function inProcess(...args: string[]): Promise<Ran> {
     stderr: { write: (s: string) => ((stderr += s), true) } as NodeJS.WritableStream,
   });
   return { code, stdout, stderr };
+}
+
+/** Changes a phone of the service's built-in emulator. */
+async function emulatorPhone(e164: string, patch: Record<string, unknown>): Promise<void> {
+  const res = await fetch(`http://127.0.0.1:${emulatorPort}/_emulator/phones/${encodeURIComponent(e164)}`, { method: 'PUT', headers: { 'content-type': 'application/json' }, body: JSON.stringify(patch) });
+  expect(res.status).toBe(200);
 }
 
 const json = <T>(ran: Ran): T => JSON.parse(ran.stdout.trim().split('\n').at(-1)!) as T;
@@ -102,17 +112,23 @@ describe('rbm-dispatch CLI', () => {
     expect(await inProcess('send', '--text', 'no recipient')).toMatchObject({ code: 2, stderr: expect.stringMatching(/required option '--to/) });
   });
 
-  let delivered = '';
   it('send queues a message; status shows it, masked, and --watch follows it to READ', async () => {
+    // The phone is offline, so the message waits at SENT until the watcher is running: a CLI process can take
+    // seconds to start on a busy machine, and the emulator would otherwise have delivered and read it by then.
+    await emulatorPhone(PHONE, { online: false });
     const sent = await cli('send', '--to', PHONE, '--text', 'Your order has shipped', '--traffic-type', 'transaction', '--ttl', '10m');
     expect(sent.code).toBe(0);
     const [messageId, state] = sent.stdout.trim().split(' ');
     expect(messageId).toMatch(/^[0-9a-f-]{36}$/);
     expect(state).toBe('QUEUED');
 
-    const watched = await cli('status', messageId!, '--watch', '--interval', '100');
+    const watcher = cliProcess('status', messageId!, '--watch', '--interval', '100');
+    // Its first print (the summary, then the timeline) shows the state before delivery; only then does the phone come online.
+    await lineOf(watcher.proc, /^timeline:/);
+    await emulatorPhone(PHONE, { online: true });
+    const watched = await watcher.done;
     expect(watched.code).toBe(0);
-    expect(watched.stdout).toMatch(/state\s+(QUEUED|SENDING|SENT|DELIVERED)/);
+    expect(watched.stdout).toMatch(/^state\s+(QUEUED|SENDING|SENT)$/m);
     for (const s of ['SENT', 'DELIVERED', 'READ']) expect(watched.stdout).toMatch(new RegExp(`Z  ${s}\\b`));
     expect(watched.stdout).toContain('+1222***4444');
     expect(watched.stdout + watched.stderr).not.toContain(PHONE);
@@ -120,7 +136,6 @@ describe('rbm-dispatch CLI', () => {
     const status = await cli('--json', 'status', messageId!);
     expect(status.code).toBe(0);
     expect(json<{ state: string; timeline: Array<{ state: string }> }>(status)).toMatchObject({ messageId, state: 'READ', to: '+1222***4444' });
-    delivered = messageId!;
   });
 
   it('failures list shows a dead letter with its reason; failures retry re-drives it', async () => {
@@ -181,6 +196,9 @@ describe('rbm-dispatch CLI', () => {
     expect(unknown.code).toBe(3);
     expect(json<{ error: { code: string; status: number } }>(unknown).error).toMatchObject({ code: 'CLI_NOT_FOUND', status: 404 });
 
+    // A delivered message of this test's own (not the one of the test above: a failure there would show up here as a wrong exit code).
+    const { messageId: delivered } = json<{ messageId: string }>(await inProcess('--url', base, '--json', 'send', '--to', '+12223334456', '--text', 'hi'));
+    await waitFor(async () => (await get<{ state: string }>(`/v1/messages/${delivered}`)).body.state, (st) => st === 'DELIVERED' || st === 'READ');
     const refused = await cli('revoke', delivered, '--fallback');
     expect(refused.code).toBe(4);
     expect(refused.stderr).toMatch(/409 REVOKE_NOT_POSSIBLE/);

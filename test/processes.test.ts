@@ -77,5 +77,5 @@ describe('processes apart', () => {
     callbacks.child.kill('SIGTERM');
     expect(await Promise.all(exits)).toEqual([0, 0, 0]);
     await receiver.close();
-  }, 30_000);
+  });
 });

@@ -15,6 +15,9 @@ import {
   type SmsRequest,
 } from '../src/sms/index.ts';
 
+/** A provider timeout for tests that are not about timeouts: the local server answers in ms; this only bounds a failure on a busy machine. */
+const ANSWER_MS = 30_000;
+
 const TO = '+15005550009';
 const ACCOUNT_SID = 'AC0123456789abcdef0123456789abcdef';
 const AUTH_TOKEN = `tok${randomBytes(16).toString('hex')}`;
@@ -102,7 +105,7 @@ describe('twilio adapter', () => {
   beforeAll(async () => {
     server = await fakeServer(twilioAccepts);
     twilio = createSmsProvider(
-      { provider: 'twilio', accountSid: ACCOUNT_SID, authToken: AUTH_TOKEN, baseUrl: `${server.url}/`, from: '+15005550006', timeoutMs: 2000 },
+      { provider: 'twilio', accountSid: ACCOUNT_SID, authToken: AUTH_TOKEN, baseUrl: `${server.url}/`, from: '+15005550006', timeoutMs: ANSWER_MS },
       { log: noLog },
     );
   });
@@ -149,7 +152,7 @@ describe('twilio adapter', () => {
 
   it('wrong credentials (401) are permanent', async () => {
     const wrong = createSmsProvider(
-      { provider: 'twilio', accountSid: ACCOUNT_SID, authToken: 'not-the-token', baseUrl: server.url, from: '+15005550006', timeoutMs: 2000 },
+      { provider: 'twilio', accountSid: ACCOUNT_SID, authToken: 'not-the-token', baseUrl: server.url, from: '+15005550006', timeoutMs: ANSWER_MS },
       { log: noLog },
     );
     const err = await failure(wrong.send(request()));
@@ -199,7 +202,7 @@ describe('twilio adapter', () => {
 
   it('with no from anywhere, refuses before any request, naming SMS_FROM', async () => {
     const noSender = createSmsProvider(
-      { provider: 'twilio', accountSid: ACCOUNT_SID, authToken: AUTH_TOKEN, baseUrl: server.url, timeoutMs: 2000 },
+      { provider: 'twilio', accountSid: ACCOUNT_SID, authToken: AUTH_TOKEN, baseUrl: server.url, timeoutMs: ANSWER_MS },
       { log: noLog },
     );
     const err = await failure(noSender.send(request()));
@@ -235,7 +238,7 @@ describe('webhook adapter', () => {
 
   beforeAll(async () => {
     receiver = await fakeServer(verifyingReceiver((res) => json(res, 200, { id: 'gw-1' })));
-    webhook = createSmsProvider({ provider: 'webhook', url: `${receiver.url}/sms/send?tenant=t1`, secret: SECRET, from: 'ACME', timeoutMs: 2000 }, { log: noLog });
+    webhook = createSmsProvider({ provider: 'webhook', url: `${receiver.url}/sms/send?tenant=t1`, secret: SECRET, from: 'ACME', timeoutMs: ANSWER_MS }, { log: noLog });
   });
   afterEach(() => {
     receiver.seen.length = 0;
@@ -340,9 +343,9 @@ describe('error messages', () => {
   it('never carry the full number, the auth token or the webhook secret, even when the provider echoes them', async () => {
     const echo = `The 'To' number ${TO} (${TO.slice(1)}) was refused for token ${AUTH_TOKEN} and secret ${SECRET}`;
     const server = await fakeServer((_seen, res) => json(res, 400, { code: 21211, message: echo, status: 400 }));
-    const twilio = createSmsProvider({ provider: 'twilio', accountSid: ACCOUNT_SID, authToken: AUTH_TOKEN, baseUrl: server.url, from: 'ACME', timeoutMs: 2000 }, { log: noLog });
-    const webhook = createSmsProvider({ provider: 'webhook', url: server.url, secret: SECRET, timeoutMs: 2000 }, { log: noLog });
-    const noSender = createSmsProvider({ provider: 'twilio', accountSid: ACCOUNT_SID, authToken: AUTH_TOKEN, baseUrl: server.url, timeoutMs: 2000 }, { log: noLog });
+    const twilio = createSmsProvider({ provider: 'twilio', accountSid: ACCOUNT_SID, authToken: AUTH_TOKEN, baseUrl: server.url, from: 'ACME', timeoutMs: ANSWER_MS }, { log: noLog });
+    const webhook = createSmsProvider({ provider: 'webhook', url: server.url, secret: SECRET, timeoutMs: ANSWER_MS }, { log: noLog });
+    const noSender = createSmsProvider({ provider: 'twilio', accountSid: ACCOUNT_SID, authToken: AUTH_TOKEN, baseUrl: server.url, timeoutMs: ANSWER_MS }, { log: noLog });
 
     const errors = [
       await failure(twilio.send(request())),
@@ -367,7 +370,7 @@ describe('error messages', () => {
 
   it('closing a provider twice is harmless', async () => {
     const server = await fakeServer(twilioAccepts);
-    const twilio = createSmsProvider({ provider: 'twilio', accountSid: ACCOUNT_SID, authToken: AUTH_TOKEN, baseUrl: server.url, from: 'ACME', timeoutMs: 2000 }, { log: noLog });
+    const twilio = createSmsProvider({ provider: 'twilio', accountSid: ACCOUNT_SID, authToken: AUTH_TOKEN, baseUrl: server.url, from: 'ACME', timeoutMs: ANSWER_MS }, { log: noLog });
     await twilio.send(request());
     await twilio.close();
     await expect(twilio.close()).resolves.toBeUndefined();

@@ -8,6 +8,7 @@ import { EventEmitter } from 'node:events';
 import { createServer, type IncomingHttpHeaders } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { PushEnvelope } from './envelope.ts';
+import { WAIT_DEFAULT_MS } from './records.ts';
 
 export interface ReceivedRequest {
   /** 0, 1, 2… in arrival order. */
@@ -58,7 +59,7 @@ export async function startWebhookReceiver(host = '127.0.0.1'): Promise<WebhookR
     received: [],
     events,
     respond: () => 200,
-    waitFor(count, pred = () => true, timeoutMs = 5000) {
+    waitFor(count, pred = () => true, timeoutMs = WAIT_DEFAULT_MS) {
       return new Promise((resolve, reject) => {
         const check = (): boolean => {
           const hits = receiver.received.filter(pred);

@@ -144,3 +144,6 @@ export const zeroCounters = (): Counters => ({
   smsReceived: 0,
   smsDuplicates: 0,
 });
+
+/** The default deadline of the emulator's waits (state.waitFor, receiver.waitFor): it bounds a failure, never slows a pass. */
+export const WAIT_DEFAULT_MS = 30_000;

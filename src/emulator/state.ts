@@ -12,6 +12,7 @@ import { Lifecycle } from './lifecycle.ts';
 import { OAuthIssuer } from './oauth.ts';
 import { TokenBucket, checkQuotaConfig, type QuotaConfig } from './quota.ts';
 import {
+  WAIT_DEFAULT_MS,
   zeroCounters,
   type Arrival,
   type Counters,
@@ -184,13 +185,16 @@ export class EmulatorState implements WebhookHost {
     return this.quotas.delete(agentId);
   }
 
-  /** Waits for the next arrival matching `pred` (tests and benchmarks; no polling). */
-  waitForArrival(pred: (a: Arrival) => boolean, timeoutMs = 5000): Promise<Arrival> {
+  /**
+   * Waits for the next arrival matching `pred` (tests and benchmarks; no polling). The default deadline
+   * only bounds how long a failure takes, so it leaves a busy machine room (WAIT_DEFAULT_MS).
+   */
+  waitForArrival(pred: (a: Arrival) => boolean, timeoutMs = WAIT_DEFAULT_MS): Promise<Arrival> {
     return this.waitFor('arrival', pred, timeoutMs);
   }
 
   /** Waits for the next `event` whose argument matches `pred`, e.g. waitFor('delivered', (m) => m.id === id). */
-  waitFor<K extends keyof EmulatorEvents>(event: K, pred: (arg: EmulatorEvents[K][0]) => boolean = () => true, timeoutMs = 5000): Promise<EmulatorEvents[K][0]> {
+  waitFor<K extends keyof EmulatorEvents>(event: K, pred: (arg: EmulatorEvents[K][0]) => boolean = () => true, timeoutMs = WAIT_DEFAULT_MS): Promise<EmulatorEvents[K][0]> {
     const events = this.events as unknown as EventEmitter;
     return new Promise((resolve, reject) => {
       const on = (arg: EmulatorEvents[K][0]): void => {
