@@ -52,8 +52,8 @@ describe('producer API, driven over HTTP', () => {
     h.emulator.state.setPhone(to, { online: false });
     const sent = await call('POST', '/v1/messages', msg(to, { ttl: '60s', fallback: { sms: { text: 'Your parcel arrives today' } } }));
     await waitFor(async () => (await call('GET', `/v1/messages/${sent.body.messageId}`)).body, (s) => s.state === 'SENT');
-    // RBM fails the DELETE: 502 with RBM's code, worth a retry, and nothing changed.
-    await fetch(`${h.emulator.url}/_emulator/faults`, { method: 'PUT', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ failNext: [{ kind: '503', count: 1, phone: to }] }) });
+    // RBM fails the DELETE, each of its 3 tries (RBM_FAST_RETRIES 2): 502 with RBM's code, worth a retry, and nothing changed.
+    await fetch(`${h.emulator.url}/_emulator/faults`, { method: 'PUT', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ failNext: [{ kind: '503', count: 3, phone: to }] }) });
     expect(await call('DELETE', `/v1/messages/${sent.body.messageId}?fallback=true`)).toMatchObject({ status: 502, body: { error: { code: 'RBM_API' } } });
     expect((await call('GET', `/v1/messages/${sent.body.messageId}`)).body.state).toBe('SENT');
     expect(await call('DELETE', `/v1/messages/${sent.body.messageId}?fallback=true`)).toMatchObject({ status: 200, body: { state: 'FALLBACK_QUEUED', fallback: true } });

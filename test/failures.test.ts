@@ -25,7 +25,7 @@ const state = (id: string) => waitFor(async () => (await httpCall(base, 'GET', `
 describe('dead letters', () => {
   it('lists failures with their reason, and re-drives a failed send with the same ID', async () => {
     const [a, b] = [rcsPhone(1), rcsPhone(2)];
-    await control('/faults', { failNext: [{ kind: '400', count: 1, phone: a }, { kind: '503', count: 2, phone: b }] });
+    await control('/faults', { failNext: [{ kind: '400', count: 1, phone: a }, { kind: '503', count: 6, phone: b }] });
     const first = (await httpCall(base, 'POST', '/v1/messages', { to: a, contentMessage: { text: 'one' } })).body.messageId;
     const second = (await httpCall(base, 'POST', '/v1/messages', { to: b, contentMessage: { text: 'two' } })).body.messageId;
     expect((await state(first)).state).toBe('FAILED');

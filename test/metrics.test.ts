@@ -28,7 +28,7 @@ async function scrape(): Promise<Map<string, number>> {
 describe('metrics', () => {
   it('counts moves, fallbacks, 429s, retries, and times delivery and fallback', async () => {
     const online = rcsPhone(1);
-    await fetch(`${h.emulator.url}/_emulator/faults`, { method: 'PUT', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ failNext: [{ kind: '429', count: 1, phone: online }, { kind: '503', count: 1, phone: online }] }) });
+    await fetch(`${h.emulator.url}/_emulator/faults`, { method: 'PUT', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ failNext: [{ kind: '429', count: 1, phone: online }, { kind: '503', count: 3, phone: online }] }) });
     const a = (await httpCall(base, 'POST', '/v1/messages', { to: online, contentMessage: { text: 'hi' } })).body.messageId;
     const b = (await httpCall(base, 'POST', '/v1/messages', { to: '+15550007770', contentMessage: { text: 'hi' }, fallback: { sms: { text: 'hi by SMS' } } })).body.messageId;
     await waitFor(async () => (await httpCall(base, 'GET', `/v1/messages/${a}`)).body.state, (s) => s === 'DELIVERED');

@@ -28,7 +28,8 @@ async function control(path: string, method = 'GET', body?: unknown): Promise<an
 }
 
 async function start(name: string): Promise<Harness> {
-  const harness = await startHarness({ name, env: { DISPATCH_BACKOFF_MS: '3600000', FALLBACK_GRACE_MS: '500' } });
+  // No in-call retry: the 503 after RBM took the message must end the attempt, so the send waits its hour.
+  const harness = await startHarness({ name, env: { DISPATCH_BACKOFF_MS: '3600000', FALLBACK_GRACE_MS: '500', RBM_FAST_RETRIES: '0' } });
   harness.startDispatch();
   harness.startInbound();
   harness.startSms();
