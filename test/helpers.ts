@@ -73,7 +73,9 @@ export async function startHarness(options: { name: string; env?: Record<string,
     SMS_FROM: '+15550001234',
     WORKER_STALLED_INTERVAL_MS: '5000',
     EVENT_COALESCE_WINDOW_MS: '0',
-    WORKER_LOCK_DURATION_MS: '10000',
+    // Longer than a job can take on a busy machine: a lost lock re-runs the job (a duplicate send, suppressed
+    // by its ID) and the re-runs add to the load; with 10 s, a 10,000-message batch collapsed to a few a second.
+    WORKER_LOCK_DURATION_MS: '30000',
     DISPATCH_BACKOFF_MS: '20',
     LOG_LEVEL: 'silent',
     ...options.env,
