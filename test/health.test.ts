@@ -2,7 +2,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { FastifyInstance } from 'fastify';
 import { buildApi } from '../src/api/app.ts';
-import { startHarness, type Harness } from './helpers.ts';
+import { startHarness, waitFor, type Harness } from './helpers.ts';
 
 let h: Harness;
 let app: FastifyInstance;
@@ -25,9 +25,8 @@ describe('health', () => {
 
   it('/readyz is ready while Redis answers and the workers run, and not once a worker set stopped', async () => {
     const dispatch = h.startDispatch();
-    await dispatch.workers[0]!.worker.waitUntilReady();
-    const ready = await app.inject({ method: 'GET', url: '/readyz' });
-    expect(ready.statusCode).toBe(200);
+    // An agent's worker starts once its adaptive rate is written to Redis (until then it is rightly not ready).
+    const ready = await waitFor(() => app.inject({ method: 'GET', url: '/readyz' }), (r) => r.statusCode === 200);
     expect(ready.json()).toEqual({ status: 'ready', checks: { redis: 'ok', workers: 'ok' } });
     await dispatch.close();
     const stopped = await app.inject({ method: 'GET', url: '/readyz' });
