@@ -209,10 +209,11 @@ describe('delivery lifecycle', () => {
     const delivered = racedTruth.filter((t) => t.delivered);
     expect(delivered.length, 'raced messages that reached RBM in time (the rest expired in our queue)').toBeGreaterThanOrEqual(100);
     // Both sides of the race really ran: some deliveries were learnt from the webhook, others from the
-    // deadline's revoke answering 404 before the late webhook came.
+    // deadline's revoke answering 404 before the late webhook came. How many of each depends on the
+    // machine's load (5 from the deadline beside a chaos run, dozens when quiet): at least one of each.
     const firstNews = await Promise.all(delivered.map(async (t) => (await h!.producer.getStatus(t.id))!.timeline.find((e) => e.state === 'DELIVERED')!.event));
-    expect(firstNews.filter((e) => e === 'DELIVERED').length, 'learnt from the webhook').toBeGreaterThanOrEqual(10);
-    expect(firstNews.filter((e) => e === 'DEADLINE').length, 'learnt from the deadline').toBeGreaterThanOrEqual(10);
+    expect(firstNews.filter((e) => e === 'DELIVERED').length, 'learnt from the webhook').toBeGreaterThanOrEqual(1);
+    expect(firstNews.filter((e) => e === 'DEADLINE').length, 'learnt from the deadline').toBeGreaterThanOrEqual(1);
   }, 300_000); // its TTL grows with the machine's load (above): so may its time
 
   it('duplicated, reordered and late webhooks leave every record in its true state', async () => {
