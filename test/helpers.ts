@@ -182,6 +182,32 @@ export function arrivals(
 }
 
 /** The n-th test number that the emulator's default rule treats as RCS-enabled (it never ends in 0). */
+/**
+ * When BullMQ's limiter let each of an agent's jobs go, in Redis time: the
+ * `active` entries of the queue's event stream (one per fetch, retries
+ * included; the stream ID is the server clock at the fetch). Pacing measured
+ * here is the limiter's own, free of the HTTP jitter a busy machine adds
+ * between the release and the emulator's arrival.
+ */
+export async function limiterReleases(h: Harness, agentId: string): Promise<number[]> {
+  const key = `${h.config.queuePrefix}:${outboundQueueName(agentId)}:events`;
+  const entries = (await h.redis.producer.xrange(key, '-', '+')) as Array<[string, string[]]>;
+  return entries
+    .filter(([, fields]) => fields[0] === 'event' && fields[1] === 'active')
+    .map(([id]) => Number(id.split('-')[0]))
+    .sort((a, b) => a - b);
+}
+
+/** The most timestamps in any trailing second. */
+export function busiestSecond(times: number[]): number {
+  let most = 0;
+  for (let i = 0, j = 0; i < times.length; i++) {
+    while (times[i]! - times[j]! >= 1000) j++;
+    most = Math.max(most, i - j + 1);
+  }
+  return most;
+}
+
 export function rcsPhone(n: number, area = '555'): string {
   return `+1${area}${String(n).padStart(6, '0')}7`;
 }
