@@ -20,8 +20,8 @@ const payloadSchema = z.object({
 export const checkExpiryPayload = z.compile(payloadSchema);
 export type CheckExpiryPayload = z.output<typeof checkExpiryPayload>;
 
-export function checkExpiryJobId(messageId: string): string {
-  return `exp-${messageId}`;
+export function checkExpiryJobId(messageId: string, agentId: string): string {
+  return `exp-${agentId}-${messageId}`;
 }
 
 export const defaultCheckExpiryOptions = {

@@ -22,7 +22,8 @@ export type JobContract<N extends string, P> = {
   readonly name: N;
   readonly queue: (agentId: string) => string;
   readonly schema: z.ZodType<P>;
-  readonly jobId: (id: string) => string;
+  /** IDs live in their agent's namespace: a job of a shared queue names the agent too. */
+  readonly jobId: (id: string, agentId: string) => string;
   readonly defaultOptions: JobDefaults;
 };
 

@@ -3,6 +3,7 @@
  * derived from the messageId, and the worker claims the message's status
  * before sending, so a message gets at most one SMS.
  */
+import { v5 as uuidv5 } from 'uuid';
 import { z } from 'zod';
 import { agentId, e164, epochMs, uuid, type JobContract, type JobDefaults } from './common.ts';
 
@@ -26,9 +27,20 @@ const payloadSchema = z.object({
 export const sendSmsPayload = z.compile(payloadSchema);
 export type SendSmsPayload = z.output<typeof sendSmsPayload>;
 
-export function sendSmsJobId(messageId: string): string {
-  return `sms-${messageId}`;
+/** Message IDs live in their agent's namespace (as in RBM), so the agent is part of the job ID. */
+export function sendSmsJobId(messageId: string, agentId: string): string {
+  return `sms-${agentId}-${messageId}`;
 }
+
+/**
+ * The key the SMS provider deduplicates on: the same on every try of one
+ * message's SMS, different for the same messageId of another agent.
+ */
+export function smsIdempotencyKey(ref: { agentId: string; messageId: string }): string {
+  return uuidv5(`sms:${ref.agentId}:${ref.messageId}`, SMS_KEY_NAMESPACE);
+}
+/** Namespace of the SMS idempotency keys; changing it would let an in-flight SMS be sent twice. */
+const SMS_KEY_NAMESPACE = 'c2b7a1d4-5e60-4f3a-8b9c-0d1e2f3a4b5c';
 
 export const defaultSendSmsOptions = {
   attempts: 5,

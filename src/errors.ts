@@ -21,6 +21,7 @@ export const ErrorCodes = {
   RBM_TOKEN_UNAVAILABLE: 'RBM_TOKEN_UNAVAILABLE',
   STATUS_TRANSITION: 'STATUS_TRANSITION',
   UNKNOWN_AGENT: 'UNKNOWN_AGENT',
+  MESSAGE_ID_AMBIGUOUS: 'MESSAGE_ID_AMBIGUOUS',
   IDEMPOTENCY_CONFLICT: 'IDEMPOTENCY_CONFLICT',
   REDIS_UNAVAILABLE: 'REDIS_UNAVAILABLE',
   REDIS_UNSUITABLE: 'REDIS_UNSUITABLE',
@@ -148,6 +149,21 @@ export class UnknownAgentError extends DispatchError {
     super(ErrorCodes.UNKNOWN_AGENT, `unknown agent '${agentId}': expected one of ${known.join(', ') || '(none configured)'}`);
     this.name = 'UnknownAgentError';
     this.agentId = agentId;
+  }
+}
+
+/**
+ * One message ID names messages of several agents the caller may use (IDs live
+ * per agent, as in RBM): the caller must say which, with agentId.
+ */
+export class AmbiguousMessageIdError extends DispatchError {
+  readonly messageId: string;
+  readonly agents: readonly string[];
+  constructor(messageId: string, agents: readonly string[]) {
+    super(ErrorCodes.MESSAGE_ID_AMBIGUOUS, `message ${messageId} exists for several agents (${agents.join(', ')}): say which with ?agentId=`);
+    this.name = 'AmbiguousMessageIdError';
+    this.messageId = messageId;
+    this.agents = agents;
   }
 }
 

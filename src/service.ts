@@ -30,7 +30,7 @@ import type { TokenEvent } from './rbm/auth.ts';
 import { connectRbm } from './rbm/connect.ts';
 import { createSmsProvider, type SmsSettings } from './sms/index.ts';
 import { BatchStore } from './status/batches.ts';
-import { metricsKey, StatusStore } from './status/store.ts';
+import { metricsKey, StatusStore, type MessageRef } from './status/store.ts';
 import { newWebhookCounters, type WebhookCounters } from './webhook/receiver.ts';
 
 export interface Service {
@@ -64,7 +64,7 @@ export interface Service {
   /** Messages that failed for good, newest first; `code` filters by the last error's code. */
   failures: StatusStore['failures'];
   /** Re-drives failed messages (FAILED: the send again; FALLBACK_FAILED: the SMS again). */
-  redrive(messageIds: readonly string[], agents?: ReadonlySet<string> | null): Promise<RedriveResult>;
+  redrive(refs: readonly MessageRef[]): Promise<RedriveResult>;
   /** What /metrics reads at scrape time. */
   metricsSource: MetricsSource;
   /** Readiness: Redis answers, and every worker set started here runs. */
@@ -106,7 +106,7 @@ export async function createService(config: Readonly<Config>, deps: ServiceDeps)
     prefix: config.queuePrefix,
     agents: config.agents,
     status,
-    batches: new BatchStore(producerRedis, { ...storeOptions, statusKey: (id) => status.key(id) }),
+    batches: new BatchStore(producerRedis, { ...storeOptions, statusKey: (ref) => status.key(ref) }),
     jobDefaults: config.dispatch,
     callbacks: config.callbacks.secret !== undefined,
     ...(deps.now ? { now: deps.now } : {}),
@@ -152,6 +152,7 @@ export async function createService(config: Readonly<Config>, deps: ServiceDeps)
         retryLater: (event) => inboundRetries.retryLater(event),
         ...(config.inbound.autoRead ? { markRead: (to: string, id: string, agentId: string) => producer.markRead(to, id, { agentId }) } : {}),
         count: async (name) => void (await workerRedis.hincrby(metricsKey(config.queuePrefix), `inbound|${name}`, 1)),
+        heldByOtherAgent: async (ref) => (await workerStatus.agentsHolding(ref.messageId, config.agents.map((a) => a.agentId).filter((a) => a !== ref.agentId))).length > 0,
       })),
     startSms() {
       if (!deps.sms) throw new Error('startSms needs SMS settings (ServiceDeps.sms)');
@@ -176,7 +177,7 @@ export async function createService(config: Readonly<Config>, deps: ServiceDeps)
     },
     metricsSource,
     failures: (options) => status.failures(options),
-    redrive: (messageIds, agents) => redrive({ status, outbound: (agentId) => producer.queueOf(agentId), sms: smsQueue.queue }, messageIds, agents),
+    redrive: (refs) => redrive({ status, outbound: (agentId) => producer.queueOf(agentId), sms: smsQueue.queue }, refs),
     readiness: () => [
       { name: 'redis', check: async () => (await producerRedis.ping()) === 'PONG' },
       { name: 'workers', check: async () => sets.every((s) => s.running()) },

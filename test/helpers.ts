@@ -129,8 +129,9 @@ export async function startHarness(options: { name: string; env?: Record<string,
       const metrics = createMetrics({ read: () => service.metricsSource.read(), webhookCounters: service.webhookCounters });
       http = buildApi({
         producer: service.producer,
-        apiKeys: [],
-        openWithoutKeys: true,
+        // API_KEYS in the env: the API checks them as in production; none: open, as with the emulator.
+        apiKeys: config.apiKeys,
+        openWithoutKeys: config.apiKeys.length === 0,
         revoke: service.revoke,
         failures: { list: service.failures, redrive: service.redrive },
         callbacks: service.callbacks,

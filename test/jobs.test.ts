@@ -242,15 +242,17 @@ describe('job IDs, queues, options, priorities', () => {
 
   it('job IDs never contain ":" and are never all digits', () => {
     for (const id of ids) {
-      for (const jobId of Object.values(jobs).map((contract) => contract.jobId(id))) {
+      for (const jobId of Object.values(jobs).map((contract) => contract.jobId(id, 'agent-a'))) {
         expect(jobId).not.toContain(':');
         expect(jobId).not.toMatch(/^\d+$/);
       }
     }
     expect(sendMessageJobId(ID)).toBe(`msg-${ID}`);
     expect(sendEventJobId(ID)).toBe(`evt-${ID}`);
-    expect(jobs['send-sms'].jobId(ID)).toBe(`sms-${ID}`);
-    expect(jobs['check-expiry'].jobId(ID)).toBe(`exp-${ID}`);
+    // Message IDs live per agent: jobs of shared queues name the agent too.
+    expect(jobs['send-sms'].jobId(ID, 'agent-a')).toBe(`sms-agent-a-${ID}`);
+    expect(jobs['check-expiry'].jobId(ID, 'agent-a')).toBe(`exp-agent-a-${ID}`);
+    expect(jobs['send-sms'].jobId(ID, 'agent-b')).not.toBe(jobs['send-sms'].jobId(ID, 'agent-a'));
     expect(jobs['inbound-event'].jobId('ab12')).toBe('in-ab12');
   });
 

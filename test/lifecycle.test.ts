@@ -8,7 +8,7 @@ import { Queue } from 'bullmq';
 import { afterEach, describe, expect, it } from 'vitest';
 import { checkExpiryJobId } from '../jobs/check-expiry.ts';
 import { INBOUND_QUEUE } from '../jobs/inbound-event.ts';
-import { SMS_QUEUE } from '../jobs/send-sms.ts';
+import { sendSmsJobId, SMS_QUEUE } from '../jobs/send-sms.ts';
 import { signWebhookData } from '../src/webhook/signature.ts';
 import { arrivals, rcsPhone, startHarness, waitFor, type Harness } from './helpers.ts';
 
@@ -72,7 +72,7 @@ describe('delivery lifecycle', () => {
     const status = await waitFor(() => h!.producer.getStatus(messageId), (s) => s?.state === 'READ');
     expect(status!.timeline.map((t) => t.state)).toEqual(['QUEUED', 'SENDING', 'SENT', 'DELIVERED', 'READ']);
     // The deadline check was cancelled on delivery: no revoke, no SMS.
-    expect(await h.service.redis.producer.exists(`${h.config.queuePrefix}:${INBOUND_QUEUE}:${checkExpiryJobId(messageId)}`)).toBe(0);
+    expect(await h.service.redis.producer.exists(`${h.config.queuePrefix}:${INBOUND_QUEUE}:${checkExpiryJobId(messageId, 'agent-a')}`)).toBe(0);
     expect((await control(h, '/counters')).revoked).toBe(0);
   });
 
@@ -107,7 +107,7 @@ describe('delivery lifecycle', () => {
     // Nothing is left that could send a second SMS: the deadline check was cancelled by the event, or has run.
     const inbound = new Queue(INBOUND_QUEUE, { connection: h.redis.producer, prefix: h.config.queuePrefix });
     await waitFor(async () => {
-      const check = await inbound.getJob(checkExpiryJobId(messageId));
+      const check = await inbound.getJob(checkExpiryJobId(messageId, 'agent-a'));
       return check ? await check.getState() : 'removed';
     }, (state) => state === 'removed' || state === 'completed');
     await inbound.close();
@@ -249,7 +249,7 @@ describe('delivery lifecycle', () => {
     await sendWebhook(h, { senderPhoneNumber: to, eventType: 'DELIVERED', eventId: 'dlv-900', messageId, agentId: 'agent-a@rbm.goog' });
     await waitFor(() => h!.producer.getStatus(messageId), (s) => s?.state === 'DELIVERED');
     h.startSms();
-    expect(await h.outcomeOn(SMS_QUEUE, `sms-${messageId}`)).toMatchObject({ outcome: 'CANCELLED', state: 'DELIVERED' });
+    expect(await h.outcomeOn(SMS_QUEUE, sendSmsJobId(messageId, 'agent-a'))).toMatchObject({ outcome: 'CANCELLED', state: 'DELIVERED' });
     expect((await control(h, `/sms/${encodeURIComponent(to)}`)).messages).toHaveLength(0);
   });
 
@@ -350,7 +350,7 @@ describe('delivery lifecycle', () => {
     h = await startHarness({ name: 'revoke-queued' });
     const to = rcsPhone(975);
     const { messageId } = await h.producer.sendMessage({ to, contentMessage: { text: 'never' } });
-    expect(await h.service.revoke(messageId)).toEqual({ messageId, state: 'REVOKED', fallback: false });
+    expect(await h.service.revoke({ agentId: 'agent-a', messageId: messageId })).toEqual({ messageId, state: 'REVOKED', fallback: false });
     const status = await h.producer.getStatus(messageId);
     expect(status!.state).toBe('REVOKED');
     expect(status!.timeline.map((t) => t.state)).toEqual(['QUEUED', 'REVOKED']);
@@ -359,8 +359,8 @@ describe('delivery lifecycle', () => {
     const after = await h.producer.sendMessage({ to, contentMessage: { text: 'after' } });
     await h.outcome('agent-a', `msg-${after.messageId}`);
     expect((await control(h, `/phones/${encodeURIComponent(to)}`)).arrivals.map((a: { id: string }) => a.id)).toEqual([after.messageId]);
-    await expect(h.service.revoke(messageId)).rejects.toMatchObject({ code: 'REVOKE_NOT_POSSIBLE', state: 'REVOKED' });
-    await expect(h.service.revoke('00000000-0000-4000-8000-000000000000')).rejects.toMatchObject({ state: null });
+    await expect(h.service.revoke({ agentId: 'agent-a', messageId: messageId })).rejects.toMatchObject({ code: 'REVOKE_NOT_POSSIBLE', state: 'REVOKED' });
+    await expect(h.service.revoke({ agentId: 'agent-a', messageId: '00000000-0000-4000-8000-000000000000' })).rejects.toMatchObject({ state: null });
   });
 
   it('revoke by the producer: a sent message is revoked with its SMS; a delivered one cannot be', async () => {
@@ -370,7 +370,7 @@ describe('delivery lifecycle', () => {
     const sent = await h.producer.sendMessage(otp(to, { ttl: '60s' }));
     await waitFor(() => h!.producer.getStatus(sent.messageId), (s) => s?.state === 'SENT');
     const sms = smsArrives(h, to);
-    expect(await h.service.revoke(sent.messageId, { fallback: true })).toMatchObject({ state: 'FALLBACK_QUEUED', fallback: true });
+    expect(await h.service.revoke({ agentId: 'agent-a', messageId: sent.messageId }, { fallback: true })).toMatchObject({ state: 'FALLBACK_QUEUED', fallback: true });
     await sms;
     const status = await waitFor(() => h!.producer.getStatus(sent.messageId), (s) => s?.state === 'FALLBACK_SENT');
     expect(status!.timeline.map((t) => t.state)).toContain('REVOKED');
@@ -379,7 +379,7 @@ describe('delivery lifecycle', () => {
     const online = rcsPhone(971);
     const delivered = await h.producer.sendMessage({ to: online, contentMessage: { text: 'hi' } });
     await waitFor(() => h!.producer.getStatus(delivered.messageId), (s) => s?.state === 'DELIVERED');
-    await expect(h.service.revoke(delivered.messageId)).rejects.toMatchObject({ code: 'REVOKE_NOT_POSSIBLE', state: 'DELIVERED' });
+    await expect(h.service.revoke({ agentId: 'agent-a', messageId: delivered.messageId })).rejects.toMatchObject({ code: 'REVOKE_NOT_POSSIBLE', state: 'DELIVERED' });
   });
 
   it('user messages reach consumers through the inbound stream, with an automatic READ', async () => {

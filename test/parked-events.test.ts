@@ -49,7 +49,7 @@ async function promoteSend(messageId: string): Promise<void> {
   await job!.promote();
 }
 
-const parked = async (messageId: string) => JSON.parse((await h!.service.redis.producer.hget(h!.status.key(messageId), 'pend')) ?? '[]') as Array<{ t: string }>;
+const parked = async (messageId: string) => JSON.parse((await h!.service.redis.producer.hget(h!.status.key({ agentId: 'agent-a', messageId }), 'pend')) ?? '[]') as Array<{ t: string }>;
 
 describe('events about a message still being sent', () => {
   it('DELIVERED and READ wait through a held send and are applied when it is SENT: one timeline entry each', async () => {

@@ -6,6 +6,7 @@
  */
 import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { smsIdempotencyKey } from '../jobs/send-sms.ts';
 import { createSendSmsHandler } from '../src/handlers/send-sms.ts';
 import { createLogger } from '../src/logger.ts';
 import { createRedis, whenReady } from '../src/queue/connection.ts';
@@ -32,9 +33,9 @@ afterAll(async () => {
 
 /** A message whose SMS try died in flight: FALLBACK_SENDING with the in-flight mark. */
 async function crashedTry(messageId: string): Promise<void> {
-  await store.createMany([{ messageId, agentId: 'a', to: '+12223334444' }], 1);
-  for (const s of ['SENDING', 'NOT_RCS', 'FALLBACK_QUEUED'] as const) await store.transition(messageId, s);
-  await store.transition(messageId, 'FALLBACK_SENDING', { fields: { smsInFlight: '1' } });
+  await store.createMany([{ messageId, agentId: 'agent-a', to: '+12223334444' }], 1);
+  for (const s of ['SENDING', 'NOT_RCS', 'FALLBACK_QUEUED'] as const) await store.transition({ agentId: 'agent-a', messageId: messageId }, s);
+  await store.transition({ agentId: 'agent-a', messageId: messageId }, 'FALLBACK_SENDING', { fields: { smsInFlight: '1' } });
 }
 
 function provider() {
@@ -42,7 +43,7 @@ function provider() {
   return { calls, name: 'twilio' as const, send: async (r: SmsRequest) => (calls.push(r), { providerMessageId: `SM-${r.idempotencyKey}`, provider: 'twilio' }) };
 }
 
-const payload = (messageId: string) => ({ messageId, agentId: 'a', to: '+12223334444', text: 'code 1', reason: 'NOT_RCS', queuedAt: 1 });
+const payload = (messageId: string) => ({ messageId, agentId: 'agent-a', to: '+12223334444', text: 'code 1', reason: 'NOT_RCS', queuedAt: 1 });
 const ctx = { jobId: 'j', attempt: 2, maxAttempts: 5 };
 
 describe('send-sms after a crash mid-try', () => {
@@ -52,7 +53,7 @@ describe('send-sms after a crash mid-try', () => {
     const out = await createSendSmsHandler({ status: store, provider: p, idempotent: false, log })(payload(id(1)), ctx);
     expect(out).toEqual({ outcome: 'OUTCOME_UNKNOWN' });
     expect(p.calls).toHaveLength(0);
-    expect(await store.get(id(1))).toMatchObject({ state: 'FALLBACK_FAILED', lastError: { code: 'SMS_OUTCOME_UNKNOWN' } });
+    expect(await store.get({ agentId: 'agent-a', messageId: id(1) })).toMatchObject({ state: 'FALLBACK_FAILED', lastError: { code: 'SMS_OUTCOME_UNKNOWN' } });
   });
 
   it('repeats with the same key when the provider honours it, and ends FALLBACK_SENT', async () => {
@@ -60,7 +61,9 @@ describe('send-sms after a crash mid-try', () => {
     await crashedTry(id(2));
     const out = await createSendSmsHandler({ status: store, provider: p, idempotent: true, log })(payload(id(2)), ctx);
     expect(out).toMatchObject({ outcome: 'FALLBACK_SENT' });
-    expect(p.calls.map((c) => c.idempotencyKey)).toEqual([id(2)]);
-    expect(await store.get(id(2))).toMatchObject({ state: 'FALLBACK_SENT' });
+    // The key the provider deduplicates on: the same on every try of this message's SMS, and only of this agent's.
+    expect(p.calls.map((c) => c.idempotencyKey)).toEqual([smsIdempotencyKey({ agentId: 'agent-a', messageId: id(2) })]);
+    expect(smsIdempotencyKey({ agentId: 'agent-b', messageId: id(2) })).not.toBe(p.calls[0]!.idempotencyKey);
+    expect(await store.get({ agentId: 'agent-a', messageId: id(2) })).toMatchObject({ state: 'FALLBACK_SENT' });
   });
 });

@@ -20,7 +20,7 @@ import { errorBody, sendError } from './errors.ts';
 import { eventRoutes } from './event-routes.ts';
 import { failureRoutes } from './failure-routes.ts';
 import type { RedriveResult } from '../queue/redrive.ts';
-import type { FailureEntry, FailureQuery } from '../status/store.ts';
+import type { FailureEntry, FailureQuery, MessageRef } from '../status/store.ts';
 import { messageRoutes } from './message-routes.ts';
 import { callbackRoutes } from './callback-routes.ts';
 import type { CallbackRegistry } from '../callbacks/registry.ts';
@@ -28,21 +28,20 @@ import type { CallbackRegistry } from '../callbacks/registry.ts';
 export interface ApiOptions {
   producer: Producer;
   /** DELETE /v1/messages/:id; absent: the route answers 501. */
-  revoke?: (messageId: string, options: { fallback?: boolean }) => Promise<RevokeResult>;
+  revoke?: (ref: MessageRef, options: { fallback?: boolean }) => Promise<RevokeResult>;
   /** POST /webhooks/rbm; absent: no webhook route. */
   webhook?: WebhookOptions;
   /** GET /v1/failures and POST /v1/failures:retry; absent: no such routes. */
   failures?: {
     list(options: FailureQuery): Promise<{ failures: FailureEntry[]; next?: number }>;
-    /** With `agents`, messages of other agents are skipped as unknown. */
-    redrive(messageIds: readonly string[], agents?: ReadonlySet<string> | null): Promise<RedriveResult>;
+    redrive(refs: readonly MessageRef[]): Promise<RedriveResult>;
   };
   /** Status callbacks: /v1/callback and replay; absent: no such routes, and sends carry no callback. */
   callbacks?: {
     registry: CallbackRegistry;
     /** undefined: callbacks are off (no CALLBACK_SECRET). */
     secretFor(scope: string): string | undefined;
-    replay(messageId: string): Promise<{ messageId: string; replayed: number; url: string }>;
+    replay(ref: MessageRef): Promise<{ messageId: string; replayed: number; url: string }>;
   };
   /** bull-board at /admin/queues over these queues; absent: no admin UI. */
   admin?: { queues: readonly Queue[]; adminKey: string | undefined; open: boolean };

@@ -25,10 +25,15 @@ export function allowedAgentsOf(request: FastifyRequest): ReadonlySet<string> | 
   return (request as WithAgents).allowedAgents;
 }
 
-/** The namespace of the caller's idempotency keys: its API key's scope; none in an API without keys (the library's). */
-export function keyScopeOf(request: FastifyRequest): { keyScope?: string } {
-  const scope = (request as WithAgents).scope;
-  return scope === DEFAULT_SCOPE ? {} : { keyScope: scope };
+/**
+ * The namespace of the caller's idempotency keys: its API key's scope; none in
+ * an API without keys (the library's). And the agent of items that name none,
+ * when the key may use only one.
+ */
+export function keyScopeOf(request: FastifyRequest): { keyScope?: string; defaultAgentId?: string } {
+  const { scope, allowedAgents } = request as WithAgents;
+  const only = allowedAgents?.size === 1 ? { defaultAgentId: [...allowedAgents][0]! } : {};
+  return scope === DEFAULT_SCOPE ? only : { keyScope: scope, ...only };
 }
 
 /** Whether the caller's key may see and act on messages of this agent. */
@@ -63,11 +68,12 @@ export function registerApiKeys(app: FastifyInstance, apiKeys: readonly ApiKeyCo
 export function refuseForeignAgents(request: FastifyRequest, reply: FastifyReply, producer: Producer, items: readonly unknown[], path: string): boolean {
   const allowed = (request as WithAgents).allowedAgents;
   if (!allowed) return false;
+  const { defaultAgentId } = keyScopeOf(request);
   const details: Array<{ path: string; problem: string }> = [];
   items.forEach((item, i) => {
     let agent: string;
     try {
-      agent = producer.resolveAgent((item as { agentId?: string } | null)?.agentId);
+      agent = producer.resolveAgent((item as { agentId?: string } | null)?.agentId, defaultAgentId);
     } catch {
       return;
     }

@@ -11,7 +11,8 @@ import { ReplayError } from '../callbacks/replay.ts';
 import { PayloadError } from '../errors.ts';
 import type { SendOptions } from '../queue/producer.ts';
 import type { ApiOptions } from './app.ts';
-import { callbackScopeOf, mayUseAgent } from './auth.ts';
+import { callbackScopeOf } from './auth.ts';
+import { messageOf } from './locate.ts';
 import { errorBody } from './errors.ts';
 import { doc } from './openapi.ts';
 
@@ -58,10 +59,10 @@ export async function callbackRoutes(app: FastifyInstance, opts: ApiOptions): Pr
 
   app.post('/v1/messages/:id/callbacks::replay', doc('callbacks', "Send every status change of a message to its callback URL again"), async (request, reply) => {
     const { id } = request.params as { id: string };
-    const status = await opts.producer.getStatus(id);
-    if (!status || !mayUseAgent(request, status.agentId)) return reply.code(404).send(errorBody('NOT_FOUND', `no message ${id}`));
+    const ref = await messageOf(request, opts.producer);
+    if (!ref) return reply.code(404).send(errorBody('NOT_FOUND', `no message ${id}`));
     try {
-      return reply.code(202).send(await callbacks.replay(id));
+      return reply.code(202).send(await callbacks.replay(ref));
     } catch (err) {
       if (!(err instanceof ReplayError)) throw err;
       return reply.code(err.reason === 'NOT_FOUND' ? 404 : 409).send(errorBody(err.reason, err.message));

@@ -4,7 +4,7 @@
  */
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
 import { maskPhonesIn } from '../mask.ts';
-import { DispatchError, ErrorCodes, PayloadError, RbmApiError, RbmAuthError, RbmNetworkError, UnknownAgentError } from '../errors.ts';
+import { AmbiguousMessageIdError, DispatchError, ErrorCodes, PayloadError, RbmApiError, RbmAuthError, RbmNetworkError, UnknownAgentError } from '../errors.ts';
 
 export interface ErrorBody {
   error: { code: string; message: string; details: Array<{ path: string; problem: string }> };
@@ -26,6 +26,7 @@ const FASTIFY_CODES: Record<string, { status: number; code: string; message: str
 export function toHttpError(err: unknown): { status: number; body: ErrorBody } {
   if (err instanceof PayloadError) return { status: 400, body: errorBody(err.code, err.message, [...err.problems]) };
   if (err instanceof UnknownAgentError) return { status: 400, body: errorBody(err.code, err.message, [{ path: 'agentId', problem: err.message }]) };
+  if (err instanceof AmbiguousMessageIdError) return { status: 409, body: errorBody(err.code, err.message, [{ path: 'agentId', problem: `one of ${err.agents.join(', ')}` }]) };
   if (err instanceof DispatchError && err.code === ErrorCodes.REDIS_UNAVAILABLE) return { status: 503, body: errorBody(err.code, err.message) };
   // RBM failed a call made for this request (a revoke's DELETE): the upstream's fault, worth a retry.
   if (err instanceof RbmApiError || err instanceof RbmNetworkError || err instanceof RbmAuthError) {

@@ -5,6 +5,7 @@
  */
 import type { FastifyInstance } from 'fastify';
 import { PayloadError } from '../errors.ts';
+import type { MessageRef } from '../status/store.ts';
 import type { ApiOptions } from './app.ts';
 import { allowedAgentsOf } from './auth.ts';
 import { errorBody } from './errors.ts';
@@ -41,7 +42,19 @@ export async function failureRoutes(app: FastifyInstance, opts: ApiOptions): Pro
       return reply.code(400).send(errorBody('PAYLOAD_INVALID', 'expected messageIds or reason', [{ path: '', problem: 'expected { "messageIds": [...] } or { "reason": "CODE" }' }]));
     }
     const agents = allowedAgentsOf(request);
-    const targets = (ids as string[] | undefined) ?? (await failures.list({ limit: MAX_LIST, code: body.reason as string, agents })).failures.map((f) => f.messageId);
-    return failures.redrive(targets, agents);
+    if (ids === undefined) {
+      const listed = await failures.list({ limit: MAX_LIST, code: body.reason as string, agents });
+      return failures.redrive(listed.failures.map((f) => ({ agentId: f.agentId, messageId: f.messageId })));
+    }
+    // IDs live per agent: each names the failed messages of that ID among this key's agents.
+    const refs: MessageRef[] = [];
+    const unknown: string[] = [];
+    for (const id of new Set(ids as string[])) {
+      const found = await opts.producer.locate(id, { agents });
+      if (found.length === 0) unknown.push(id);
+      refs.push(...found);
+    }
+    const result = await failures.redrive(refs);
+    return { ...result, skipped: [...result.skipped, ...unknown.map((messageId) => ({ messageId, why: 'no such message' }))] };
   });
 }

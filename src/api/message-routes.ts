@@ -5,7 +5,8 @@
  */
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { RevokeError } from '../fallback/revoke.ts';
-import { keyScopeOf, mayUseAgent, refuseForeignAgents } from './auth.ts';
+import { allowedAgentsOf, keyScopeOf, refuseForeignAgents } from './auth.ts';
+import { messageOf } from './locate.ts';
 import { callbackOption } from './callback-routes.ts';
 import { bulkItems, underField } from './bulk.ts';
 import { errorBody } from './errors.ts';
@@ -47,9 +48,10 @@ export async function messageRoutes(app: FastifyInstance, opts: ApiOptions): Pro
 
   app.get('/v1/messages/:id', doc('messages', 'A message\'s status and timeline'), async (request, reply) => {
     const { id } = request.params as { id: string };
-    const status = await producer.getStatus(id);
     // A message of an agent this key may not use is not shown, nor said to exist.
-    if (!status || !mayUseAgent(request, status.agentId)) return reply.code(404).send(errorBody('NOT_FOUND', `no message ${id}`));
+    const ref = await messageOf(request, producer);
+    const status = ref && (await producer.getStatus(ref));
+    if (!status) return reply.code(404).send(errorBody('NOT_FOUND', `no message ${id}`));
     return status;
   });
 
@@ -60,10 +62,10 @@ export async function messageRoutes(app: FastifyInstance, opts: ApiOptions): Pro
     if (fallback !== undefined && fallback !== 'true' && fallback !== 'false') {
       return reply.code(400).send(errorBody('PAYLOAD_INVALID', `expected fallback=true or fallback=false, got '${fallback}'`, [{ path: 'fallback', problem: 'expected true or false' }]));
     }
-    const status = await producer.getStatus(id);
-    if (status && !mayUseAgent(request, status.agentId)) return reply.code(404).send(errorBody('NOT_FOUND', `no message ${id}`));
+    const ref = await messageOf(request, producer);
+    if (!ref) return reply.code(404).send(errorBody('NOT_FOUND', `no message ${id}`));
     try {
-      return await opts.revoke(id, { fallback: fallback === 'true' });
+      return await opts.revoke(ref, { fallback: fallback === 'true' });
     } catch (err) {
       if (!(err instanceof RevokeError)) throw err;
       const code = err.state === null ? 404 : 409;
@@ -73,7 +75,8 @@ export async function messageRoutes(app: FastifyInstance, opts: ApiOptions): Pro
 
   app.get('/v1/batches/:id', doc('messages', 'A batch\'s progress: counts per state'), async (request, reply) => {
     const { id } = request.params as { id: string };
-    const progress = await producer.batchProgress(id);
+    // A batch holding messages of agents this key may not use answers like an unknown one.
+    const progress = await producer.batchProgress(id, allowedAgentsOf(request));
     if (!progress) return reply.code(404).send(errorBody('NOT_FOUND', `no batch ${id}`));
     return progress;
   });

@@ -6,7 +6,7 @@
  */
 import type { DeliverCallbackPayload, StatusChange } from '../../jobs/deliver-callback.ts';
 import { DispatchError, ErrorCodes } from '../errors.ts';
-import { NO_CHANGE, type MessageStatus, type StatusStore } from '../status/store.ts';
+import { NO_CHANGE, type MessageRef, type MessageStatus, type StatusStore } from '../status/store.ts';
 import type { CallbackQueue } from './queue.ts';
 
 export class ReplayError extends DispatchError {
@@ -50,10 +50,11 @@ export interface ReplayDeps {
 
 export function createReplay(deps: ReplayDeps) {
   const now = deps.now ?? Date.now;
-  return async function replay(messageId: string): Promise<{ messageId: string; replayed: number; url: string }> {
-    const status = await deps.status.get(messageId);
+  return async function replay(ref: MessageRef): Promise<{ messageId: string; replayed: number; url: string }> {
+    const { messageId } = ref;
+    const status = await deps.status.get(ref);
     if (!status) throw new ReplayError(messageId, 'NOT_FOUND', `no message ${messageId} (or it is still queued: nothing to replay yet)`);
-    const scope = await deps.status.field(messageId, 'cbs');
+    const scope = await deps.status.field(ref, 'cbs');
     if (!status.callbackUrl || !scope) throw new ReplayError(messageId, 'NO_CALLBACK', `message ${messageId} has no callback URL: it was sent without one`);
     const replayAt = now();
     const deliveries: DeliverCallbackPayload[] = changesOf(status).map((data) => ({ url: status.callbackUrl!, scope, data, replay: replayAt }));

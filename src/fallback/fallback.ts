@@ -9,7 +9,7 @@
  */
 import type { FallbackReason } from '../../jobs/send-sms.ts';
 import type { MessageState } from '../status/states.ts';
-import type { StatusPort, TransitionResult } from '../status/store.ts';
+import type { MessageRef, StatusPort, TransitionResult } from '../status/store.ts';
 import type { SmsQueuePort, StoredFallback } from './ports.ts';
 
 export const FALLBACK_FIELD = 'fb';
@@ -22,8 +22,7 @@ export interface FallbackDeps {
   now?: () => number;
 }
 
-export interface FallbackRequest {
-  messageId: string;
+export interface FallbackRequest extends MessageRef {
   reason: FallbackReason;
   /** The webhook event or trigger that caused it, for the timeline. */
   event: string;
@@ -45,25 +44,25 @@ export function encodeFallback(fallback: StoredFallback): string {
 export function createFallback(deps: FallbackDeps) {
   const now = deps.now ?? Date.now;
 
-  async function stored(messageId: string): Promise<StoredFallback | undefined> {
-    const raw = await deps.status.field(messageId, FALLBACK_FIELD);
+  async function stored(ref: MessageRef): Promise<StoredFallback | undefined> {
+    const raw = await deps.status.field(ref, FALLBACK_FIELD);
     return raw ? (JSON.parse(raw) as StoredFallback) : undefined;
   }
 
   return async function requestFallback(req: FallbackRequest): Promise<FallbackOutcome> {
-    const fallback = req.fallback ?? (await stored(req.messageId));
+    const fallback = req.fallback ?? (await stored(req));
     const detail = req.detail ?? `fallback: ${req.reason}`;
     if (!fallback) {
       // Nothing to fall back to: an expiry ends the message; a 404 leaves it NOT_RCS.
       if (req.reason === 'NOT_RCS') return { outcome: 'NO_FALLBACK', state: 'NOT_RCS' };
-      const t: TransitionResult = await deps.status.transition(req.messageId, 'EXPIRED', { event: req.event, detail });
+      const t: TransitionResult = await deps.status.transition(req, 'EXPIRED', { event: req.event, detail });
       return t.ok ? { outcome: 'EXPIRED' } : { outcome: 'REFUSED', state: t.from };
     }
-    const t = await deps.status.transition(req.messageId, 'FALLBACK_QUEUED', { event: req.event, detail, count: `fallback|${req.reason}` });
+    const t = await deps.status.transition(req, 'FALLBACK_QUEUED', { event: req.event, detail, count: `fallback|${req.reason}` });
     if (!t.ok && t.from !== 'FALLBACK_QUEUED') return { outcome: 'REFUSED', state: t.from };
     await deps.sms.enqueue({
       messageId: req.messageId,
-      agentId: fallback.agentId,
+      agentId: req.agentId,
       to: fallback.to,
       text: fallback.text,
       ...(fallback.from ? { from: fallback.from } : {}),

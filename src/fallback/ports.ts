@@ -5,8 +5,9 @@
 import type { CheckExpiryPayload } from '../../jobs/check-expiry.ts';
 import type { InboundEventPayload } from '../../jobs/inbound-event.ts';
 import type { SendSmsPayload } from '../../jobs/send-sms.ts';
+import type { MessageRef } from '../status/store.ts';
 
-/** Queues the one SMS of a message; adding it twice is harmless (job ID from the messageId). */
+/** Queues the one SMS of a message; adding it twice is harmless (job ID from the agent and messageId). */
 export interface SmsQueuePort {
   enqueue(payload: SendSmsPayload): Promise<void>;
 }
@@ -14,7 +15,7 @@ export interface SmsQueuePort {
 /** The local deadline of a message with a TTL. */
 export interface DeadlinePort {
   schedule(payload: CheckExpiryPayload, runAt: number): Promise<void>;
-  cancel(messageId: string): Promise<void>;
+  cancel(ref: MessageRef): Promise<void>;
 }
 
 /** Where user messages and user events go for consumers (a Redis stream, a callback). */

@@ -9,7 +9,7 @@ import { DispatchError, ErrorCodes } from '../errors.ts';
 import type { Producer } from '../queue/producer.ts';
 import type { RbmClient } from '../rbm/client.ts';
 import type { MessageState } from '../status/states.ts';
-import { newStatusOf, type StatusPort } from '../status/store.ts';
+import { newStatusOf, type MessageRef, type StatusPort } from '../status/store.ts';
 import { encodeFallback, FALLBACK_FIELD, PHONE_FIELD, type RequestFallback } from './fallback.ts';
 import type { DeadlinePort, StoredFallback } from './ports.ts';
 
@@ -42,43 +42,45 @@ export class RevokeError extends DispatchError {
 export function createRevoke(deps: RevokeDeps) {
   const event = 'REVOKED_BY_PRODUCER';
 
-  async function thenFallback(messageId: string, withFallback: boolean, fallback?: StoredFallback): Promise<RevokeResult> {
+  async function thenFallback(ref: MessageRef, withFallback: boolean, fallback?: StoredFallback): Promise<RevokeResult> {
+    const { messageId } = ref;
     if (!withFallback) return { messageId, state: 'REVOKED', fallback: false };
-    const r = await deps.requestFallback({ messageId, reason: 'REVOKED_BY_PRODUCER', event, detail: 'revoked by the producer, SMS requested', ...(fallback ? { fallback } : {}) });
+    const r = await deps.requestFallback({ messageId, agentId: ref.agentId, reason: 'REVOKED_BY_PRODUCER', event, detail: 'revoked by the producer, SMS requested', ...(fallback ? { fallback } : {}) });
     return { messageId, state: r.outcome === 'FALLBACK_QUEUED' ? 'FALLBACK_QUEUED' : 'REVOKED', fallback: r.outcome === 'FALLBACK_QUEUED' };
   }
 
-  return async function revoke(messageId: string, options: { fallback?: boolean } = {}): Promise<RevokeResult> {
+  return async function revoke(ref: MessageRef, options: { fallback?: boolean } = {}): Promise<RevokeResult> {
+    const { messageId } = ref;
     const withFallback = options.fallback ?? false;
-    const current = await deps.status.get(messageId);
+    const current = await deps.status.get(ref);
     const state = current?.state ?? null;
 
     if (state === null || state === 'QUEUED') {
-      const taken = await deps.producer.takeQueued(messageId);
+      const taken = await deps.producer.takeQueued(ref);
       if (taken === null) throw new RevokeError(messageId, state, state === null ? 'no such message' : 'its job is gone');
       if (taken === 'in-flight') throw new RevokeError(messageId, 'SENDING', 'it is being sent right now; try again in a moment');
       const sms = taken.fallback?.sms;
       const fallback = sms ? { agentId: taken.agentId, to: taken.to, text: sms.text, ...(sms.from ? { from: sms.from } : {}) } : undefined;
-      await deps.status.transition(messageId, 'REVOKED', {
+      await deps.status.transition(ref, 'REVOKED', {
         event,
         detail: 'revoked before it was sent',
         create: newStatusOf(taken),
         fields: { [PHONE_FIELD]: taken.to, ...(fallback ? { [FALLBACK_FIELD]: encodeFallback(fallback) } : {}) },
       });
-      return thenFallback(messageId, withFallback, fallback);
+      return thenFallback(ref, withFallback, fallback);
     }
 
     if (state !== 'SENT') throw new RevokeError(messageId, state, `it is ${state}`);
-    const to = await deps.status.field(messageId, PHONE_FIELD);
+    const to = await deps.status.field(ref, PHONE_FIELD);
     if (!to) throw new RevokeError(messageId, state, 'its phone number is not kept with the record');
-    const revoked = await deps.rbm.revokeMessage({ agentId: current!.agentId, to, messageId });
-    await deps.deadlines.cancel(messageId);
+    const revoked = await deps.rbm.revokeMessage({ agentId: ref.agentId, to, messageId });
+    await deps.deadlines.cancel(ref);
     if (!revoked) {
-      await deps.status.transition(messageId, 'DELIVERED', { event, detail: 'revoke answered 404: already delivered' });
+      await deps.status.transition(ref, 'DELIVERED', { event, detail: 'revoke answered 404: already delivered' });
       return { messageId, state: 'DELIVERED', fallback: false };
     }
-    const t = await deps.status.transition(messageId, 'REVOKED', { event, detail: 'RBM revoked it (200)' });
+    const t = await deps.status.transition(ref, 'REVOKED', { event, detail: 'RBM revoked it (200)' });
     if (!t.ok) throw new RevokeError(messageId, t.from, `it moved to ${t.from} meanwhile`);
-    return thenFallback(messageId, withFallback);
+    return thenFallback(ref, withFallback);
   };
 }

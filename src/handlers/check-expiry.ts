@@ -23,8 +23,9 @@ export function createCheckExpiryHandler(deps: CheckExpiryDeps): Handler {
   return async (payload): Promise<Outcome> => {
     const checked = validate(checkExpiryPayload, payload);
     if (!checked.ok) throw new PayloadError('check-expiry payload', checked.problems);
-    const { messageId, agentId, to } = checked.value;
-    const state = await deps.status.field(messageId, 'state');
+    const p = checked.value;
+    const { messageId, agentId, to } = p;
+    const state = await deps.status.field(p, 'state');
     if (state !== 'SENT') return { outcome: 'NOTHING_TO_DO', state };
 
     let revoked: boolean;
@@ -35,10 +36,10 @@ export function createCheckExpiryHandler(deps: CheckExpiryDeps): Handler {
       throw err;
     }
     if (!revoked) {
-      await deps.status.transition(messageId, 'DELIVERED', { event: 'DEADLINE', detail: 'revoke answered 404: already delivered' });
+      await deps.status.transition(p, 'DELIVERED', { event: 'DEADLINE', detail: 'revoke answered 404: already delivered' });
       return { outcome: 'DELIVERED' };
     }
-    const r = await deps.requestFallback({ messageId, reason: 'DEADLINE', event: 'DEADLINE', detail: 'nothing heard by expireTime + grace; revoke answered 200' });
+    const r = await deps.requestFallback({ messageId, agentId, reason: 'DEADLINE', event: 'DEADLINE', detail: 'nothing heard by expireTime + grace; revoke answered 200' });
     return { ...r };
   };
 }

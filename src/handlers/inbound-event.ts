@@ -8,6 +8,12 @@
  * message settles, however long that takes; events about unknown messages
  * are counted and dropped. User messages and user events
  * go to consumers, with an optional automatic READ.
+ *
+ * An event is bound to the agent whose client token verified it: it names a
+ * message in that agent's namespace only (a message ID of another agent is
+ * simply not found there, and is counted as agentMismatch), and it moves the
+ * message only when its phone number is the message's (phoneMismatch
+ * otherwise). Either way it is acknowledged and changes nothing.
  */
 import { validate } from '../../jobs/common.ts';
 import { inboundEventPayload, serverEventSchema, userEventSchema, userMessageSchema, type InboundEventPayload } from '../../jobs/inbound-event.ts';
@@ -15,8 +21,10 @@ import { classify, PayloadError, StatusTransitionError } from '../errors.ts';
 import type { RequestFallback } from '../fallback/fallback.ts';
 import type { DeadlinePort, InboundConsumerPort } from '../fallback/ports.ts';
 import type { RbmClient } from '../rbm/client.ts';
+import { PHONE_FIELD } from '../fallback/fallback.ts';
+import { maskPhone } from '../mask.ts';
 import { isWaiting, type MessageState } from '../status/states.ts';
-import type { StatusPort } from '../status/store.ts';
+import type { MessageRef, StatusPort } from '../status/store.ts';
 import type { Handler, Logger, Outcome } from './types.ts';
 
 export interface InboundEventDeps {
@@ -29,7 +37,9 @@ export interface InboundEventDeps {
   immediateOnRevokeFailed: readonly string[];
   /** Set to send READ for each incoming user message. */
   markRead?: (to: string, userMessageId: string, agentId: string) => Promise<unknown>;
-  count: (name: 'unknownMessageEvents' | 'inboundEvents') => Promise<void>;
+  count: (name: 'unknownMessageEvents' | 'inboundEvents' | 'agentMismatch' | 'phoneMismatch') => Promise<void>;
+  /** Whether an agent other than this one holds a message with this ID (for the agentMismatch count only). */
+  heldByOtherAgent?: (ref: MessageRef) => Promise<boolean>;
   log: Logger;
 }
 
@@ -38,73 +48,106 @@ export interface InboundEventDeps {
  * handler, caught by its outer loop, which has the whole event to park.
  */
 class MustWait extends Error {
-  constructor(readonly messageId: string, readonly eventType: string) {
-    super(`message ${messageId} is still being sent: ${eventType} waits for it`);
+  constructor(readonly ref: MessageRef, readonly eventType: string) {
+    super(`message ${ref.messageId} is still being sent: ${eventType} waits for it`);
   }
 }
+
+/** How often a mismatch is logged at most: a forger's storm must not become a log storm. */
+const MISMATCH_LOG_EVERY_MS = 10_000;
 
 /** A park that finds the message settled (it moved in between) handles the event again, this many times. */
 const MAX_REHANDLE = 3;
 
 export function createInboundEventHandler(deps: InboundEventDeps): Handler {
   const { status } = deps;
+  const lastLogged = new Map<string, number>();
 
   /** A refusal means: unknown message (count, drop), waiting (park the event), or already past (kept in the timeline). */
-  async function refused(messageId: string, event: string, from: MessageState | null): Promise<Outcome> {
+  async function refused(ref: MessageRef, event: string, from: MessageState | null): Promise<Outcome> {
     if (from === null) {
       await deps.count('unknownMessageEvents');
       return { outcome: 'UNKNOWN_MESSAGE', event };
     }
-    if (isWaiting(from)) throw new MustWait(messageId, event);
+    if (isWaiting(from)) throw new MustWait(ref, event);
     return { outcome: 'NO_CHANGE', event, state: from };
   }
 
-  async function delivery(messageId: string, eventType: 'DELIVERED' | 'READ'): Promise<Outcome> {
-    const t = await status.transition(messageId, eventType, { event: eventType });
-    if (!t.ok) return refused(messageId, eventType, t.from);
-    await deps.deadlines.cancel(messageId);
+  function logMismatch(kind: string, fields: object): void {
+    const at = Date.now();
+    if (at - (lastLogged.get(kind) ?? 0) < MISMATCH_LOG_EVERY_MS) return;
+    lastLogged.set(kind, at);
+    deps.log.warn(fields, `webhook event ignored: ${kind} (further ones are counted in rbm_inbound_events_total, logged at most every ${MISMATCH_LOG_EVERY_MS / 1000} s)`);
+  }
+
+  /**
+   * Whether the event may touch the message: it exists in the verifying agent's
+   * namespace and the event's phone is the message's. The full number is kept
+   * once the message is being sent; before that only its masked form is.
+   */
+  async function bound(ref: MessageRef, phone: string, event: string): Promise<Outcome | null> {
+    const [state, e164, masked] = await status.fields(ref, ['state', PHONE_FIELD, 'to']);
+    if (state === null) {
+      if (deps.heldByOtherAgent && (await deps.heldByOtherAgent(ref))) {
+        await deps.count('agentMismatch');
+        logMismatch('agentMismatch', { agentId: ref.agentId, messageId: ref.messageId, event });
+        return { outcome: 'AGENT_MISMATCH', event };
+      }
+      return refused(ref, event, null);
+    }
+    const same = e164 !== null ? e164 === phone : masked === maskPhone(phone);
+    if (same) return null;
+    await deps.count('phoneMismatch');
+    logMismatch('phoneMismatch', { agentId: ref.agentId, messageId: ref.messageId, event, phone: maskPhone(phone), expected: masked });
+    return { outcome: 'PHONE_MISMATCH', event };
+  }
+
+  async function delivery(ref: MessageRef, eventType: 'DELIVERED' | 'READ'): Promise<Outcome> {
+    const t = await status.transition(ref, eventType, { event: eventType });
+    if (!t.ok) return refused(ref, eventType, t.from);
+    await deps.deadlines.cancel(ref);
     return { outcome: eventType };
   }
 
-  async function ttlRevoked(messageId: string): Promise<Outcome> {
-    const r = await deps.requestFallback({ messageId, reason: 'TTL_EXPIRATION_REVOKED', event: 'TTL_EXPIRATION_REVOKED', detail: 'RBM revoked the message at its TTL' });
-    if (r.outcome === 'REFUSED') return refused(messageId, 'TTL_EXPIRATION_REVOKED', r.state);
-    await deps.deadlines.cancel(messageId);
+  async function ttlRevoked(ref: MessageRef): Promise<Outcome> {
+    const r = await deps.requestFallback({ ...ref, reason: 'TTL_EXPIRATION_REVOKED', event: 'TTL_EXPIRATION_REVOKED', detail: 'RBM revoked the message at its TTL' });
+    if (r.outcome === 'REFUSED') return refused(ref, 'TTL_EXPIRATION_REVOKED', r.state);
+    await deps.deadlines.cancel(ref);
     return r;
   }
 
-  async function ttlRevokeFailed(messageId: string, phone: string, agentId: string): Promise<Outcome> {
+  async function ttlRevokeFailed(ref: MessageRef, phone: string): Promise<Outcome> {
     const event = 'TTL_EXPIRATION_REVOKE_FAILED';
-    const current = await status.get(messageId);
+    const current = await status.get(ref);
     if (current?.state !== 'SENT') {
       // Nothing to decide, but the timeline keeps the event (or it waits, or it is unknown).
-      const t = await status.transition(messageId, 'EXPIRED', { event, detail: 'revocation at TTL failed' });
-      return t.ok ? { outcome: 'EXPIRED' } : refused(messageId, event, t.from);
+      const t = await status.transition(ref, 'EXPIRED', { event, detail: 'revocation at TTL failed' });
+      return t.ok ? { outcome: 'EXPIRED' } : refused(ref, event, t.from);
     }
     const trafficType = current.trafficType ?? 'UNSPECIFIED';
     if (deps.immediateOnRevokeFailed.includes(trafficType)) {
       // Google's advice for time-critical messages: SMS now, even at the risk of a duplicate.
-      const r = await deps.requestFallback({ messageId, reason: 'TTL_EXPIRATION_REVOKE_FAILED', event, detail: `${trafficType}: falling back at once` });
-      await deps.deadlines.cancel(messageId);
-      return r.outcome === 'REFUSED' ? refused(messageId, event, r.state) : r;
+      const r = await deps.requestFallback({ ...ref, reason: 'TTL_EXPIRATION_REVOKE_FAILED', event, detail: `${trafficType}: falling back at once` });
+      await deps.deadlines.cancel(ref);
+      return r.outcome === 'REFUSED' ? refused(ref, event, r.state) : r;
     }
     let revoked: boolean;
     try {
-      revoked = await deps.rbm.revokeMessage({ agentId, to: phone, messageId });
+      revoked = await deps.rbm.revokeMessage({ agentId: ref.agentId, to: phone, messageId: ref.messageId });
     } catch (err) {
       if (classify(err, 'revoke') === 'permanent') {
-        deps.log.error({ messageId, err: (err as Error).message }, 'revoke after TTL_EXPIRATION_REVOKE_FAILED refused; leaving the message to its local deadline');
+        deps.log.error({ messageId: ref.messageId, err: (err as Error).message }, 'revoke after TTL_EXPIRATION_REVOKE_FAILED refused; leaving the message to its local deadline');
         return { outcome: 'REVOKE_REFUSED' };
       }
       throw err;
     }
-    await deps.deadlines.cancel(messageId);
+    await deps.deadlines.cancel(ref);
     if (!revoked) {
-      const t = await status.transition(messageId, 'DELIVERED', { event, detail: 'revoke answered 404: already delivered' });
-      return t.ok ? { outcome: 'DELIVERED' } : refused(messageId, event, t.from);
+      const t = await status.transition(ref, 'DELIVERED', { event, detail: 'revoke answered 404: already delivered' });
+      return t.ok ? { outcome: 'DELIVERED' } : refused(ref, event, t.from);
     }
-    const r = await deps.requestFallback({ messageId, reason: 'TTL_EXPIRATION_REVOKE_FAILED', event, detail: 'revoked after the failed TTL revocation (200)' });
-    return r.outcome === 'REFUSED' ? refused(messageId, event, r.state) : r;
+    const r = await deps.requestFallback({ ...ref, reason: 'TTL_EXPIRATION_REVOKE_FAILED', event, detail: 'revoked after the failed TTL revocation (200)' });
+    return r.outcome === 'REFUSED' ? refused(ref, event, r.state) : r;
   }
 
   async function toConsumers(event: InboundEventPayload): Promise<Outcome> {
@@ -122,16 +165,20 @@ export function createInboundEventHandler(deps: InboundEventDeps): Handler {
       if (!e.ok) throw new PayloadError('UserEvent', e.problems);
       if (e.value.eventType === 'DELIVERED' || e.value.eventType === 'READ') {
         if (!e.value.messageId) throw new PayloadError('UserEvent', [{ path: 'messageId', problem: `required for ${e.value.eventType}` }]);
-        return delivery(e.value.messageId, e.value.eventType);
+        const ref = { agentId: event.agentId, messageId: e.value.messageId };
+        return (await bound(ref, e.value.senderPhoneNumber, e.value.eventType)) ?? delivery(ref, e.value.eventType);
       }
       return toConsumers(event);
     }
     if (event.kind === 'serverEvent') {
       const e = validate(serverEventSchema, event.payload);
       if (!e.ok) throw new PayloadError('ServerEvent', e.problems);
-      if (e.value.eventType === 'TTL_EXPIRATION_REVOKED') return ttlRevoked(e.value.messageId);
-      if (e.value.eventType === 'TTL_EXPIRATION_REVOKE_FAILED') return ttlRevokeFailed(e.value.messageId, e.value.phoneNumber, event.agentId);
-      return { outcome: 'IGNORED', eventType: e.value.eventType };
+      if (e.value.eventType === 'EVENT_TYPE_UNSPECIFIED') return { outcome: 'IGNORED', eventType: e.value.eventType };
+      const ref = { agentId: event.agentId, messageId: e.value.messageId };
+      const mismatch = await bound(ref, e.value.phoneNumber, e.value.eventType);
+      if (mismatch) return mismatch;
+      if (e.value.eventType === 'TTL_EXPIRATION_REVOKED') return ttlRevoked(ref);
+      return ttlRevokeFailed(ref, e.value.phoneNumber);
     }
     if (event.kind === 'userMessage') {
       const m = validate(userMessageSchema, event.payload);
@@ -150,11 +197,11 @@ export function createInboundEventHandler(deps: InboundEventDeps): Handler {
         return await handle(event);
       } catch (err) {
         if (!(err instanceof MustWait)) throw err;
-        const parked = await status.park(err.messageId, err.eventType, event);
+        const parked = await status.park(err.ref, err.eventType, event);
         if (parked === 'PARKED') return { outcome: 'PARKED', event: err.eventType };
         // It settled between the refusal and the park: handle the event again; past a few
         // rounds of such luck, the queue's retry takes over (a retry with no budget to run out).
-        if (round >= MAX_REHANDLE) throw new StatusTransitionError(err.messageId, parked, err.eventType);
+        if (round >= MAX_REHANDLE) throw new StatusTransitionError(err.ref.messageId, parked, err.eventType);
       }
     }
   };

@@ -57,9 +57,9 @@ export function createSendMessageHandler(deps: SendMessageDeps): Handler {
   return async (payload, ctx): Promise<Outcome> => {
     const checked = validate(sendMessagePayload, payload);
     if (!checked.ok) {
-      const messageId = (payload as { messageId?: unknown } | null)?.messageId;
+      const { messageId, agentId } = (payload ?? {}) as { messageId?: unknown; agentId?: unknown };
       const error = new PayloadError('send-message payload', checked.problems);
-      if (typeof messageId === 'string') await status.transition(messageId, 'FAILED', { error: errorOf(error) });
+      if (typeof messageId === 'string' && typeof agentId === 'string') await status.transition({ agentId, messageId }, 'FAILED', { error: errorOf(error) });
       throw error;
     }
     const p = checked.value;
@@ -70,8 +70,8 @@ export function createSendMessageHandler(deps: SendMessageDeps): Handler {
 
     if (p.expireAt !== undefined && p.expireAt <= now()) {
       // Too late for RCS before it was even sent: SMS now, if the message has one.
-      await status.transition(id, 'EXPIRED', { create, event: 'EXPIRED_IN_QUEUE', detail: 'the TTL passed before the message could be sent' });
-      if (fallback) await deps.requestFallback({ messageId: id, reason: 'DEADLINE', event: 'EXPIRED_IN_QUEUE', fallback });
+      await status.transition(p, 'EXPIRED', { create, event: 'EXPIRED_IN_QUEUE', detail: 'the TTL passed before the message could be sent' });
+      if (fallback) await deps.requestFallback({ messageId: id, agentId: p.agentId, reason: 'DEADLINE', event: 'EXPIRED_IN_QUEUE', fallback });
       return { outcome: 'EXPIRED' };
     }
 
@@ -85,7 +85,7 @@ export function createSendMessageHandler(deps: SendMessageDeps): Handler {
       notReady = err;
     }
 
-    const start = await status.transition(id, 'SENDING', {
+    const start = await status.transition(p, 'SENDING', {
       create,
       ...(ctx.attempt > 1 ? { detail: `attempt ${ctx.attempt}` } : {}),
       // Kept with the record (never shown by getStatus): a later revoke needs the
@@ -103,19 +103,19 @@ export function createSendMessageHandler(deps: SendMessageDeps): Handler {
     } catch (err) {
       const kind = classify(err, 'send');
       if (kind === 'notRcs') {
-        await status.transition(id, 'NOT_RCS', { countAttempt: true, detail: 'RBM answered 404: not reachable over RCS' });
-        if (fallback) await deps.requestFallback({ messageId: id, reason: 'NOT_RCS', event: 'NOT_RCS', fallback });
+        await status.transition(p, 'NOT_RCS', { countAttempt: true, detail: 'RBM answered 404: not reachable over RCS' });
+        if (fallback) await deps.requestFallback({ messageId: id, agentId: p.agentId, reason: 'NOT_RCS', event: 'NOT_RCS', fallback });
         return { outcome: 'NOT_RCS', fallback: fallback !== undefined };
       }
       // Not an attempt: the runner pauses the agent's queue (429), or waits for a token (defer).
       if (kind === 'rateLimited' || kind === 'defer') throw err;
       const error = errorOf(err);
       const final = kind === 'permanent' || isFinalAttempt(ctx);
-      await status.transition(id, final ? 'FAILED' : 'SENDING', { countAttempt: true, error });
+      await status.transition(p, final ? 'FAILED' : 'SENDING', { countAttempt: true, error });
       log[final ? 'error' : 'warn']({ messageId: id, to: maskPhone(p.to), attempt: ctx.attempt, ...error }, final ? 'message failed' : 'send failed, will retry');
       throw err;
     }
-    const sent = await status.transition(id, 'SENT', { countAttempt: true });
+    const sent = await status.transition(p, 'SENT', { countAttempt: true });
     // A DELIVERED that came while we were sending was applied in the same step: no deadline then.
     if (sent.ok && sent.state === 'SENT' && p.expireAt !== undefined) {
       await deps.deadlines.schedule({ messageId: id, agentId: p.agentId, to: p.to, expireAt: p.expireAt }, p.expireAt + deps.graceMs);

@@ -8,7 +8,7 @@
  * answered with the first SMS, and repeating it is how the outcome is learnt.
  */
 import { validate } from '../../jobs/common.ts';
-import { sendSmsPayload } from '../../jobs/send-sms.ts';
+import { sendSmsPayload, smsIdempotencyKey } from '../../jobs/send-sms.ts';
 import { classify, PayloadError } from '../errors.ts';
 import { maskPhone } from '../mask.ts';
 import type { SmsProvider } from '../sms/index.ts';
@@ -33,33 +33,33 @@ export function createSendSmsHandler(deps: SendSmsDeps): Handler {
     const p = checked.value;
     const id = p.messageId;
 
-    const wasInFlight = (await status.field(id, IN_FLIGHT)) === '1';
-    const claim = await status.transition(id, 'FALLBACK_SENDING', { fields: { [IN_FLIGHT]: '1' }, detail: `SMS try ${ctx.attempt} (${p.reason})` });
+    const wasInFlight = (await status.field(p, IN_FLIGHT)) === '1';
+    const claim = await status.transition(p, 'FALLBACK_SENDING', { fields: { [IN_FLIGHT]: '1' }, detail: `SMS try ${ctx.attempt} (${p.reason})` });
     if (!claim.ok) return { outcome: 'CANCELLED', state: claim.from };
     if (claim.from === 'FALLBACK_SENDING' && wasInFlight && !deps.idempotent) {
       const error = { code: 'SMS_OUTCOME_UNKNOWN', message: 'a previous try stopped after handing the SMS to the provider; not sending a second one' };
-      await status.transition(id, 'FALLBACK_FAILED', { error, fields: { [IN_FLIGHT]: '0' } });
+      await status.transition(p, 'FALLBACK_FAILED', { error, fields: { [IN_FLIGHT]: '0' } });
       log.error({ messageId: id, to: maskPhone(p.to) }, error.message);
       return { outcome: 'OUTCOME_UNKNOWN' };
     }
 
     let providerMessageId: string;
     try {
-      ({ providerMessageId } = await deps.provider.send({ to: p.to, text: p.text, ...(p.from ? { from: p.from } : {}), idempotencyKey: id }));
+      ({ providerMessageId } = await deps.provider.send({ to: p.to, text: p.text, ...(p.from ? { from: p.from } : {}), idempotencyKey: smsIdempotencyKey(p) }));
     } catch (err) {
       const kind = classify(err);
       // The provider answered: nothing is in flight any more.
       if (kind === 'rateLimited') {
-        await status.setField(id, IN_FLIGHT, '0');
+        await status.setField(p, IN_FLIGHT, '0');
         throw err;
       }
       const error = { code: String((err as { code?: string }).code ?? 'SMS_PROVIDER'), message: String((err as Error).message).slice(0, 500) };
       const final = kind === 'permanent' || isFinalAttempt(ctx);
-      await status.transition(id, final ? 'FALLBACK_FAILED' : 'FALLBACK_SENDING', { error, fields: { [IN_FLIGHT]: '0' } });
+      await status.transition(p, final ? 'FALLBACK_FAILED' : 'FALLBACK_SENDING', { error, fields: { [IN_FLIGHT]: '0' } });
       log[final ? 'error' : 'warn']({ messageId: id, to: maskPhone(p.to), attempt: ctx.attempt, ...error }, final ? 'SMS fallback failed' : 'SMS send failed, will retry');
       throw err;
     }
-    await status.transition(id, 'FALLBACK_SENT', { fields: { [IN_FLIGHT]: '0', smsId: providerMessageId, smsProvider: deps.provider.name }, detail: `SMS sent (${p.reason})` });
+    await status.transition(p, 'FALLBACK_SENT', { fields: { [IN_FLIGHT]: '0', smsId: providerMessageId, smsProvider: deps.provider.name }, detail: `SMS sent (${p.reason})` });
     return { outcome: 'FALLBACK_SENT', providerMessageId };
   };
 }

@@ -9,6 +9,7 @@ import { CHECK_EXPIRY, checkExpiryJobId, defaultCheckExpiryOptions, type CheckEx
 import { defaultInboundEventOptions, INBOUND_EVENT, INBOUND_QUEUE, type InboundEventPayload } from '../../jobs/inbound-event.ts';
 import { SEND_SMS, SMS_QUEUE, sendSmsJobId, type SendSmsPayload } from '../../jobs/send-sms.ts';
 import type { DeadlinePort, InboundConsumerPort, SmsQueuePort } from '../fallback/ports.ts';
+import type { MessageRef } from '../status/store.ts';
 import { sharedQueue } from './shared-queue.ts';
 
 export class BullSmsQueue implements SmsQueuePort {
@@ -19,7 +20,7 @@ export class BullSmsQueue implements SmsQueuePort {
 
   async enqueue(payload: SendSmsPayload): Promise<void> {
     await this.queue.add(SEND_SMS, payload, {
-      jobId: sendSmsJobId(payload.messageId),
+      jobId: sendSmsJobId(payload.messageId, payload.agentId),
       attempts: this.retry.attempts,
       backoff: { type: 'exponential', delay: this.retry.backoffMs, jitter: 0.5 },
     });
@@ -38,15 +39,15 @@ export class BullDeadlines implements DeadlinePort {
 
   async schedule(payload: CheckExpiryPayload, runAt: number): Promise<void> {
     await this.queue.add(CHECK_EXPIRY, payload, {
-      jobId: checkExpiryJobId(payload.messageId),
+      jobId: checkExpiryJobId(payload.messageId, payload.agentId),
       delay: Math.max(0, runAt - this.now()),
       ...defaultCheckExpiryOptions,
     });
   }
 
   /** Best effort: a check that runs anyway finds the message delivered and does nothing. */
-  async cancel(messageId: string): Promise<void> {
-    await this.queue.remove(checkExpiryJobId(messageId)).catch(() => 0);
+  async cancel(ref: MessageRef): Promise<void> {
+    await this.queue.remove(checkExpiryJobId(ref.messageId, ref.agentId)).catch(() => 0);
   }
 
   close(): Promise<void> {

@@ -17,10 +17,10 @@ import {
 } from '../../jobs/send-message.ts';
 import { EVENT_PRIORITY, SEND_EVENT, sendEventInput, sendEventJobId, type SendEventInput, type SendEventPayload } from '../../jobs/send-event.ts';
 import type { AgentConfig } from '../config.ts';
-import { PayloadError, UnknownAgentError } from '../errors.ts';
+import { AmbiguousMessageIdError, PayloadError, UnknownAgentError } from '../errors.ts';
 import type { MessageState } from '../status/states.ts';
 import type { BatchProgress, BatchStore } from '../status/batches.ts';
-import { newStatusOf, type MessageStatus, type StatusStore } from '../status/store.ts';
+import { newStatusOf, refString, type MessageRef, type MessageStatus, type StatusStore } from '../status/store.ts';
 import { DEFAULT_SCOPE } from '../callbacks/secrets.ts';
 import { maskPhone } from '../mask.ts';
 import { whenReady } from './connection.ts';
@@ -55,6 +55,8 @@ export interface ProducerOptions {
  */
 export interface KeyScope {
   keyScope?: string | undefined;
+  /** The agent of items without agentId, when the caller may use only one (an API key of one agent). */
+  defaultAgentId?: string | undefined;
 }
 
 /** The UUIDv5 of an idempotency key, in its kind's, agent's and scope's namespace. */
@@ -131,10 +133,10 @@ export class Producer {
         problems.push({ path: 'callbackUrl', problem: 'status callbacks are off in this service: CALLBACK_SECRET is not configured' });
       }
       return problems.length > 0 ? { ok: false as const, problems } : checked;
-    }, 'message');
+    }, 'message', options.defaultAgentId);
     const scope = options.callback?.scope ?? DEFAULT_SCOPE;
     const toPayload = (input: SendMessageInput): SendMessagePayload => {
-      const agentId = this.agentFor(input.agentId);
+      const agentId = this.agentFor(input.agentId, options.defaultAgentId);
       const { to, fallback, idempotencyKey, messageId, agentId: _a, callbackUrl, ...message } = input;
       const expireAt = expirationMs(message, now);
       const url = callbackUrl ?? options.callback?.url;
@@ -169,8 +171,9 @@ export class Producer {
       const fresh: SendMessagePayload[] = [];
       chunk.forEach((p, i) => {
         const state = prior.get(i) ?? null;
-        const repeated = keyed[from + i]! && seen.has(p.messageId);
-        if (keyed[from + i]) seen.add(p.messageId);
+        const ref = refString(p);
+        const repeated = keyed[from + i]! && seen.has(ref);
+        if (keyed[from + i]) seen.add(ref);
         // A record still QUEUED may have lost its job (a crash between the two
         // writes): adding again is safe, BullMQ ignores a jobId it still holds.
         if (!repeated && (state === null || state === 'QUEUED')) fresh.push(p);
@@ -190,25 +193,26 @@ export class Producer {
    * key the batchId is derived from it and every item without a key of its own
    * gets `<key>:<index>`, so a retried batch queues nothing twice.
    */
-  async sendBatch(inputs: readonly SendMessageInput[], options: { idempotencyKey?: string } & Pick<SendOptions, 'callback' | 'keyScope'> = {}): Promise<EnqueuedBatch> {
+  async sendBatch(inputs: readonly SendMessageInput[], options: { idempotencyKey?: string } & Pick<SendOptions, 'callback' | 'keyScope' | 'defaultAgentId'> = {}): Promise<EnqueuedBatch> {
     const key = options.idempotencyKey;
     const batchId = key ? idOf('batch', '', key, options.keyScope) : uuidv4();
     const items = key
       ? inputs.map((m, i) => (m && typeof m === 'object' && m.idempotencyKey === undefined && m.messageId === undefined ? { ...m, idempotencyKey: `${key}:${i}` } : m))
       : inputs;
-    const results = await this.sendMessages(items, { batchId, keyScope: options.keyScope, ...(options.callback ? { callback: options.callback } : {}) });
-    await this.opts.batches?.record(batchId, results.filter((r) => !r.duplicate).map((r) => r.messageId));
+    const results = await this.sendMessages(items, { batchId, keyScope: options.keyScope, defaultAgentId: options.defaultAgentId, ...(options.callback ? { callback: options.callback } : {}) });
+    await this.opts.batches?.record(batchId, results.flatMap((r, i) => (r.duplicate ? [] : [{ messageId: r.messageId, agentId: this.agentFor(items[i]!.agentId, options.defaultAgentId) }])));
     return { batchId, messageIds: results.map((r) => r.messageId), duplicates: results.filter((r) => r.duplicate).length };
   }
 
-  batchProgress(batchId: string): Promise<BatchProgress | null> {
+  /** A batch's progress; with `agents`, a batch holding messages of other agents is not shown (null, as unknown). */
+  batchProgress(batchId: string, agents: ReadonlySet<string> | null = null): Promise<BatchProgress | null> {
     if (!this.opts.batches) throw new Error('this producer keeps no batches (ProducerOptions.batches)');
-    return this.opts.batches.progress(batchId);
+    return this.opts.batches.progress(batchId, agents);
   }
 
   /** The agent a message or event without agentId goes to; throws like an enqueue would. */
-  resolveAgent(agentId: string | undefined): string {
-    return this.agentFor(agentId);
+  resolveAgent(agentId: string | undefined, defaultAgentId?: string): string {
+    return this.agentFor(agentId, defaultAgentId);
   }
 
   async sendEvent(input: SendEventInput, options: KeyScope = {}): Promise<EnqueuedEvent> {
@@ -218,9 +222,9 @@ export class Producer {
 
   async sendEvents(inputs: readonly SendEventInput[], options: KeyScope = {}): Promise<EnqueuedEvent[]> {
     const now = this.now();
-    this.checkAll(inputs, (raw) => validate(sendEventInput, raw), 'event');
+    this.checkAll(inputs, (raw) => validate(sendEventInput, raw), 'event', options.defaultAgentId);
     const payloads = inputs.map((input): SendEventPayload => {
-      const agentId = this.agentFor(input.agentId);
+      const agentId = this.agentFor(input.agentId, options.defaultAgentId);
       const keyed = input.eventId ?? (input.idempotencyKey ? idOf('event', agentId, input.idempotencyKey, options.keyScope) : undefined);
       return {
         eventId: keyed ?? uuidv4(),
@@ -231,14 +235,14 @@ export class Producer {
         enqueuedAt: now,
       };
     });
-    const keyedIds = new Set(inputs.flatMap((input, i) => (input.eventId || input.idempotencyKey ? [payloads[i]!.eventId] : [])));
+    const keyedIds = new Set(inputs.flatMap((input, i) => (input.eventId || input.idempotencyKey ? [eventRef(payloads[i]!)] : [])));
     const results: EnqueuedEvent[] = new Array(payloads.length);
     await inChunks(payloads.length, async (from, to) => {
       const chunk = payloads.slice(from, to);
-      const firstTime = await this.claimEventIds(chunk.filter((p) => keyedIds.has(p.eventId)).map((p) => p.eventId));
+      const firstTime = await this.claimEventIds(chunk.filter((p) => keyedIds.has(eventRef(p))).map(eventRef));
       const fresh = chunk.filter((p, i) => {
-        const isNew = !keyedIds.has(p.eventId) || firstTime.has(p.eventId);
-        firstTime.delete(p.eventId); // the same key twice in one call is a duplicate too
+        const isNew = !keyedIds.has(eventRef(p)) || firstTime.has(eventRef(p));
+        firstTime.delete(eventRef(p)); // the same key twice in one call is a duplicate too
         results[from + i] = { eventId: p.eventId, duplicate: !isNew };
         return isNew;
       });
@@ -246,7 +250,7 @@ export class Producer {
         await this.addJobs(fresh, (p) => ({ name: SEND_EVENT, data: p, opts: { ...this.jobOptions(sendEventJobId(p.eventId), EVENT_PRIORITY), ...this.coalesce(p) } }));
       } catch (err) {
         // Give the keys back, so the caller's retry with the same keys is not taken for a duplicate.
-        const claimed = fresh.filter((p) => keyedIds.has(p.eventId)).map((p) => this.eventKey(p.eventId));
+        const claimed = fresh.filter((p) => keyedIds.has(eventRef(p))).map((p) => this.eventKey(eventRef(p)));
         if (claimed.length > 0) await this.opts.connection.del(...claimed).catch(() => undefined);
         throw err;
       }
@@ -263,30 +267,53 @@ export class Producer {
     return this.sendEvent({ to, eventType: 'IS_TYPING', ...options });
   }
 
-  /** The status record, or for a message still waiting with no record, QUEUED read from its job. */
-  async getStatus(messageId: string): Promise<MessageStatus | null> {
-    const status = await this.opts.status.get(messageId);
-    if (status) return status;
-    for (const agent of this.opts.agents) {
-      const job = await this.queue(agent.agentId).getJob(sendMessageJobId(messageId));
-      if (job) return queuedStatus(job.data as SendMessagePayload);
+  /**
+   * The messages with this ID among the agents a caller may use (`agents`;
+   * null: every configured agent), or only `agentId`'s. Message IDs live in
+   * their agent's namespace (as in RBM), so one ID may name a message of
+   * several agents; a caller asking only about its own agents learns nothing
+   * of the others'. A message still waiting with no record is found by its job.
+   */
+  async locate(messageId: string, scope: LocateScope = {}): Promise<MessageRef[]> {
+    const agents = this.opts.agents.map((a) => a.agentId).filter((a) => (!scope.agents || scope.agents.has(a)) && (scope.agentId === undefined || scope.agentId === a));
+    const holding = new Set(await this.opts.status.agentsHolding(messageId, agents));
+    for (const agentId of agents) {
+      if (!holding.has(agentId) && (await this.queue(agentId).getJob(sendMessageJobId(messageId)))) holding.add(agentId);
     }
-    return null;
+    return agents.filter((a) => holding.has(a)).map((agentId) => ({ agentId, messageId }));
+  }
+
+  /** The one message with this ID a caller may see; throws AmbiguousMessageIdError when several agents hold one. */
+  async locateOne(messageId: string, scope: LocateScope = {}): Promise<MessageRef | null> {
+    const found = await this.locate(messageId, scope);
+    if (found.length > 1) throw new AmbiguousMessageIdError(messageId, found.map((r) => r.agentId));
+    return found[0] ?? null;
+  }
+
+  /**
+   * The status record, or for a message still waiting with no record, QUEUED
+   * read from its job. By ID alone: the one message of that ID among `scope`'s agents.
+   */
+  async getStatus(id: string | MessageRef, scope: LocateScope = {}): Promise<MessageStatus | null> {
+    const ref = typeof id === 'string' ? await this.locateOne(id, scope) : id;
+    if (!ref) return null;
+    const status = await this.opts.status.get(ref);
+    if (status) return status;
+    const job = await this.queue(ref.agentId).getJob(sendMessageJobId(ref.messageId));
+    return job ? queuedStatus(job.data as SendMessagePayload) : null;
   }
 
   /**
    * Takes a message that is still waiting out of its queue, for a revoke.
    * 'in-flight' when a worker holds it (it is being sent), null when no job waits.
    */
-  async takeQueued(messageId: string): Promise<SendMessagePayload | 'in-flight' | null> {
-    for (const agent of this.opts.agents) {
-      const queue = this.queue(agent.agentId);
-      const job = await queue.getJob(sendMessageJobId(messageId));
-      if (!job) continue;
-      // remove() refuses a job a worker holds the lock of: that one is being sent now.
-      return (await queue.remove(job.id!)) === 1 ? (job.data as SendMessagePayload) : 'in-flight';
-    }
-    return null;
+  async takeQueued(ref: MessageRef): Promise<SendMessagePayload | 'in-flight' | null> {
+    if (!this.opts.agents.some((a) => a.agentId === ref.agentId)) return null;
+    const queue = this.queue(ref.agentId);
+    const job = await queue.getJob(sendMessageJobId(ref.messageId));
+    if (!job) return null;
+    // remove() refuses a job a worker holds the lock of: that one is being sent now.
+    return (await queue.remove(job.id!)) === 1 ? (job.data as SendMessagePayload) : 'in-flight';
   }
 
   async close(): Promise<void> {
@@ -299,6 +326,7 @@ export class Producer {
     inputs: readonly unknown[],
     check: (raw: unknown) => { ok: true } | { ok: false; problems: Problem[] },
     what: string,
+    defaultAgentId?: string,
   ): void {
     if (!Array.isArray(inputs)) throw new PayloadError(`${what} list`, [{ path: '', problem: `expected an array, got ${typeof inputs}` }]);
     const problems: Problem[] = [];
@@ -313,11 +341,12 @@ export class Producer {
     });
     if (problems.length > 0) throw new PayloadError(what, problems, inputs.length > 1 ? firstBad : undefined);
     // Agents are checked before anything is written, so an unknown one queues nothing either.
-    for (const item of inputs) this.agentFor((item as { agentId?: string }).agentId);
+    for (const item of inputs) this.agentFor((item as { agentId?: string }).agentId, defaultAgentId);
   }
 
-  private agentFor(agentId: string | undefined): string {
+  private agentFor(agentId: string | undefined, defaultAgentId?: string): string {
     const agents = this.opts.agents;
+    if (agentId === undefined && defaultAgentId !== undefined) return this.agentFor(defaultAgentId);
     if (agentId === undefined) {
       if (agents.length === 1) return agents[0]!.agentId;
       throw new PayloadError('message', [{ path: 'agentId', problem: `expected one of ${agents.map((a) => a.agentId).join(', ')} (several agents are configured), got nothing` }]);
@@ -349,7 +378,7 @@ export class Producer {
     await Promise.all([...byAgent].map(([agentId, jobs]) => this.queue(agentId).addBulk(jobs)));
   }
 
-  /** SET NX per keyed eventId: the set of IDs seen here for the first time. */
+  /** SET NX per keyed event (agent and eventId, see eventRef): the set of those seen here for the first time. */
   private async claimEventIds(eventIds: readonly string[]): Promise<Set<string>> {
     if (eventIds.length === 0) return new Set();
     const pipeline = this.opts.connection.pipeline();
@@ -377,8 +406,9 @@ export class Producer {
     return { delay: window, deduplication: { id: `coalesce:${p.eventType}:${p.agentId}:${p.to}`, ttl, replace: true } };
   }
 
-  private eventKey(eventId: string): string {
-    return `${this.opts.prefix}:event-id:${eventId}`;
+  /** Event IDs live in their agent's namespace, like message IDs: one agent's never blocks another's. */
+  private eventKey(ref: string): string {
+    return `${this.opts.prefix}:event-id:${ref}`;
   }
 
   /** The outbound queue of an agent (one per agent). */
@@ -394,6 +424,17 @@ export class Producer {
     }
     return queue;
   }
+}
+
+/** Which agents a lookup by message ID may look at: a caller's (null: all), or one. */
+export interface LocateScope {
+  agents?: ReadonlySet<string> | null;
+  agentId?: string | undefined;
+}
+
+/** An outbound event's claim key: its agent and eventId. */
+function eventRef(p: Pick<SendEventPayload, 'agentId' | 'eventId'>): string {
+  return `${p.agentId}:${p.eventId}`;
 }
 
 function queuedStatus(p: SendMessagePayload): MessageStatus {

@@ -9,7 +9,7 @@
 import type { Queue } from 'bullmq';
 import { sendMessageJobId } from '../../jobs/send-message.ts';
 import { sendSmsJobId } from '../../jobs/send-sms.ts';
-import type { StatusStore } from '../status/store.ts';
+import type { MessageRef, StatusStore } from '../status/store.ts';
 
 export interface RedriveResult {
   retried: string[];
@@ -18,15 +18,15 @@ export interface RedriveResult {
 
 export async function redrive(
   deps: { status: StatusStore; outbound: (agentId: string) => Queue; sms: Queue },
-  messageIds: readonly string[],
-  /** Only messages of these agents (an API key's); others are skipped as unknown. */
-  agents?: ReadonlySet<string> | null,
+  /** The messages, each in its agent's namespace (the caller resolved IDs to the agents it may use). */
+  refs: readonly MessageRef[],
 ): Promise<RedriveResult> {
   const result: RedriveResult = { retried: [], skipped: [] };
-  for (const id of messageIds) {
-    const record = await deps.status.get(id);
+  for (const ref of refs) {
+    const id = ref.messageId;
+    const record = await deps.status.get(ref);
     const skip = (why: string) => result.skipped.push({ messageId: id, why });
-    if (!record || (agents && !agents.has(record.agentId))) {
+    if (!record) {
       skip('no such message');
       continue;
     }
@@ -36,7 +36,7 @@ export async function redrive(
         skip('its job is no longer kept (JOB_KEEP_FAILED_MS)');
         continue;
       }
-      const t = await deps.status.transition(id, 'QUEUED', { event: 'REDRIVE', detail: 're-driven by an operator' });
+      const t = await deps.status.transition(ref, 'QUEUED', { event: 'REDRIVE', detail: 're-driven by an operator' });
       if (!t.ok) {
         skip(`it moved to ${t.from}`);
         continue;
@@ -48,12 +48,12 @@ export async function redrive(
         skip('a try may have handed the SMS to the provider; re-sending could send it twice');
         continue;
       }
-      const job = await deps.sms.getJob(sendSmsJobId(id));
+      const job = await deps.sms.getJob(sendSmsJobId(id, ref.agentId));
       if (!job || !(await job.isFailed())) {
         skip('its SMS job is no longer kept (JOB_KEEP_FAILED_MS)');
         continue;
       }
-      const t = await deps.status.transition(id, 'FALLBACK_QUEUED', { event: 'REDRIVE', detail: 'SMS re-driven by an operator' });
+      const t = await deps.status.transition(ref, 'FALLBACK_QUEUED', { event: 'REDRIVE', detail: 'SMS re-driven by an operator' });
       if (!t.ok) {
         skip(`it moved to ${t.from}`);
         continue;

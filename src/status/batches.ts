@@ -6,6 +6,7 @@
  */
 import type { Redis } from 'ioredis';
 import type { MessageState } from './states.ts';
+import { parseRefString, refString, type MessageRef } from './store.ts';
 
 export interface BatchProgress {
   batchId: string;
@@ -16,27 +17,31 @@ export interface BatchProgress {
 export class BatchStore {
   constructor(
     private readonly redis: Redis,
-    private readonly opts: { prefix: string; ttlMs: number; statusKey: (messageId: string) => string },
+    private readonly opts: { prefix: string; ttlMs: number; statusKey: (ref: MessageRef) => string },
   ) {}
 
   private key(batchId: string): string {
     return `${this.opts.prefix}:batch:${batchId}`;
   }
 
-  /** Appends the batch's newly queued message IDs (a replayed batch adds none). */
-  async record(batchId: string, messageIds: readonly string[]): Promise<void> {
-    if (messageIds.length === 0) return;
+  /** Appends the batch's newly queued messages (a replayed batch adds none). */
+  async record(batchId: string, refs: readonly MessageRef[]): Promise<void> {
+    if (refs.length === 0) return;
+    const members = refs.map(refString);
     const pipeline = this.redis.pipeline();
-    for (let i = 0; i < messageIds.length; i += 1000) pipeline.rpush(this.key(batchId), ...messageIds.slice(i, i + 1000));
+    for (let i = 0; i < members.length; i += 1000) pipeline.rpush(this.key(batchId), ...members.slice(i, i + 1000));
     pipeline.pexpire(this.key(batchId), this.opts.ttlMs);
     await pipeline.exec();
   }
 
-  async progress(batchId: string): Promise<BatchProgress | null> {
+  /** With `agents`, a batch holding any message of another agent is not shown: null, as for an unknown batch. */
+  async progress(batchId: string, agents: ReadonlySet<string> | null = null): Promise<BatchProgress | null> {
     const ids = await this.redis.lrange(this.key(batchId), 0, -1);
     if (ids.length === 0) return null;
+    const refs = ids.map(parseRefString);
+    if (agents && refs.some((r) => !agents.has(r.agentId))) return null;
     const pipeline = this.redis.pipeline();
-    for (const id of ids) pipeline.hget(this.opts.statusKey(id), 'state');
+    for (const ref of refs) pipeline.hget(this.opts.statusKey(ref), 'state');
     const states = (await pipeline.exec()) ?? [];
     const counts: Partial<Record<MessageState, number>> = {};
     for (const [, state] of states) {

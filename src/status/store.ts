@@ -42,6 +42,27 @@ export const NO_CHANGE = 'no change: already ';
 /** Approximate cap of the feed: entries are deleted once turned into delivery jobs, so only a long-stopped consumer meets it. */
 const CALLBACK_FEED_MAXLEN = 1_000_000;
 
+/**
+ * Which message: message IDs live in their agent's namespace, as in RBM
+ * itself, so one agent's ID never reveals, blocks or collides with another's.
+ * Every payload that names a message (send, SMS, deadline, inbound event)
+ * carries both fields and is itself a ref.
+ */
+export interface MessageRef {
+  readonly agentId: string;
+  readonly messageId: string;
+}
+
+/** A ref as one string (failures index, batch lists): a UUID never holds '/', an agent ID neither. */
+export function refString(ref: MessageRef): string {
+  return `${ref.messageId}/${ref.agentId}`;
+}
+
+export function parseRefString(s: string): MessageRef {
+  const at = s.indexOf('/');
+  return at < 0 ? { messageId: s, agentId: '' } : { messageId: s.slice(0, at), agentId: s.slice(at + 1) };
+}
+
 export interface NewStatus {
   messageId: string;
   agentId: string;
@@ -142,12 +163,14 @@ export interface FailureEntry {
 
 /** What handlers need of the store: an interface, so they test with plain fakes. */
 export interface StatusPort {
-  transition(messageId: string, to: MessageState, options?: TransitionOptions): Promise<TransitionResult>;
+  transition(ref: MessageRef, to: MessageState, options?: TransitionOptions): Promise<TransitionResult>;
   /** Keeps an event of a message in a waiting state until the message settles (see PARK). */
-  park(messageId: string, eventType: string, event: unknown): Promise<ParkResult>;
-  field(messageId: string, name: string): Promise<string | null>;
-  setField(messageId: string, name: string, value: string): Promise<void>;
-  get(messageId: string): Promise<MessageStatus | null>;
+  park(ref: MessageRef, eventType: string, event: unknown): Promise<ParkResult>;
+  field(ref: MessageRef, name: string): Promise<string | null>;
+  /** Several fields in one read, in the order asked. */
+  fields(ref: MessageRef, names: readonly string[]): Promise<(string | null)[]>;
+  setField(ref: MessageRef, name: string, value: string): Promise<void>;
+  get(ref: MessageRef): Promise<MessageStatus | null>;
 }
 
 // KEYS: one status key per message. ARGV: ttlMs, now, then 7 fields per key.
@@ -183,7 +206,8 @@ return out
 // allowed-from states of this move. A move into FAILED or FALLBACK_FAILED enters the message in the
 // index (score: when); a move out removes it. Each move counts in the metrics hash (by state and agent,
 // plus o.count), and the first news of delivery and a sent SMS add to their time histograms.
-// options: countAttempt, error {code, message}, detail, event, fields {k: v}, create {...}.
+// options: id (the messageId), ref (its index member, see refString), countAttempt, error {code, message},
+// detail, event, fields {k: v}, create {...}.
 // With create, a missing record counts as QUEUED since createdAt: a freshly queued message's status is
 // its job. An event that changes nothing is kept in the timeline, unless the message is waiting (its
 // event is parked, see PARK). A move out of a waiting state applies the parked events in the same step:
@@ -251,9 +275,9 @@ local function move(from, to, entry)
   redis.call('HSET', key, 'state', to, 'updatedAt', ARGV[2])
   append(entry)
   if to == 'FAILED' or to == 'FALLBACK_FAILED' then
-    redis.call('ZADD', KEYS[2], ARGV[2], o.id)
+    redis.call('ZADD', KEYS[2], ARGV[2], o.ref)
   elseif from == 'FAILED' or from == 'FALLBACK_FAILED' then
-    redis.call('ZREM', KEYS[2], o.id)
+    redis.call('ZREM', KEYS[2], o.ref)
   end
   if r[2] then
     -- The same fields replay.ts rebuilds from the timeline entry.
@@ -368,7 +392,7 @@ export class StatusStore implements StatusPort {
       const page = await this.redis.zrevrangebyscore(this.failuresKey, max, '-inf', 'WITHSCORES', 'LIMIT', skip, 500);
       if (page.length === 0) return boundary === undefined ? { failures: out } : { failures: out, next: boundary };
       const pipeline = this.redis.pipeline();
-      for (let i = 0; i < page.length; i += 2) pipeline.hmget(this.key(page[i]!), 'state', 'agentId', 'to', 'lastErrorCode', 'lastError');
+      for (let i = 0; i < page.length; i += 2) pipeline.hmget(this.key(parseRefString(page[i]!)), 'state', 'agentId', 'to', 'lastErrorCode', 'lastError');
       const rows = (await pipeline.exec()) ?? [];
       for (let i = 0; i < rows.length; i++) {
         const [state, agentId, to, code, message] = rows[i]![1] as (string | null)[];
@@ -377,7 +401,7 @@ export class StatusStore implements StatusPort {
         if (!state) continue; // the record expired; the index forgets it lazily
         if (options.code && code !== options.code) continue;
         if (options.agents && !options.agents.has(agentId ?? '')) continue;
-        out.push({ messageId: page[i * 2]!, state: state as MessageState, agentId: agentId ?? '', to: to ?? '', reason: code ?? 'UNKNOWN', message: message ?? '', failedAt });
+        out.push({ messageId: parseRefString(page[i * 2]!).messageId, state: state as MessageState, agentId: agentId ?? '', to: to ?? '', reason: code ?? 'UNKNOWN', message: message ?? '', failedAt });
         if (boundary === undefined && out.length === options.limit) boundary = failedAt;
       }
       const last = page[page.length - 1]!;
@@ -388,8 +412,21 @@ export class StatusStore implements StatusPort {
     }
   }
 
-  key(messageId: string): string {
-    return `${this.options.prefix}:status:${messageId}`;
+  key(ref: MessageRef): string {
+    return `${this.options.prefix}:status:${ref.agentId}:${ref.messageId}`;
+  }
+
+  /**
+   * The agents (of those given) that hold a record under this message ID. A
+   * caller that may use only some agents asks only about those, so it learns
+   * nothing of the others' IDs.
+   */
+  async agentsHolding(messageId: string, agents: readonly string[]): Promise<string[]> {
+    if (agents.length === 0) return [];
+    const pipeline = this.redis.pipeline();
+    for (const agentId of agents) pipeline.exists(this.key({ agentId, messageId }));
+    const replies = (await pipeline.exec()) ?? [];
+    return agents.filter((_, i) => replies[i]?.[1] === 1);
   }
 
   /**
@@ -398,7 +435,7 @@ export class StatusStore implements StatusPort {
    */
   async createMany(records: readonly NewStatus[], now = Date.now()): Promise<(MessageState | null)[]> {
     if (records.length === 0) return [];
-    const keys = records.map((r) => this.key(r.messageId));
+    const keys = records.map((r) => this.key(r));
     const args: (string | number)[] = [this.options.ttlMs, now];
     for (const r of records) {
       args.push(r.agentId, maskPhone(r.to), r.trafficType ?? '', r.batchId ?? '', r.expireAt ?? '', r.callback?.url ?? '', r.callback?.scope ?? '');
@@ -407,10 +444,11 @@ export class StatusStore implements StatusPort {
     return out.map((s) => (s === '' ? null : (s as MessageState)));
   }
 
-  async transition(messageId: string, to: MessageState, options: TransitionOptions = {}): Promise<TransitionResult> {
+  async transition(ref: MessageRef, to: MessageState, options: TransitionOptions = {}): Promise<TransitionResult> {
     const c = options.create;
     const lua = {
-      id: messageId,
+      id: ref.messageId,
+      ref: refString(ref),
       ...(options.countAttempt ? { countAttempt: true } : {}),
       ...(options.error ? { error: options.error } : {}),
       ...(options.detail ? { detail: options.detail } : {}),
@@ -427,7 +465,7 @@ export class StatusStore implements StatusPort {
         : {}),
     };
     const [ok, from, state] = await this.redis.rbmStatusTransition(
-      this.key(messageId),
+      this.key(ref),
       this.failuresKey,
       metricsKey(this.options.prefix),
       callbackFeedKey(this.options.prefix),
@@ -444,27 +482,31 @@ export class StatusStore implements StatusPort {
     return ok === 1 ? { ok: true, from: from as MessageState, state: (state ?? to) as MessageState } : { ok: false, from: (from || null) as MessageState | null };
   }
 
-  async park(messageId: string, eventType: string, event: unknown): Promise<ParkResult> {
-    const r = await this.redis.rbmStatusPark(this.key(messageId), metricsKey(this.options.prefix), WAITING_LIST, eventType, JSON.stringify(event), MAX_PARKED);
+  async park(ref: MessageRef, eventType: string, event: unknown): Promise<ParkResult> {
+    const r = await this.redis.rbmStatusPark(this.key(ref), metricsKey(this.options.prefix), WAITING_LIST, eventType, JSON.stringify(event), MAX_PARKED);
     return (r || null) as ParkResult;
   }
 
   /** A field stored with a move (see TransitionOptions.fields). */
-  async field(messageId: string, name: string): Promise<string | null> {
-    return this.redis.hget(this.key(messageId), name);
+  async field(ref: MessageRef, name: string): Promise<string | null> {
+    return this.redis.hget(this.key(ref), name);
+  }
+
+  async fields(ref: MessageRef, names: readonly string[]): Promise<(string | null)[]> {
+    return names.length === 0 ? [] : this.redis.hmget(this.key(ref), ...names);
   }
 
   /** Sets a bookkeeping field of an existing record, without a move or a timeline entry. */
-  async setField(messageId: string, name: string, value: string): Promise<void> {
-    await this.redis.hset(this.key(messageId), name, value);
+  async setField(ref: MessageRef, name: string, value: string): Promise<void> {
+    await this.redis.hset(this.key(ref), name, value);
   }
 
-  async get(messageId: string): Promise<MessageStatus | null> {
-    const h = await this.redis.hgetall(this.key(messageId));
+  async get(ref: MessageRef): Promise<MessageStatus | null> {
+    const h = await this.redis.hgetall(this.key(ref));
     if (!h.state) return null;
     const createdAt = Number(h.createdAt);
     return {
-      messageId,
+      messageId: ref.messageId,
       state: h.state as MessageState,
       agentId: h.agentId ?? '',
       to: h.to ?? '',
