@@ -3,6 +3,9 @@
  * reads is parsed here and nowhere else; every bad value is reported at once,
  * naming the variable, what was expected and what came. Durations are in ms.
  */
+import { isIP } from 'node:net';
+import { subnetOf } from './egress/addresses.ts';
+import { EgressGuard, type AllowEntry, type EgressPolicy } from './egress/guard.ts';
 import { ConfigError, type Problem } from './errors.ts';
 
 export interface AgentConfig {
@@ -110,6 +113,11 @@ export interface Config {
     retryForMs: number;
     concurrency: number;
   };
+  /**
+   * Where requests to URLs users gave (status callbacks, the SMS webhook) may
+   * go: CALLBACK_ALLOW_HOSTS, and loopback in emulator mode (src/egress/guard.ts).
+   */
+  egress: EgressPolicy;
   statusTtlMs: number;
   shutdownTimeoutMs: number;
   logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
@@ -235,7 +243,7 @@ function parseTrafficTypes(r: EnvReader): string[] {
   return types;
 }
 
-function parseSms(r: EnvReader, emulator: boolean): SmsConfig {
+function parseSms(r: EnvReader, emulator: boolean, egress: EgressPolicy): SmsConfig {
   const provider = r.oneOf('SMS_PROVIDER', ['twilio', 'webhook', 'log', 'emulator'] as const, emulator ? 'emulator' : 'log');
   const sms: SmsConfig = {
     provider,
@@ -260,6 +268,11 @@ function parseSms(r: EnvReader, emulator: boolean): SmsConfig {
   }
   if (provider === 'webhook') {
     if (!sms.webhook.url) r.problems.push({ path: 'SMS_WEBHOOK_URL', problem: 'expected an http(s) URL when SMS_PROVIDER is webhook, got nothing' });
+    else {
+      // What can be judged without DNS; a name is checked again at every connect.
+      const inspected = new EgressGuard(egress).inspect(sms.webhook.url);
+      if ('refusal' in inspected) r.problems.push({ path: 'SMS_WEBHOOK_URL', problem: inspected.refusal.reason });
+    }
     if (sms.webhook.secret.length < 16) r.problems.push({ path: 'SMS_WEBHOOK_SECRET', problem: 'expected a secret of at least 16 characters when SMS_PROVIDER is webhook' });
   }
   if (provider === 'emulator' && !emulator) {
@@ -347,6 +360,38 @@ function parseCallbackSecret(r: EnvReader): string | undefined {
   return value;
 }
 
+/**
+ * CALLBACK_ALLOW_HOSTS: "10.0.0.0/8,fd00::/8,192.168.1.20,hooks.internal".
+ * Addresses are a /32 or /128; names are matched as the URL spells them.
+ */
+function parseAllowHosts(r: EnvReader): AllowEntry[] {
+  const value = r.raw('CALLBACK_ALLOW_HOSTS');
+  if (value === undefined) return [];
+  const entries: AllowEntry[] = [];
+  for (const item of value.split(',').map((s) => s.trim()).filter(Boolean)) {
+    const bare = item.startsWith('[') && item.endsWith(']') ? item.slice(1, -1) : item;
+    if (bare.includes('/') || isIP(bare) !== 0) {
+      const subnet = subnetOf(bare);
+      if (subnet) entries.push({ kind: 'subnet', ...subnet });
+      else r.fail('CALLBACK_ALLOW_HOSTS', 'CIDRs like 10.0.0.0/8 or fd00::/8 (prefix up to 32 for IPv4, 128 for IPv6), addresses or host names', item);
+      continue;
+    }
+    // A name must be one the URL parser keeps as it is: '0x7f000001' or '127.1' are addresses in disguise.
+    let host: string | undefined;
+    try {
+      host = new URL(`http://${bare}/`).hostname;
+    } catch {
+      host = undefined;
+    }
+    if (host === undefined || host !== bare.toLowerCase() || isIP(host) !== 0 || !/^[a-z0-9_.-]+$/.test(host)) {
+      r.fail('CALLBACK_ALLOW_HOSTS', 'CIDRs, addresses or host names like hooks.internal (an address spelled otherwise than a.b.c.d is not a name)', item);
+      continue;
+    }
+    entries.push({ kind: 'host', name: host });
+  }
+  return entries;
+}
+
 function parseWebhookTokens(r: EnvReader): Record<string, string> {
   const value = r.raw('RBM_WEBHOOK_CLIENT_TOKENS');
   if (value === undefined) return {};
@@ -369,6 +414,7 @@ export function loadConfig(env: Env): Readonly<Config> {
   if (!/^(\{[A-Za-z0-9_.-]+\}|[A-Za-z0-9_.-]+)$/.test(queuePrefix))
     r.fail('QUEUE_PREFIX', "letters, digits, '_', '.', '-', optionally in braces like {rbm}", queuePrefix);
   const concurrencyRaw = r.raw('DISPATCH_CONCURRENCY');
+  const egress: EgressPolicy = { allow: parseAllowHosts(r), allowLoopback: rbmEndpoint.kind === 'emulator' };
 
   const config: Config = {
     port: r.int('PORT', 3000, 0, 65_535),
@@ -380,7 +426,7 @@ export function loadConfig(env: Env): Readonly<Config> {
     rbmEndpoint,
     credentialsFile,
     webhookClientTokens: parseWebhookTokens(r),
-    sms: parseSms(r, rbmEndpoint.kind === 'emulator'),
+    sms: parseSms(r, rbmEndpoint.kind === 'emulator', egress),
     fallback: {
       graceMs: r.int('FALLBACK_GRACE_MS', 15_000, 0, 86_400_000),
       immediateOnRevokeFailed: parseTrafficTypes(r),
@@ -426,6 +472,7 @@ export function loadConfig(env: Env): Readonly<Config> {
       retryForMs: r.int('CALLBACK_RETRY_FOR_MS', DAY_MS, 0, 7 * DAY_MS),
       concurrency: r.int('CALLBACK_CONCURRENCY', 50, 1, 5000),
     },
+    egress,
     statusTtlMs: r.int('STATUS_TTL_MS', 30 * DAY_MS, 60_000, 365 * DAY_MS),
     shutdownTimeoutMs: r.int('SHUTDOWN_TIMEOUT_MS', 30_000, 0, 600_000),
     logLevel: r.oneOf('LOG_LEVEL', ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const, 'info'),

@@ -24,6 +24,7 @@ import type { FailureEntry, FailureQuery } from '../status/store.ts';
 import { messageRoutes } from './message-routes.ts';
 import { callbackRoutes } from './callback-routes.ts';
 import type { CallbackRegistry } from '../callbacks/registry.ts';
+import type { UrlRefusal } from '../egress/guard.ts';
 
 export interface ApiOptions {
   producer: Producer;
@@ -43,6 +44,8 @@ export interface ApiOptions {
     /** undefined: callbacks are off (no CALLBACK_SECRET). */
     secretFor(scope: string): string | undefined;
     replay(messageId: string): Promise<{ messageId: string; replayed: number; url: string }>;
+    /** Refuses a URL that leads to a private, loopback or metadata address (src/egress/guard.ts); absent: not checked. */
+    egress?: { check(url: string): Promise<UrlRefusal | undefined> };
   };
   /** bull-board at /admin/queues over these queues; absent: no admin UI. */
   admin?: { queues: readonly Queue[]; adminKey: string | undefined; open: boolean };
