@@ -39,10 +39,30 @@ export interface SmsConfig {
 
 export type RbmEndpoint = { kind: 'emulator' } | { kind: 'url'; url: string };
 
+/** The HTTP server's bounds on a client (Fastify and Node's http server). */
+export interface HttpTimeouts {
+  /** The whole request, headers and body, must arrive within this (a slow body is cut off: 408, closed). */
+  requestTimeoutMs: number;
+  /** The headers must arrive within this; at most requestTimeoutMs. */
+  headersTimeoutMs: number;
+  /** An idle keep-alive connection is closed after this; above a load balancer's idle timeout (60 s on most). */
+  keepAliveTimeoutMs: number;
+  /** A connection with no traffic either way this long is closed (a client that stops reading an answer). */
+  idleTimeoutMs: number;
+}
+
+export const HTTP_TIMEOUT_DEFAULTS: Readonly<HttpTimeouts> = Object.freeze({
+  requestTimeoutMs: 30_000,
+  headersTimeoutMs: 10_000,
+  keepAliveTimeoutMs: 72_000,
+  idleTimeoutMs: 120_000,
+});
+
 export interface Config {
   /** HTTP port of the service (API, and later webhook and metrics). */
   port: number;
   host: string;
+  http: HttpTimeouts;
   /** undefined: 127.0.0.1:6379, or a redis-server of our own when none answers. */
   redisUrl: string | undefined;
   /** Bound of the start-up check of Redis (connect, INFO, a write): past it the process stops with REDIS_UNAVAILABLE. */
@@ -126,12 +146,13 @@ export interface Config {
 const DAY_MS = 86_400_000;
 export const DEMO_AGENT: AgentConfig = Object.freeze({ agentId: 'demo-agent', ratePerSec: 50 });
 const AGENT_ID = /^[A-Za-z0-9][A-Za-z0-9_-]{0,99}$/;
-const REGION_HOSTS: Record<string, string> = {
-  global: 'https://rcsbusinessmessaging.googleapis.com',
-  us: 'https://us-rcsbusinessmessaging.googleapis.com',
-  europe: 'https://europe-rcsbusinessmessaging.googleapis.com',
-  asia: 'https://asia-rcsbusinessmessaging.googleapis.com',
-};
+// A Map: RBM_ENDPOINT=constructor must not find Object's.
+const REGION_HOSTS = new Map([
+  ['global', 'https://rcsbusinessmessaging.googleapis.com'],
+  ['us', 'https://us-rcsbusinessmessaging.googleapis.com'],
+  ['europe', 'https://europe-rcsbusinessmessaging.googleapis.com'],
+  ['asia', 'https://asia-rcsbusinessmessaging.googleapis.com'],
+]);
 
 type Env = Readonly<Record<string, string | undefined>>;
 
@@ -305,10 +326,10 @@ function parseAgents(r: EnvReader, emulator: boolean): AgentConfig[] {
 function parseEndpoint(r: EnvReader, credentialsFile: string | undefined): RbmEndpoint {
   const value = r.raw('RBM_ENDPOINT');
   if (value === undefined) {
-    return credentialsFile ? { kind: 'url', url: REGION_HOSTS.global! } : { kind: 'emulator' };
+    return credentialsFile ? { kind: 'url', url: REGION_HOSTS.get('global')! } : { kind: 'emulator' };
   }
   if (value === 'emulator') return { kind: 'emulator' };
-  const region = REGION_HOSTS[value];
+  const region = REGION_HOSTS.get(value);
   if (region) return { kind: 'url', url: region };
   try {
     const url = new URL(value);
@@ -419,6 +440,12 @@ export function loadConfig(env: Env): Readonly<Config> {
   const config: Config = {
     port: r.int('PORT', 3000, 0, 65_535),
     host: r.raw('HOST') ?? '127.0.0.1',
+    http: {
+      requestTimeoutMs: r.int('HTTP_REQUEST_TIMEOUT_MS', HTTP_TIMEOUT_DEFAULTS.requestTimeoutMs, 100, 3_600_000),
+      headersTimeoutMs: r.int('HTTP_HEADERS_TIMEOUT_MS', HTTP_TIMEOUT_DEFAULTS.headersTimeoutMs, 100, 3_600_000),
+      keepAliveTimeoutMs: r.int('HTTP_KEEP_ALIVE_TIMEOUT_MS', HTTP_TIMEOUT_DEFAULTS.keepAliveTimeoutMs, 100, 3_600_000),
+      idleTimeoutMs: r.int('HTTP_IDLE_TIMEOUT_MS', HTTP_TIMEOUT_DEFAULTS.idleTimeoutMs, 1000, 3_600_000),
+    },
     redisUrl: parseRedisUrl(r),
     redisStartTimeoutMs: r.int('REDIS_START_TIMEOUT_MS', 5000, 100, 120_000),
     queuePrefix,
@@ -477,6 +504,10 @@ export function loadConfig(env: Env): Readonly<Config> {
     shutdownTimeoutMs: r.int('SHUTDOWN_TIMEOUT_MS', 30_000, 0, 600_000),
     logLevel: r.oneOf('LOG_LEVEL', ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const, 'info'),
   };
+  // Node refuses a server whose headers may take longer than the whole request.
+  if (config.http.headersTimeoutMs > config.http.requestTimeoutMs) {
+    r.problems.push({ path: 'HTTP_HEADERS_TIMEOUT_MS', problem: `expected at most HTTP_REQUEST_TIMEOUT_MS (${config.http.requestTimeoutMs}), got ${config.http.headersTimeoutMs}` });
+  }
   if (config.adminApiKey !== undefined && config.adminApiKey.length < 16) {
     r.problems.push({ path: 'ADMIN_API_KEY', problem: `expected at least 16 characters, got ${config.adminApiKey.length}` });
   }
