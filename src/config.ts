@@ -3,6 +3,9 @@
  * reads is parsed here and nowhere else; every bad value is reported at once,
  * naming the variable, what was expected and what came. Durations are in ms.
  */
+import { isIP } from 'node:net';
+import { subnetOf } from './egress/addresses.ts';
+import { EgressGuard, type AllowEntry, type EgressPolicy } from './egress/guard.ts';
 import { ConfigError, type Problem } from './errors.ts';
 
 export interface AgentConfig {
@@ -36,10 +39,30 @@ export interface SmsConfig {
 
 export type RbmEndpoint = { kind: 'emulator' } | { kind: 'url'; url: string };
 
+/** The HTTP server's bounds on a client (Fastify and Node's http server). */
+export interface HttpTimeouts {
+  /** The whole request, headers and body, must arrive within this (a slow body is cut off: 408, closed). */
+  requestTimeoutMs: number;
+  /** The headers must arrive within this; at most requestTimeoutMs. */
+  headersTimeoutMs: number;
+  /** An idle keep-alive connection is closed after this; above a load balancer's idle timeout (60 s on most). */
+  keepAliveTimeoutMs: number;
+  /** A connection with no traffic either way this long is closed (a client that stops reading an answer). */
+  idleTimeoutMs: number;
+}
+
+export const HTTP_TIMEOUT_DEFAULTS: Readonly<HttpTimeouts> = Object.freeze({
+  requestTimeoutMs: 30_000,
+  headersTimeoutMs: 10_000,
+  keepAliveTimeoutMs: 72_000,
+  idleTimeoutMs: 120_000,
+});
+
 export interface Config {
   /** HTTP port of the service (API, and later webhook and metrics). */
   port: number;
   host: string;
+  http: HttpTimeouts;
   /** undefined: 127.0.0.1:6379, or a redis-server of our own when none answers. */
   redisUrl: string | undefined;
   /** Bound of the start-up check of Redis (connect, INFO, a write): past it the process stops with REDIS_UNAVAILABLE. */
@@ -110,6 +133,11 @@ export interface Config {
     retryForMs: number;
     concurrency: number;
   };
+  /**
+   * Where requests to URLs users gave (status callbacks, the SMS webhook) may
+   * go: CALLBACK_ALLOW_HOSTS, and loopback in emulator mode (src/egress/guard.ts).
+   */
+  egress: EgressPolicy;
   statusTtlMs: number;
   shutdownTimeoutMs: number;
   logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
@@ -118,12 +146,13 @@ export interface Config {
 const DAY_MS = 86_400_000;
 export const DEMO_AGENT: AgentConfig = Object.freeze({ agentId: 'demo-agent', ratePerSec: 50 });
 const AGENT_ID = /^[A-Za-z0-9][A-Za-z0-9_-]{0,99}$/;
-const REGION_HOSTS: Record<string, string> = {
-  global: 'https://rcsbusinessmessaging.googleapis.com',
-  us: 'https://us-rcsbusinessmessaging.googleapis.com',
-  europe: 'https://europe-rcsbusinessmessaging.googleapis.com',
-  asia: 'https://asia-rcsbusinessmessaging.googleapis.com',
-};
+// A Map: RBM_ENDPOINT=constructor must not find Object's.
+const REGION_HOSTS = new Map([
+  ['global', 'https://rcsbusinessmessaging.googleapis.com'],
+  ['us', 'https://us-rcsbusinessmessaging.googleapis.com'],
+  ['europe', 'https://europe-rcsbusinessmessaging.googleapis.com'],
+  ['asia', 'https://asia-rcsbusinessmessaging.googleapis.com'],
+]);
 
 type Env = Readonly<Record<string, string | undefined>>;
 
@@ -235,7 +264,7 @@ function parseTrafficTypes(r: EnvReader): string[] {
   return types;
 }
 
-function parseSms(r: EnvReader, emulator: boolean): SmsConfig {
+function parseSms(r: EnvReader, emulator: boolean, egress: EgressPolicy): SmsConfig {
   const provider = r.oneOf('SMS_PROVIDER', ['twilio', 'webhook', 'log', 'emulator'] as const, emulator ? 'emulator' : 'log');
   const sms: SmsConfig = {
     provider,
@@ -260,6 +289,11 @@ function parseSms(r: EnvReader, emulator: boolean): SmsConfig {
   }
   if (provider === 'webhook') {
     if (!sms.webhook.url) r.problems.push({ path: 'SMS_WEBHOOK_URL', problem: 'expected an http(s) URL when SMS_PROVIDER is webhook, got nothing' });
+    else {
+      // What can be judged without DNS; a name is checked again at every connect.
+      const inspected = new EgressGuard(egress).inspect(sms.webhook.url);
+      if ('refusal' in inspected) r.problems.push({ path: 'SMS_WEBHOOK_URL', problem: inspected.refusal.reason });
+    }
     if (sms.webhook.secret.length < 16) r.problems.push({ path: 'SMS_WEBHOOK_SECRET', problem: 'expected a secret of at least 16 characters when SMS_PROVIDER is webhook' });
   }
   if (provider === 'emulator' && !emulator) {
@@ -292,10 +326,10 @@ function parseAgents(r: EnvReader, emulator: boolean): AgentConfig[] {
 function parseEndpoint(r: EnvReader, credentialsFile: string | undefined): RbmEndpoint {
   const value = r.raw('RBM_ENDPOINT');
   if (value === undefined) {
-    return credentialsFile ? { kind: 'url', url: REGION_HOSTS.global! } : { kind: 'emulator' };
+    return credentialsFile ? { kind: 'url', url: REGION_HOSTS.get('global')! } : { kind: 'emulator' };
   }
   if (value === 'emulator') return { kind: 'emulator' };
-  const region = REGION_HOSTS[value];
+  const region = REGION_HOSTS.get(value);
   if (region) return { kind: 'url', url: region };
   try {
     const url = new URL(value);
@@ -347,6 +381,38 @@ function parseCallbackSecret(r: EnvReader): string | undefined {
   return value;
 }
 
+/**
+ * CALLBACK_ALLOW_HOSTS: "10.0.0.0/8,fd00::/8,192.168.1.20,hooks.internal".
+ * Addresses are a /32 or /128; names are matched as the URL spells them.
+ */
+function parseAllowHosts(r: EnvReader): AllowEntry[] {
+  const value = r.raw('CALLBACK_ALLOW_HOSTS');
+  if (value === undefined) return [];
+  const entries: AllowEntry[] = [];
+  for (const item of value.split(',').map((s) => s.trim()).filter(Boolean)) {
+    const bare = item.startsWith('[') && item.endsWith(']') ? item.slice(1, -1) : item;
+    if (bare.includes('/') || isIP(bare) !== 0) {
+      const subnet = subnetOf(bare);
+      if (subnet) entries.push({ kind: 'subnet', ...subnet });
+      else r.fail('CALLBACK_ALLOW_HOSTS', 'CIDRs like 10.0.0.0/8 or fd00::/8 (prefix up to 32 for IPv4, 128 for IPv6), addresses or host names', item);
+      continue;
+    }
+    // A name must be one the URL parser keeps as it is: '0x7f000001' or '127.1' are addresses in disguise.
+    let host: string | undefined;
+    try {
+      host = new URL(`http://${bare}/`).hostname;
+    } catch {
+      host = undefined;
+    }
+    if (host === undefined || host !== bare.toLowerCase() || isIP(host) !== 0 || !/^[a-z0-9_.-]+$/.test(host)) {
+      r.fail('CALLBACK_ALLOW_HOSTS', 'CIDRs, addresses or host names like hooks.internal (an address spelled otherwise than a.b.c.d is not a name)', item);
+      continue;
+    }
+    entries.push({ kind: 'host', name: host });
+  }
+  return entries;
+}
+
 function parseWebhookTokens(r: EnvReader): Record<string, string> {
   const value = r.raw('RBM_WEBHOOK_CLIENT_TOKENS');
   if (value === undefined) return {};
@@ -369,10 +435,17 @@ export function loadConfig(env: Env): Readonly<Config> {
   if (!/^(\{[A-Za-z0-9_.-]+\}|[A-Za-z0-9_.-]+)$/.test(queuePrefix))
     r.fail('QUEUE_PREFIX', "letters, digits, '_', '.', '-', optionally in braces like {rbm}", queuePrefix);
   const concurrencyRaw = r.raw('DISPATCH_CONCURRENCY');
+  const egress: EgressPolicy = { allow: parseAllowHosts(r), allowLoopback: rbmEndpoint.kind === 'emulator' };
 
   const config: Config = {
     port: r.int('PORT', 3000, 0, 65_535),
     host: r.raw('HOST') ?? '127.0.0.1',
+    http: {
+      requestTimeoutMs: r.int('HTTP_REQUEST_TIMEOUT_MS', HTTP_TIMEOUT_DEFAULTS.requestTimeoutMs, 100, 3_600_000),
+      headersTimeoutMs: r.int('HTTP_HEADERS_TIMEOUT_MS', HTTP_TIMEOUT_DEFAULTS.headersTimeoutMs, 100, 3_600_000),
+      keepAliveTimeoutMs: r.int('HTTP_KEEP_ALIVE_TIMEOUT_MS', HTTP_TIMEOUT_DEFAULTS.keepAliveTimeoutMs, 100, 3_600_000),
+      idleTimeoutMs: r.int('HTTP_IDLE_TIMEOUT_MS', HTTP_TIMEOUT_DEFAULTS.idleTimeoutMs, 1000, 3_600_000),
+    },
     redisUrl: parseRedisUrl(r),
     redisStartTimeoutMs: r.int('REDIS_START_TIMEOUT_MS', 5000, 100, 120_000),
     queuePrefix,
@@ -380,7 +453,7 @@ export function loadConfig(env: Env): Readonly<Config> {
     rbmEndpoint,
     credentialsFile,
     webhookClientTokens: parseWebhookTokens(r),
-    sms: parseSms(r, rbmEndpoint.kind === 'emulator'),
+    sms: parseSms(r, rbmEndpoint.kind === 'emulator', egress),
     fallback: {
       graceMs: r.int('FALLBACK_GRACE_MS', 15_000, 0, 86_400_000),
       immediateOnRevokeFailed: parseTrafficTypes(r),
@@ -426,10 +499,15 @@ export function loadConfig(env: Env): Readonly<Config> {
       retryForMs: r.int('CALLBACK_RETRY_FOR_MS', DAY_MS, 0, 7 * DAY_MS),
       concurrency: r.int('CALLBACK_CONCURRENCY', 50, 1, 5000),
     },
+    egress,
     statusTtlMs: r.int('STATUS_TTL_MS', 30 * DAY_MS, 60_000, 365 * DAY_MS),
     shutdownTimeoutMs: r.int('SHUTDOWN_TIMEOUT_MS', 30_000, 0, 600_000),
     logLevel: r.oneOf('LOG_LEVEL', ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const, 'info'),
   };
+  // Node refuses a server whose headers may take longer than the whole request.
+  if (config.http.headersTimeoutMs > config.http.requestTimeoutMs) {
+    r.problems.push({ path: 'HTTP_HEADERS_TIMEOUT_MS', problem: `expected at most HTTP_REQUEST_TIMEOUT_MS (${config.http.requestTimeoutMs}), got ${config.http.headersTimeoutMs}` });
+  }
   if (config.adminApiKey !== undefined && config.adminApiKey.length < 16) {
     r.problems.push({ path: 'ADMIN_API_KEY', problem: `expected at least 16 characters, got ${config.adminApiKey.length}` });
   }

@@ -29,6 +29,8 @@ export const ErrorCodes = {
   REVOKE_NOT_POSSIBLE: 'REVOKE_NOT_POSSIBLE',
   CALLBACK_DELIVERY: 'CALLBACK_DELIVERY',
   CALLBACK_REPLAY: 'CALLBACK_REPLAY',
+  URL_FORBIDDEN: 'URL_FORBIDDEN',
+  URL_UNRESOLVABLE: 'URL_UNRESOLVABLE',
 } as const;
 export type ErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes];
 
@@ -60,14 +62,18 @@ export class ConfigError extends DispatchError {
   }
 }
 
+/**
+ * A bad input: PAYLOAD_INVALID, or a more precise code for a refusal of a
+ * well-formed value (URL_FORBIDDEN, URL_UNRESOLVABLE for a callback URL).
+ */
 export class PayloadError extends DispatchError {
   readonly problems: readonly Problem[];
   /** Which item of a bulk call failed, when it was one. */
   readonly index: number | undefined;
-  constructor(what: string, problems: Problem[], index?: number) {
+  constructor(what: string, problems: Problem[], index?: number, code: ErrorCode = ErrorCodes.PAYLOAD_INVALID) {
     const where = index === undefined ? '' : ` (item ${index})`;
     super(
-      ErrorCodes.PAYLOAD_INVALID,
+      code,
       `invalid ${what}${where}: ${problems.map((p) => `${p.path || '(root)'}: ${p.problem}`).join('; ')}`,
     );
     this.name = 'PayloadError';
@@ -164,6 +170,25 @@ export class AmbiguousMessageIdError extends DispatchError {
     this.name = 'AmbiguousMessageIdError';
     this.messageId = messageId;
     this.agents = agents;
+  }
+}
+
+/**
+ * A connection to a URL a user gave (a status callback, an SMS webhook) was
+ * refused before it was made: the host is, or resolves to, a loopback,
+ * private, link-local, metadata… address no operator opened. Permanent: the
+ * same URL leads to the same place on every try. `reason` names the address,
+ * never the URL's path or query (they may carry the receiver's token).
+ */
+export class UrlForbiddenError extends DispatchError {
+  readonly kind = 'permanent' as const;
+  readonly host: string;
+  readonly reason: string;
+  constructor(host: string, reason: string) {
+    super(ErrorCodes.URL_FORBIDDEN, `refused to connect to ${host}: it ${reason}`);
+    this.name = 'UrlForbiddenError';
+    this.host = host;
+    this.reason = reason;
   }
 }
 

@@ -12,6 +12,14 @@ export function maskPhonesIn(text: string): string {
   return text.replace(/\+[1-9]\d{6,14}/g, maskPhone);
 }
 
+/**
+ * Masks numbers in a request URL as well: '+14155550123' in a path, and
+ * '%2B14155550123' as a client encodes the '+' in a query or a path segment.
+ */
+export function maskPhonesInUrl(url: string): string {
+  return url.replace(/(\+|%2B)([1-9]\d{6,14})/gi, (_, plus: string, digits: string) => `${plus}${maskPhone(`+${digits}`).slice(1)}`);
+}
+
 /** 'redis://user:secret@host:6379/0' → 'redis://user:***@host:6379/0'; a URL that does not parse is not shown at all. */
 export function maskUrlPassword(url: string): string {
   try {

@@ -12,8 +12,9 @@ import { CallbackQueue } from './callbacks/queue.ts';
 import { CallbackRegistry } from './callbacks/registry.ts';
 import { createReplay } from './callbacks/replay.ts';
 import { callbackSecretFor } from './callbacks/secrets.ts';
-import { createCallbackPost } from './callbacks/http.ts';
+import { createCallbackClient } from './callbacks/http.ts';
 import type { Config } from './config.ts';
+import { EgressGuard, type ResolveHost } from './egress/guard.ts';
 import { createFallback } from './fallback/fallback.ts';
 import { createRevoke } from './fallback/revoke.ts';
 import type { Logger } from './logger.ts';
@@ -55,12 +56,15 @@ export interface Service {
   startSms(): WorkerSet;
   /** Status callbacks (needs CALLBACK_SECRET). */
   startCallbacks(): WorkerSet;
-  /** Status callbacks: the URL registered per API key scope, the secret of a scope (undefined: callbacks are off), and replay. */
+  /** Status callbacks: the URL registered per API key scope, the secret of a scope (undefined: callbacks are off), replay, and the guard URLs must pass. */
   callbacks: {
     registry: CallbackRegistry;
     secretFor(scope: string): string | undefined;
     replay: ReturnType<typeof createReplay>;
+    egress: EgressGuard;
   };
+  /** Where requests to URLs users gave may go (config.egress), checked when given and at every connect. */
+  egress: EgressGuard;
   /** Messages that failed for good, newest first; `code` filters by the last error's code. */
   failures: StatusStore['failures'];
   /** Re-drives failed messages (FAILED: the send again; FALLBACK_FAILED: the SMS again). */
@@ -82,6 +86,8 @@ export interface ServiceDeps {
   now?: () => number;
   /** Called for every user message, user event and launch event, in the inbound worker. */
   onInbound?: (event: InboundEventPayload) => Promise<void> | void;
+  /** Stands in for DNS in the egress guard (tests: a name that resolves elsewhere at connect time). */
+  resolveHost?: ResolveHost;
 }
 
 export async function createService(config: Readonly<Config>, deps: ServiceDeps): Promise<Service> {
@@ -97,6 +103,7 @@ export async function createService(config: Readonly<Config>, deps: ServiceDeps)
   await whenReady(workerRedis);
   // A lost count must not fail a send: the counter is best effort.
   countToken = (event) => void workerRedis.hincrby(metricsKey(config.queuePrefix), `token|${event}`, 1).catch(() => {});
+  const egress = new EgressGuard(config.egress, deps.resolveHost ? { resolve: deps.resolveHost } : {});
   const storeOptions = { prefix: config.queuePrefix, ttlMs: config.statusTtlMs };
   const status = new StatusStore(producerRedis, storeOptions);
   // Workers write through the waiting connection: a Redis blip delays a job, it does not fail it.
@@ -109,6 +116,7 @@ export async function createService(config: Readonly<Config>, deps: ServiceDeps)
     batches: new BatchStore(producerRedis, { ...storeOptions, statusKey: (ref) => status.key(ref) }),
     jobDefaults: config.dispatch,
     callbacks: config.callbacks.secret !== undefined,
+    egress,
     ...(deps.now ? { now: deps.now } : {}),
   });
   const smsQueue = new BullSmsQueue(workerRedis, config.queuePrefix, config.sms);
@@ -156,17 +164,19 @@ export async function createService(config: Readonly<Config>, deps: ServiceDeps)
       })),
     startSms() {
       if (!deps.sms) throw new Error('startSms needs SMS settings (ServiceDeps.sms)');
-      const provider = createSmsProvider(deps.sms, { log });
+      const provider = createSmsProvider(deps.sms, { log, egress });
       providers.push(provider);
       return started(startSmsWorker({ ...common, provider }));
     },
     startCallbacks() {
       if (cb.secret === undefined) throw new Error('status callbacks need CALLBACK_SECRET (whsec_ and 24 to 64 random bytes in base64)');
+      const client = createCallbackClient(cb.timeoutMs, egress);
+      providers.push(client);
       return started(startCallbackWorker({
         ...common,
         queue: callbackQueue,
         secretFor: (scope) => secretFor(scope)!,
-        post: createCallbackPost(cb.timeoutMs),
+        post: client.post,
         count: async (outcome) => void (await workerRedis.hincrby(metricsKey(config.queuePrefix), `callback|${outcome}`, 1)),
       }));
     },
@@ -174,7 +184,9 @@ export async function createService(config: Readonly<Config>, deps: ServiceDeps)
       registry: new CallbackRegistry(producerRedis, config.queuePrefix),
       secretFor,
       replay: createReplay({ status, queue: callbackQueue, ...(deps.now ? { now: deps.now } : {}) }),
+      egress,
     },
+    egress,
     metricsSource,
     failures: (options) => status.failures(options),
     redrive: (refs) => redrive({ status, outbound: (agentId) => producer.queueOf(agentId), sms: smsQueue.queue }, refs),

@@ -15,7 +15,7 @@ let base: string;
 beforeAll(async () => {
   // 200 in flight, not the 1,000 that 'auto' derives from 5,000/s: in one process with the emulator on a
   // busy machine, 1,000 jobs in flight took ~10 s each (a thousand requests sharing one event loop).
-  h = await startHarness({ name: 'api-producer', env: { RBM_AGENTS: 'agent-a:5000,agent-b:100', DISPATCH_CONCURRENCY: '200', FALLBACK_GRACE_MS: '500', CALLBACK_SECRET: `whsec_${randomBytes(32).toString('base64')}` } });
+  h = await startHarness({ name: 'api-producer', env: { RBM_AGENTS: 'agent-a:5000,agent-b:100', DISPATCH_CONCURRENCY: '200', FALLBACK_GRACE_MS: '500', CALLBACK_SECRET: `whsec_${randomBytes(32).toString('base64')}`, CALLBACK_ALLOW_HOSTS: '127.0.0.1' } });
   base = await h.startHttp();
 });
 afterAll(async () => {

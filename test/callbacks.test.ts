@@ -37,6 +37,8 @@ beforeAll(async () => {
       CALLBACK_RETRY_FOR_MS: '340',
       RBM_AGENTS: 'agent-a:1000,agent-b:1000',
       RBM_WEBHOOK_CLIENT_TOKENS: 'test-client-token-a',
+      // The receiver runs on this machine, and the harness points at the emulator as at a real endpoint (no loopback by default).
+      CALLBACK_ALLOW_HOSTS: '127.0.0.1',
     },
     emulator: { phoneDefaults: { deliveryDelayMs: 0, readDelayMs: 50, readProbability: 1 } },
   });

@@ -8,7 +8,6 @@
  */
 import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { outboundQueueName } from '../jobs/index.ts';
 import { buildApi } from '../src/api/app.ts';
 import { intakeStreamKey } from '../src/status/store.ts';
 import { signWebhookData } from '../src/webhook/signature.ts';
@@ -111,7 +110,7 @@ function apiProbe(r: Rng): Probe {
   const auth = { authorization: r.int(20) === 0 ? r.pick(['', 'Bearer nope-nope-nope-nope', 'Basic abc', `bearer ${KEY_A}`]) : `Bearer ${KEY_A}` };
   const json = (body: unknown): Probe['payload'] => (r.int(25) === 0 ? r.pick(['{', '{"to":', '[1,2', 'null', '"str"', '{"a":1}}']) : JSON.stringify(body));
   const headers = { ...auth, 'content-type': r.int(30) === 0 ? r.pick(['text/plain', 'application/x-www-form-urlencoded', 'application/json; charset=utf-16']) : 'application/json' };
-  const idem = r.int(8) === 0 ? { 'idempotency-key': r.pick(['', 'k', 'x'.repeat(300), `k-${r.int(20)}`]) } : {};
+  const idem: Record<string, string> = r.int(8) === 0 ? { 'idempotency-key': r.pick(['', 'k', 'x'.repeat(300), `k-${r.int(20)}`]) } : {};
   switch (r.int(11)) {
     case 0: case 1: case 2: return { method: 'POST', url: '/v1/messages', payload: json(mutate(r, validMessage(r))), headers: { ...headers, ...idem } };
     case 3: return { method: 'POST', url: '/v1/messages:batch', payload: json(r.int(5) === 0 ? junk(r) : { messages: Array.from({ length: 1 + r.int(4) }, () => (r.int(2) ? validMessage(r) : mutate(r, validMessage(r)))) }), headers: { ...headers, ...idem } };
@@ -172,7 +171,7 @@ afterAll(async () => {
 async function queuedJobs(): Promise<number> {
   let total = 0;
   for (const agent of ['agent-a', 'agent-b']) {
-    const counts = await h.producer.queueOf(agent).getJobCounts('wait', 'prioritized', 'delayed', 'active', 'paused');
+    const counts = await h.producer.queueOf(agent).getJobCounts('wait', 'prioritized', 'delayed', 'active');
     total += Object.values(counts).reduce((a, b) => a + b, 0);
   }
   return total;

@@ -17,6 +17,7 @@ import { CALLBACK_QUEUE, INBOUND_QUEUE, outboundQueueName, SMS_QUEUE } from '../
 import { loadConfig, type Config } from '../src/config.ts';
 import { startEmulator, type EmulatorOptions, type RunningEmulator } from '../src/emulator/index.ts';
 import { createLogger } from '../src/logger.ts';
+import type { ResolveHost } from '../src/egress/guard.ts';
 import type { FastifyInstance } from 'fastify';
 import { buildApi } from '../src/api/app.ts';
 import { createMetrics } from '../src/api/metrics.ts';
@@ -55,7 +56,8 @@ export interface Harness {
   close(): Promise<void>;
 }
 
-export async function startHarness(options: { name: string; env?: Record<string, string>; emulator?: EmulatorOptions }): Promise<Harness> {
+/** resolveHost: stands in for DNS in the service's egress guard (src/egress/guard.ts). */
+export async function startHarness(options: { name: string; env?: Record<string, string>; emulator?: EmulatorOptions; resolveHost?: ResolveHost }): Promise<Harness> {
   const emulator = await startEmulator(options.emulator);
   const keyFile = join(await mkdtemp(join(tmpdir(), 'rbm-key-')), 'key.json');
   await emulator.writeKeyFile(keyFile);
@@ -86,6 +88,7 @@ export async function startHarness(options: { name: string; env?: Record<string,
     rbm: { baseUrl: emulator.url, keyFile },
     sms: smsSettingsFrom(config.sms, emulator.url),
     log,
+    ...(options.resolveHost ? { resolveHost: options.resolveHost } : {}),
   });
   let http: FastifyInstance | undefined;
   // Every queue's finished jobs, recorded from the start, so a test asking
@@ -283,11 +286,11 @@ export interface ReceivedCallback {
 }
 
 /**
- * A producer's callback endpoint: records every request with its raw body and
- * answers what `answer` says (200 by default); `until` resolves once enough
- * requests matching a filter arrived.
+ * A producer's callback endpoint on `host` (127.0.0.1 unless told): records
+ * every request with its raw body and answers what `answer` says (200 by
+ * default); `until` resolves once enough requests matching a filter arrived.
  */
-export async function startCallbackReceiver(answer: (request: { path: string; webhookId: string; body: string }) => number = () => 200) {
+export async function startCallbackReceiver(answer: (request: { path: string; webhookId: string; body: string }) => number = () => 200, host = '127.0.0.1') {
   const received: ReceivedCallback[] = [];
   const arrived = new EventEmitter();
   const server = createHttpServer((req, res) => {
@@ -302,10 +305,12 @@ export async function startCallbackReceiver(answer: (request: { path: string; we
       arrived.emit('request');
     });
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const url = `http://127.0.0.1:${(server.address() as { port: number }).port}`;
+  await new Promise<void>((resolve) => server.listen(0, host, resolve));
+  const port = (server.address() as { port: number }).port;
+  const url = `http://${host}:${port}`;
   return {
     url,
+    port,
     received,
     until(count: number, match: (r: ReceivedCallback) => boolean = () => true): Promise<ReceivedCallback[]> {
       return new Promise((resolve) => {

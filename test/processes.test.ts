@@ -55,6 +55,8 @@ describe('processes apart', () => {
       REDIS_URL: redisUrl(), QUEUE_PREFIX: prefix, RBM_ENDPOINT: emulator.url, GOOGLE_APPLICATION_CREDENTIALS: keyFile,
       RBM_AGENTS: 'agent-a:100', API_KEYS: `${API_KEY}:agent-a`, PORT: String(port), LOG_LEVEL: 'info',
       CALLBACK_SECRET: `whsec_${randomBytes(32).toString('base64')}`,
+      // The callback receiver runs on this machine; a real RBM endpoint (here the emulator's URL) allows no loopback by itself.
+      CALLBACK_ALLOW_HOSTS: '127.0.0.1',
     };
     const receiver = await startCallbackReceiver();
     const api = start('workers/api.ts', env);

@@ -14,6 +14,7 @@ import {
   type SmsProvider,
   type SmsRequest,
 } from '../src/sms/index.ts';
+import { EgressGuard } from '../src/egress/guard.ts';
 
 /** A provider timeout for tests that are not about timeouts: the local server answers in ms; this only bounds a failure on a busy machine. */
 const ANSWER_MS = 30_000;
@@ -22,6 +23,8 @@ const TO = '+15005550009';
 const ACCOUNT_SID = 'AC0123456789abcdef0123456789abcdef';
 const AUTH_TOKEN = `tok${randomBytes(16).toString('hex')}`;
 const SECRET = `whsec${randomBytes(16).toString('hex')}`;
+/** The receivers here run on this machine: the webhook adapter may reach loopback, as in emulator mode (test/ssrf.test.ts covers the refusals). */
+const LOCAL = new EgressGuard({ allow: [], allowLoopback: true });
 
 interface Seen {
   method: string;
@@ -238,7 +241,7 @@ describe('webhook adapter', () => {
 
   beforeAll(async () => {
     receiver = await fakeServer(verifyingReceiver((res) => json(res, 200, { id: 'gw-1' })));
-    webhook = createSmsProvider({ provider: 'webhook', url: `${receiver.url}/sms/send?tenant=t1`, secret: SECRET, from: 'ACME', timeoutMs: ANSWER_MS }, { log: noLog });
+    webhook = createSmsProvider({ provider: 'webhook', url: `${receiver.url}/sms/send?tenant=t1`, secret: SECRET, from: 'ACME', timeoutMs: ANSWER_MS }, { log: noLog, egress: LOCAL });
   });
   afterEach(() => {
     receiver.seen.length = 0;
@@ -344,7 +347,7 @@ describe('error messages', () => {
     const echo = `The 'To' number ${TO} (${TO.slice(1)}) was refused for token ${AUTH_TOKEN} and secret ${SECRET}`;
     const server = await fakeServer((_seen, res) => json(res, 400, { code: 21211, message: echo, status: 400 }));
     const twilio = createSmsProvider({ provider: 'twilio', accountSid: ACCOUNT_SID, authToken: AUTH_TOKEN, baseUrl: server.url, from: 'ACME', timeoutMs: ANSWER_MS }, { log: noLog });
-    const webhook = createSmsProvider({ provider: 'webhook', url: server.url, secret: SECRET, timeoutMs: ANSWER_MS }, { log: noLog });
+    const webhook = createSmsProvider({ provider: 'webhook', url: server.url, secret: SECRET, timeoutMs: ANSWER_MS }, { log: noLog, egress: LOCAL });
     const noSender = createSmsProvider({ provider: 'twilio', accountSid: ACCOUNT_SID, authToken: AUTH_TOKEN, baseUrl: server.url, timeoutMs: ANSWER_MS }, { log: noLog });
 
     const errors = [

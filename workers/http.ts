@@ -19,6 +19,7 @@ export function serviceApp(service: Service, config: Readonly<Config>, log: Logg
     apiKeys: config.apiKeys,
     openWithoutKeys: opts.open,
     logger: log,
+    timeouts: config.http,
     webhook: { clientTokens: opts.clientTokens, intake: service.intake, bodyLimitBytes: config.inbound.bodyLimitBytes, counters: service.webhookCounters, log, observeLag: metrics.observeWebhookLag },
     metrics,
     admin: { queues: service.metricsSource.queues, adminKey: config.adminApiKey, open: opts.open },

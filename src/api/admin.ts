@@ -9,6 +9,7 @@ import { BullMQAdapter } from '@bull-board/api/bullMQAdapter';
 import { FastifyAdapter } from '@bull-board/fastify';
 import type { Queue } from 'bullmq';
 import type { FastifyInstance } from 'fastify';
+import { credentialsOf } from '../authorization.ts';
 import { errorBody } from './errors.ts';
 
 export const ADMIN_PATH = '/admin/queues';
@@ -16,13 +17,12 @@ export const ADMIN_PATH = '/admin/queues';
 const digest = (s: string) => createHash('sha256').update(s).digest();
 
 function presentedKey(authorization: string | undefined): string | undefined {
-  if (!authorization) return undefined;
-  if (authorization.startsWith('Bearer ')) return authorization.slice(7);
-  if (authorization.startsWith('Basic ')) {
-    const decoded = Buffer.from(authorization.slice(6), 'base64').toString('utf8');
-    return decoded.slice(decoded.indexOf(':') + 1);
-  }
-  return undefined;
+  const bearer = credentialsOf(authorization, 'Bearer');
+  if (bearer !== undefined) return bearer;
+  const basic = credentialsOf(authorization, 'Basic');
+  if (basic === undefined) return undefined;
+  const decoded = Buffer.from(basic, 'base64').toString('utf8');
+  return decoded.slice(decoded.indexOf(':') + 1);
 }
 
 export function adminRoutes(opts: { queues: readonly Queue[]; adminKey: string | undefined; open: boolean }) {

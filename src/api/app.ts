@@ -4,8 +4,10 @@
  * event-routes.ts) behind Bearer API keys, and beside it the RBM webhook,
  * which authenticates by signature instead.
  */
+import { STATUS_CODES } from 'node:http';
+import type { Duplex } from 'node:stream';
 import Fastify, { type FastifyInstance } from 'fastify';
-import type { ApiKeyConfig } from '../config.ts';
+import { HTTP_TIMEOUT_DEFAULTS, type ApiKeyConfig, type HttpTimeouts } from '../config.ts';
 import type { Logger } from '../logger.ts';
 import type { Producer } from '../queue/producer.ts';
 import { webhookRoutes, type WebhookOptions } from '../webhook/receiver.ts';
@@ -24,6 +26,7 @@ import type { FailureEntry, FailureQuery, MessageRef } from '../status/store.ts'
 import { messageRoutes } from './message-routes.ts';
 import { callbackRoutes } from './callback-routes.ts';
 import type { CallbackRegistry } from '../callbacks/registry.ts';
+import type { UrlRefusal } from '../egress/guard.ts';
 
 export interface ApiOptions {
   producer: Producer;
@@ -42,6 +45,8 @@ export interface ApiOptions {
     /** undefined: callbacks are off (no CALLBACK_SECRET). */
     secretFor(scope: string): string | undefined;
     replay(ref: MessageRef): Promise<{ messageId: string; replayed: number; url: string }>;
+    /** Refuses a URL that leads to a private, loopback or metadata address (src/egress/guard.ts); absent: not checked. */
+    egress?: { check(url: string): Promise<UrlRefusal | undefined> };
   };
   /** bull-board at /admin/queues over these queues; absent: no admin UI. */
   admin?: { queues: readonly Queue[]; adminKey: string | undefined; open: boolean };
@@ -53,10 +58,52 @@ export interface ApiOptions {
   /** With no keys configured: true lets every caller in (emulator mode), false refuses all. */
   openWithoutKeys: boolean;
   logger?: Logger | false;
+  /** How long a client may take (config.http); absent: the defaults of HTTP_*_TIMEOUT_MS. */
+  timeouts?: HttpTimeouts;
+}
+
+/**
+ * The server's bounds on a client, so a slow or silent one cannot hold a
+ * connection: Fastify sets requestTimeout, keepAliveTimeout and the idle
+ * timeout; headersTimeout and the interval at which Node checks both are
+ * options of Node's own server only. That interval is 30 s by default, which
+ * would let a slow body live up to twice its limit: it is kept under a second.
+ */
+function serverOptions(t: HttpTimeouts) {
+  const headersTimeout = Math.min(t.headersTimeoutMs, t.requestTimeoutMs);
+  return {
+    requestTimeout: t.requestTimeoutMs,
+    keepAliveTimeout: t.keepAliveTimeoutMs,
+    connectionTimeout: t.idleTimeoutMs,
+    http: {
+      requestTimeout: t.requestTimeoutMs,
+      headersTimeout,
+      connectionsCheckingInterval: Math.max(25, Math.min(1000, Math.floor(headersTimeout / 4))),
+    },
+  };
+}
+
+/** What Node's parser refuses before any route runs (a timeout, huge headers), in the one error shape, then the connection closes. */
+function clientError(err: NodeJS.ErrnoException, socket: Duplex): void {
+  if (err.code === 'ECONNRESET' || socket.destroyed) return;
+  const [status, code, message] =
+    err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? [408, 'REQUEST_TIMEOUT', 'the request did not arrive in time']
+    : err.code === 'HPE_HEADER_OVERFLOW' ? [431, 'HEADERS_TOO_LARGE', 'the request headers are larger than this server accepts']
+    : [400, 'BAD_REQUEST', 'the request is not valid HTTP'];
+  const body = JSON.stringify(errorBody(code, message));
+  if (socket.writable) {
+    socket.write(`HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Length: ${Buffer.byteLength(body)}\r\nContent-Type: application/json\r\nConnection: close\r\n\r\n${body}`);
+  }
+  socket.destroy();
 }
 
 export function buildApi(opts: ApiOptions): FastifyInstance {
-  const app = Fastify({ loggerInstance: opts.logger || undefined, bodyLimit: 1024 * 1024 } as never) as unknown as FastifyInstance;
+  const app = Fastify({
+    loggerInstance: opts.logger || undefined,
+    bodyLimit: 1024 * 1024,
+    clientErrorHandler: clientError,
+    ...serverOptions(opts.timeouts ?? HTTP_TIMEOUT_DEFAULTS),
+  } as never) as unknown as FastifyInstance;
   app.setNotFoundHandler((request, reply) => reply.code(404).send(errorBody('NOT_FOUND', `no route ${request.method} ${request.url}`)));
   // Every route outside the API (metrics, health, admin) answers failures in the one error shape too.
   app.setErrorHandler((err, request, reply) => sendError(reply, err, request));

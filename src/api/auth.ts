@@ -6,6 +6,7 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { ApiKeyConfig } from '../config.ts';
+import { credentialsOf } from '../authorization.ts';
 import { DEFAULT_SCOPE, scopeOfApiKey } from '../callbacks/secrets.ts';
 import type { Producer } from '../queue/producer.ts';
 import { errorBody } from './errors.ts';
@@ -51,8 +52,8 @@ export function registerApiKeys(app: FastifyInstance, apiKeys: readonly ApiKeyCo
       if (openWithoutKeys) return;
       return reply.code(401).send(errorBody('UNAUTHENTICATED', 'API_KEYS is not configured: the API refuses every caller against a real RBM endpoint'));
     }
-    const header = request.headers.authorization ?? '';
-    const presented = header.startsWith('Bearer ') ? digest(header.slice(7)) : undefined;
+    const key = credentialsOf(request.headers.authorization, 'Bearer');
+    const presented = key === undefined ? undefined : digest(key);
     const match = presented && keys.find((k) => timingSafeEqual(k.digest, presented));
     if (!match) return reply.code(401).send(errorBody('UNAUTHENTICATED', 'expected Authorization: Bearer <API key>'));
     (request as WithAgents).allowedAgents = match.agents;

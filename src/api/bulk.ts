@@ -22,5 +22,5 @@ export function bulkItems(body: unknown, field: 'messages' | 'events'): unknown[
 /** Prefixes a producer's item paths ("37.to") with the body field ("messages.37.to"). */
 export function underField(err: unknown, field: string): unknown {
   if (!(err instanceof PayloadError)) return err;
-  return new PayloadError(`${field} batch`, err.problems.map((p) => ({ path: /^\d/.test(p.path) ? `${field}.${p.path}` : `${field}.0.${p.path}`.replace(/\.$/, ''), problem: p.problem })), err.index);
+  return new PayloadError(`${field} batch`, err.problems.map((p) => ({ path: /^\d/.test(p.path) ? `${field}.${p.path}` : `${field}.0.${p.path}`.replace(/\.$/, ''), problem: p.problem })), err.index, err.code);
 }

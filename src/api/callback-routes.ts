@@ -48,6 +48,9 @@ export async function callbackRoutes(app: FastifyInstance, opts: ApiOptions): Pr
     const checked = validate(callbackUrl, body.url);
     const problems = [...extra.map((k) => ({ path: k, problem: 'unknown field: expected only url' })), ...(checked.ok ? [] : checked.problems.map((p) => ({ ...p, path: 'url' })))];
     if (problems.length > 0) throw new PayloadError('callback', problems);
+    // Where it leads, once its shape is right: a name is resolved now (bounded), and again at every connect.
+    const refusal = await callbacks.egress?.check(body.url as string);
+    if (refusal) throw new PayloadError('callback', [{ path: 'url', problem: refusal.reason }], undefined, refusal.code);
     await callbacks.registry.set(scope, body.url as string);
     return { url: body.url, secret, enabled: true };
   });

@@ -33,7 +33,7 @@ export function toHttpError(err: unknown): { status: number; body: ErrorBody } {
     return { status: 502, body: errorBody(err.code, `RBM did not complete the call: ${maskPhonesIn(err.message)}`) };
   }
   const fe = err as Partial<FastifyError>;
-  const known = fe.code ? FASTIFY_CODES[fe.code] : undefined;
+  const known = fe.code && Object.hasOwn(FASTIFY_CODES, fe.code) ? FASTIFY_CODES[fe.code] : undefined;
   if (known) return { status: known.status, body: errorBody(known.code, known.message) };
   if (fe.statusCode && fe.statusCode >= 400 && fe.statusCode < 500) {
     return { status: fe.statusCode, body: errorBody('BAD_REQUEST', fe.message ?? 'bad request') };

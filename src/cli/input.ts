@@ -190,7 +190,7 @@ async function* parseCsvLines(stream: Readable, options: ParseOptions): AsyncGen
     if (options.idempotencyBase !== undefined && !fields.idempotencyKey) fields.idempotencyKey = lineKey(options.idempotencyBase, line);
     const checked = checkMessage(simpleMessage(fields), now);
     if (checked.ok) yield { line, kind: 'message', item: checked.value };
-    else yield { line, kind: 'invalid', problems: checked.problems.map((p) => ({ path: COLUMN_OF_PATH[p.path] ?? p.path, problem: p.problem })) };
+    else yield { line, kind: 'invalid', problems: checked.problems.map((p) => ({ path: (Object.hasOwn(COLUMN_OF_PATH, p.path) ? COLUMN_OF_PATH[p.path] : undefined) ?? p.path, problem: p.problem })) };
   }
   if (headerProblems.length > 0) {
     stream.destroy();

@@ -8,6 +8,7 @@ import { createPrivateKey, createPublicKey, generateKeyPair, randomBytes, verify
 import { setTimeout as delay } from 'node:timers/promises';
 import { promisify } from 'node:util';
 import type { FastifyInstance } from 'fastify';
+import { credentialsOf } from '../authorization.ts';
 import type { TokenFaults } from './token-faults.ts';
 
 export const GOOGLE_TOKEN_URL = 'https://oauth2.googleapis.com/token';
@@ -129,8 +130,9 @@ export class OAuthIssuer {
 
   /** Hot path: one Map lookup per RBM call. */
   acceptsBearer(authorization: string | undefined, now = Date.now()): boolean {
-    if (authorization === undefined || !authorization.startsWith('Bearer ')) return false;
-    const t = this.tokens.get(authorization.slice(7));
+    const token = credentialsOf(authorization, 'Bearer');
+    if (token === undefined) return false;
+    const t = this.tokens.get(token);
     return t !== undefined && t.expiresAt > now;
   }
 }

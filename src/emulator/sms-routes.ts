@@ -6,6 +6,7 @@
  * GET|PUT|DELETE /sms/faults.
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { credentialsOf } from '../authorization.ts';
 import { googleError } from './google-error.ts';
 import { checkSmsFaults, messageSid, numSegments, rfc2822, smsView, twilioError, type SmsFaultKind, type SmsRecord } from './sms.ts';
 import type { EmulatorState } from './state.ts';
@@ -20,9 +21,9 @@ function header(request: FastifyRequest, name: string): string | undefined {
 
 /** HTTP Basic with the path's account SID as user; Twilio accepts the auth token here, any non-empty one will do. */
 function authorized(request: FastifyRequest, accountSid: string): boolean {
-  const auth = request.headers.authorization;
-  if (auth === undefined || !auth.startsWith('Basic ')) return false;
-  const decoded = Buffer.from(auth.slice(6), 'base64').toString('utf8');
+  const basic = credentialsOf(request.headers.authorization, 'Basic');
+  if (basic === undefined) return false;
+  const decoded = Buffer.from(basic, 'base64').toString('utf8');
   const colon = decoded.indexOf(':');
   return colon > 0 && decoded.slice(0, colon) === accountSid && colon < decoded.length - 1;
 }

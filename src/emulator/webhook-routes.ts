@@ -41,7 +41,7 @@ export function registerWebhookControl(scope: FastifyInstance, state: EmulatorSt
     const body = isPlainObject(request.body) ? request.body : {};
     if (!hooks.active) return noTarget(reply);
     const agentId = agentOf(body);
-    const token = agentId === undefined ? (hooks.config.clientTokens['*'] ?? Object.values(hooks.config.clientTokens)[0]) : hooks.tokenFor(agentId);
+    const token = agentId === undefined ? (hooks.tokenFor('*') ?? Object.values(hooks.config.clientTokens)[0]) : hooks.tokenFor(agentId);
     if (token === undefined) return badRequest(reply, `no client token configured${agentId === undefined ? '' : ` for agent ${agentId}`}`);
     return hooks.verify(token);
   });

@@ -92,8 +92,10 @@ export class WebhookSender {
   /** The agent's token under either spelling of its ID (`agent-a` or `agent-a@rbm.goog`), else '*'. */
   tokenFor(agentId: string): string | undefined {
     const t = this.config.clientTokens;
+    // Own keys only: an agent named 'constructor' has no token, like any unknown agent.
+    const own = (key: string) => (Object.hasOwn(t, key) ? t[key] : undefined);
     const short = agentId.replace(/@rbm\.goog$/, '');
-    return t[short] ?? t[fullAgentId(short)] ?? t['*'];
+    return own(short) ?? own(fullAgentId(short)) ?? own('*');
   }
 
   /**

@@ -6,13 +6,15 @@
  *   webhook-signature  v1,<base64 HMAC-SHA256 of "id.timestamp.body">
  * Body: {"type":"message.status_changed","timestamp":<ISO time of the change>,"data":{...}}.
  * A 2xx is success; anything else, or no answer, is retried on the callback
- * schedule (CallbackDeliveryError).
+ * schedule (CallbackDeliveryError). A URL the egress guard refuses at connect
+ * (UrlForbiddenError: it leads to a private, loopback or metadata address)
+ * fails for good at once: every retry would lead to the same place.
  */
 import { Webhook } from 'standardwebhooks';
 import { callbackWebhookId, deliverCallbackPayload, STATUS_CHANGED } from '../../jobs/deliver-callback.ts';
 import { validate } from '../../jobs/common.ts';
 import { CallbackDeliveryError } from '../callbacks/errors.ts';
-import { PayloadError } from '../errors.ts';
+import { PayloadError, UrlForbiddenError } from '../errors.ts';
 import { isFinalAttempt, type Handler, type Logger, type Outcome } from './types.ts';
 
 export interface CallbackPost {
@@ -51,18 +53,24 @@ export function createDeliverCallbackHandler(deps: DeliverCallbackDeps): Handler
       'webhook-timestamp': String(Math.floor(sentAt.getTime() / 1000)),
       'webhook-signature': signer(scope).sign(id, sentAt, body),
     };
+    // Only the origin is logged: a path or query may carry the receiver's token.
+    const origin = new URL(url).origin;
     let status: number | undefined;
     let noAnswer = '';
     try {
       status = await deps.post(url, body, headers);
     } catch (err) {
+      if (err instanceof UrlForbiddenError) {
+        await deps.count('failed');
+        deps.log.error({ webhookId: id, origin, reason: err.reason }, 'status callback refused for good: its URL leads to an address callbacks may not reach (CALLBACK_ALLOW_HOSTS opens private hosts)');
+        throw err;
+      }
       noAnswer = (err as Error).message;
     }
     if (status !== undefined && status >= 200 && status <= 299) {
       await deps.count('delivered');
       return { outcome: 'DELIVERED', status };
     }
-    const origin = new URL(url).origin;
     const final = isFinalAttempt(ctx);
     await deps.count(final ? 'failed' : 'retried');
     const entry = { webhookId: id, origin, status, attempt: ctx.attempt, of: ctx.maxAttempts };

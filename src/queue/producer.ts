@@ -17,7 +17,8 @@ import {
 } from '../../jobs/send-message.ts';
 import { EVENT_PRIORITY, SEND_EVENT, sendEventInput, sendEventJobId, type SendEventInput, type SendEventPayload } from '../../jobs/send-event.ts';
 import type { AgentConfig } from '../config.ts';
-import { AmbiguousMessageIdError, PayloadError, UnknownAgentError } from '../errors.ts';
+import type { UrlRefusal } from '../egress/guard.ts';
+import { AmbiguousMessageIdError, ErrorCodes, PayloadError, UnknownAgentError } from '../errors.ts';
 import type { MessageState } from '../status/states.ts';
 import type { BatchProgress, BatchStore } from '../status/batches.ts';
 import { newStatusOf, refString, type MessageRef, type MessageStatus, type StatusStore } from '../status/store.ts';
@@ -33,6 +34,8 @@ const CHUNK = 500;
 const PARALLEL_CHUNKS = 4;
 /** How long an event's idempotency key is remembered: the retry horizon of a producer. */
 const EVENT_KEY_TTL_MS = 7 * 86_400_000;
+/** Callback URLs of one call checked (their hosts resolved) at once. */
+const URL_CHECKS_IN_FLIGHT = 8;
 
 export interface ProducerOptions {
   /** A fail-fast connection (enableOfflineQueue: false). */
@@ -45,6 +48,8 @@ export interface ProducerOptions {
   batches?: BatchStore;
   /** Whether status callbacks are on (CALLBACK_SECRET is set); off, a callbackUrl is refused. */
   callbacks?: boolean;
+  /** Refuses a callbackUrl that leads to a private, loopback or metadata address (src/egress/guard.ts); absent: not checked here. */
+  egress?: { check(url: string): Promise<UrlRefusal | undefined> };
   now?: () => number;
 }
 
@@ -134,6 +139,7 @@ export class Producer {
       }
       return problems.length > 0 ? { ok: false as const, problems } : checked;
     }, 'message', options.defaultAgentId);
+    await this.checkCallbackUrls(inputs);
     const scope = options.callback?.scope ?? DEFAULT_SCOPE;
     const toPayload = (input: SendMessageInput): SendMessagePayload => {
       const agentId = this.agentFor(input.agentId, options.defaultAgentId);
@@ -342,6 +348,39 @@ export class Producer {
     if (problems.length > 0) throw new PayloadError(what, problems, inputs.length > 1 ? firstBad : undefined);
     // Agents are checked before anything is written, so an unknown one queues nothing either.
     for (const item of inputs) this.agentFor((item as { agentId?: string }).agentId, defaultAgentId);
+  }
+
+  /**
+   * Every distinct callbackUrl through the egress guard (its host resolved,
+   * bounded): one refused refuses the call, each item named. After the shape
+   * checks, so a malformed body never waits on DNS.
+   */
+  private async checkCallbackUrls(inputs: readonly SendMessageInput[]): Promise<void> {
+    const egress = this.opts.egress;
+    if (!egress) return;
+    const urls = [...new Set(inputs.flatMap((m) => (m.callbackUrl === undefined ? [] : [m.callbackUrl])))];
+    const refused = new Map<string, UrlRefusal>();
+    let next = 0;
+    const worker = async () => {
+      while (next < urls.length) {
+        const url = urls[next++]!;
+        const refusal = await egress.check(url);
+        if (refusal) refused.set(url, refusal);
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(URL_CHECKS_IN_FLIGHT, urls.length) }, worker));
+    if (refused.size === 0) return;
+    const problems: Problem[] = [];
+    let firstBad: number | undefined;
+    inputs.forEach((m, i) => {
+      const refusal = m.callbackUrl === undefined ? undefined : refused.get(m.callbackUrl);
+      if (!refusal) return;
+      firstBad ??= i;
+      problems.push({ path: inputs.length > 1 ? `${i}.callbackUrl` : 'callbackUrl', problem: refusal.reason });
+    });
+    // Forbidden says more than "could not resolve now": it wins when a batch has both.
+    const code = [...refused.values()].some((r) => r.code === ErrorCodes.URL_FORBIDDEN) ? ErrorCodes.URL_FORBIDDEN : ErrorCodes.URL_UNRESOLVABLE;
+    throw new PayloadError('message', problems, inputs.length > 1 ? firstBad : undefined, code);
   }
 
   private agentFor(agentId: string | undefined, defaultAgentId?: string): string {

@@ -67,7 +67,8 @@ export function startQueueWorker(opts: QueueWorkerOptions): QueueWorker {
   const counters = metricsKey(opts.prefix);
 
   const processor = async (job: Job, token?: string): Promise<Outcome> => {
-    const handler = opts.handlers[job.name];
+    // Own keys only: a job named 'constructor' (whoever wrote it to Redis) has no handler.
+    const handler = Object.hasOwn(opts.handlers, job.name) ? opts.handlers[job.name] : undefined;
     if (!handler) throw new UnrecoverableError(`no handler for job '${job.name}' on ${opts.queueName}`);
     const maxAttempts = job.opts.attempts ?? 1;
     try {

@@ -1,11 +1,15 @@
 /**
  * What the HTTP adapters (Twilio, webhook) share: a keep-alive pool per
- * adapter, the recipient check that runs before any request, one exchange
- * that turns "no answer" into a retry, and the scrubbing that keeps phone
- * numbers and secrets out of error messages.
+ * adapter (through the egress guard when its URL is a user's), the recipient
+ * check that runs before any request, one exchange that turns "no answer"
+ * into a retry and a refused address into a permanent failure, and the
+ * scrubbing that keeps phone numbers and secrets out of error messages.
  */
 import { Pool } from 'undici';
 import { e164 } from '../../jobs/common.ts';
+import { guardedConnector } from '../egress/connector.ts';
+import type { EgressGuard } from '../egress/guard.ts';
+import { UrlForbiddenError } from '../errors.ts';
 import { maskPhone, maskPhonesIn } from '../mask.ts';
 import { SmsProviderError, kindForStatus } from './errors.ts';
 import type { SmsProviderName } from './types.ts';
@@ -24,13 +28,15 @@ export interface HttpPool {
   close(): Promise<void>;
 }
 
-export function openPool(origin: string, timeoutMs: number): HttpPool {
+/** `egress`: every connect asks it (a URL a user gave); none for a provider's own API. */
+export function openPool(origin: string, timeoutMs: number, egress?: EgressGuard): HttpPool {
+  const connectTimeout = Math.min(timeoutMs, 5000);
   const pool = new Pool(origin, {
     connections: CONNECTIONS,
     keepAliveTimeout: 30_000,
     headersTimeout: timeoutMs,
     bodyTimeout: timeoutMs,
-    connectTimeout: Math.min(timeoutMs, 5000),
+    ...(egress ? { connect: guardedConnector(egress, { timeoutMs: connectTimeout }) } : { connectTimeout }),
   });
   let closing: Promise<void> | undefined;
   // Shutdown paths may close twice; undici rejects a second close.
@@ -82,6 +88,13 @@ export async function exchange(
   try {
     res = await pool.request({ method: 'POST', path: request.path, headers: request.headers, body: request.body });
   } catch (cause) {
+    if (cause instanceof UrlForbiddenError) {
+      // Nothing was sent, and every retry would lead to the same address.
+      throw new SmsProviderError(
+        { provider, kind: 'permanent', message: `${provider}: the SMS to ${maskPhone(to)} was not sent: ${cause.message} (CALLBACK_ALLOW_HOSTS opens private hosts)` },
+        { cause },
+      );
+    }
     throw noAnswer(provider, to, 'no answer', cause);
   }
   try {

@@ -2,17 +2,19 @@
  * The SMS module's front door: createSmsProvider picks the adapter the
  * settings name. Callers depend on SmsProvider and SmsProviderError only.
  */
+import type { EgressGuard } from '../egress/guard.ts';
 import { createLogProvider } from './log.ts';
 import { createTwilioProvider } from './twilio.ts';
 import { createWebhookProvider } from './webhook.ts';
 import type { SmsLog, SmsProvider, SmsSettings } from './types.ts';
 
-export function createSmsProvider(settings: SmsSettings, deps: { log: SmsLog }): SmsProvider {
+/** `egress`: where the webhook adapter may connect; without one, only public addresses. */
+export function createSmsProvider(settings: SmsSettings, deps: { log: SmsLog; egress?: EgressGuard }): SmsProvider {
   switch (settings.provider) {
     case 'twilio':
       return createTwilioProvider(settings);
     case 'webhook':
-      return createWebhookProvider(settings);
+      return createWebhookProvider(settings, deps.egress);
     case 'log':
       return createLogProvider(settings, deps.log);
   }

@@ -5,6 +5,7 @@
  * the receiver's half, shared with the tests.
  */
 import { createHmac, timingSafeEqual } from 'node:crypto';
+import { EgressGuard } from '../egress/guard.ts';
 import { maskPhone } from '../mask.ts';
 import { basePath, exchange, excerpt, openPool, parseJson, refusal, requireE164, scrubber } from './http.ts';
 import type { SmsProvider, SmsRequest, SmsResult, WebhookSettings } from './types.ts';
@@ -43,9 +44,13 @@ export function verifyWebhookSignature(
   return timingSafeEqual(Buffer.from(given, 'hex'), hmac(secret, stamp, rawBody));
 }
 
-export function createWebhookProvider(settings: WebhookSettings): SmsProvider {
+/**
+ * `egress`: where the webhook may connect (the service's CALLBACK_ALLOW_HOSTS
+ * policy); without one, only public addresses.
+ */
+export function createWebhookProvider(settings: WebhookSettings, egress: EgressGuard = new EgressGuard({ allow: [], allowLoopback: false })): SmsProvider {
   const url = new URL(settings.url);
-  const http = openPool(url.origin, settings.timeoutMs);
+  const http = openPool(url.origin, settings.timeoutMs, egress);
   const path = `${basePath(url) || '/'}${url.search}`;
 
   async function send(request: SmsRequest): Promise<SmsResult> {

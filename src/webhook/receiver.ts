@@ -50,7 +50,10 @@ export function newWebhookCounters(): WebhookCounters {
 export function webhookRoutes(opts: WebhookOptions) {
   const counters = opts.counters ?? newWebhookCounters();
   const now = opts.now ?? Date.now;
-  const tokens = Object.values(opts.clientTokens);
+  // A Map, not the object: an agentId of '__proto__' or 'toString' (it comes from the body) must find nothing, like any unknown agent.
+  const tokenOf = new Map(Object.entries(opts.clientTokens));
+  const anyAgent = tokenOf.get('*');
+  const tokens = [...tokenOf.values()];
 
   return async function plugin(app: FastifyInstance): Promise<void> {
     // Own parser: a size limit of its own, and malformed JSON reported in our words.
@@ -86,7 +89,7 @@ export function webhookRoutes(opts: WebhookOptions) {
       const envelope = parseEnvelope(request.body);
       const agentId = agentOf(envelope.payload, envelope.attributes);
       const signature = request.headers['x-goog-signature'];
-      const token = agentId === undefined ? opts.clientTokens['*'] : (opts.clientTokens[agentId] ?? opts.clientTokens['*']);
+      const token = agentId === undefined ? anyAgent : (tokenOf.get(agentId) ?? anyAgent);
       if (typeof signature !== 'string' || token === undefined || !verifyWebhookData(token, envelope.data, signature)) {
         counters.badSignature++;
         opts.log?.warn({ agentId, signed: typeof signature === 'string', tokenKnown: token !== undefined }, 'webhook refused: bad or missing X-Goog-Signature');

@@ -22,7 +22,7 @@ export const registerSend: Register = (program, run) => {
       run(cmd, async ({ api, out }) => {
         const message = simpleMessage({ ...opts, agentId: opts.agent });
         const checked = checkMessage(message);
-        if (!checked.ok) throw new InputError('the message is invalid; nothing was sent', checked.problems.map((p) => ({ path: FLAG_OF_PATH[p.path] ?? p.path, problem: p.problem })));
+        if (!checked.ok) throw new InputError('the message is invalid; nothing was sent', checked.problems.map((p) => ({ path: (Object.hasOwn(FLAG_OF_PATH, p.path) ? FLAG_OF_PATH[p.path] : undefined) ?? p.path, problem: p.problem })));
         const queued = await api().sendMessage(checked.value);
         out.result(queued, [`${queued.messageId} ${queued.state}${queued.duplicate ? ' (duplicate: already queued under this key, nothing new sent)' : ''}`]);
         return ExitCodes.OK;
