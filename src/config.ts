@@ -132,6 +132,13 @@ export interface Config {
     retryMaxDelayMs: number;
     retryForMs: number;
     concurrency: number;
+    /** Calls in flight to one receiver (a URL origin), across all callback processes. */
+    maxInFlightPerReceiver: number;
+    /** Deliveries failed with no success between that open a receiver's breaker; its deliveries then wait, parked, for a probe. */
+    breakerThreshold: number;
+    /** The wait before the first probe; doubles after each failed probe, up to breakerMaxCooldownMs. */
+    breakerCooldownMs: number;
+    breakerMaxCooldownMs: number;
   };
   /**
    * Where requests to URLs users gave (status callbacks, the SMS webhook) may
@@ -498,6 +505,10 @@ export function loadConfig(env: Env): Readonly<Config> {
       retryMaxDelayMs: r.int('CALLBACK_RETRY_MAX_DELAY_MS', 3_600_000, 10, DAY_MS),
       retryForMs: r.int('CALLBACK_RETRY_FOR_MS', DAY_MS, 0, 7 * DAY_MS),
       concurrency: r.int('CALLBACK_CONCURRENCY', 50, 1, 5000),
+      maxInFlightPerReceiver: r.int('CALLBACK_MAX_IN_FLIGHT_PER_RECEIVER', 10, 1, 5000),
+      breakerThreshold: r.int('CALLBACK_BREAKER_THRESHOLD', 5, 1, 1000),
+      breakerCooldownMs: r.int('CALLBACK_BREAKER_COOLDOWN_MS', 5000, 10, 3_600_000),
+      breakerMaxCooldownMs: r.int('CALLBACK_BREAKER_MAX_COOLDOWN_MS', 300_000, 10, DAY_MS),
     },
     egress,
     statusTtlMs: r.int('STATUS_TTL_MS', 30 * DAY_MS, 60_000, 365 * DAY_MS),
@@ -507,6 +518,10 @@ export function loadConfig(env: Env): Readonly<Config> {
   // Node refuses a server whose headers may take longer than the whole request.
   if (config.http.headersTimeoutMs > config.http.requestTimeoutMs) {
     r.problems.push({ path: 'HTTP_HEADERS_TIMEOUT_MS', problem: `expected at most HTTP_REQUEST_TIMEOUT_MS (${config.http.requestTimeoutMs}), got ${config.http.headersTimeoutMs}` });
+  }
+  const cb = config.callbacks;
+  if (cb.breakerMaxCooldownMs < cb.breakerCooldownMs) {
+    r.problems.push({ path: 'CALLBACK_BREAKER_MAX_COOLDOWN_MS', problem: `expected at least CALLBACK_BREAKER_COOLDOWN_MS (${cb.breakerCooldownMs}), got ${cb.breakerMaxCooldownMs}` });
   }
   if (config.adminApiKey !== undefined && config.adminApiKey.length < 16) {
     r.problems.push({ path: 'ADMIN_API_KEY', problem: `expected at least 16 characters, got ${config.adminApiKey.length}` });

@@ -31,6 +31,8 @@ export const ErrorCodes = {
   CALLBACK_REPLAY: 'CALLBACK_REPLAY',
   URL_FORBIDDEN: 'URL_FORBIDDEN',
   URL_UNRESOLVABLE: 'URL_UNRESOLVABLE',
+  CALLBACK_PARKED: 'CALLBACK_PARKED',
+  CALLBACK_EXPIRED: 'CALLBACK_EXPIRED',
 } as const;
 export type ErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes];
 
@@ -231,7 +233,7 @@ export type Classification = 'retry' | 'rateLimited' | 'defer' | 'permanent' | '
 export function classify(err: unknown, call: 'send' | 'event' | 'revoke' | 'capabilities' = 'send'): Classification {
   // Adapters outside RBM (the SMS providers) classify their own failures once, where they know the wire.
   const own = (err as { kind?: unknown } | null)?.kind;
-  if (own === 'retry' || own === 'permanent' || own === 'rateLimited') return own;
+  if (own === 'retry' || own === 'permanent' || own === 'rateLimited' || own === 'defer') return own;
   if (err instanceof RbmTokenUnavailableError) return 'defer';
   if (err instanceof RbmNetworkError) return 'retry';
   if (err instanceof RbmApiError) {

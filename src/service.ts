@@ -9,6 +9,7 @@
 import type { Redis } from 'ioredis';
 import type { InboundEventPayload } from '../jobs/inbound-event.ts';
 import { CallbackQueue } from './callbacks/queue.ts';
+import { Receivers } from './callbacks/receivers.ts';
 import { CallbackRegistry } from './callbacks/registry.ts';
 import { createReplay } from './callbacks/replay.ts';
 import { callbackSecretFor } from './callbacks/secrets.ts';
@@ -56,9 +57,10 @@ export interface Service {
   startSms(): WorkerSet;
   /** Status callbacks (needs CALLBACK_SECRET). */
   startCallbacks(): WorkerSet;
-  /** Status callbacks: the URL registered per API key scope, the secret of a scope (undefined: callbacks are off), replay, and the guard URLs must pass. */
+  /** Status callbacks: the URL registered per API key scope, the secret of a scope (undefined: callbacks are off), replay, the guard URLs must pass, and the delivery queue. */
   callbacks: {
     registry: CallbackRegistry;
+    queue: CallbackQueue;
     secretFor(scope: string): string | undefined;
     replay: ReturnType<typeof createReplay>;
     egress: EgressGuard;
@@ -126,7 +128,12 @@ export async function createService(config: Readonly<Config>, deps: ServiceDeps)
   const inboundRetries = new BullInboundRetries(workerRedis, config.queuePrefix);
   const stream = new RedisInboundStream(workerRedis, config.queuePrefix, config.inbound.streamMaxLen, deps.onInbound);
   const cb = config.callbacks;
-  const callbackQueue = new CallbackQueue(workerRedis, config.queuePrefix, { baseMs: cb.retryBaseMs, maxDelayMs: cb.retryMaxDelayMs, forMs: cb.retryForMs });
+  // Each needs the other: the queue asks the receivers for priorities, the receivers wake parked jobs of the queue.
+  const receivers = new Receivers(workerRedis, config.queuePrefix, {
+    maxInFlight: cb.maxInFlightPerReceiver, threshold: cb.breakerThreshold, cooldownMs: cb.breakerCooldownMs,
+    maxCooldownMs: cb.breakerMaxCooldownMs, timeoutMs: cb.timeoutMs, retryForMs: cb.retryForMs,
+  }, (jobIds): Promise<void> => callbackQueue.wake(jobIds), log);
+  const callbackQueue: CallbackQueue = new CallbackQueue(workerRedis, config.queuePrefix, { baseMs: cb.retryBaseMs, maxDelayMs: cb.retryMaxDelayMs, forMs: cb.retryForMs }, receivers);
   const secretFor = (scope: string) => (cb.secret === undefined ? undefined : callbackSecretFor(cb.secret, scope));
   const metricsSource = new MetricsSource(producerRedis, config.queuePrefix, config.agents.map((a) => a.agentId));
   const common = { config, connection: workerRedis, status: workerStatus, log };
@@ -175,6 +182,7 @@ export async function createService(config: Readonly<Config>, deps: ServiceDeps)
       return started(startCallbackWorker({
         ...common,
         queue: callbackQueue,
+        receivers,
         secretFor: (scope) => secretFor(scope)!,
         post: client.post,
         count: async (outcome) => void (await workerRedis.hincrby(metricsKey(config.queuePrefix), `callback|${outcome}`, 1)),
@@ -182,6 +190,7 @@ export async function createService(config: Readonly<Config>, deps: ServiceDeps)
     },
     callbacks: {
       registry: new CallbackRegistry(producerRedis, config.queuePrefix),
+      queue: callbackQueue,
       secretFor,
       replay: createReplay({ status, queue: callbackQueue, ...(deps.now ? { now: deps.now } : {}) }),
       egress,

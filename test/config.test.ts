@@ -58,7 +58,9 @@ describe('loadConfig', () => {
   });
 
   it('status callbacks: off without CALLBACK_SECRET; a secret must be whsec_ and 24 to 64 bytes, and is never echoed', () => {
-    expect(loadConfig({}).callbacks).toEqual({ secret: undefined, timeoutMs: 10_000, retryBaseMs: 5000, retryMaxDelayMs: 3_600_000, retryForMs: 86_400_000, concurrency: 50 });
+    expect(loadConfig({}).callbacks).toEqual({ secret: undefined, timeoutMs: 10_000, retryBaseMs: 5000, retryMaxDelayMs: 3_600_000, retryForMs: 86_400_000, concurrency: 50,
+      maxInFlightPerReceiver: 10, breakerThreshold: 5, breakerCooldownMs: 5000, breakerMaxCooldownMs: 300_000,
+    });
     const good = `whsec_${Buffer.alloc(32, 7).toString('base64')}`;
     expect(loadConfig({ CALLBACK_SECRET: good }).callbacks.secret).toBe(good);
     for (const bad of [Buffer.alloc(32, 7).toString('base64'), `whsec_${Buffer.alloc(16, 7).toString('base64')}`, `whsec_${Buffer.alloc(65, 7).toString('base64')}`, 'whsec_not*base64!!']) {
@@ -68,6 +70,14 @@ describe('loadConfig', () => {
       expect(problems[0]!.problem).not.toContain(bad);
     }
     expect(problemsOf({ CALLBACK_RETRY_FOR_MS: '-1', CALLBACK_TIMEOUT_MS: '10' }).map((p) => p.path).sort()).toEqual(['CALLBACK_RETRY_FOR_MS', 'CALLBACK_TIMEOUT_MS']);
+  });
+
+  it('callback receivers: the in-flight cap and the breaker\'s settings are checked, the longest cooldown no shorter than the first', () => {
+    const c = loadConfig({ CALLBACK_MAX_IN_FLIGHT_PER_RECEIVER: '25', CALLBACK_BREAKER_THRESHOLD: '3', CALLBACK_BREAKER_COOLDOWN_MS: '1000', CALLBACK_BREAKER_MAX_COOLDOWN_MS: '60000' }).callbacks;
+    expect(c).toMatchObject({ maxInFlightPerReceiver: 25, breakerThreshold: 3, breakerCooldownMs: 1000, breakerMaxCooldownMs: 60_000 });
+    expect(problemsOf({ CALLBACK_MAX_IN_FLIGHT_PER_RECEIVER: '0', CALLBACK_BREAKER_THRESHOLD: 'many' }).map((p) => p.path).sort()).toEqual(['CALLBACK_BREAKER_THRESHOLD', 'CALLBACK_MAX_IN_FLIGHT_PER_RECEIVER']);
+    const [short] = problemsOf({ CALLBACK_BREAKER_COOLDOWN_MS: '10000', CALLBACK_BREAKER_MAX_COOLDOWN_MS: '5000' });
+    expect(short).toEqual({ path: 'CALLBACK_BREAKER_MAX_COOLDOWN_MS', problem: 'expected at least CALLBACK_BREAKER_COOLDOWN_MS (10000), got 5000' });
   });
 
   it("DISPATCH_CONCURRENCY takes 'auto' or a number, and says so", () => {

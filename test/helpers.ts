@@ -281,16 +281,19 @@ export interface ReceivedCallback {
   headers: Record<string, string>;
   /** The raw body, as signed. */
   body: string;
-  /** What the receiver answered. */
+  /** What the receiver answered; 0 while it leaves the request hanging. */
   status: number;
 }
 
 /**
  * A producer's callback endpoint on `host` (127.0.0.1 unless told): records
  * every request with its raw body and answers what `answer` says (200 by
- * default); `until` resolves once enough requests matching a filter arrived.
+ * default), or never answers ('hang': a receiver that accepts and then says
+ * nothing); `until` resolves once enough requests matching a filter arrived.
+ * `port`: listen there (a receiver that comes back where one refused connections).
  */
-export async function startCallbackReceiver(answer: (request: { path: string; webhookId: string; body: string }) => number = () => 200, host = '127.0.0.1') {
+export async function startCallbackReceiver(answer: (request: { path: string; webhookId: string; body: string }) => number | 'hang' = () => 200, options: { port?: number; host?: string } = {}) {
+  const host = options.host ?? '127.0.0.1';
   const received: ReceivedCallback[] = [];
   const arrived = new EventEmitter();
   const server = createHttpServer((req, res) => {
@@ -300,12 +303,12 @@ export async function startCallbackReceiver(answer: (request: { path: string; we
       const body = Buffer.concat(chunks).toString('utf8');
       const path = req.url ?? '/';
       const status = answer({ path, webhookId: String(req.headers['webhook-id']), body });
-      received.push({ path, headers: req.headers as Record<string, string>, body, status });
-      res.writeHead(status).end();
+      received.push({ path, headers: req.headers as Record<string, string>, body, status: status === 'hang' ? 0 : status });
+      if (status !== 'hang') res.writeHead(status).end();
       arrived.emit('request');
     });
   });
-  await new Promise<void>((resolve) => server.listen(0, host, resolve));
+  await new Promise<void>((resolve) => server.listen(options.port ?? 0, host, resolve));
   const port = (server.address() as { port: number }).port;
   const url = `http://${host}:${port}`;
   return {
@@ -324,6 +327,10 @@ export async function startCallbackReceiver(answer: (request: { path: string; we
         check();
       });
     },
-    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+    /** Stops listening and drops every connection, hanging ones included. */
+    close: () => new Promise<void>((resolve) => {
+      server.close(() => resolve());
+      server.closeAllConnections();
+    }),
   };
 }

@@ -232,13 +232,17 @@ describe('at connect time', () => {
     const counted: string[] = [];
     const errors: object[] = [];
     const log = { info() {}, warn() {}, debug() {}, error: (obj: object) => void errors.push(obj) };
-    const handler = createDeliverCallbackHandler({ secretFor: () => SECRET, post: client.post, count: async (o) => void counted.push(o), log });
+    const reports: unknown[] = [];
+    // The receivers' gate admits the call (its own tests are in deliver-callback-handler.test.ts); the slot must come back.
+    const receivers = { admit: async () => ({ verdict: 'call' as const }), report: async (_o: string, _j: string, r: unknown) => void reports.push(r), forget: async () => {} };
+    const handler = createDeliverCallbackHandler({ secretFor: () => SECRET, post: client.post, count: async (o) => void counted.push(o), log, receivers, retryForMs: 60_000 });
     const data = { messageId: randomUUID(), agentId: 'agent-a', state: 'SENT', previousState: 'SENDING', at: Date.now() };
     try {
       const err = await handler({ url: `http://localhost:${receiver.port}/cb?token=s3cret`, scope: 'default', data }, { jobId: 'j', attempt: 1, maxAttempts: 33 }).catch((e: unknown) => e);
       expect(err).toBeInstanceOf(UrlForbiddenError);
       expect(classify(err)).toBe('permanent');
       expect(counted).toEqual(['failed']);
+      expect(reports).toEqual([expect.objectContaining({ ok: false, done: true })]);
       expect(errors).toEqual([expect.objectContaining({ origin: `http://localhost:${receiver.port}`, reason: expect.stringContaining('loopback') })]);
       expect(JSON.stringify(errors)).not.toContain('s3cret');
     } finally {
@@ -284,7 +288,7 @@ describe('over the API, with a real RBM endpoint configured (no loopback by defa
     });
     base = await h.startHttp();
     receiver = await startCallbackReceiver();
-    allowedReceiver = await startCallbackReceiver(() => 200, '127.0.0.2');
+    allowedReceiver = await startCallbackReceiver(() => 200, { host: '127.0.0.2' });
     h.startDispatch();
     h.startCallbacks();
   });

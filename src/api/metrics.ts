@@ -20,6 +20,9 @@
  *   rbm_inbound_events_total{outcome}        inbound events handled (inboundEvents), and about unknown messages (unknownMessageEvents)
  *   rbm_callbacks_total{outcome}             status callback attempts: delivered, retried, failed (for good)
  *   rbm_callback_feed_pending                status changes not yet turned into callback deliveries
+ *   rbm_callbacks_parked_total{reason}       deliveries put back without a call: open (breaker), busy (in-flight cap)
+ *   rbm_callback_breakers_total{event}       receiver breakers opened, closed
+ *   rbm_callback_receivers_open              receivers whose breaker is open now (a count: origins are user input, never labels)
  */
 import type { FastifyInstance } from 'fastify';
 import { collectDefaultMetrics, Histogram, Registry } from 'prom-client';
@@ -92,6 +95,9 @@ export function createMetrics(deps: { read: () => Promise<MetricsSnapshot>; webh
     computed('rbm_inbound_events_total', 'Inbound events handled, and those about messages we do not know.', 'counter', (s) => byPrefix(s.counters, 'inbound', ['outcome']), snapshot),
     computed('rbm_callbacks_total', 'Status callback attempts: delivered, retried, failed (for good).', 'counter', (s) => byPrefix(s.counters, 'callback', ['outcome']), snapshot),
     computed('rbm_callback_feed_pending', 'Status changes not yet turned into callback deliveries.', 'gauge', (s) => [{ value: s.callbackFeedPending }], snapshot),
+    computed('rbm_callbacks_parked_total', 'Callback deliveries put back without a call or an attempt: open (the receiver\'s breaker), busy (its in-flight cap).', 'counter', (s) => byPrefix(s.counters, 'callback_parked', ['reason']), snapshot),
+    computed('rbm_callback_breakers_total', 'Callback receiver breakers opened and closed.', 'counter', (s) => byPrefix(s.counters, 'callback_breaker', ['event']), snapshot),
+    computed('rbm_callback_receivers_open', 'Callback receivers whose breaker is open now: their deliveries wait for a probe call to succeed.', 'gauge', (s) => [{ value: s.callbackReceiversOpen }], snapshot),
     computed('rbm_queue_jobs', 'Jobs per queue and state.', 'gauge', (s) => s.queues.flatMap((q) => Object.entries(q.counts).map(([state, value]) => ({ labels: { queue: q.queue, state }, value }))), snapshot),
     computed('rbm_agent_effective_rate', "Messages per second an agent's limiter allows now: its configured rate, or less after 429s.", 'gauge', (s) => s.agentRates.map(({ agent, rate }) => ({ labels: { agent }, value: rate })), snapshot),
     computed('rbm_webhook_events_pending', 'Verified webhook events not yet handled by the inbound worker.', 'gauge', (s) => [{ value: s.webhookEventsPending }], snapshot),

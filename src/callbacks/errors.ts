@@ -18,3 +18,36 @@ export class CallbackDeliveryError extends DispatchError {
     this.status = status;
   }
 }
+
+/**
+ * A delivery that made no call: its receiver's breaker is open, or its calls
+ * in flight are at the cap (receivers.ts). Put back without using an attempt
+ * (`defer`), until `retryAfterMs` at the latest; a wake-up may come sooner.
+ */
+export class CallbackParkedError extends DispatchError {
+  readonly kind = 'defer' as const;
+  constructor(
+    readonly origin: string,
+    readonly reason: 'open' | 'busy',
+    readonly retryAfterMs: number,
+  ) {
+    super(ErrorCodes.CALLBACK_PARKED, `status callback to ${origin} parked for up to ${retryAfterMs} ms: ${reason === 'open' ? 'its receiver is failing (breaker open)' : 'its receiver has as many calls in flight as it may'}`);
+    this.name = 'CallbackParkedError';
+  }
+}
+
+/**
+ * A delivery whose receiver kept failing until the retry horizon
+ * (CALLBACK_RETRY_FOR_MS since it was queued) passed while it was parked:
+ * failed for good, as after its last attempt; replay sends it again.
+ */
+export class CallbackExpiredError extends DispatchError {
+  readonly kind = 'permanent' as const;
+  constructor(
+    readonly origin: string,
+    readonly lastFailure: string,
+  ) {
+    super(ErrorCodes.CALLBACK_EXPIRED, `status callback to ${origin} not delivered within the retry horizon: its receiver kept failing${lastFailure ? ` (last: ${lastFailure})` : ''}`);
+    this.name = 'CallbackExpiredError';
+  }
+}

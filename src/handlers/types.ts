@@ -15,6 +15,8 @@ export interface HandlerContext {
   /** 1 for the first try. Rate-limited tries are not counted. */
   attempt: number;
   maxAttempts: number;
+  /** When the job was queued (ms): where a retry horizon counts from. */
+  queuedAt?: number;
 }
 
 export type Handler = (payload: unknown, ctx: HandlerContext) => Promise<Outcome>;

@@ -10,6 +10,7 @@ import { INBOUND_QUEUE } from '../../jobs/inbound-event.ts';
 import { outboundQueueName } from '../../jobs/index.ts';
 import { SMS_QUEUE } from '../../jobs/send-sms.ts';
 import { CALLBACK_QUEUE } from '../../jobs/deliver-callback.ts';
+import { openReceiversKey } from '../callbacks/receivers.ts';
 import { callbackFeedKey, metricsKey } from '../status/store.ts';
 import { ADAPTIVE_RATE_KEY_TYPE, readEffectiveRate } from './adaptive-rate.ts';
 import { inboundStreamKey } from './inbound-stream.ts';
@@ -24,6 +25,8 @@ export interface MetricsSnapshot {
   webhookEventsPending: number;
   /** Status changes not yet turned into callback deliveries. */
   callbackFeedPending: number;
+  /** Callback receivers whose breaker is open (their deliveries parked). */
+  callbackReceiversOpen: number;
 }
 
 export class MetricsSource {
@@ -37,10 +40,11 @@ export class MetricsSource {
   }
 
   async read(): Promise<MetricsSnapshot> {
-    const [hash, pending, feed, rates, ...counts] = await Promise.all([
+    const [hash, pending, feed, open, rates, ...counts] = await Promise.all([
       this.redis.hgetall(metricsKey(this.prefix)),
       this.redis.xlen(inboundStreamKey(this.prefix)),
       this.redis.xlen(callbackFeedKey(this.prefix)),
+      this.redis.zcard(openReceiversKey(this.prefix)),
       Promise.all(this.rateKeys.map(async ({ agent, key }) => ({ agent, rate: await readEffectiveRate(this.redis, key) }))),
       ...this.queues.map((q) => q.getJobCounts('wait', 'prioritized', 'delayed', 'active', 'completed', 'failed')),
     ]);
@@ -50,6 +54,7 @@ export class MetricsSource {
       agentRates: (rates as Array<{ agent: string; rate: number | undefined }>).flatMap(({ agent, rate }) => (rate === undefined ? [] : [{ agent, rate }])),
       webhookEventsPending: pending as number,
       callbackFeedPending: feed as number,
+      callbackReceiversOpen: open as number,
     };
   }
 

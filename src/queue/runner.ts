@@ -6,8 +6,9 @@
  *                 pause the whole queue (Queue.rateLimit) that long; without it,
  *                 on an agent queue: lower the agent's rate (adaptive-rate.ts).
  *                 Either way the job is delayed without using an attempt
- *   defer       → delay the job until the token source asks the token endpoint
- *                 again (retryAfterMs), without using an attempt
+ *   defer       → delay the job until retryAfterMs (the token source asks the
+ *                 token endpoint again; a callback receiver is parked), without
+ *                 using an attempt
  *   permanent   → UnrecoverableError: no retry
  *   retry       → rethrow: BullMQ retries with the job's backoff
  */
@@ -45,6 +46,8 @@ export interface QueueWorkerOptions {
   keepFailedMs: number;
   /** For jobs whose backoff type is not BullMQ's own: the delay before a retry (the callback schedule). */
   backoffStrategy?: (attemptsMade: number) => number;
+  /** Told of each job put back without an attempt (`defer`), once it is delayed: the callback worker lists it for a wake-up. */
+  onDeferred?: (job: { id: string; data: unknown }, err: unknown) => Promise<void>;
   log: Logger;
 }
 
@@ -72,7 +75,7 @@ export function startQueueWorker(opts: QueueWorkerOptions): QueueWorker {
     if (!handler) throw new UnrecoverableError(`no handler for job '${job.name}' on ${opts.queueName}`);
     const maxAttempts = job.opts.attempts ?? 1;
     try {
-      const outcome = await handler(job.data, { jobId: job.id ?? '', attempt: job.attemptsMade + 1, maxAttempts });
+      const outcome = await handler(job.data, { jobId: job.id ?? '', attempt: job.attemptsMade + 1, maxAttempts, queuedAt: job.timestamp });
       adaptive?.accepted();
       return outcome;
     } catch (err) {
@@ -102,6 +105,8 @@ export function startQueueWorker(opts: QueueWorkerOptions): QueueWorker {
         const delayMs = (err as { retryAfterMs?: number }).retryAfterMs || opts.rateLimitPauseMs;
         await opts.connection.hincrby(counters, `deferred|${opts.queueName}`, 1);
         await job.moveToDelayed(Date.now() + delayMs, token);
+        // Only now, once it is delayed, may something promote it (see onDeferred).
+        await opts.onDeferred?.({ id: job.id ?? '', data: job.data }, err).catch((e: Error) => throttled(opts.log).warn('after deferring a job', e, opts.queueName));
         throw new DelayedError();
       }
       // Answered, though not with success: the call still counted against the quota.

@@ -14,7 +14,9 @@ import { SEND_MESSAGE } from '../../jobs/send-message.ts';
 import { SEND_SMS, SMS_QUEUE } from '../../jobs/send-sms.ts';
 import { CALLBACK_QUEUE, DELIVER_CALLBACK } from '../../jobs/deliver-callback.ts';
 import { CALLBACK_FEED_GROUP, createFeedHandler } from '../callbacks/feed.ts';
+import { CallbackParkedError } from '../callbacks/errors.ts';
 import type { CallbackQueue } from '../callbacks/queue.ts';
+import type { Receivers } from '../callbacks/receivers.ts';
 import { backoffStrategy } from '../callbacks/schedule.ts';
 import { createDeliverCallbackHandler, type DeliverCallbackDeps } from '../handlers/deliver-callback.ts';
 import { concurrencyFor, type Config } from '../config.ts';
@@ -140,18 +142,23 @@ export function startSmsWorker(deps: Common & { provider: SmsProvider }): Worker
 
 /**
  * Status callbacks: the feed consumer turns each change into a delivery job;
- * the queue worker POSTs it, retrying on the callback schedule.
+ * the queue worker POSTs it, retrying on the callback schedule, each receiver
+ * kept apart (receivers.ts): a parked delivery is listed for a wake-up once
+ * the runner has delayed it.
  */
-export function startCallbackWorker(deps: Common & Omit<DeliverCallbackDeps, 'log'> & { queue: CallbackQueue }): WorkerSet {
+export function startCallbackWorker(deps: Common & Omit<DeliverCallbackDeps, 'log' | 'retryForMs' | 'receivers'> & { queue: CallbackQueue; receivers: Receivers }): WorkerSet {
   const { config } = deps;
   const cb = config.callbacks;
-  const handlers = { [DELIVER_CALLBACK]: createDeliverCallbackHandler({ ...deps, log: deps.log }) };
+  const handlers = { [DELIVER_CALLBACK]: createDeliverCallbackHandler({ ...deps, retryForMs: cb.retryForMs, log: deps.log }) };
   const queueWorker = startQueueWorker({
     ...base(deps),
     queueName: CALLBACK_QUEUE,
     handlers,
     concurrency: cb.concurrency,
     backoffStrategy: backoffStrategy({ baseMs: cb.retryBaseMs, maxDelayMs: cb.retryMaxDelayMs, forMs: cb.retryForMs }),
+    onDeferred: async (job, err) => {
+      if (err instanceof CallbackParkedError) await deps.receivers.parked(err.origin, job.id);
+    },
   });
   const feed = startStreamConsumer({
     stream: callbackFeedKey(config.queuePrefix),
