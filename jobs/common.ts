@@ -106,7 +106,7 @@ export function describeIssue(iss: RawIssue): string | undefined {
 export const parseContext = { error: describeIssue } as const;
 
 /** One Problem per issue; an unknown-keys issue becomes one Problem per key, at that key's path. */
-export function toProblems(error: z.core.$ZodError): Problem[] {
+export function toProblems(error: Pick<z.core.$ZodError, 'issues'>): Problem[] {
   const problems: Problem[] = [];
   for (const issue of error.issues) {
     const path = issue.path.map((p) => String(p)).join('.');
@@ -123,6 +123,37 @@ export function toProblems(error: z.core.$ZodError): Problem[] {
 export function validate<T>(schema: z.ZodType<T>, value: unknown): Validation<T> {
   const result = schema.safeParse(value, parseContext);
   return result.success ? { ok: true, value: result.data } : { ok: false, problems: toProblems(result.error) };
+}
+
+/** A failure of validateBounded: the first problems in full, and how many there were in all. */
+export type BoundedValidation<T> = { ok: true; value: T } | { ok: false; problems: Problem[]; count: number };
+
+/**
+ * validate() for callers that report at most `room` problems: a batch of
+ * 10,000 bad items holds ~400,000, and wording each (zod's finalizeIssue: the
+ * error maps, a copy per issue, then an Error) is two thirds of a failing
+ * parse. So the raw issues are counted and only the first `room` are worded;
+ * the count is exact, the problems read exactly as validate()'s.
+ * Uses zod's parse step (`_zod.run`, typed in zod/v4/core for libraries
+ * building on it); test/jobs.test.ts holds it to validate()'s answers.
+ */
+export function validateBounded<T>(schema: z.ZodType<T>, value: unknown, room: number): BoundedValidation<T> {
+  const ctx = { ...parseContext, async: false };
+  const result = schema._zod.run({ value, issues: [] }, ctx);
+  // Our schemas have no async refinements; one would need safeParseAsync.
+  if (result instanceof Promise) throw new Error('validateBounded: the schema is async');
+  if (result.issues.length === 0) return { ok: true, value: result.value as T };
+  const problems: Problem[] = [];
+  let count = 0;
+  for (const raw of result.issues) {
+    const n = raw.code === 'unrecognized_keys' ? raw.keys.length : 1;
+    if (problems.length < room) {
+      const worded = toProblems({ issues: [z.core.util.finalizeIssue(raw, ctx, z.core.config())] });
+      problems.push(...worded.slice(0, room - problems.length));
+    }
+    count += n;
+  }
+  return { ok: false, problems, count };
 }
 
 // ---- object helpers -----------------------------------------------------------

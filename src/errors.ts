@@ -65,21 +65,41 @@ export class ConfigError extends DispatchError {
 }
 
 /**
+ * The most problems an error lists. A 10,000-item batch can hold 400,000
+ * (a 171 MB answer, a gigabyte of heap); nobody reads past the first few, and
+ * the count says how bad it is. Answers, logs and status records all stay small.
+ */
+export const MAX_LISTED_PROBLEMS = 100;
+/** How many problems an error's message names; the rest are in `problems`. */
+const NAMED_IN_MESSAGE = 3;
+
+/** "invalid message: to: expected ...; ttl: expected ... (and 12 more problems)". */
+function payloadMessage(what: string, problems: readonly Problem[], count: number): string {
+  const named = problems.slice(0, NAMED_IN_MESSAGE).map((p) => `${p.path || '(root)'}: ${p.problem}`).join('; ');
+  const rest = count - Math.min(problems.length, NAMED_IN_MESSAGE);
+  return `invalid ${what}: ${named}${rest > 0 ? ` (and ${rest.toLocaleString('en-US')} more problem${rest === 1 ? '' : 's'})` : ''}`;
+}
+
+/**
  * A bad input: PAYLOAD_INVALID, or a more precise code for a refusal of a
  * well-formed value (URL_FORBIDDEN, URL_UNRESOLVABLE for a callback URL).
  */
 export class PayloadError extends DispatchError {
+  /** The first MAX_LISTED_PROBLEMS problems, in input order. */
   readonly problems: readonly Problem[];
-  /** Which item of a bulk call failed, when it was one. */
+  /** How many problems there were in all (≥ problems.length). */
+  readonly problemCount: number;
+  /** Which item of a bulk call failed (the first bad one), when it was one. */
   readonly index: number | undefined;
-  constructor(what: string, problems: Problem[], index?: number, code: ErrorCode = ErrorCodes.PAYLOAD_INVALID) {
-    const where = index === undefined ? '' : ` (item ${index})`;
-    super(
-      code,
-      `invalid ${what}${where}: ${problems.map((p) => `${p.path || '(root)'}: ${p.problem}`).join('; ')}`,
-    );
+  /** `count`: the total when the caller kept only the first problems; `code`: a more precise refusal than PAYLOAD_INVALID. */
+  constructor(what: string, problems: readonly Problem[], options: { index?: number | undefined; count?: number; code?: ErrorCode } = {}) {
+    const { index } = options;
+    const listed = problems.length > MAX_LISTED_PROBLEMS ? problems.slice(0, MAX_LISTED_PROBLEMS) : problems;
+    const count = Math.max(options.count ?? problems.length, problems.length);
+    super(options.code ?? ErrorCodes.PAYLOAD_INVALID, payloadMessage(index === undefined ? what : `${what} (item ${index})`, listed, count));
     this.name = 'PayloadError';
-    this.problems = problems;
+    this.problems = listed;
+    this.problemCount = count;
     this.index = index;
   }
 }

@@ -40,6 +40,9 @@ type Row = [name: string, method: string, path: string, body: unknown, headers: 
 
 const bad: Row[] = [
   ['bad JSON', 'POST', '/v1/messages', '{"to":', {}, 400, 'BODY_INVALID_JSON'],
+  ['a large batch body that is not JSON (parsed in its own turn)', 'POST', '/v1/messages:batch', `{"messages":[${'1,'.repeat(600_000)}]`, {}, 400, 'BODY_INVALID_JSON'],
+  ['a __proto__ key in the body', 'POST', '/v1/messages', '{"to":"+12223334444","__proto__":{"agentId":"agent-b"}}', {}, 400, 'BODY_INVALID_JSON'],
+  ['a message body over 1 MiB', 'POST', '/v1/messages', msg('+12223334444', { contentMessage: { text: 'x'.repeat(1_100_000) } }), {}, 413, 'BODY_TOO_LARGE'],
   ['text/plain body', 'POST', '/v1/messages', 'hi', { 'content-type': 'text/plain' }, 415, 'UNSUPPORTED_MEDIA_TYPE'],
   ['a JSON array for a message', 'POST', '/v1/messages', [1], {}, 400, 'PAYLOAD_INVALID'],
   ['no to', 'POST', '/v1/messages', { agentId: 'agent-a', contentMessage: { text: 'x' } }, {}, 400, 'PAYLOAD_INVALID'],

@@ -23,6 +23,7 @@ import {
   sendMessageJobId,
   sendMessagePayload,
   validate,
+  validateBounded,
   validatePayload,
   type AgentMessage,
   type JobName,
@@ -148,6 +149,40 @@ describe('invalid payloads and inputs', () => {
     const result = validate(sendMessageInput, messageInput({ to: '15556667777' }));
     expect(JSON.stringify(result)).not.toContain('15556667777');
     expect(JSON.stringify(result)).toContain('15556***7777');
+  });
+});
+
+describe('validateBounded', () => {
+  // It reads zod's raw issues (to count without wording): held here to validate()'s answers, so a zod upgrade that changes them shows.
+  const many = {
+    ...messageInput({ to: 'nope', ttl: 5 }),
+    contentMessage: { text: 7, suggestions: Array.from({ length: 6 }, () => ({ reply: { text: 1, postbackData: 2, extra: 3 } })) },
+    ...Object.fromEntries(Array.from({ length: 40 }, (_, i) => [`unknown${i}`, i])),
+  };
+
+  it.each([...invalid.map((row) => [row[0], row[1], row[2]] as const), ['forty unknown keys and more', sendMessageInput, many] as const])('%s: the same problems as validate()', (_name, schema, value) => {
+    const full = validate(schema as z.ZodType, value);
+    const bounded = validateBounded(schema as z.ZodType, value, Number.POSITIVE_INFINITY);
+    expect(full.ok).toBe(false);
+    if (full.ok || bounded.ok) throw new Error('expected both to fail');
+    expect(bounded.problems).toEqual(full.problems);
+    expect(bounded.count).toBe(full.problems.length);
+  });
+
+  it('words only the first `room` problems, and counts them all', () => {
+    const full = validate(sendMessageInput, many);
+    if (full.ok) throw new Error('expected a failure');
+    expect(full.problems.length).toBe(61);
+    for (const room of [0, 1, 5, 30, 60]) {
+      const bounded = validateBounded(sendMessageInput, many, room);
+      expect(bounded).toEqual({ ok: false, problems: full.problems.slice(0, room), count: 61 });
+    }
+  });
+
+  it('gives a valid input back as validate() does', () => {
+    const value = messageInput({ agentId: 'agent-a', idempotencyKey: 'k1' });
+    expect(validateBounded(sendMessageInput, value, 10)).toEqual(validate(sendMessageInput, value));
+    expect(validateBounded(sendMessagePayload, payload(), 0)).toEqual(validate(sendMessagePayload, payload()));
   });
 });
 

@@ -64,7 +64,7 @@ describe('metrics', () => {
     });
     const res = await app.inject({ method: 'GET', url: '/metrics' });
     expect(res.statusCode).toBe(503);
-    expect(res.json()).toEqual({ error: { code: 'REDIS_UNAVAILABLE', message: expect.any(String), details: [] } });
+    expect(res.json()).toEqual({ error: { code: 'REDIS_UNAVAILABLE', message: expect.any(String), details: [], problemCount: 0 } });
     await app.close();
   });
 });

@@ -17,6 +17,7 @@ import { adminRoutes } from './admin.ts';
 import { registerApiKeys } from './auth.ts';
 import { registerOpenApi } from './openapi.ts';
 import { healthRoutes, type ReadinessCheck } from './health.ts';
+import { registerJsonBodyParser } from './json-body.ts';
 import { metricsRoute, type Metrics } from './metrics.ts';
 import { errorBody, sendError } from './errors.ts';
 import { eventRoutes } from './event-routes.ts';
@@ -119,6 +120,7 @@ export function buildApi(opts: ApiOptions): FastifyInstance {
 async function apiRoutes(app: FastifyInstance, opts: ApiOptions): Promise<void> {
   // JSON only: a text/plain body would otherwise reach the producer as a string.
   app.removeContentTypeParser('text/plain');
+  registerJsonBodyParser(app);
   app.setErrorHandler((err, request, reply) => sendError(reply, err, request));
   // Route schemas document (OpenAPI); zod validates, so every refusal keeps the one error shape.
   app.setValidatorCompiler(() => () => true);

@@ -50,7 +50,7 @@ export async function callbackRoutes(app: FastifyInstance, opts: ApiOptions): Pr
     if (problems.length > 0) throw new PayloadError('callback', problems);
     // Where it leads, once its shape is right: a name is resolved now (bounded), and again at every connect.
     const refusal = await callbacks.egress?.check(body.url as string);
-    if (refusal) throw new PayloadError('callback', [{ path: 'url', problem: refusal.reason }], undefined, refusal.code);
+    if (refusal) throw new PayloadError('callback', [{ path: 'url', problem: refusal.reason }], { code: refusal.code });
     await callbacks.registry.set(scope, body.url as string);
     return { url: body.url, secret, enabled: true };
   });

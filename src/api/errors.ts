@@ -1,17 +1,22 @@
 /**
  * One error shape for every HTTP answer:
- * { "error": { "code", "message", "details": [ { "path", "problem" } ] } }
+ * { "error": { "code", "message", "details": [ { "path", "problem" } ], "problemCount" } }
+ * `details` lists at most MAX_LISTED_PROBLEMS problems, in input order;
+ * `problemCount` says how many there were, so details.length < problemCount
+ * means the list was cut. An answer stays a few KB whatever came in.
  */
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
 import { maskPhonesIn } from '../mask.ts';
-import { AmbiguousMessageIdError, DispatchError, ErrorCodes, PayloadError, RbmApiError, RbmAuthError, RbmNetworkError, UnknownAgentError } from '../errors.ts';
+import { AmbiguousMessageIdError, DispatchError, ErrorCodes, MAX_LISTED_PROBLEMS, PayloadError, RbmApiError, RbmAuthError, RbmNetworkError, UnknownAgentError } from '../errors.ts';
 
 export interface ErrorBody {
-  error: { code: string; message: string; details: Array<{ path: string; problem: string }> };
+  error: { code: string; message: string; details: Array<{ path: string; problem: string }>; problemCount: number };
 }
 
-export function errorBody(code: string, message: string, details: ErrorBody['error']['details'] = []): ErrorBody {
-  return { error: { code, message, details } };
+/** `problemCount`: the total when `details` holds only the first problems. */
+export function errorBody(code: string, message: string, details: ErrorBody['error']['details'] = [], problemCount = details.length): ErrorBody {
+  const listed = details.length > MAX_LISTED_PROBLEMS ? details.slice(0, MAX_LISTED_PROBLEMS) : details;
+  return { error: { code, message, details: listed, problemCount: Math.max(problemCount, details.length) } };
 }
 
 /** Fastify's own refusals, renamed into our catalogue so callers see one set of codes. */
@@ -24,7 +29,7 @@ const FASTIFY_CODES: Record<string, { status: number; code: string; message: str
 
 /** Maps anything thrown in a route to a status and the one error shape. */
 export function toHttpError(err: unknown): { status: number; body: ErrorBody } {
-  if (err instanceof PayloadError) return { status: 400, body: errorBody(err.code, err.message, [...err.problems]) };
+  if (err instanceof PayloadError) return { status: 400, body: errorBody(err.code, err.message, [...err.problems], err.problemCount) };
   if (err instanceof UnknownAgentError) return { status: 400, body: errorBody(err.code, err.message, [{ path: 'agentId', problem: err.message }]) };
   if (err instanceof AmbiguousMessageIdError) return { status: 409, body: errorBody(err.code, err.message, [{ path: 'agentId', problem: `one of ${err.agents.join(', ')}` }]) };
   if (err instanceof DispatchError && err.code === ErrorCodes.REDIS_UNAVAILABLE) return { status: 503, body: errorBody(err.code, err.message) };

@@ -10,6 +10,7 @@ import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
 import { sendEventInput } from '../../jobs/send-event.ts';
 import { sendMessageInput } from '../../jobs/send-message.ts';
+import { MAX_LISTED_PROBLEMS } from '../errors.ts';
 
 /** Fields RBM sets in its answers: the schema refuses them, the document leaves them out. */
 const OUTPUT_ONLY = ['name', 'sendTime', 'richMessageClassification', 'totalPayloadSizeBytes', 'carrier'];
@@ -34,7 +35,13 @@ const error = {
       properties: {
         code: { type: 'string' },
         message: { type: 'string' },
-        details: { type: 'array', items: { type: 'object', properties: { path: { type: 'string' }, problem: { type: 'string' } } } },
+        details: {
+          type: 'array',
+          maxItems: MAX_LISTED_PROBLEMS,
+          description: `the first ${MAX_LISTED_PROBLEMS} problems at most, in input order; for a batch the path starts with the item ("messages.37.to")`,
+          items: { type: 'object', properties: { path: { type: 'string' }, problem: { type: 'string' } } },
+        },
+        problemCount: { type: 'integer', description: 'how many problems there were in all; more than details.length when the list was cut' },
       },
     },
   },

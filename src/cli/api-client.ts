@@ -202,9 +202,9 @@ export class ApiClient {
   }
 }
 
-/** Reads the API's `{ error: { code, message, details } }`, or makes one up from what came. */
+/** Reads the API's `{ error: { code, message, details, problemCount } }`, or makes one up from what came. */
 function errorFrom(status: number, json: unknown, text: string): ApiError {
-  const error = (json as { error?: { code?: unknown; message?: unknown; details?: unknown } } | undefined)?.error;
+  const error = (json as { error?: { code?: unknown; message?: unknown; details?: unknown; problemCount?: unknown } } | undefined)?.error;
   const details: Detail[] = Array.isArray(error?.details)
     ? error.details.map((d: { path?: unknown; problem?: unknown }) => ({ path: String(d?.path ?? ''), problem: String(d?.problem ?? '') }))
     : [];
@@ -213,5 +213,7 @@ function errorFrom(status: number, json: unknown, text: string): ApiError {
     apiCode: typeof error?.code === 'string' ? error.code : `HTTP_${status}`,
     apiMessage: typeof error?.message === 'string' ? error.message : text.slice(0, 200) || 'no message',
     details,
+    // A service older than the cap sends no count: its details are all there were.
+    ...(typeof error?.problemCount === 'number' ? { problemCount: error.problemCount } : {}),
   });
 }

@@ -39,16 +39,24 @@ export interface Detail {
   problem: string;
 }
 
+/** As the API: an error lists the first problems only, and counts them all. */
+export const MAX_DETAILS = 100;
+
 export class CliError extends Error {
   readonly code: CliErrorCode;
   readonly exitCode: ExitCode;
+  /** The first MAX_DETAILS problems. */
   readonly details: readonly Detail[];
-  constructor(code: CliErrorCode, exitCode: ExitCode, message: string, options: { details?: readonly Detail[]; cause?: unknown } = {}) {
+  /** How many problems there were in all (≥ details.length). */
+  readonly problemCount: number;
+  constructor(code: CliErrorCode, exitCode: ExitCode, message: string, options: { details?: readonly Detail[]; problemCount?: number; cause?: unknown } = {}) {
     super(message, { cause: options.cause });
     this.name = 'CliError';
     this.code = code;
     this.exitCode = exitCode;
-    this.details = options.details ?? [];
+    const details = options.details ?? [];
+    this.details = details.length > MAX_DETAILS ? details.slice(0, MAX_DETAILS) : details;
+    this.problemCount = Math.max(options.problemCount ?? details.length, details.length);
   }
 
   /** The same error with its details re-addressed (the API's item paths → lines of a file). */
@@ -67,8 +75,8 @@ export class UsageError extends CliError {
 }
 
 export class InputError extends CliError {
-  constructor(message: string, details: readonly Detail[]) {
-    super(CliErrorCodes.INPUT_INVALID, ExitCodes.USAGE, message, { details });
+  constructor(message: string, details: readonly Detail[], problemCount?: number) {
+    super(CliErrorCodes.INPUT_INVALID, ExitCodes.USAGE, message, { details, ...(problemCount === undefined ? {} : { problemCount }) });
     this.name = 'InputError';
   }
 }
@@ -79,11 +87,11 @@ export class ApiError extends CliError {
   readonly apiCode: string;
   readonly apiMessage: string;
   constructor(
-    fields: { status: number; apiCode: string; apiMessage: string; details: readonly Detail[] },
+    fields: { status: number; apiCode: string; apiMessage: string; details: readonly Detail[]; problemCount?: number },
     code: CliErrorCode = CliErrorCodes.API_ERROR,
     exitCode: ExitCode = ExitCodes.SERVICE,
   ) {
-    super(code, exitCode, `the service answered ${fields.status} ${fields.apiCode}: ${fields.apiMessage}`, { details: fields.details });
+    super(code, exitCode, `the service answered ${fields.status} ${fields.apiCode}: ${fields.apiMessage}`, { details: fields.details, ...(fields.problemCount === undefined ? {} : { problemCount: fields.problemCount }) });
     this.name = 'ApiError';
     this.status = fields.status;
     this.apiCode = fields.apiCode;

@@ -46,6 +46,7 @@ export class Output {
           ...(e instanceof ApiError ? { status: e.status, apiCode: e.apiCode } : {}),
           message: e?.message ?? String((err as Error)?.message ?? err),
           details: e?.details ?? [],
+          problemCount: e?.problemCount ?? 0,
         },
       };
       this.streams.stdout.write(`${maskPhonesIn(JSON.stringify(body))}\n`);
@@ -53,10 +54,12 @@ export class Output {
     }
     this.note(`error: ${e?.message ?? (err as Error)?.stack ?? String(err)}`);
     const details = e?.details ?? [];
-    for (const d of details.slice(0, MAX_DETAILS)) this.note(`  ${d.path ? `${d.path}: ` : ''}${d.problem}`);
-    if (details.length > MAX_DETAILS) this.note(`  … and ${details.length - MAX_DETAILS} more (all of them with --json)`);
+    const shown = details.slice(0, MAX_SHOWN);
+    for (const d of shown) this.note(`  ${d.path ? `${d.path}: ` : ''}${d.problem}`);
+    const more = (e?.problemCount ?? details.length) - shown.length;
+    if (more > 0) this.note(`  … and ${more.toLocaleString('en-US')} more${details.length > shown.length ? ` (the first ${details.length} with --json)` : ''}`);
   }
 }
 
 /** A 10,000-line file with a bad column would otherwise bury the terminal. */
-const MAX_DETAILS = 50;
+const MAX_SHOWN = 50;

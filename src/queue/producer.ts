@@ -8,7 +8,7 @@
 import type { JobsOptions, Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { v4 as uuidv4, v5 as uuidv5 } from 'uuid';
-import { validate, type Problem } from '../../jobs/common.ts';
+import { validateBounded, type Problem } from '../../jobs/common.ts';
 import { outboundQueueName } from '../../jobs/index.ts';
 import { expirationMs } from '../../jobs/agent-message.ts';
 import {
@@ -18,12 +18,13 @@ import {
 import { EVENT_PRIORITY, SEND_EVENT, sendEventInput, sendEventJobId, type SendEventInput, type SendEventPayload } from '../../jobs/send-event.ts';
 import type { AgentConfig } from '../config.ts';
 import type { UrlRefusal } from '../egress/guard.ts';
-import { AmbiguousMessageIdError, ErrorCodes, PayloadError, UnknownAgentError } from '../errors.ts';
+import { AmbiguousMessageIdError, ErrorCodes, MAX_LISTED_PROBLEMS, PayloadError, UnknownAgentError } from '../errors.ts';
 import type { MessageState } from '../status/states.ts';
 import type { BatchProgress, BatchStore } from '../status/batches.ts';
 import { newStatusOf, refString, type MessageRef, type MessageStatus, type StatusStore } from '../status/store.ts';
 import { DEFAULT_SCOPE } from '../callbacks/secrets.ts';
 import { maskPhone } from '../mask.ts';
+import { startPacer } from '../turn-budget.ts';
 import { whenReady } from './connection.ts';
 import { sharedQueue } from './shared-queue.ts';
 
@@ -130,14 +131,14 @@ export class Producer {
    */
   async sendMessages(inputs: readonly SendMessageInput[], options: SendOptions = {}): Promise<EnqueuedMessage[]> {
     const now = this.now();
-    this.checkAll(inputs, (raw) => {
-      const checked = validate(sendMessageInput, raw);
+    await this.checkAll(inputs, (raw, room) => {
+      const checked = validateBounded(sendMessageInput, raw, room);
       if (!checked.ok) return checked;
       const problems = checkInputTiming(checked.value, now);
       if (checked.value.callbackUrl !== undefined && !this.opts.callbacks) {
         problems.push({ path: 'callbackUrl', problem: 'status callbacks are off in this service: CALLBACK_SECRET is not configured' });
       }
-      return problems.length > 0 ? { ok: false as const, problems } : checked;
+      return problems.length > 0 ? { ok: false as const, problems, count: problems.length } : checked;
     }, 'message', options.defaultAgentId);
     await this.checkCallbackUrls(inputs);
     const scope = options.callback?.scope ?? DEFAULT_SCOPE;
@@ -228,7 +229,7 @@ export class Producer {
 
   async sendEvents(inputs: readonly SendEventInput[], options: KeyScope = {}): Promise<EnqueuedEvent[]> {
     const now = this.now();
-    this.checkAll(inputs, (raw) => validate(sendEventInput, raw), 'event', options.defaultAgentId);
+    await this.checkAll(inputs, (raw, room) => validateBounded(sendEventInput, raw, room), 'event', options.defaultAgentId);
     const payloads = inputs.map((input): SendEventPayload => {
       const agentId = this.agentFor(input.agentId, options.defaultAgentId);
       const keyed = input.eventId ?? (input.idempotencyKey ? idOf('event', agentId, input.idempotencyKey, options.keyScope) : undefined);
@@ -327,25 +328,40 @@ export class Producer {
     this.queues.clear();
   }
 
-  /** Validates every item; one bad item refuses the call with every problem, indexed. */
-  private checkAll(
+  /**
+   * Validates every item; one bad item refuses the call, naming the first
+   * MAX_LISTED_PROBLEMS problems (indexed) and counting all of them. A batch
+   * of 10,000 bad items is ~0.5 s of zod: the loop takes its share of each
+   * turn of the event loop (see turn-budget.ts), so health checks, webhooks
+   * and the workers in this process keep their turns meanwhile.
+   */
+  private async checkAll(
     inputs: readonly unknown[],
-    check: (raw: unknown) => { ok: true } | { ok: false; problems: Problem[] },
+    check: (raw: unknown, room: number) => { ok: true } | { ok: false; problems: Problem[]; count: number },
     what: string,
     defaultAgentId?: string,
-  ): void {
+  ): Promise<void> {
     if (!Array.isArray(inputs)) throw new PayloadError(`${what} list`, [{ path: '', problem: `expected an array, got ${typeof inputs}` }]);
     const problems: Problem[] = [];
+    let count = 0;
     let firstBad: number | undefined;
-    inputs.forEach((raw, i) => {
-      const checked = check(raw);
-      if (!checked.ok) {
+    const pacer = startPacer();
+    try {
+      for (let i = 0; i < inputs.length; i++) {
+        if (pacer.due()) await pacer.nextTurn();
+        const checked = check(inputs[i], MAX_LISTED_PROBLEMS - problems.length);
+        if (checked.ok) continue;
         firstBad ??= i;
+        count += checked.count;
         const prefix = inputs.length > 1 ? `${i}.` : '';
-        for (const p of checked.problems) problems.push({ path: `${prefix}${p.path}`.replace(/\.$/, ''), problem: p.problem });
+        for (const p of checked.problems.slice(0, MAX_LISTED_PROBLEMS - problems.length)) {
+          problems.push({ path: `${prefix}${p.path}`.replace(/\.$/, ''), problem: p.problem });
+        }
       }
-    });
-    if (problems.length > 0) throw new PayloadError(what, problems, inputs.length > 1 ? firstBad : undefined);
+    } finally {
+      pacer.end();
+    }
+    if (count > 0) throw new PayloadError(what, problems, { index: inputs.length > 1 ? firstBad : undefined, count });
     // Agents are checked before anything is written, so an unknown one queues nothing either.
     for (const item of inputs) this.agentFor((item as { agentId?: string }).agentId, defaultAgentId);
   }
@@ -380,7 +396,7 @@ export class Producer {
     });
     // Forbidden says more than "could not resolve now": it wins when a batch has both.
     const code = [...refused.values()].some((r) => r.code === ErrorCodes.URL_FORBIDDEN) ? ErrorCodes.URL_FORBIDDEN : ErrorCodes.URL_UNRESOLVABLE;
-    throw new PayloadError('message', problems, inputs.length > 1 ? firstBad : undefined, code);
+    throw new PayloadError('message', problems, { index: inputs.length > 1 ? firstBad : undefined, code });
   }
 
   private agentFor(agentId: string | undefined, defaultAgentId?: string): string {

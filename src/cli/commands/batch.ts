@@ -11,7 +11,7 @@ import cliProgress from 'cli-progress';
 import type { SendEventInput } from '../../../jobs/send-event.ts';
 import type { SendMessageInput } from '../../../jobs/send-message.ts';
 import { intOption, type CommandContext, type Register } from '../context.ts';
-import { CliError, CliErrorCodes, ExitCodes, InputError, UsageError, type Detail, type ExitCode } from '../errors.ts';
+import { CliError, CliErrorCodes, ExitCodes, InputError, MAX_DETAILS, UsageError, type Detail, type ExitCode } from '../errors.ts';
 import { CSV_COLUMNS, formatFromPath, parseInput, type InputFormat, type ParsedLine } from '../input.ts';
 
 /** The API's limit per call. */
@@ -28,7 +28,7 @@ export interface BatchSummary {
   batchIds: string[];
   /** Items not queued because the run stopped. */
   failed: number;
-  error?: { code: string; message: string; details: readonly Detail[] };
+  error?: { code: string; message: string; details: readonly Detail[]; problemCount: number };
 }
 
 interface BatchOptions {
@@ -67,16 +67,24 @@ async function batch(ctx: CommandContext, file: string, opts: BatchOptions): Pro
   if (size < 0) throw new UsageError(`cannot read '${file}': not a file`);
   const read = () => parseInput(createReadStream(file), { format, idempotencyBase: opts.idempotencyKey });
 
-  // Pass 1: every line checked before anything is sent.
+  // Pass 1: every line checked before anything is sent. Lines come in file
+  // order, so the first problems kept are the first in the file; a file of
+  // a million bad lines is counted, not held.
   const problems: Detail[] = [];
+  let problemCount = 0;
+  let badLines = 0;
   let items = 0;
   for await (const parsed of read()) {
-    if (parsed.kind === 'invalid') problems.push(...parsed.problems.map((p) => ({ path: `line ${parsed.line}${p.path ? `: ${p.path}` : ''}`, problem: p.problem })));
-    else items += 1;
+    if (parsed.kind !== 'invalid') {
+      items += 1;
+      continue;
+    }
+    badLines += 1;
+    problemCount += parsed.problems.length;
+    for (const p of parsed.problems.slice(0, MAX_DETAILS - problems.length)) problems.push({ path: `line ${parsed.line}${p.path ? `: ${p.path}` : ''}`, problem: p.problem });
   }
-  if (problems.length > 0) {
-    const lines = new Set(problems.map((p) => p.path.split(':')[0])).size;
-    throw new InputError(`${file}: ${lines} bad line${lines === 1 ? '' : 's'}; nothing was sent`, problems.sort((a, b) => lineOf(a) - lineOf(b)));
+  if (problemCount > 0) {
+    throw new InputError(`${file}: ${badLines} bad line${badLines === 1 ? '' : 's'}; nothing was sent`, problems.sort((a, b) => lineOf(a) - lineOf(b)), problemCount);
   }
   if (items === 0) throw new UsageError(`${file} has no messages or events; nothing was sent`);
 
@@ -104,7 +112,7 @@ async function batch(ctx: CommandContext, file: string, opts: BatchOptions): Pro
     bar?.stop();
   }
   summary.failed = items - accepted;
-  if (halted) summary.error = { code: halted.code, message: halted.message, details: halted.details };
+  if (halted) summary.error = { code: halted.code, message: halted.message, details: halted.details, problemCount: halted.problemCount };
   ctx.out.result(summary, summaryLines(summary, opts));
   if (halted && !ctx.globals.json) ctx.out.error(halted);
   return halted ? (halted.exitCode === ExitCodes.INTERRUPTED ? ExitCodes.INTERRUPTED : ExitCodes.SERVICE) : ExitCodes.OK;
