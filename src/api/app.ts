@@ -6,7 +6,7 @@
  */
 import { STATUS_CODES } from 'node:http';
 import type { Duplex } from 'node:stream';
-import Fastify, { type FastifyInstance } from 'fastify';
+import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { HTTP_TIMEOUT_DEFAULTS, type ApiKeyConfig, type HttpTimeouts } from '../config.ts';
 import type { Logger } from '../logger.ts';
 import type { Producer } from '../queue/producer.ts';
@@ -103,6 +103,9 @@ export function buildApi(opts: ApiOptions): FastifyInstance {
     loggerInstance: opts.logger || undefined,
     bodyLimit: 1024 * 1024,
     clientErrorHandler: clientError,
+    // The router's own refusals (a path that does not decode, a path parameter over 100 characters)
+    // in the one error shape, not Fastify's.
+    frameworkErrors: (err: unknown, request: FastifyRequest, reply: FastifyReply) => sendError(reply, err, request),
     ...serverOptions(opts.timeouts ?? HTTP_TIMEOUT_DEFAULTS),
   } as never) as unknown as FastifyInstance;
   app.setNotFoundHandler((request, reply) => reply.code(404).send(errorBody('NOT_FOUND', `no route ${request.method} ${request.url}`)));

@@ -24,6 +24,8 @@ const FASTIFY_CODES: Record<string, { status: number; code: string; message: str
   FST_ERR_CTP_INVALID_JSON_BODY: { status: 400, code: 'BODY_INVALID_JSON', message: 'expected a JSON body, got text that does not parse as JSON' },
   FST_ERR_CTP_EMPTY_JSON_BODY: { status: 400, code: 'BODY_INVALID_JSON', message: 'expected a JSON body, got an empty body' },
   FST_ERR_CTP_BODY_TOO_LARGE: { status: 413, code: 'BODY_TOO_LARGE', message: 'the body is larger than this endpoint accepts' },
+  FST_ERR_BAD_URL: { status: 400, code: 'BAD_URL', message: 'the path does not decode as a URL' },
+  FST_ERR_MAX_PARAM_LENGTH: { status: 414, code: 'URI_TOO_LONG', message: 'a path parameter is longer than 100 characters' },
   FST_ERR_CTP_INVALID_MEDIA_TYPE: { status: 415, code: 'UNSUPPORTED_MEDIA_TYPE', message: 'expected Content-Type: application/json' },
 };
 
