@@ -5,6 +5,7 @@
  * changed for the other tenant (nothing), against the real service: Redis,
  * the HTTP app, the workers and the emulator over HTTP.
  */
+import { connect } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { metricsKey } from '../src/status/store.ts';
 import { signWebhookData } from '../src/webhook/signature.ts';
@@ -28,6 +29,9 @@ beforeAll(async () => {
       // The local deadline far away: a message stays SENT until an event (real or forged) moves it.
       FALLBACK_GRACE_MS: '600000',
       CALLBACK_SECRET: `whsec_${Buffer.alloc(32, 7).toString('base64')}`,
+      // Short, so a slow client's connection is seen closed within the test.
+      HTTP_REQUEST_TIMEOUT_MS: '1500',
+      HTTP_HEADERS_TIMEOUT_MS: '1000',
     },
   });
   h.startDispatch();
@@ -222,5 +226,64 @@ describe('attacks with one tenant\'s credentials', () => {
     for (const key of ['', 'key-c-0123456789abcdef', `${KEY_B}x`]) {
       expect((await api(key, 'GET', `/v1/messages/${messageId}`)).status).toBe(401);
     }
+  });
+
+  it('18. callback URLs that lead inside are refused in every spelling, per message and at registration, and nothing is queued', async () => {
+    const forms = ['http://127.0.0.1:6379/', 'http://2130706433/', 'http://0x7f000001/', 'http://0177.0.0.1/', 'http://127.1/', 'http://[::1]/',
+      'http://[::ffff:127.0.0.1]/', 'http://169.254.169.254/latest/meta-data/', 'http://metadata.google.internal/', 'http://10.0.0.5/', 'http://localhost:3000/'];
+    const to = rcsPhone(11, '778');
+    for (const url of forms) {
+      const sent = await api(KEY_A, 'POST', '/v1/messages', { to, contentMessage: { text: 'x' }, callbackUrl: url });
+      expect(sent.status, url).toBe(400);
+      expect(sent.body.error.code, url).toBe('URL_FORBIDDEN');
+      expect(sent.body.error.details[0].path, url).toBe('callbackUrl');
+      const registered = await api(KEY_A, 'PUT', '/v1/callback', { url });
+      expect(registered.body.error?.code, url).toBe('URL_FORBIDDEN');
+    }
+    expect((await control(`/phones/${encodeURIComponent(to)}`)).arrivals ?? []).toEqual([]);
+  });
+
+  it('19. a webhook naming agent __proto__, constructor or toString is answered like any unknown agent', async () => {
+    const answers = new Set<number>();
+    for (const agent of ['__proto__', 'constructor', 'toString', 'no-such-agent']) {
+      answers.add(await webhook(TOKEN_A, { senderPhoneNumber: rcsPhone(12, '778'), eventType: 'DELIVERED', eventId: uuid(), messageId: uuid(), agentId: `${agent}@rbm.goog` }));
+    }
+    expect([...answers]).toHaveLength(1);
+    expect([...answers][0]).toBeLessThan(500);
+  });
+
+  it('20. a body sent one byte at a time is cut off at the request timeout, not held open', async () => {
+    const { port } = new URL(base);
+    const started = Date.now();
+    const closed = await new Promise<number>((resolve) => {
+      const socket = connect(Number(port), '127.0.0.1', () => {
+        socket.write(`POST /v1/messages HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${KEY_A}\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{`);
+        const timer = setInterval(() => (socket.writable ? socket.write(' ') : clearInterval(timer)), 200);
+        socket.once('close', () => clearInterval(timer));
+      });
+      socket.on('error', () => {});
+      socket.on('close', () => resolve(Date.now() - started));
+    });
+    expect(closed).toBeLessThan(10_000);
+  });
+
+  it('21. a 10,000-item batch of bad items gets a bounded answer: at most 100 problems, the count, under 64 KB', async () => {
+    const messages = Array.from({ length: 10_000 }, (_, i) => ({ to: `not-a-phone-${i}`, agentId: 7, contentMessage: { text: 5 }, ttl: 'soon', extra: true }));
+    const res = await fetch(`${base}/v1/messages:batch`, { method: 'POST', headers: { authorization: `Bearer ${KEY_A}`, 'content-type': 'application/json' }, body: JSON.stringify({ messages }) });
+    const text = await res.text();
+    expect(res.status).toBe(400);
+    expect(text.length).toBeLessThan(64 * 1024);
+    const body = JSON.parse(text);
+    expect(body.error.details.length).toBeLessThanOrEqual(100);
+    expect(body.error.problemCount).toBeGreaterThanOrEqual(40_000);
+    expect(new Set(body.error.details.map((d: { path: string; problem: string }) => `${d.path} ${d.problem}`)).size).toBe(body.error.details.length);
+  });
+
+  it('22. the Bearer scheme is matched in any case, and a lower-case key A still cannot see B\'s messages', async () => {
+    const { messageId } = await victimMessage();
+    const lower = await fetch(`${base}/v1/messages/${messageId}`, { headers: { authorization: `bearer ${KEY_A}` } });
+    expect(lower.status).toBe(404);
+    const own = await fetch(`${base}/v1/messages/${messageId}`, { headers: { authorization: `BEARER ${KEY_B}` } });
+    expect(own.status).toBe(200);
   });
 });

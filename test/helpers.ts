@@ -135,6 +135,7 @@ export async function startHarness(options: { name: string; env?: Record<string,
         // API_KEYS in the env: the API checks them as in production; none: open, as with the emulator.
         apiKeys: config.apiKeys,
         openWithoutKeys: config.apiKeys.length === 0,
+        timeouts: config.http,
         revoke: service.revoke,
         failures: { list: service.failures, redrive: service.redrive },
         callbacks: service.callbacks,
