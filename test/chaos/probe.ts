@@ -133,7 +133,7 @@ export async function states(c: Cluster, ids: string[]): Promise<Map<string, { s
     const page = ids.slice(i, i + 2000);
     const p = c.db.pipeline();
     for (const id of page) {
-      p.hmget(`${PREFIX}:status:${id}`, 'state', 'attempts', 'lastErrorCode');
+      p.hmget(`${PREFIX}:status:${AGENT}:${id}`, 'state', 'attempts', 'lastErrorCode');
       p.exists(`${PREFIX}:rbm-outbound.${AGENT}:msg-${id}`);
     }
     const res = (await p.exec()) ?? [];
