@@ -21,6 +21,9 @@ export function runProcess(name: string, main: () => Promise<{ log: Logger; step
         if (stopping) return;
         stopping = true;
         log.info({ signal }, `${name}: shutting down, finishing jobs in hand`);
+        // Closing connections rejects what was still waiting on them (a blocked read, a retry's
+        // command after a Redis restart): expected now, and no reason to exit 1 mid-shutdown.
+        process.on('unhandledRejection', (err) => log.warn({ err: String((err as Error)?.message ?? err) }, `${name}: a pending call failed while stopping`));
         const timer = setTimeout(() => {
           log.error({ timeoutMs }, `${name}: shutdown took too long, exiting`);
           process.exit(1);
