@@ -12,7 +12,7 @@ export const DELIVER_CALLBACK = 'deliver-callback';
 /** The `type` of every callback body. */
 export const STATUS_CHANGED = 'message.status_changed';
 
-/** What a callback says: the `data` of its body. Built by the status store's Lua (see store.ts), so kept flat. */
+/** What a callback says: the `data` of its body. Built by the status store's Lua (src/status/lua/transition.lua), so kept flat. */
 const changeSchema = z.object({
   messageId: uuid,
   agentId: z.string(),

@@ -10,7 +10,7 @@ import { FastifyAdapter } from '@bull-board/fastify';
 import type { Queue } from 'bullmq';
 import type { FastifyInstance } from 'fastify';
 import { credentialsOf } from '../authorization.ts';
-import { errorBody } from './errors.ts';
+import { sendCode } from './errors.ts';
 
 export const ADMIN_PATH = '/admin/queues';
 
@@ -38,7 +38,7 @@ export function adminRoutes(opts: { queues: readonly Queue[]; adminKey: string |
           const key = presentedKey(request.headers.authorization);
           if (key !== undefined && timingSafeEqual(digest(key), expected)) return;
           reply.header('www-authenticate', 'Basic realm="rbm-dispatch admin"');
-          return reply.code(401).send(errorBody('UNAUTHENTICATED', 'expected the admin key (ADMIN_API_KEY) as Bearer, or as the password of HTTP Basic'));
+          return sendCode(reply, 'UNAUTHENTICATED', 'expected the admin key (ADMIN_API_KEY) as Bearer, or as the password of HTTP Basic');
         });
       }
       await scope.register(serverAdapter.registerPlugin() as never, { prefix: ADMIN_PATH });

@@ -19,7 +19,8 @@ import { registerOpenApi } from './openapi.ts';
 import { healthRoutes, type ReadinessCheck } from './health.ts';
 import { registerJsonBodyParser } from './json-body.ts';
 import { metricsRoute, type Metrics } from './metrics.ts';
-import { errorBody, sendError } from './errors.ts';
+import { errorBody, sendCode, sendError } from './errors.ts';
+import { ErrorCodes, statusOf } from '../errors.ts';
 import { eventRoutes } from './event-routes.ts';
 import { failureRoutes } from './failure-routes.ts';
 import type { RedriveResult } from '../queue/redrive.ts';
@@ -87,10 +88,11 @@ function serverOptions(t: HttpTimeouts) {
 /** What Node's parser refuses before any route runs (a timeout, huge headers), in the one error shape, then the connection closes. */
 function clientError(err: NodeJS.ErrnoException, socket: Duplex): void {
   if (err.code === 'ECONNRESET' || socket.destroyed) return;
-  const [status, code, message] =
-    err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? [408, 'REQUEST_TIMEOUT', 'the request did not arrive in time']
-    : err.code === 'HPE_HEADER_OVERFLOW' ? [431, 'HEADERS_TOO_LARGE', 'the request headers are larger than this server accepts']
-    : [400, 'BAD_REQUEST', 'the request is not valid HTTP'];
+  const [code, message] =
+    err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? [ErrorCodes.REQUEST_TIMEOUT, 'the request did not arrive in time']
+    : err.code === 'HPE_HEADER_OVERFLOW' ? [ErrorCodes.HEADERS_TOO_LARGE, 'the request headers are larger than this server accepts']
+    : [ErrorCodes.BAD_REQUEST, 'the request is not valid HTTP'];
+  const status = statusOf(code);
   const body = JSON.stringify(errorBody(code, message));
   if (socket.writable) {
     socket.write(`HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Length: ${Buffer.byteLength(body)}\r\nContent-Type: application/json\r\nConnection: close\r\n\r\n${body}`);
@@ -108,7 +110,7 @@ export function buildApi(opts: ApiOptions): FastifyInstance {
     frameworkErrors: (err: unknown, request: FastifyRequest, reply: FastifyReply) => sendError(reply, err, request),
     ...serverOptions(opts.timeouts ?? HTTP_TIMEOUT_DEFAULTS),
   } as never) as unknown as FastifyInstance;
-  app.setNotFoundHandler((request, reply) => reply.code(404).send(errorBody('NOT_FOUND', `no route ${request.method} ${request.url}`)));
+  app.setNotFoundHandler((request, reply) => sendCode(reply, 'NOT_FOUND', `no route ${request.method} ${request.url}`));
   // Every route outside the API (metrics, health, admin) answers failures in the one error shape too.
   app.setErrorHandler((err, request, reply) => sendError(reply, err, request));
   registerOpenApi(app);

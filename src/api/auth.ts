@@ -10,7 +10,7 @@ import { credentialsOf } from '../authorization.ts';
 import { DEFAULT_SCOPE, scopeOfApiKey } from '../callbacks/secrets.ts';
 import type { Producer } from '../queue/producer.ts';
 import { MAX_LISTED_PROBLEMS } from '../errors.ts';
-import { errorBody } from './errors.ts';
+import { sendCode } from './errors.ts';
 
 const digest = (s: string) => createHash('sha256').update(s).digest();
 
@@ -51,12 +51,12 @@ export function registerApiKeys(app: FastifyInstance, apiKeys: readonly ApiKeyCo
   app.addHook('onRequest', async (request, reply) => {
     if (keys.length === 0) {
       if (openWithoutKeys) return;
-      return reply.code(401).send(errorBody('UNAUTHENTICATED', 'API_KEYS is not configured: the API refuses every caller against a real RBM endpoint'));
+      return sendCode(reply, 'UNAUTHENTICATED', 'API_KEYS is not configured: the API refuses every caller against a real RBM endpoint');
     }
     const key = credentialsOf(request.headers.authorization, 'Bearer');
     const presented = key === undefined ? undefined : digest(key);
     const match = presented && keys.find((k) => timingSafeEqual(k.digest, presented));
-    if (!match) return reply.code(401).send(errorBody('UNAUTHENTICATED', 'expected Authorization: Bearer <API key>'));
+    if (!match) return sendCode(reply, 'UNAUTHENTICATED', 'expected Authorization: Bearer <API key>');
     (request as WithAgents).allowedAgents = match.agents;
     (request as WithAgents).scope = match.scope;
   });
@@ -95,6 +95,6 @@ export function refuseForeignAgents(request: FastifyRequest, reply: FastifyReply
     if (details.length < MAX_LISTED_PROBLEMS) details.push({ path: path ? `${path}.${i}.agentId` : 'agentId', problem: `this API key may not send for agent '${agent}'` });
   });
   if (count === 0) return false;
-  reply.code(403).send(errorBody('FORBIDDEN', details[0]!.problem, details, count));
+  sendCode(reply, 'FORBIDDEN', details[0]!.problem, details, count);
   return true;
 }

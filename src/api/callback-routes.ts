@@ -13,7 +13,7 @@ import type { SendOptions } from '../queue/producer.ts';
 import type { ApiOptions } from './app.ts';
 import { callbackScopeOf } from './auth.ts';
 import { messageOf } from './locate.ts';
-import { errorBody } from './errors.ts';
+import { sendCode } from './errors.ts';
 import { doc } from './openapi.ts';
 
 const OFF = 'status callbacks are off in this service: CALLBACK_SECRET is not configured';
@@ -56,19 +56,19 @@ export async function callbackRoutes(app: FastifyInstance, opts: ApiOptions): Pr
   });
 
   app.delete('/v1/callback', doc('callbacks', 'Stop sending callbacks for messages sent from now on'), async (request, reply) => {
-    if (!(await callbacks.registry.remove(callbackScopeOf(request)))) return reply.code(404).send(errorBody('NOT_FOUND', 'this API key has no callback URL'));
+    if (!(await callbacks.registry.remove(callbackScopeOf(request)))) return sendCode(reply, 'NOT_FOUND', 'this API key has no callback URL');
     return reply.code(204).send();
   });
 
   app.post('/v1/messages/:id/callbacks::replay', doc('callbacks', "Send every status change of a message to its callback URL again"), async (request, reply) => {
     const { id } = request.params as { id: string };
     const ref = await messageOf(request, opts.producer);
-    if (!ref) return reply.code(404).send(errorBody('NOT_FOUND', `no message ${id}`));
+    if (!ref) return sendCode(reply, 'NOT_FOUND', `no message ${id}`);
     try {
       return reply.code(202).send(await callbacks.replay(ref));
     } catch (err) {
       if (!(err instanceof ReplayError)) throw err;
-      return reply.code(err.reason === 'NOT_FOUND' ? 404 : 409).send(errorBody(err.reason, err.message));
+      return sendCode(reply, err.reason, err.message);
     }
   });
 }

@@ -8,7 +8,7 @@ import { PayloadError } from '../errors.ts';
 import type { MessageRef } from '../status/store.ts';
 import type { ApiOptions } from './app.ts';
 import { allowedAgentsOf } from './auth.ts';
-import { errorBody } from './errors.ts';
+import { sendCode } from './errors.ts';
 import { doc } from './openapi.ts';
 
 const MAX_LIST = 1000;
@@ -39,7 +39,7 @@ export async function failureRoutes(app: FastifyInstance, opts: ApiOptions): Pro
     }
     if (body.reason !== undefined && typeof body.reason !== 'string') throw new PayloadError('retry', [{ path: 'reason', problem: 'expected an error code like RBM_API' }]);
     if (ids === undefined && body.reason === undefined) {
-      return reply.code(400).send(errorBody('PAYLOAD_INVALID', 'expected messageIds or reason', [{ path: '', problem: 'expected { "messageIds": [...] } or { "reason": "CODE" }' }]));
+      return sendCode(reply, 'PAYLOAD_INVALID', 'expected messageIds or reason', [{ path: '', problem: 'expected { "messageIds": [...] } or { "reason": "CODE" }' }]);
     }
     const agents = allowedAgentsOf(request);
     if (ids === undefined) {

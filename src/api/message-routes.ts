@@ -9,7 +9,7 @@ import { allowedAgentsOf, keyScopeOf, refuseForeignAgents } from './auth.ts';
 import { messageOf } from './locate.ts';
 import { callbackOption } from './callback-routes.ts';
 import { bulkItems, underField } from './bulk.ts';
-import { errorBody } from './errors.ts';
+import { sendCode } from './errors.ts';
 import { doc, docSchemas } from './openapi.ts';
 import type { ApiOptions } from './app.ts';
 
@@ -51,25 +51,24 @@ export async function messageRoutes(app: FastifyInstance, opts: ApiOptions): Pro
     // A message of an agent this key may not use is not shown, nor said to exist.
     const ref = await messageOf(request, producer);
     const status = ref && (await producer.getStatus(ref));
-    if (!status) return reply.code(404).send(errorBody('NOT_FOUND', `no message ${id}`));
+    if (!status) return sendCode(reply, 'NOT_FOUND', `no message ${id}`);
     return status;
   });
 
   app.delete('/v1/messages/:id', doc('messages', 'Revoke a message (?fallback=true: and send its SMS)'), async (request, reply) => {
-    if (!opts.revoke) return reply.code(501).send(errorBody('NOT_IMPLEMENTED', 'revoke is not wired in this process'));
+    if (!opts.revoke) return sendCode(reply, 'NOT_IMPLEMENTED', 'revoke is not wired in this process');
     const { id } = request.params as { id: string };
     const fallback = (request.query as { fallback?: string }).fallback;
     if (fallback !== undefined && fallback !== 'true' && fallback !== 'false') {
-      return reply.code(400).send(errorBody('PAYLOAD_INVALID', `expected fallback=true or fallback=false, got '${fallback}'`, [{ path: 'fallback', problem: 'expected true or false' }]));
+      return sendCode(reply, 'PAYLOAD_INVALID', `expected fallback=true or fallback=false, got '${fallback}'`, [{ path: 'fallback', problem: 'expected true or false' }]);
     }
     const ref = await messageOf(request, producer);
-    if (!ref) return reply.code(404).send(errorBody('NOT_FOUND', `no message ${id}`));
+    if (!ref) return sendCode(reply, 'NOT_FOUND', `no message ${id}`);
     try {
       return await opts.revoke(ref, { fallback: fallback === 'true' });
     } catch (err) {
       if (!(err instanceof RevokeError)) throw err;
-      const code = err.state === null ? 404 : 409;
-      return reply.code(code).send(errorBody(code === 404 ? 'NOT_FOUND' : err.code, err.message, [{ path: 'state', problem: String(err.state) }]));
+      return sendCode(reply, err.state === null ? 'NOT_FOUND' : err.code, err.message, [{ path: 'state', problem: String(err.state) }]);
     }
   });
 
@@ -77,7 +76,7 @@ export async function messageRoutes(app: FastifyInstance, opts: ApiOptions): Pro
     const { id } = request.params as { id: string };
     // A batch holding messages of agents this key may not use answers like an unknown one.
     const progress = await producer.batchProgress(id, allowedAgentsOf(request));
-    if (!progress) return reply.code(404).send(errorBody('NOT_FOUND', `no batch ${id}`));
+    if (!progress) return sendCode(reply, 'NOT_FOUND', `no batch ${id}`);
     return progress;
   });
 }

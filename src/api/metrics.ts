@@ -27,11 +27,13 @@
 import type { FastifyInstance } from 'fastify';
 import { collectDefaultMetrics, Histogram, Registry } from 'prom-client';
 import type { MetricsSnapshot } from '../queue/metrics-source.ts';
+import { HISTOGRAM_BOUNDS_S } from '../status/store.ts';
 import type { WebhookCounters } from '../webhook/receiver.ts';
 
 type Sample = { labels?: Record<string, string | number>; value: number; metricName?: string };
 
-const HISTOGRAM_BOUNDS = ['0.5', '1', '2', '5', '10', '30', '60', '120', '300', '600', '1800', '3600', '+Inf'];
+/** The `le` labels of the time histograms: the bounds the transition script fills (each its own field), then +Inf. */
+const HISTOGRAM_BOUNDS = [...HISTOGRAM_BOUNDS_S.map(String), '+Inf'];
 
 /** A metric whose samples are computed at scrape time (duck-typed for prom-client's registry). */
 function computed(name: string, help: string, type: 'counter' | 'gauge' | 'histogram', samples: (s: MetricsSnapshot) => Sample[], snapshot: () => Promise<MetricsSnapshot>) {

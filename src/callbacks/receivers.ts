@@ -43,6 +43,7 @@
  *   <prefix>:callback-receivers-open        zset: receivers whose breaker is open (the metric)
  */
 import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import type { Redis } from 'ioredis';
 import type { Logger } from '../handlers/types.ts';
 import { throttled } from '../log-throttle.ts';
@@ -57,149 +58,11 @@ const IDLE_TTL_MARGIN_MS = 86_400_000;
 /** An open breaker nobody probed for this long (its deliveries all gave up) leaves the metric. */
 const OPEN_STALE_MS = 7 * 86_400_000;
 
-/** KEYS[1] hash, KEYS[2] jobs; ARGV ttl, limit, origin, jobIds… → a priority per job ID. */
-const PRIORITIES = `
-local tag = tonumber(redis.call('HGET', KEYS[1], 'tag') or '0')
-local limit = tonumber(ARGV[2])
-local out = {}
-for i = 4, #ARGV do
-  redis.call('SADD', KEYS[2], ARGV[i])
-  local depth = redis.call('SCARD', KEYS[2])
-  if depth > tag then tag = math.min(depth, limit) end
-  out[#out + 1] = math.max(tag, 1)
-end
-redis.call('HSET', KEYS[1], 'tag', tag, 'origin', ARGV[3])
-redis.call('PEXPIRE', KEYS[1], ARGV[1])
-redis.call('PEXPIRE', KEYS[2], ARGV[1])
-return out
-`;
-
-/**
- * KEYS[1] hash, KEYS[2] leases, KEYS[3] parked, KEYS[4] metrics; ARGV now, jobId, cap, lease ms.
- * → {'call'} | {'probe'} | {'open', openUntil, cooldown, last} | {'probing', probeUntil, cooldown, last} | {'busy', parked}
- */
-const ADMIT = `
-local now = tonumber(ARGV[1])
-local st = redis.call('HMGET', KEYS[1], 'open', 'probe', 'cool', 'last')
-local open, probe = tonumber(st[1] or '0'), tonumber(st[2] or '0')
-local leaseUntil = now + tonumber(ARGV[4])
-local function take(verdict)
-  redis.call('ZADD', KEYS[2], leaseUntil, ARGV[2])
-  redis.call('PEXPIRE', KEYS[2], ARGV[4])
-  redis.call('ZREM', KEYS[3], ARGV[2])
-  return {verdict}
-end
-if open > 0 then
-  -- A slot reserved for it when it was woken is not its any more.
-  redis.call('ZREM', KEYS[2], ARGV[2])
-  if now < open then
-    redis.call('HINCRBY', KEYS[4], 'callback_parked|open', 1)
-    return {'open', open, st[3] or '0', st[4] or ''}
-  end
-  if probe > now then
-    redis.call('HINCRBY', KEYS[4], 'callback_parked|open', 1)
-    return {'probing', probe, st[3] or '0', st[4] or ''}
-  end
-  redis.call('HSET', KEYS[1], 'probe', leaseUntil)
-  return take('probe')
-end
-redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)
-if redis.call('ZCARD', KEYS[2]) >= tonumber(ARGV[3]) and not redis.call('ZSCORE', KEYS[2], ARGV[2]) then
-  redis.call('HINCRBY', KEYS[4], 'callback_parked|busy', 1)
-  return {'busy', redis.call('ZCARD', KEYS[3])}
-end
-return take('call')
-`;
-
-/**
- * KEYS[1] hash, KEYS[2] leases, KEYS[3] parked; ARGV now, jobId, cap, ttl, lease ms.
- * Lists a delivery that is now delayed; 1 when a slot came free meanwhile
- * (the call that freed it found nobody to wake): the slot is its, wake it at once.
- */
-const PARKED = `
-local now = tonumber(ARGV[1])
-redis.call('ZADD', KEYS[3], 'NX', now, ARGV[2])
-redis.call('PEXPIRE', KEYS[3], ARGV[4])
-if tonumber(redis.call('HGET', KEYS[1], 'open') or '0') > 0 then return 0 end
-redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)
-if redis.call('ZCARD', KEYS[2]) < tonumber(ARGV[3]) then
-  redis.call('ZREM', KEYS[3], ARGV[2])
-  redis.call('ZADD', KEYS[2], now + tonumber(ARGV[5]), ARGV[2])
-  return 1
-end
-return 0
-`;
-
-/**
- * KEYS[1] hash, KEYS[2] leases, KEYS[3] parked, KEYS[4] jobs, KEYS[5] open receivers, KEYS[6] metrics, KEYS[7] failing;
- * ARGV now, jobId, called (1: a call was made), ok, probe, done, threshold, base cooldown,
- * max cooldown, cap, ttl, last failure, receiver digest, lease ms.
- * → {event ('' | 'opened' | 'reopened' | 'closed'), cooldown, jobIds to wake…}
- */
-const REPORT = `
-local now = tonumber(ARGV[1])
-local called, ok, probe, done = ARGV[3] == '1', ARGV[4] == '1', ARGV[5] == '1', ARGV[6] == '1'
-local cap = tonumber(ARGV[10])
-redis.call('ZREM', KEYS[2], ARGV[2])
-redis.call('ZREM', KEYS[3], ARGV[2])
-if done then
-  redis.call('SREM', KEYS[4], ARGV[2])
-  -- Nothing of this receiver left to keep in order: its next delivery starts the round again.
-  if redis.call('SCARD', KEYS[4]) == 0 then redis.call('HDEL', KEYS[1], 'tag') end
-end
-local event, wake = '', 0
-local open = tonumber(redis.call('HGET', KEYS[1], 'open') or '0')
-local cool = tonumber(redis.call('HGET', KEYS[1], 'cool') or '0')
-if called and ok then
-  redis.call('DEL', KEYS[7])
-  if open > 0 then
-    redis.call('HDEL', KEYS[1], 'open', 'probe', 'cool')
-    redis.call('ZREM', KEYS[5], ARGV[13])
-    redis.call('HINCRBY', KEYS[6], 'callback_breaker|closed', 1)
-    event, wake = 'closed', cap
-  else
-    wake = 1
-  end
-elseif called then
-  redis.call('SADD', KEYS[7], ARGV[2])
-  redis.call('PEXPIRE', KEYS[7], ARGV[11])
-  local f = redis.call('SCARD', KEYS[7])
-  redis.call('HSET', KEYS[1], 'last', ARGV[12])
-  if open > 0 then
-    if probe then
-      cool = math.min(math.max(cool * 2, tonumber(ARGV[8])), tonumber(ARGV[9]))
-      redis.call('HSET', KEYS[1], 'open', now + cool, 'cool', cool, 'probe', 0)
-      redis.call('ZADD', KEYS[5], now + cool, ARGV[13])
-      event = 'reopened'
-    end
-  elseif f >= tonumber(ARGV[7]) then
-    cool = tonumber(ARGV[8])
-    redis.call('HSET', KEYS[1], 'open', now + cool, 'cool', cool, 'probe', 0)
-    redis.call('ZADD', KEYS[5], now + cool, ARGV[13])
-    redis.call('ZREMRANGEBYSCORE', KEYS[5], '-inf', now - ${OPEN_STALE_MS})
-    redis.call('HINCRBY', KEYS[6], 'callback_breaker|opened', 1)
-    event = 'opened'
-  else
-    wake = 1
-  end
-end
-local out = {event, cool}
-if wake > 0 then
-  redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)
-  wake = math.min(wake, cap - redis.call('ZCARD', KEYS[2]))
-  if wake > 0 then
-    -- Each woken delivery gets its slot now, so that one fetched meanwhile cannot take it
-    -- and send it back to the parked set: a delivery parks once per turn, not again and again.
-    local popped = redis.call('ZPOPMIN', KEYS[3], wake)
-    for i = 1, #popped, 2 do
-      redis.call('ZADD', KEYS[2], now + tonumber(ARGV[14]), popped[i])
-      out[#out + 1] = popped[i]
-    end
-  end
-end
-redis.call('PEXPIRE', KEYS[1], ARGV[11])
-return out
-`;
+// The scripts (KEYS, ARGV and answer in each file's header), read once, from beside this module.
+const PRIORITIES = readFileSync(new URL('./lua/receiver-priorities.lua', import.meta.url), 'utf8');
+const ADMIT = readFileSync(new URL('./lua/receiver-admit.lua', import.meta.url), 'utf8');
+const PARKED = readFileSync(new URL('./lua/receiver-parked.lua', import.meta.url), 'utf8');
+const REPORT = readFileSync(new URL('./lua/receiver-report.lua', import.meta.url), 'utf8');
 
 type Scripts = Redis & {
   rbmCallbackPriorities(hash: string, jobs: string, ...args: Array<string | number>): Promise<number[]>;
@@ -207,6 +70,17 @@ type Scripts = Redis & {
   rbmCallbackParked(hash: string, leases: string, parked: string, ...args: Array<string | number>): Promise<number>;
   rbmCallbackReport(...keysAndArgs: Array<string | number>): Promise<[string, string | number, ...string[]]>;
 };
+
+/** The receiver scripts as commands of this connection (defined once per connection). */
+export function withReceiverScripts(redis: Redis): Scripts {
+  if (!('rbmCallbackPriorities' in redis)) {
+    redis.defineCommand('rbmCallbackPriorities', { numberOfKeys: 2, lua: PRIORITIES });
+    redis.defineCommand('rbmCallbackAdmit', { numberOfKeys: 4, lua: ADMIT });
+    redis.defineCommand('rbmCallbackParked', { numberOfKeys: 3, lua: PARKED });
+    redis.defineCommand('rbmCallbackReport', { numberOfKeys: 7, lua: REPORT });
+  }
+  return redis as Scripts;
+}
 
 /** The set whose size is rbm_callback_receivers_open. */
 export function openReceiversKey(prefix: string): string {
@@ -271,13 +145,7 @@ export class Receivers implements ReceiverPort {
     private readonly log: Logger,
     private readonly now: () => number = Date.now,
   ) {
-    if (!('rbmCallbackPriorities' in redis)) {
-      redis.defineCommand('rbmCallbackPriorities', { numberOfKeys: 2, lua: PRIORITIES });
-      redis.defineCommand('rbmCallbackAdmit', { numberOfKeys: 4, lua: ADMIT });
-      redis.defineCommand('rbmCallbackParked', { numberOfKeys: 3, lua: PARKED });
-      redis.defineCommand('rbmCallbackReport', { numberOfKeys: 7, lua: REPORT });
-    }
-    this.redis = redis as Scripts;
+    this.redis = withReceiverScripts(redis);
     this.leaseMs = o.timeoutMs + LEASE_MARGIN_MS;
     this.ttlMs = o.retryForMs + IDLE_TTL_MARGIN_MS;
     this.metrics = metricsKey(prefix);
@@ -334,7 +202,7 @@ export class Receivers implements ReceiverPort {
     const [event, cooldown, ...wake] = await this.redis.rbmCallbackReport(
       k.hash, k.leases, k.parked, k.jobs, openReceiversKey(this.prefix), this.metrics, k.failing,
       this.now(), jobId, bit(called), bit(r.ok), bit(r.probe), bit(r.done),
-      this.o.threshold, this.o.cooldownMs, this.o.maxCooldownMs, this.o.maxInFlight, this.ttlMs, (r.failure ?? '').slice(0, 200), receiverDigest(origin), this.leaseMs,
+      this.o.threshold, this.o.cooldownMs, this.o.maxCooldownMs, this.o.maxInFlight, this.ttlMs, (r.failure ?? '').slice(0, 200), receiverDigest(origin), this.leaseMs, OPEN_STALE_MS,
     );
     if (event === 'opened') this.log.warn({ origin, failures: this.o.threshold, cooldownMs: Number(cooldown), last: r.failure }, 'callback receiver failing: its deliveries are parked until a probe call succeeds');
     else if (event === 'closed') this.log.info({ origin }, 'callback receiver answers again: its parked deliveries resume');

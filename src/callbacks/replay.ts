@@ -12,7 +12,8 @@ import type { CallbackQueue } from './queue.ts';
 export class ReplayError extends DispatchError {
   constructor(
     readonly messageId: string,
-    readonly reason: 'NOT_FOUND' | 'NO_CALLBACK',
+    /** The code the API answers with (src/errors.ts). */
+    readonly reason: typeof ErrorCodes.NOT_FOUND | typeof ErrorCodes.NO_CALLBACK,
     message: string,
   ) {
     super(ErrorCodes.CALLBACK_REPLAY, message);
@@ -53,9 +54,9 @@ export function createReplay(deps: ReplayDeps) {
   return async function replay(ref: MessageRef): Promise<{ messageId: string; replayed: number; url: string }> {
     const { messageId } = ref;
     const status = await deps.status.get(ref);
-    if (!status) throw new ReplayError(messageId, 'NOT_FOUND', `no message ${messageId} (or it is still queued: nothing to replay yet)`);
+    if (!status) throw new ReplayError(messageId, ErrorCodes.NOT_FOUND, `no message ${messageId} (or it is still queued: nothing to replay yet)`);
     const scope = await deps.status.field(ref, 'cbs');
-    if (!status.callbackUrl || !scope) throw new ReplayError(messageId, 'NO_CALLBACK', `message ${messageId} has no callback URL: it was sent without one`);
+    if (!status.callbackUrl || !scope) throw new ReplayError(messageId, ErrorCodes.NO_CALLBACK, `message ${messageId} has no callback URL: it was sent without one`);
     const replayAt = now();
     const deliveries: DeliverCallbackPayload[] = changesOf(status).map((data) => ({ url: status.callbackUrl!, scope, data, replay: replayAt }));
     await deps.queue.enqueue(deliveries);

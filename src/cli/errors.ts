@@ -1,8 +1,10 @@
 /**
  * The CLI's exit codes and its errors. Each error has a stable `code` (never
- * reused once retired) and the exit code a script can rely on; the API's own
- * error code, when there is one, rides along as `apiCode`.
+ * reused once retired; in the one catalogue, src/errors.ts) and the exit code
+ * a script can rely on; the API's own error code, when there is one, rides
+ * along as `apiCode`.
  */
+import { DispatchError, ErrorCodes } from '../errors.ts';
 
 /** What a script may test `$?` for; documented in every command's --help. */
 export const ExitCodes = {
@@ -21,15 +23,17 @@ export const ExitCodes = {
 export type ExitCode = (typeof ExitCodes)[keyof typeof ExitCodes];
 
 export const CliErrorCodes = {
-  USAGE: 'CLI_USAGE',
-  INPUT_INVALID: 'CLI_INPUT_INVALID',
-  API_ERROR: 'CLI_API_ERROR',
-  API_UNREACHABLE: 'CLI_API_UNREACHABLE',
-  NOT_FOUND: 'CLI_NOT_FOUND',
-  REVOKE_NOT_POSSIBLE: 'CLI_REVOKE_NOT_POSSIBLE',
+  USAGE: ErrorCodes.CLI_USAGE,
+  INPUT_INVALID: ErrorCodes.CLI_INPUT_INVALID,
+  API_ERROR: ErrorCodes.CLI_API_ERROR,
+  API_UNREACHABLE: ErrorCodes.CLI_API_UNREACHABLE,
+  NOT_FOUND: ErrorCodes.CLI_NOT_FOUND,
+  REVOKE_NOT_POSSIBLE: ErrorCodes.CLI_REVOKE_NOT_POSSIBLE,
   /** The input file changed between the check and the send. */
-  INPUT_CHANGED: 'CLI_INPUT_CHANGED',
-  INTERRUPTED: 'CLI_INTERRUPTED',
+  INPUT_CHANGED: ErrorCodes.CLI_INPUT_CHANGED,
+  INTERRUPTED: ErrorCodes.CLI_INTERRUPTED,
+  /** Anything that is not a CliError (the --json error's code). */
+  INTERNAL: ErrorCodes.CLI_INTERNAL,
 } as const;
 export type CliErrorCode = (typeof CliErrorCodes)[keyof typeof CliErrorCodes];
 
@@ -42,17 +46,16 @@ export interface Detail {
 /** As the API: an error lists the first problems only, and counts them all. */
 export const MAX_DETAILS = 100;
 
-export class CliError extends Error {
-  readonly code: CliErrorCode;
+export class CliError extends DispatchError {
+  declare readonly code: CliErrorCode;
   readonly exitCode: ExitCode;
   /** The first MAX_DETAILS problems. */
   readonly details: readonly Detail[];
   /** How many problems there were in all (≥ details.length). */
   readonly problemCount: number;
   constructor(code: CliErrorCode, exitCode: ExitCode, message: string, options: { details?: readonly Detail[]; problemCount?: number; cause?: unknown } = {}) {
-    super(message, { cause: options.cause });
+    super(code, message, { cause: options.cause });
     this.name = 'CliError';
-    this.code = code;
     this.exitCode = exitCode;
     const details = options.details ?? [];
     this.details = details.length > MAX_DETAILS ? details.slice(0, MAX_DETAILS) : details;

@@ -4,7 +4,7 @@
  * on its way out, so no full phone number is ever printed.
  */
 import { maskPhonesIn } from '../mask.ts';
-import { ApiError, CliError } from './errors.ts';
+import { ApiError, CliError, CliErrorCodes } from './errors.ts';
 
 export interface Streams {
   stdout: NodeJS.WritableStream;
@@ -42,7 +42,7 @@ export class Output {
     if (this.json) {
       const body = {
         error: {
-          code: e?.code ?? 'CLI_INTERNAL',
+          code: e?.code ?? CliErrorCodes.INTERNAL,
           ...(e instanceof ApiError ? { status: e.status, apiCode: e.apiCode } : {}),
           message: e?.message ?? String((err as Error)?.message ?? err),
           details: e?.details ?? [],

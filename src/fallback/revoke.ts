@@ -29,6 +29,7 @@ export interface RevokeResult {
 }
 
 export class RevokeError extends DispatchError {
+  declare readonly code: typeof ErrorCodes.REVOKE_NOT_POSSIBLE;
   readonly messageId: string;
   readonly state: MessageState | null;
   constructor(messageId: string, state: MessageState | null, why: string) {

@@ -8,7 +8,7 @@
  */
 import { sendMessagePayload, type SendMessagePayload } from '../../jobs/send-message.ts';
 import { validate } from '../../jobs/common.ts';
-import { classify, PayloadError, type DispatchError } from '../errors.ts';
+import { classify, ErrorCodes, PayloadError, type DispatchError } from '../errors.ts';
 import { encodeFallback, FALLBACK_FIELD, PHONE_FIELD, type RequestFallback } from '../fallback/fallback.ts';
 import type { DeadlinePort, StoredFallback } from '../fallback/ports.ts';
 import { maskPhone } from '../mask.ts';
@@ -42,7 +42,7 @@ export function wireBody(p: SendMessagePayload, now: number): AgentMessageBody {
 
 function errorOf(err: unknown): { code: string; message: string } {
   const e = err as Partial<DispatchError>;
-  return { code: e.code ?? 'UNKNOWN', message: String(e.message ?? err).slice(0, 500) };
+  return { code: e.code ?? ErrorCodes.UNKNOWN, message: String(e.message ?? err).slice(0, 500) };
 }
 
 function fallbackOf(p: SendMessagePayload): StoredFallback | undefined {

@@ -9,7 +9,7 @@
  */
 import { validate } from '../../jobs/common.ts';
 import { sendSmsPayload, smsIdempotencyKey } from '../../jobs/send-sms.ts';
-import { classify, PayloadError } from '../errors.ts';
+import { classify, ErrorCodes, PayloadError } from '../errors.ts';
 import { maskPhone } from '../mask.ts';
 import type { SmsProvider } from '../sms/index.ts';
 import type { StatusPort } from '../status/store.ts';
@@ -37,7 +37,7 @@ export function createSendSmsHandler(deps: SendSmsDeps): Handler {
     const claim = await status.transition(p, 'FALLBACK_SENDING', { fields: { [IN_FLIGHT]: '1' }, detail: `SMS try ${ctx.attempt} (${p.reason})` });
     if (!claim.ok) return { outcome: 'CANCELLED', state: claim.from };
     if (claim.from === 'FALLBACK_SENDING' && wasInFlight && !deps.idempotent) {
-      const error = { code: 'SMS_OUTCOME_UNKNOWN', message: 'a previous try stopped after handing the SMS to the provider; not sending a second one' };
+      const error = { code: ErrorCodes.SMS_OUTCOME_UNKNOWN, message: 'a previous try stopped after handing the SMS to the provider; not sending a second one' };
       await status.transition(p, 'FALLBACK_FAILED', { error, fields: { [IN_FLIGHT]: '0' } });
       log.error({ messageId: id, to: maskPhone(p.to) }, error.message);
       return { outcome: 'OUTCOME_UNKNOWN' };
@@ -53,7 +53,7 @@ export function createSendSmsHandler(deps: SendSmsDeps): Handler {
         await status.setField(p, IN_FLIGHT, '0');
         throw err;
       }
-      const error = { code: String((err as { code?: string }).code ?? 'SMS_PROVIDER'), message: String((err as Error).message).slice(0, 500) };
+      const error = { code: String((err as { code?: string }).code ?? ErrorCodes.SMS_PROVIDER), message: String((err as Error).message).slice(0, 500) };
       const final = kind === 'permanent' || isFinalAttempt(ctx);
       await status.transition(p, final ? 'FALLBACK_FAILED' : 'FALLBACK_SENDING', { error, fields: { [IN_FLIGHT]: '0' } });
       log[final ? 'error' : 'warn']({ messageId: id, to: maskPhone(p.to), attempt: ctx.attempt, ...error }, final ? 'SMS fallback failed' : 'SMS send failed, will retry');

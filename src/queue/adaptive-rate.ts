@@ -17,6 +17,7 @@
  * script, so two processes answering the same 429 burst make one decrease.
  */
 import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import type { Redis } from 'ioredis';
 import type { Logger } from '../handlers/types.ts';
 import { limiterForRate } from './limiter.ts';
@@ -29,41 +30,9 @@ const FRESH_MS = 1000;
 /** ... and one older than this is deleted. */
 const FORGET_MS = 60_000;
 
-/**
- * KEYS[1] state; ARGV now, this process's id, its accepted and rate-limited
- * calls over the last second. Each process reports its own exact sliding
- * second; the sums of the fresh reports are the agent's. Returns the state and
- * those sums.
- */
-const READ = `
-local now = tonumber(ARGV[1])
-redis.call('HSET', KEYS[1], 'p:' .. ARGV[2], ARGV[3] .. ':' .. ARGV[4] .. ':' .. ARGV[1])
-local accepted, limited = 0, 0
-local all = redis.call('HGETALL', KEYS[1])
-for i = 1, #all, 2 do
-  if string.sub(all[i], 1, 2) == 'p:' then
-    local a, l, t = string.match(all[i + 1], '^(%d+):(%d+):(%d+)$')
-    local age = t and now - tonumber(t) or ${FORGET_MS + 1}
-    if age <= ${FRESH_MS} then
-      accepted = accepted + tonumber(a)
-      limited = limited + tonumber(l)
-    elseif age > ${FORGET_MS} then
-      redis.call('HDEL', KEYS[1], all[i])
-    end
-  end
-end
-local st = redis.call('HMGET', KEYS[1], 'v', 'ceiling', 'rate', 'decreasedAt', 'increasedAt')
-return {st[1] or '0', st[2] or '', st[3] or '', st[4] or '0', st[5] or '0', accepted, limited}
-`;
-
-/** KEYS[1] state, KEYS[2] the queue's meta; ARGV expected version, ceiling, rate, decreasedAt, increasedAt, limiter max, duration. */
-const APPLY = `
-local v = tonumber(redis.call('HGET', KEYS[1], 'v') or '0')
-if v ~= tonumber(ARGV[1]) then return 0 end
-redis.call('HSET', KEYS[1], 'v', v + 1, 'ceiling', ARGV[2], 'rate', ARGV[3], 'decreasedAt', ARGV[4], 'increasedAt', ARGV[5])
-redis.call('HSET', KEYS[2], 'max', ARGV[6], 'duration', ARGV[7])
-return 1
-`;
+// The scripts (KEYS and ARGV in each file's header), read once, from beside this module.
+const READ = readFileSync(new URL('./lua/adaptive-rate-read.lua', import.meta.url), 'utf8');
+const APPLY = readFileSync(new URL('./lua/adaptive-rate-apply.lua', import.meta.url), 'utf8');
 
 interface Stored {
   version: number;
@@ -73,9 +42,16 @@ interface Stored {
 }
 
 type Scripts = Redis & {
-  rbmRateRead(key: string, now: number, id: string, accepted: number, limited: number): Promise<[string, string, string, string, string, number, number]>;
+  rbmRateRead(key: string, now: number, id: string, accepted: number, limited: number, freshMs: number, forgetMs: number): Promise<[string, string, string, string, string, number, number]>;
   rbmRateApply(key: string, meta: string, ...args: Array<string | number>): Promise<number>;
 };
+
+/** The adaptive-rate scripts as commands of this connection (defined once per connection). */
+export function withRateScripts(redis: Redis): Scripts {
+  if (!('rbmRateRead' in redis)) redis.defineCommand('rbmRateRead', { numberOfKeys: 1, lua: READ });
+  if (!('rbmRateApply' in redis)) redis.defineCommand('rbmRateApply', { numberOfKeys: 2, lua: APPLY });
+  return redis as Scripts;
+}
 
 /** The state hash of a queue, named by BullMQ's own key rule (queue.toKey). */
 export const ADAPTIVE_RATE_KEY_TYPE = 'adaptive-rate';
@@ -110,9 +86,7 @@ export class AdaptiveRate {
   private readonly timer: NodeJS.Timeout;
 
   constructor(private readonly o: AdaptiveRateOptions) {
-    if (!('rbmRateRead' in o.redis)) o.redis.defineCommand('rbmRateRead', { numberOfKeys: 1, lua: READ });
-    if (!('rbmRateApply' in o.redis)) o.redis.defineCommand('rbmRateApply', { numberOfKeys: 2, lua: APPLY });
-    this.redis = o.redis as Scripts;
+    this.redis = withRateScripts(o.redis);
     this.now = o.now ?? Date.now;
     this.ready = this.init();
     this.timer = setInterval(() => void this.tick(), TICK_MS);
@@ -143,7 +117,7 @@ export class AdaptiveRate {
     const acceptedHere = this.acceptedHere.total(now);
     const limitedHere = this.limitedHere.total(now);
     this.reportedSome = acceptedHere + limitedHere > 0;
-    const [v, ceiling, rate, decreasedAt, increasedAt, accepted, limited] = await this.redis.rbmRateRead(this.o.stateKey, now, this.id, acceptedHere, limitedHere);
+    const [v, ceiling, rate, decreasedAt, increasedAt, accepted, limited] = await this.redis.rbmRateRead(this.o.stateKey, now, this.id, acceptedHere, limitedHere, FRESH_MS, FORGET_MS);
     const state = rate === '' || Number(ceiling) !== this.o.ceiling
       ? undefined
       : { ceiling: Number(ceiling), rate: Number(rate), decreasedAt: Number(decreasedAt), increasedAt: Number(increasedAt) };

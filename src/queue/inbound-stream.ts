@@ -14,6 +14,7 @@
  */
 import { hostname } from 'node:os';
 import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import type { Redis } from 'ioredis';
 import type { InboundEventPayload } from '../../jobs/inbound-event.ts';
 import { classify } from '../errors.ts';
@@ -33,22 +34,23 @@ export function webhookDedupeKey(prefix: string, agentId: string, id: string): s
   return `${prefix}:webhook-seen:${agentId}:${id}`;
 }
 
-// KEYS[1] dedupe key, KEYS[2] stream. ARGV[1] dedupe TTL ms ('' = no dedupe ID), ARGV[2] event JSON.
-const APPEND = `
-if ARGV[1] ~= '' and not redis.call('SET', KEYS[1], '1', 'PX', ARGV[1], 'NX') then return 0 end
-redis.call('XADD', KEYS[2], '*', 'e', ARGV[2])
-return 1
-`;
+/** Dedupe and append in one step (KEYS and ARGV in the file's header); read once, from beside this module. */
+const APPEND = readFileSync(new URL('./lua/inbound-append.lua', import.meta.url), 'utf8');
 
 type AppendRedis = Redis & { rbmInboundAppend(dedupeKey: string, stream: string, ttl: string, event: string): Promise<number> };
+
+/** The intake script as a command of this connection (defined once per connection). */
+export function withInboundScripts(redis: Redis): AppendRedis {
+  if (!('rbmInboundAppend' in redis)) redis.defineCommand('rbmInboundAppend', { numberOfKeys: 2, lua: APPEND });
+  return redis as AppendRedis;
+}
 
 export class StreamInboundIntake implements InboundIntake {
   private readonly redis: AppendRedis;
   private readonly stream: string;
 
   constructor(redis: Redis, private readonly opts: { prefix: string; dedupeTtlMs: number }) {
-    if (!('rbmInboundAppend' in redis)) redis.defineCommand('rbmInboundAppend', { numberOfKeys: 2, lua: APPEND });
-    this.redis = redis as AppendRedis;
+    this.redis = withInboundScripts(redis);
     this.stream = inboundStreamKey(opts.prefix);
   }
 

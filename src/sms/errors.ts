@@ -3,6 +3,7 @@
  * where the provider's answer is understood, so whoever runs the SMS job acts
  * on `kind` and never re-reads HTTP statuses.
  */
+import { DispatchError, ErrorCodes } from '../errors.ts';
 import type { SmsProviderName } from './types.ts';
 
 /**
@@ -23,8 +24,8 @@ export interface SmsProviderErrorFields {
   retryAfterMs?: number | undefined;
 }
 
-export class SmsProviderError extends Error {
-  readonly code = 'SMS_PROVIDER' as const;
+export class SmsProviderError extends DispatchError {
+  declare readonly code: typeof ErrorCodes.SMS_PROVIDER;
   readonly provider: SmsProviderName;
   readonly kind: SmsErrorKind;
   /** HTTP status of the provider's answer; undefined when there was none. */
@@ -34,7 +35,7 @@ export class SmsProviderError extends Error {
   readonly retryAfterMs: number | undefined;
 
   constructor(fields: SmsProviderErrorFields, options?: { cause?: unknown }) {
-    super(fields.message, options);
+    super(ErrorCodes.SMS_PROVIDER, fields.message, options);
     this.name = 'SmsProviderError';
     this.provider = fields.provider;
     this.kind = fields.kind;

@@ -1,18 +1,28 @@
 /**
  * Message status records in Redis: one hash per message, kept statusTtlMs
  * after its last change. Every state change goes through transition(), a Lua
- * script that checks the edge and writes in one step, so racing workers and
- * webhooks resolve one way. Numbers are stored masked.
+ * script (lua/transition.lua) that checks the edge and writes in one step, so
+ * racing workers and webhooks resolve one way. Numbers are stored masked.
  */
+import { readFileSync } from 'node:fs';
 import type { Redis } from 'ioredis';
 import type { SendMessagePayload } from '../../jobs/send-message.ts';
 import { maskPhone } from '../mask.ts';
 import { statesLeadingTo, WAITING_STATES, type MessageState } from './states.ts';
 
-// The state lists the transition script checks against, passed as arguments (never spliced into the Lua).
+// The state lists the transition script checks against: arguments, like every constant a script uses, never spliced into its text.
 const WAITING_LIST = WAITING_STATES.join(' ');
 const DELIVERED_FROM = statesLeadingTo('DELIVERED').join(' ');
 const READ_FROM = statesLeadingTo('READ').join(' ');
+
+/**
+ * Upper bounds, in seconds, of the time histograms the transition script fills
+ * (enqueue → first news of delivery, enqueue → SMS sent) and /metrics serves.
+ * Each bound is also its bucket's name in the metrics hash (`h|<name>|<bound>`);
+ * a time past the last counts in `+Inf`.
+ */
+export const HISTOGRAM_BOUNDS_S = [0.5, 1, 2, 5, 10, 30, 60, 120, 300, 600, 1800, 3600] as const;
+const HISTOGRAM_BOUNDS_LIST = HISTOGRAM_BOUNDS_S.join(' ');
 
 /** The hash of service-wide counters and histogram buckets /metrics reads. */
 export function metricsKey(prefix: string): string {
@@ -164,7 +174,7 @@ export interface FailureEntry {
 /** What handlers need of the store: an interface, so they test with plain fakes. */
 export interface StatusPort {
   transition(ref: MessageRef, to: MessageState, options?: TransitionOptions): Promise<TransitionResult>;
-  /** Keeps an event of a message in a waiting state until the message settles (see PARK). */
+  /** Keeps an event of a message in a waiting state until the message settles (see lua/park.lua). */
   park(ref: MessageRef, eventType: string, event: unknown): Promise<ParkResult>;
   field(ref: MessageRef, name: string): Promise<string | null>;
   /** Several fields in one read, in the order asked. */
@@ -173,187 +183,29 @@ export interface StatusPort {
   get(ref: MessageRef): Promise<MessageStatus | null>;
 }
 
-// KEYS: one status key per message. ARGV: ttlMs, now, then 7 fields per key.
-// Returns, per key, '' when created or the state it already had. Only fields
-// that carry information are written (empty ones are skipped; updatedAt,
-// attempts, channel and the first timeline entry are derived on read): this
-// runs once per enqueued message, so every field costs throughput and memory.
-const CREATE_MANY = `
-local out = {}
-local ttl = ARGV[1]
-local now = ARGV[2]
-for i, key in ipairs(KEYS) do
-  if redis.call('HSETNX', key, 'state', 'QUEUED') == 0 then
-    out[i] = redis.call('HGET', key, 'state')
-  else
-    local b = 2 + (i - 1) * 7
-    local fields = {'agentId', ARGV[b + 1], 'to', ARGV[b + 2], 'createdAt', now}
-    if ARGV[b + 3] ~= '' then fields[#fields + 1] = 'trafficType'; fields[#fields + 1] = ARGV[b + 3] end
-    if ARGV[b + 4] ~= '' then fields[#fields + 1] = 'batchId'; fields[#fields + 1] = ARGV[b + 4] end
-    if ARGV[b + 5] ~= '' then fields[#fields + 1] = 'expireAt'; fields[#fields + 1] = ARGV[b + 5] end
-    if ARGV[b + 6] ~= '' then fields[#fields + 1] = 'cb'; fields[#fields + 1] = ARGV[b + 6]; fields[#fields + 1] = 'cbs'; fields[#fields + 1] = ARGV[b + 7] end
-    redis.call('HSET', key, unpack(fields))
-    redis.call('PEXPIRE', key, ttl)
-    out[i] = ''
-  end
-end
-return out
-`;
-
-// KEYS[1] status key, KEYS[2] the failures index, KEYS[3] the metrics hash, KEYS[4] the callback feed,
-// KEYS[5] the webhook intake stream. ARGV: to, now, ttlMs, options (JSON), then three space-separated
-// state lists (the waiting states, the states leading to DELIVERED, those leading to READ), then the
-// allowed-from states of this move. A move into FAILED or FALLBACK_FAILED enters the message in the
-// index (score: when); a move out removes it. Each move counts in the metrics hash (by state and agent,
-// plus o.count), and the first news of delivery and a sent SMS add to their time histograms.
-// options: id (the messageId), ref (its index member, see refString), countAttempt, error {code, message},
-// detail, event, fields {k: v}, create {...}.
-// With create, a missing record counts as QUEUED since createdAt: a freshly queued message's status is
-// its job. An event that changes nothing is kept in the timeline, unless the message is waiting (its
-// event is parked, see PARK). A move out of a waiting state applies the parked events in the same step:
-// DELIVERED and READ move the record here and now; any other event goes back to the intake stream,
-// where the inbound worker applies it as if it had just arrived. Returns {1, from, state now} on
-// success, {0, from or false} when refused or missing. A move of a message with a callback URL (field
-// cb) is appended to the callback feed as the change a callback reports.
-const TRANSITION = `
-local o = cjson.decode(ARGV[4])
-local key = KEYS[1]
-local now = tonumber(ARGV[2])
-local function listed(list, state) return string.find(' ' .. list .. ' ', ' ' .. state .. ' ', 1, true) ~= nil end
-local cur = redis.call('HGET', key, 'state')
-local created = false
-if not cur then
-  if type(o.create) ~= 'table' then return {0, false} end
-  cur = 'QUEUED'
-  created = true
-end
-local allowed = false
-for i = 8, #ARGV do
-  if ARGV[i] == cur then allowed = true break end
-end
--- The timeline is a JSON array kept as text: an entry is appended by string,
--- never by decoding and re-encoding the whole array on every move.
-local function append(entry)
-  local timeline = redis.call('HGET', key, 'timeline')
-  if not timeline then timeline = '[{"state":"QUEUED","at":' .. (redis.call('HGET', key, 'createdAt') or ARGV[2]) .. '}]' end
-  redis.call('HSET', key, 'timeline', string.sub(timeline, 1, -2) .. ',' .. cjson.encode(entry) .. ']')
-end
-if not allowed then
-  if created then return {0, false} end
-  if type(o.event) == 'string' and not listed(ARGV[5], cur) then
-    append({state = cur, at = now, event = o.event, detail = '${NO_CHANGE}' .. cur})
-  end
-  return {0, cur}
-end
-if created then
-  local c = o.create
-  local fields = {'agentId', c.agentId, 'to', c.to, 'createdAt', c.createdAt}
-  for _, k in ipairs({'trafficType', 'batchId', 'expireAt', 'cb', 'cbs'}) do
-    if type(c[k]) ~= 'userdata' and c[k] ~= nil and c[k] ~= '' then fields[#fields + 1] = k; fields[#fields + 1] = c[k] end
-  end
-  redis.call('HSET', key, unpack(fields))
-end
-if o.countAttempt then redis.call('HINCRBY', key, 'attempts', 1) end
-if type(o.error) == 'table' then redis.call('HSET', key, 'lastErrorCode', o.error.code, 'lastError', o.error.message) end
-if type(o.fields) == 'table' then
-  for k, v in pairs(o.fields) do redis.call('HSET', key, k, v) end
-end
--- One read for the agent and, for a message with a callback URL, what its callback needs.
-local r = redis.call('HMGET', key, 'agentId', 'cb', 'cbs', 'batchId', 'createdAt')
-local agent = r[1] or ''
-local function observe(name)
-  local ms = now - tonumber(r[5] or ARGV[2])
-  local le = '+Inf'
-  for _, b in ipairs({500, 1000, 2000, 5000, 10000, 30000, 60000, 120000, 300000, 600000, 1800000, 3600000}) do
-    if ms <= b then le = tostring(b / 1000) break end
-  end
-  redis.call('HINCRBY', KEYS[3], 'h|' .. name .. '|' .. le, 1)
-  redis.call('HINCRBY', KEYS[3], 'h|' .. name .. '|sum_ms', ms)
-end
--- One move: the state, its timeline entry, the failures index, the callback feed, the metrics.
-local function move(from, to, entry)
-  redis.call('HSET', key, 'state', to, 'updatedAt', ARGV[2])
-  append(entry)
-  if to == 'FAILED' or to == 'FALLBACK_FAILED' then
-    redis.call('ZADD', KEYS[2], ARGV[2], o.ref)
-  elseif from == 'FAILED' or from == 'FALLBACK_FAILED' then
-    redis.call('ZREM', KEYS[2], o.ref)
-  end
-  if r[2] then
-    -- The same fields replay.ts rebuilds from the timeline entry.
-    entry.messageId = o.id
-    entry.agentId = agent
-    entry.previousState = from
-    if r[4] then entry.batchId = r[4] end
-    redis.call('XADD', KEYS[4], 'MAXLEN', '~', '${CALLBACK_FEED_MAXLEN}', '*', 'c', cjson.encode({url = r[2], scope = r[3], data = entry}))
-  end
-  redis.call('HINCRBY', KEYS[3], 'state|' .. to .. '|' .. agent, 1)
-  if (to == 'DELIVERED' or to == 'READ') and from ~= 'DELIVERED' and from ~= 'READ' then observe('delivered') end
-  if to == 'FALLBACK_SENT' then observe('fallback') end
-end
-local entry = {state = ARGV[1], at = now}
-if type(o.event) == 'string' then entry.event = o.event end
-if type(o.detail) == 'string' then entry.detail = o.detail end
-if type(o.error) == 'table' then entry.error = {code = o.error.code, message = o.error.message} end
-move(cur, ARGV[1], entry)
-if type(o.count) == 'string' then redis.call('HINCRBY', KEYS[3], o.count, 1) end
-local state = ARGV[1]
-if listed(ARGV[5], cur) and not listed(ARGV[5], state) then
-  local parked = redis.call('HGET', key, 'pend')
-  if parked then
-    redis.call('HDEL', key, 'pend')
-    local events = cjson.decode(parked)
-    -- DELIVERED before READ, whatever order they came in; each applied once, here.
-    for _, t in ipairs({'DELIVERED', 'READ'}) do
-      for _, p in ipairs(events) do
-        if p.t == t and not p.done and listed(t == 'DELIVERED' and ARGV[6] or ARGV[7], state) then
-          move(state, t, {state = t, at = now, event = t})
-          state = t
-          p.done = true
-        end
-      end
-    end
-    for _, p in ipairs(events) do
-      if not p.done then redis.call('XADD', KEYS[5], '*', 'e', p.e) end
-    end
-    redis.call('HINCRBY', KEYS[3], 'inbound|parkedApplied', #events)
-  end
-end
-redis.call('PEXPIRE', key, ARGV[3])
-return {1, cur, state}
-`;
-
-// KEYS[1] status key, KEYS[2] the metrics hash. ARGV: the waiting states (space-separated), the event's
-// type, the event (the intake's JSON), the most events one record keeps parked.
-// Parks an event on a message whose own step is under way; TRANSITION applies it when the message
-// settles. Checked and written in one step, so no settle can slip between the two. One event of each
-// type is enough (a repeat is the same fact). Returns 'PARKED', the state the message is in now when
-// it is no longer waiting (the caller handles the event again), or false when there is no record.
-const PARK = `
-local cur = redis.call('HGET', KEYS[1], 'state')
-if not cur then return false end
-if not string.find(' ' .. ARGV[1] .. ' ', ' ' .. cur .. ' ', 1, true) then return cur end
-local parked = redis.call('HGET', KEYS[1], 'pend')
-local events = parked and cjson.decode(parked) or {}
-for _, p in ipairs(events) do
-  if p.t == ARGV[2] then return 'PARKED' end
-end
-if #events < tonumber(ARGV[4]) then
-  events[#events + 1] = {t = ARGV[2], e = ARGV[3]}
-  redis.call('HSET', KEYS[1], 'pend', cjson.encode(events))
-  redis.call('HINCRBY', KEYS[2], 'inbound|parked', 1)
-end
-return 'PARKED'
-`;
-
 /** Event types one record keeps parked at most (DELIVERED, READ, the two TTL events, and room to spare). */
 const MAX_PARKED = 8;
+
+// The scripts, one file each beside this module (resolved from this file, not the cwd), read once at import.
+const CREATE_MANY = readFileSync(new URL('./lua/create-many.lua', import.meta.url), 'utf8');
+const TRANSITION = readFileSync(new URL('./lua/transition.lua', import.meta.url), 'utf8');
+const PARK = readFileSync(new URL('./lua/park.lua', import.meta.url), 'utf8');
 
 type ScriptRedis = Redis & {
   rbmStatusCreateMany(numKeys: number, ...args: (string | number)[]): Promise<string[]>;
   rbmStatusTransition(key: string, failures: string, metrics: string, feed: string, intake: string, ...args: (string | number)[]): Promise<[number, string | null, string?]>;
   rbmStatusPark(key: string, metrics: string, ...args: (string | number)[]): Promise<string | null>;
 };
+
+/** The status scripts as commands of this connection (defined once per connection); their KEYS and ARGV are in each file's header. */
+export function withStatusScripts(redis: Redis): ScriptRedis {
+  if (!('rbmStatusTransition' in redis)) {
+    redis.defineCommand('rbmStatusCreateMany', { lua: CREATE_MANY });
+    redis.defineCommand('rbmStatusTransition', { numberOfKeys: 5, lua: TRANSITION });
+    redis.defineCommand('rbmStatusPark', { numberOfKeys: 2, lua: PARK });
+  }
+  return redis as ScriptRedis;
+}
 
 export class StatusStore implements StatusPort {
   private readonly redis: ScriptRedis;
@@ -362,12 +214,7 @@ export class StatusStore implements StatusPort {
     redis: Redis,
     private readonly options: { prefix: string; ttlMs: number },
   ) {
-    if (!('rbmStatusTransition' in redis)) {
-      redis.defineCommand('rbmStatusCreateMany', { lua: CREATE_MANY });
-      redis.defineCommand('rbmStatusTransition', { numberOfKeys: 5, lua: TRANSITION });
-      redis.defineCommand('rbmStatusPark', { numberOfKeys: 2, lua: PARK });
-    }
-    this.redis = redis as ScriptRedis;
+    this.redis = withStatusScripts(redis);
   }
 
   /** Messages that failed for good, by when (a sorted set). */
@@ -477,6 +324,9 @@ export class StatusStore implements StatusPort {
       WAITING_LIST,
       DELIVERED_FROM,
       READ_FROM,
+      NO_CHANGE,
+      CALLBACK_FEED_MAXLEN,
+      HISTOGRAM_BOUNDS_LIST,
       ...statesLeadingTo(to),
     );
     return ok === 1 ? { ok: true, from: from as MessageState, state: (state ?? to) as MessageState } : { ok: false, from: (from || null) as MessageState | null };

@@ -4,13 +4,16 @@
  * malformed is named here, with the code the receiver answers it with.
  */
 import type { InboundKind } from '../../jobs/inbound-event.ts';
+import { DispatchError, type ErrorCodes } from '../errors.ts';
 
-export class WebhookBodyError extends Error {
-  readonly code: string;
-  constructor(code: string, message: string) {
-    super(message);
+/** The codes of a malformed webhook body: each answered 400 (src/errors.ts). */
+export type WebhookBodyCode = typeof ErrorCodes.BODY_INVALID_JSON | typeof ErrorCodes.ENVELOPE_INVALID | typeof ErrorCodes.DATA_NOT_BASE64 | typeof ErrorCodes.DATA_NOT_JSON;
+
+export class WebhookBodyError extends DispatchError {
+  declare readonly code: WebhookBodyCode;
+  constructor(code: WebhookBodyCode, message: string) {
+    super(code, message);
     this.name = 'WebhookBodyError';
-    this.code = code;
   }
 }
 

@@ -1,13 +1,13 @@
 /**
  * POST /webhooks/rbm: RBM's signed callbacks in, a queued inbound job out,
  * 200 within milliseconds. Order of checks: verification handshake, body
- * shape (400), signature (401), then classify, dedupe and enqueue. Nothing is
+ * shape (400; 413, 415), signature (401), then classify, dedupe and enqueue. Nothing is
  * written before every check has passed, so a refused request leaves nothing
  * behind; work on the event happens in the inbound worker.
  */
 import type { FastifyError, FastifyInstance } from 'fastify';
 import type { InboundEventPayload } from '../../jobs/inbound-event.ts';
-import { errorBody } from '../api/errors.ts';
+import { sendCode } from '../api/errors.ts';
 import type { Logger } from '../logger.ts';
 import { maskPhonesIn } from '../mask.ts';
 import { agentOf, asHandshake, classify, dedupeIdOf, parseEnvelope, WebhookBodyError } from './envelope.ts';
@@ -67,15 +67,15 @@ export function webhookRoutes(opts: WebhookOptions) {
     });
     app.setErrorHandler((err: FastifyError | WebhookBodyError, request, reply) => {
       counters.malformed++;
-      if (err instanceof WebhookBodyError) return reply.code(400).send(errorBody(err.code, err.message));
-      // 413 as on the API: the same code means the same status everywhere.
-      if (err.code === 'FST_ERR_CTP_BODY_TOO_LARGE') return reply.code(413).send(errorBody('BODY_TOO_LARGE', `expected a body of at most ${opts.bodyLimitBytes} bytes`));
-      if (err.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE') return reply.code(400).send(errorBody('UNSUPPORTED_MEDIA_TYPE', 'expected Content-Type: application/json'));
-      if (err.code === 'FST_ERR_CTP_EMPTY_JSON_BODY') return reply.code(400).send(errorBody('BODY_INVALID_JSON', 'expected a JSON body, got an empty body'));
+      if (err instanceof WebhookBodyError) return sendCode(reply, err.code, err.message);
+      // Statuses from the catalogue (src/errors.ts), as on the API: 413, and 415 for a body that is not JSON.
+      if (err.code === 'FST_ERR_CTP_BODY_TOO_LARGE') return sendCode(reply, 'BODY_TOO_LARGE', `expected a body of at most ${opts.bodyLimitBytes} bytes`);
+      if (err.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE') return sendCode(reply, 'UNSUPPORTED_MEDIA_TYPE', 'expected Content-Type: application/json');
+      if (err.code === 'FST_ERR_CTP_EMPTY_JSON_BODY') return sendCode(reply, 'BODY_INVALID_JSON', 'expected a JSON body, got an empty body');
       counters.malformed--;
       request.log.error({ err: maskPhonesIn(String(err.message)) }, 'webhook intake failed');
       // Not 200: RBM retries for 7 days, so nothing is lost while Redis is away.
-      return reply.code(503).send(errorBody('UNAVAILABLE', 'could not queue the event; RBM will retry'));
+      return sendCode(reply, 'UNAVAILABLE', 'could not queue the event; RBM will retry');
     });
 
     app.post(WEBHOOK_PATH, async (request, reply) => {
@@ -93,7 +93,7 @@ export function webhookRoutes(opts: WebhookOptions) {
       if (typeof signature !== 'string' || token === undefined || !verifyWebhookData(token, envelope.data, signature)) {
         counters.badSignature++;
         opts.log?.warn({ agentId, signed: typeof signature === 'string', tokenKnown: token !== undefined }, 'webhook refused: bad or missing X-Goog-Signature');
-        return reply.code(401).send(errorBody('SIGNATURE_INVALID', 'expected X-Goog-Signature: base64 HMAC-SHA512 of message.data with the agent\'s client token'));
+        return sendCode(reply, 'SIGNATURE_INVALID', 'expected X-Goog-Signature: base64 HMAC-SHA512 of message.data with the agent\'s client token');
       }
       const kind = classify(envelope.payload, envelope.attributes);
       if (kind === 'unknown' || agentId === undefined) {
