@@ -32,7 +32,7 @@ import type { TokenEvent } from './rbm/auth.ts';
 import { connectRbm } from './rbm/connect.ts';
 import { createSmsProvider, type SmsSettings } from './sms/index.ts';
 import { BatchStore } from './status/batches.ts';
-import { metricsKey, StatusStore, type MessageRef } from './status/store.ts';
+import { countMetric, StatusStore, type MessageRef } from './status/store.ts';
 import { newWebhookCounters, type WebhookCounters } from './webhook/receiver.ts';
 
 export interface Service {
@@ -104,7 +104,7 @@ export async function createService(config: Readonly<Config>, deps: ServiceDeps)
   const workerRedis = createRedis(deps.redisUrl, 'worker', log);
   await whenReady(workerRedis);
   // A lost count must not fail a send: the counter is best effort.
-  countToken = (event) => void workerRedis.hincrby(metricsKey(config.queuePrefix), `token|${event}`, 1).catch(() => {});
+  countToken = (event) => void countMetric(workerRedis, config.queuePrefix, 'token', event).catch(() => {});
   const egress = new EgressGuard(config.egress, deps.resolveHost ? { resolve: deps.resolveHost } : {});
   const storeOptions = { prefix: config.queuePrefix, ttlMs: config.statusTtlMs };
   const status = new StatusStore(producerRedis, storeOptions);
@@ -166,7 +166,7 @@ export async function createService(config: Readonly<Config>, deps: ServiceDeps)
         consumers: stream,
         retryLater: (event) => inboundRetries.retryLater(event),
         ...(config.inbound.autoRead ? { markRead: (to: string, id: string, agentId: string) => producer.markRead(to, id, { agentId }) } : {}),
-        count: async (name) => void (await workerRedis.hincrby(metricsKey(config.queuePrefix), `inbound|${name}`, 1)),
+        count: async (name) => void (await countMetric(workerRedis, config.queuePrefix, 'inbound', name)),
         heldByOtherAgent: async (ref) => (await workerStatus.agentsHolding(ref.messageId, config.agents.map((a) => a.agentId).filter((a) => a !== ref.agentId))).length > 0,
       })),
     startSms() {
@@ -185,7 +185,7 @@ export async function createService(config: Readonly<Config>, deps: ServiceDeps)
         receivers,
         secretFor: (scope) => secretFor(scope)!,
         post: client.post,
-        count: async (outcome) => void (await workerRedis.hincrby(metricsKey(config.queuePrefix), `callback|${outcome}`, 1)),
+        count: async (outcome) => void (await countMetric(workerRedis, config.queuePrefix, 'callback', outcome)),
       }));
     },
     callbacks: {

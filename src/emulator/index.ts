@@ -8,6 +8,7 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import Fastify, { type FastifyInstance } from 'fastify';
+import { maskPhonesInUrl } from '../mask.ts';
 import { registerControlRoutes } from './control-routes.ts';
 import { googleError } from './google-error.ts';
 import { registerTokenRoute, type ServiceAccountKey } from './oauth.ts';
@@ -46,15 +47,11 @@ export interface RunningEmulator {
   close(): Promise<void>;
 }
 
-/** Phone numbers are masked in logs (`+1222***4444`), as everywhere in the project. */
-function maskPhones(url: string): string {
-  return url.replace(/\/(phones|sms)\/(\+|%2B)(\d{4})\d*(\d{4})/gi, '/$1/$2$3***$4');
-}
 
 export function buildEmulatorApp(state: EmulatorState, opts: { logger?: boolean } = {}): FastifyInstance {
   // forceCloseConnections: close() must not wait for keep-alive sockets of clients under test.
   const app = Fastify({
-    logger: opts.logger ? { serializers: { req: (req) => ({ method: req.method, url: maskPhones(req.url) }) } } : false,
+    logger: opts.logger ? { serializers: { req: (req) => ({ method: req.method, url: maskPhonesInUrl(req.url) }) } } : false,
     forceCloseConnections: true,
   });
   app.setErrorHandler((err: { statusCode?: number; message?: string }, _request, reply) => {

@@ -10,7 +10,8 @@ import { credentialsOf } from '../authorization.ts';
 import { googleError } from './google-error.ts';
 import { checkSmsFaults, messageSid, numSegments, rfc2822, smsView, twilioError, type SmsFaultKind, type SmsRecord } from './sms.ts';
 import type { EmulatorState } from './state.ts';
-import { isE164, maskPhone } from './validate.ts';
+import { maskPhone } from '../mask.ts';
+import { isE164 } from './validate.ts';
 
 const API = '/2010-04-01';
 

@@ -14,8 +14,6 @@ const MAX_TEXT = 3072;
 const MAX_SUGGESTIONS = 11;
 
 export const isE164 = (s: string): boolean => E164.test(s);
-/** The project's log form `+1222***4444`; anything too short to mask keeps nothing. */
-export const maskPhone = (s: string): string => (s.length >= 10 ? `${s.slice(0, 5)}***${s.slice(-4)}` : '***');
 export const isUuid = (s: string | undefined): s is string => s !== undefined && UUID.test(s);
 
 /** A query value as one string; repeated parameters arrive as arrays and count as absent. */

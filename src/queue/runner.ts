@@ -17,7 +17,7 @@ import type { Redis } from 'ioredis';
 import { classify } from '../errors.ts';
 import type { Handler, Logger, Outcome } from '../handlers/types.ts';
 import { throttled } from '../log-throttle.ts';
-import { metricsKey } from '../status/store.ts';
+import { countMetric, metricsKey } from '../status/store.ts';
 import { AdaptiveRate, ADAPTIVE_RATE_KEY_TYPE } from './adaptive-rate.ts';
 import { limiterFor } from './limiter.ts';
 import type { RateAdaptOptions } from './rate-controller.ts';
@@ -67,8 +67,6 @@ export function startQueueWorker(opts: QueueWorkerOptions): QueueWorker {
         ceiling: opts.ratePerSec, limiterWindowMs: opts.limiterWindowMs, adapt: opts.adaptRate, log: opts.log,
       })
     : undefined;
-  const counters = metricsKey(opts.prefix);
-
   const processor = async (job: Job, token?: string): Promise<Outcome> => {
     // Own keys only: a job named 'constructor' (whoever wrote it to Redis) has no handler.
     const handler = Object.hasOwn(opts.handlers, job.name) ? opts.handlers[job.name] : undefined;
@@ -86,11 +84,11 @@ export function startQueueWorker(opts: QueueWorkerOptions): QueueWorker {
         if (adaptive && !retryAfterMs) {
           // No pause: the lowered limiter paces the queue from its next fetch.
           await adaptive.throttled();
-          await opts.connection.hincrby(counters, `ratelimited|${opts.queueName}`, 1);
+          await countMetric(opts.connection, opts.prefix, 'ratelimited', opts.queueName);
         } else {
           opts.log.warn({ queue: opts.queueName, pauseMs }, 'upstream answered 429: pausing the queue');
           await queue.rateLimit(pauseMs);
-          await opts.connection.multi().hincrby(counters, `ratelimited|${opts.queueName}`, 1).hincrby(counters, `throttled_ms|${opts.queueName}`, pauseMs).exec();
+          await opts.connection.multi().hincrby(metricsKey(opts.prefix), `ratelimited|${opts.queueName}`, 1).hincrby(metricsKey(opts.prefix), `throttled_ms|${opts.queueName}`, pauseMs).exec();
         }
         // Not Worker.RateLimitError(): in bullmq 6.7 that puts a prioritized job
         // back without the marker that wakes a long-polling worker, which then
@@ -103,7 +101,7 @@ export function startQueueWorker(opts: QueueWorkerOptions): QueueWorker {
         // Not an attempt: a token outage says nothing about this job and may
         // outlast its whole backoff horizon (8 attempts with jitter: 64–127 s).
         const delayMs = (err as { retryAfterMs?: number }).retryAfterMs || opts.rateLimitPauseMs;
-        await opts.connection.hincrby(counters, `deferred|${opts.queueName}`, 1);
+        await countMetric(opts.connection, opts.prefix, 'deferred', opts.queueName);
         await job.moveToDelayed(Date.now() + delayMs, token);
         // Only now, once it is delayed, may something promote it (see onDeferred).
         await opts.onDeferred?.({ id: job.id ?? '', data: job.data }, err).catch((e: Error) => throttled(opts.log).warn('after deferring a job', e, opts.queueName));
@@ -112,7 +110,7 @@ export function startQueueWorker(opts: QueueWorkerOptions): QueueWorker {
       // Answered, though not with success: the call still counted against the quota.
       adaptive?.accepted();
       if (kind === 'permanent') throw new UnrecoverableError((err as Error).message);
-      if (job.attemptsMade + 1 < maxAttempts) await opts.connection.hincrby(metricsKey(opts.prefix), `retries|${opts.queueName}`, 1);
+      if (job.attemptsMade + 1 < maxAttempts) await countMetric(opts.connection, opts.prefix, 'retries', opts.queueName);
       throw err;
     }
   };

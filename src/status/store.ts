@@ -29,6 +29,11 @@ export function metricsKey(prefix: string): string {
   return `${prefix}:metrics`;
 }
 
+/** Adds one to a counter of the metrics hash: field `<family>|<label>`, as metrics-source.ts reads it. */
+export function countMetric(redis: Pick<Redis, 'hincrby'>, prefix: string, family: string, label: string): Promise<number> {
+  return redis.hincrby(metricsKey(prefix), `${family}|${label}`, 1);
+}
+
 /**
  * The change feed: a Redis stream the transition script appends every move of
  * a message with a callback URL to, in the same step as the move, so no change
