@@ -45,7 +45,12 @@ export const cardContent = strictObject({
 }).check((payload) => {
   const { media: m, title, description } = payload.value;
   if (m !== undefined || title || description) return;
-  payload.issues.push({ code: 'custom', input: payload.value, path: [], message: 'expected at least one of media, title, description, got none' });
+  payload.issues.push({
+    code: 'custom',
+    input: payload.value,
+    path: [],
+    message: 'expected at least one of media, title, description, got none',
+  });
 });
 
 type CardContent = z.output<typeof cardContent>;

@@ -89,13 +89,17 @@ function serverOptions(t: HttpTimeouts) {
 function clientError(err: NodeJS.ErrnoException, socket: Duplex): void {
   if (err.code === 'ECONNRESET' || socket.destroyed) return;
   const [code, message] =
-    err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? [ErrorCodes.REQUEST_TIMEOUT, 'the request did not arrive in time']
-    : err.code === 'HPE_HEADER_OVERFLOW' ? [ErrorCodes.HEADERS_TOO_LARGE, 'the request headers are larger than this server accepts']
-    : [ErrorCodes.BAD_REQUEST, 'the request is not valid HTTP'];
+    err.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+      ? [ErrorCodes.REQUEST_TIMEOUT, 'the request did not arrive in time']
+      : err.code === 'HPE_HEADER_OVERFLOW'
+        ? [ErrorCodes.HEADERS_TOO_LARGE, 'the request headers are larger than this server accepts']
+        : [ErrorCodes.BAD_REQUEST, 'the request is not valid HTTP'];
   const status = statusOf(code);
   const body = JSON.stringify(errorBody(code, message));
   if (socket.writable) {
-    socket.write(`HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Length: ${Buffer.byteLength(body)}\r\nContent-Type: application/json\r\nConnection: close\r\n\r\n${body}`);
+    socket.write(
+      `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Length: ${Buffer.byteLength(body)}\r\nContent-Type: application/json\r\nConnection: close\r\n\r\n${body}`,
+    );
   }
   socket.destroy();
 }

@@ -47,7 +47,6 @@ export interface RunningEmulator {
   close(): Promise<void>;
 }
 
-
 export function buildEmulatorApp(state: EmulatorState, opts: { logger?: boolean } = {}): FastifyInstance {
   // forceCloseConnections: close() must not wait for keep-alive sockets of clients under test.
   const app = Fastify({
@@ -87,7 +86,7 @@ export async function startEmulator(opts: EmulatorOptions = {}): Promise<Running
   const host = opts.host ?? '127.0.0.1';
   await app.listen({ host, port: opts.port ?? 0 });
   const address = app.server.address();
-  const port = typeof address === 'object' && address !== null ? address.port : opts.port ?? 0;
+  const port = typeof address === 'object' && address !== null ? address.port : (opts.port ?? 0);
   const url = `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
   state.baseUrl = url;
   return {

@@ -42,7 +42,10 @@ export class Lifecycle {
 
   private scheduleDelivery(m: MessageArrival, phone: Phone, now: number): void {
     const { deliveryDelayMs, deliverBeforeExpiryMs } = this.settingsOf(phone);
-    const at = deliverBeforeExpiryMs !== undefined && m.expireAtMs !== undefined ? Math.max(now, m.expireAtMs - deliverBeforeExpiryMs) : now + deliveryDelayMs;
+    const at =
+      deliverBeforeExpiryMs !== undefined && m.expireAtMs !== undefined
+        ? Math.max(now, m.expireAtMs - deliverBeforeExpiryMs)
+        : now + deliveryDelayMs;
     this.s.scheduler.at(at, (t) => this.deliver(m, t));
   }
 

@@ -8,7 +8,14 @@ const E164 = /^\+[1-9]\d{6,14}$/;
 // RFC 4122 / 9562 layout with a version and the RFC variant; the nil UUID is not an ID.
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[1-8][0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/i;
 const DURATION = /^\d{1,12}(\.\d{1,9})?s$/;
-const TRAFFIC_TYPES = new Set(['MESSAGE_TRAFFIC_TYPE_UNSPECIFIED', 'AUTHENTICATION', 'TRANSACTION', 'PROMOTION', 'SERVICEREQUEST', 'ACKNOWLEDGEMENT']);
+const TRAFFIC_TYPES = new Set([
+  'MESSAGE_TRAFFIC_TYPE_UNSPECIFIED',
+  'AUTHENTICATION',
+  'TRANSACTION',
+  'PROMOTION',
+  'SERVICEREQUEST',
+  'ACKNOWLEDGEMENT',
+]);
 const CONTENT_FIELDS = ['text', 'fileName', 'uploadedRbmFile', 'richCard', 'contentInfo'] as const;
 const MAX_TEXT = 3072;
 const MAX_SUGGESTIONS = 11;

@@ -91,7 +91,11 @@ export async function exchange(
     if (cause instanceof UrlForbiddenError) {
       // Nothing was sent, and every retry would lead to the same address.
       throw new SmsProviderError(
-        { provider, kind: 'permanent', message: `${provider}: the SMS to ${maskPhone(to)} was not sent: ${cause.message} (CALLBACK_ALLOW_HOSTS opens private hosts)` },
+        {
+          provider,
+          kind: 'permanent',
+          message: `${provider}: the SMS to ${maskPhone(to)} was not sent: ${cause.message} (CALLBACK_ALLOW_HOSTS opens private hosts)`,
+        },
         { cause },
       );
     }
@@ -114,12 +118,7 @@ function noAnswer(provider: SmsProviderName, to: string, what: string, cause: un
 }
 
 /** An answer that is not a success, with the kind its status implies. */
-export function refusal(
-  provider: SmsProviderName,
-  answer: HttpAnswer,
-  message: string,
-  providerCode?: string | number,
-): SmsProviderError {
+export function refusal(provider: SmsProviderName, answer: HttpAnswer, message: string, providerCode?: string | number): SmsProviderError {
   return new SmsProviderError({
     provider,
     kind: kindForStatus(answer.status),

@@ -50,7 +50,7 @@ export function createTwilioProvider(settings: TwilioSettings): SmsProvider {
       },
       to,
     );
-    const body = parseJson(answer.text) as { sid?: unknown } & TwilioError | undefined;
+    const body = parseJson(answer.text) as ({ sid?: unknown } & TwilioError) | undefined;
     if (answer.status === 200 || answer.status === 201) {
       if (typeof body?.sid === 'string' && body.sid) return { providerMessageId: body.sid, provider: 'twilio' };
       // Accepted or not, we cannot tell: a retry with the same idempotency token is the safe move.
