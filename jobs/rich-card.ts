@@ -89,9 +89,9 @@ export const carouselCard = strictObject({
   cardContents: z.array(cardContent).min(rbmLimits.carouselMinCards).max(rbmLimits.carouselMaxCards),
 }).check((payload) => {
   const { cardWidth, cardContents } = payload.value;
-  cardContents.forEach((content, i) =>
-    checkHeight(payload, content, ['cardContents', i, 'media', 'height'], 'a carousel card', cardWidth === 'SMALL'),
-  );
+  cardContents.forEach((content, i) => {
+    checkHeight(payload, content, ['cardContents', i, 'media', 'height'], 'a carousel card', cardWidth === 'SMALL');
+  });
 });
 
 export const richCard = strictObject({

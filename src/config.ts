@@ -108,7 +108,10 @@ export interface Config {
     backoffJitter: number;
     /** How long a job waits after a 429 without Retry-After (a queue without an adaptive rate, the SMS one, pauses that long). */
     rateLimitPauseMs: number;
-    /** An agent's adaptive rate (src/queue/rate-controller.ts): a 429 sets it to decrease × the accepted rate; each clean second adds increasePerSec × the configured rate. */
+    /**
+     * An agent's adaptive rate (src/queue/rate-controller.ts): a 429 sets it to decrease × the accepted rate;
+     * each clean second adds increasePerSec × the configured rate.
+     */
     rateAdapt: { decrease: number; increasePerSec: number };
     /** BullMQ limiter window; short windows smooth the quota (see DESIGN.md). */
     limiterWindowMs: number;
@@ -396,7 +399,9 @@ function parseCallbackSecret(r: EnvReader): string | undefined {
   if (bytes < 24 || bytes > 64) {
     r.problems.push({
       path: 'CALLBACK_SECRET',
-      problem: `expected 'whsec_' and 24 to 64 bytes in base64 (openssl rand -base64 32), got ${bytes === 0 ? 'something else' : `${bytes} bytes`}`,
+      problem:
+        `expected 'whsec_' and 24 to 64 bytes in base64 (openssl rand -base64 32), ` +
+        `got ${bytes === 0 ? 'something else' : `${bytes} bytes`}`,
     });
     return undefined;
   }

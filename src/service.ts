@@ -57,7 +57,10 @@ export interface Service {
   startSms(): WorkerSet;
   /** Status callbacks (needs CALLBACK_SECRET). */
   startCallbacks(): WorkerSet;
-  /** Status callbacks: the URL registered per API key scope, the secret of a scope (undefined: callbacks are off), replay, the guard URLs must pass, and the delivery queue. */
+  /**
+   * Status callbacks: the URL registered per API key scope, the secret of a scope (undefined: callbacks are off),
+   * replay, the guard URLs must pass, and the delivery queue.
+   */
   callbacks: {
     registry: CallbackRegistry;
     queue: CallbackQueue;

@@ -321,8 +321,18 @@ describe('the cap holds everywhere a list of problems is answered', () => {
       let stdout = '';
       let stderr = '';
       const code = await main(['node', 'rbm-dispatch', '--url', base, ...args], {
-        stdout: { write: (s: string) => ((stdout += s), true) } as NodeJS.WritableStream,
-        stderr: { write: (s: string) => ((stderr += s), true) } as NodeJS.WritableStream,
+        stdout: {
+          write: (s: string) => {
+            stdout += s;
+            return true;
+          },
+        } as NodeJS.WritableStream,
+        stderr: {
+          write: (s: string) => {
+            stderr += s;
+            return true;
+          },
+        } as NodeJS.WritableStream,
       });
       return { code, stdout, stderr };
     };

@@ -51,8 +51,18 @@ async function inProcess(...args: string[]): Promise<Ran> {
   let stdout = '';
   let stderr = '';
   const code = await main(['node', 'rbm-dispatch', ...args], {
-    stdout: { write: (s: string) => ((stdout += s), true) } as NodeJS.WritableStream,
-    stderr: { write: (s: string) => ((stderr += s), true) } as NodeJS.WritableStream,
+    stdout: {
+      write: (s: string) => {
+        stdout += s;
+        return true;
+      },
+    } as NodeJS.WritableStream,
+    stderr: {
+      write: (s: string) => {
+        stderr += s;
+        return true;
+      },
+    } as NodeJS.WritableStream,
   });
   return { code, stdout, stderr };
 }

@@ -218,7 +218,9 @@ describe('duplicate IDs (one namespace per agent)', () => {
   it("'200' mode: a reused messageId echoes the original and is not delivered again", async () => {
     const id = randomUUID();
     let arrivals = 0;
-    const count = (): void => void (arrivals += 1);
+    const count = (): void => {
+      arrivals += 1;
+    };
     emu.state.events.on('arrival', count);
     const first = await http(emu, 'POST', sendPath(PHONE, id), { token, body: text('first') });
     const again = await http(emu, 'POST', sendPath(PHONE, id), { token, body: text('second') });

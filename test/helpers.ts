@@ -290,7 +290,9 @@ export function lineOf(proc: ChildProcess, match: RegExp, stream: 'stdout' | 'st
     // The other stream too, so a start that fails says why (its reason goes to stderr).
     const other = proc[stream === 'stdout' ? 'stderr' : 'stdout'];
     let otherText = '';
-    const onOther = (d: Buffer) => void (otherText = (otherText + d.toString()).slice(-1000));
+    const onOther = (d: Buffer) => {
+      otherText = (otherText + d.toString()).slice(-1000);
+    };
     other?.on('data', onOther);
     proc.once('exit', (code) =>
       reject(

@@ -44,7 +44,10 @@ function provider() {
   return {
     calls,
     name: 'twilio' as const,
-    send: async (r: SmsRequest) => (calls.push(r), { providerMessageId: `SM-${r.idempotencyKey}`, provider: 'twilio' }),
+    send: async (r: SmsRequest) => {
+      calls.push(r);
+      return { providerMessageId: `SM-${r.idempotencyKey}`, provider: 'twilio' };
+    },
   };
 }
 

@@ -16,7 +16,7 @@ import { createCallbackClient } from '../src/callbacks/http.ts';
 import { loadConfig } from '../src/config.ts';
 import { blockedAddress } from '../src/egress/addresses.ts';
 import { EgressGuard, type ResolveHost } from '../src/egress/guard.ts';
-import { ConfigError, UrlForbiddenError, classify } from '../src/errors.ts';
+import { type ConfigError, UrlForbiddenError, classify } from '../src/errors.ts';
 import { createDeliverCallbackHandler } from '../src/handlers/deliver-callback.ts';
 import { createSmsProvider, SmsProviderError } from '../src/sms/index.ts';
 import { httpCall, rcsPhone, startCallbackReceiver, startHarness, type Harness } from './helpers.ts';

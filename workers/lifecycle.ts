@@ -82,7 +82,8 @@ export async function composeAlone(
   const log = createLogger(config.logLevel);
   if (config.rbmEndpoint.kind === 'emulator' || !config.credentialsFile) {
     throw new Error(
-      `${role} alone needs RBM_ENDPOINT and GOOGLE_APPLICATION_CREDENTIALS (npm start runs everything against the emulator; \`npm run emulator\` prints both for a standalone emulator)`,
+      `${role} alone needs RBM_ENDPOINT and GOOGLE_APPLICATION_CREDENTIALS (npm start runs everything against the emulator; ` +
+        `\`npm run emulator\` prints both for a standalone emulator)`,
     );
   }
   const redis = await ensureRedis(config.redisUrl);

@@ -48,7 +48,7 @@ export async function apiIntake(
   let non2xx = 0;
   for (let round = 0; round <= opts.rounds; round++) {
     settle();
-    let start = performance.now();
+    const start = performance.now();
     await service.producer.sendMessages(inputs);
     const library = (opts.messages / (performance.now() - start)) * 1000;
     await deleteKeys(service.redis.producer, `${prefix}:*`);

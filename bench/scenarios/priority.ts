@@ -28,7 +28,7 @@ export async function priority(
     Array.from({ length: opts.backlog }, (_, i) => ({ ...typicalMessage(i, 'PROMOTION'), agentId: agent })),
   );
   const dispatch = service.startDispatch();
-  const pending = new Map<string, (v: void) => void>();
+  const pending = new Map<string, () => void>();
   const completed = new Set<string>();
   dispatch.workers[0]!.worker.on('completed', (job) => {
     if (job.data.message?.messageTrafficType !== 'AUTHENTICATION') return;

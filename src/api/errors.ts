@@ -29,7 +29,10 @@ export interface ErrorBody {
 
 type Details = ErrorBody['error']['details'];
 
-/** The body only; answer with sendCode(), which sets the code's status. `problemCount`: the total when `details` holds only the first problems. */
+/**
+ * The body only; answer with sendCode(), which sets the code's status.
+ * `problemCount`: the total when `details` holds only the first problems.
+ */
 export function errorBody(code: HttpCode, message: string, details: Details = [], problemCount = details.length): ErrorBody {
   const listed = details.length > MAX_LISTED_PROBLEMS ? details.slice(0, MAX_LISTED_PROBLEMS) : details;
   return { error: { code, message, details: listed, problemCount: Math.max(problemCount, details.length) } };

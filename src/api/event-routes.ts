@@ -7,6 +7,7 @@ import { keyScopeOf, refuseForeignAgents } from './auth.ts';
 import { bulkItems, underField } from './bulk.ts';
 import { idempotencyHeader } from './message-routes.ts';
 import type { ApiOptions } from './app.ts';
+import type { EnqueuedEvent } from '../queue/producer.ts';
 import { doc, docSchemas } from './openapi.ts';
 
 export async function eventRoutes(app: FastifyInstance, opts: ApiOptions): Promise<void> {
@@ -39,7 +40,7 @@ export async function eventRoutes(app: FastifyInstance, opts: ApiOptions): Promi
             e && typeof e === 'object' && !('idempotencyKey' in e) && !('eventId' in e) ? { ...e, idempotencyKey: `${key}:${i}` } : e,
           )
         : items;
-      let results;
+      let results: EnqueuedEvent[];
       try {
         results = await producer.sendEvents(keyed as never, keyScopeOf(request));
       } catch (err) {

@@ -56,15 +56,13 @@ export async function messageRoutes(app: FastifyInstance, opts: ApiOptions): Pro
       if (refuseForeignAgents(request, reply, producer, items, 'messages')) return reply;
       const key = idempotencyHeader(request);
       try {
-        return reply
-          .code(202)
-          .send(
-            await producer.sendBatch(items as never, {
-              ...(key ? { idempotencyKey: key } : {}),
-              ...keyScopeOf(request),
-              ...(await callbackOption(request, opts)),
-            }),
-          );
+        return reply.code(202).send(
+          await producer.sendBatch(items as never, {
+            ...(key ? { idempotencyKey: key } : {}),
+            ...keyScopeOf(request),
+            ...(await callbackOption(request, opts)),
+          }),
+        );
       } catch (err) {
         throw underField(err, 'messages');
       }

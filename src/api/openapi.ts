@@ -40,7 +40,9 @@ const error = {
         details: {
           type: 'array',
           maxItems: MAX_LISTED_PROBLEMS,
-          description: `the first ${MAX_LISTED_PROBLEMS} problems at most, in input order; for a batch the path starts with the item ("messages.37.to")`,
+          description:
+            `the first ${MAX_LISTED_PROBLEMS} problems at most, in input order; ` +
+            `for a batch the path starts with the item ("messages.37.to")`,
           items: { type: 'object', properties: { path: { type: 'string' }, problem: { type: 'string' } } },
         },
         problemCount: {

@@ -37,7 +37,8 @@ export class CallbackParkedError extends DispatchError {
   ) {
     super(
       ErrorCodes.CALLBACK_PARKED,
-      `status callback to ${origin} parked for up to ${retryAfterMs} ms: ${reason === 'open' ? 'its receiver is failing (breaker open)' : 'its receiver has as many calls in flight as it may'}`,
+      `status callback to ${origin} parked for up to ${retryAfterMs} ms: ` +
+        (reason === 'open' ? 'its receiver is failing (breaker open)' : 'its receiver has as many calls in flight as it may'),
     );
     this.name = 'CallbackParkedError';
   }
@@ -56,7 +57,8 @@ export class CallbackExpiredError extends DispatchError {
   ) {
     super(
       ErrorCodes.CALLBACK_EXPIRED,
-      `status callback to ${origin} not delivered within the retry horizon: its receiver kept failing${lastFailure ? ` (last: ${lastFailure})` : ''}`,
+      `status callback to ${origin} not delivered within the retry horizon: ` +
+        `its receiver kept failing${lastFailure ? ` (last: ${lastFailure})` : ''}`,
     );
     this.name = 'CallbackExpiredError';
   }

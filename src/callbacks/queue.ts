@@ -52,7 +52,9 @@ export class CallbackQueue {
           origin,
           list.map((j) => j.jobId),
         );
-        list.forEach((j, i) => (j.priority = priorities[i]!));
+        list.forEach((j, i) => {
+          j.priority = priorities[i]!;
+        });
       }),
     );
     await this.queue.addBulk(

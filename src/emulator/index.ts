@@ -32,7 +32,10 @@ export type { ServiceAccountKey } from './oauth.ts';
 export { GOOGLE_TOKEN_URL, RBM_SCOPE } from './oauth.ts';
 export { CAPABILITY_FEATURES } from './rbm-routes.ts';
 
-/** What the platform does (see StateOptions: RCS rule, duplicate answer, quotas, delivery defaults, revoke failures, webhook), and where it listens. */
+/**
+ * What the platform does (see StateOptions: RCS rule, duplicate answer, quotas, delivery defaults, revoke failures, webhook),
+ * and where it listens.
+ */
 export interface EmulatorOptions extends StateOptions {
   host?: string;
   port?: number;

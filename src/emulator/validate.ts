@@ -54,7 +54,10 @@ export function checkAgentMessage(body: unknown): string | undefined {
   if (!isPlainObject(cm)) return 'Invalid AgentMessage: contentMessage is required and must be an object.';
   const present = CONTENT_FIELDS.filter((f) => cm[f] !== undefined);
   if (present.length !== 1) {
-    return `Invalid contentMessage: exactly one of ${CONTENT_FIELDS.join(', ')} must be set, got ${present.length === 0 ? 'none' : present.join(', ')}.`;
+    return (
+      `Invalid contentMessage: exactly one of ${CONTENT_FIELDS.join(', ')} must be set, ` +
+      `got ${present.length === 0 ? 'none' : present.join(', ')}.`
+    );
   }
   if (cm.text !== undefined && (typeof cm.text !== 'string' || cm.text.length > MAX_TEXT)) {
     return `Invalid contentMessage.text: must be a string of at most ${MAX_TEXT} characters.`;

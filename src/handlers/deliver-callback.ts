@@ -23,9 +23,7 @@ import type { CallResult, ReceiverPort } from '../callbacks/receivers.ts';
 import { PayloadError, UrlForbiddenError } from '../errors.ts';
 import { isFinalAttempt, type Handler, type Logger, type Outcome } from './types.ts';
 
-export interface CallbackPost {
-  (url: string, body: string, headers: Record<string, string>): Promise<number>;
-}
+export type CallbackPost = (url: string, body: string, headers: Record<string, string>) => Promise<number>;
 
 export interface DeliverCallbackDeps {
   /** The Standard Webhooks secret of a scope (see src/callbacks/secrets.ts). */
@@ -47,7 +45,10 @@ export function createDeliverCallbackHandler(deps: DeliverCallbackDeps): Handler
   const signers = new Map<string, Webhook>();
   const signer = (scope: string) => {
     let s = signers.get(scope);
-    if (!s) signers.set(scope, (s = new Webhook(deps.secretFor(scope))));
+    if (!s) {
+      s = new Webhook(deps.secretFor(scope));
+      signers.set(scope, s);
+    }
     return s;
   };
   // The call is made: its outcome stands even if Redis cannot take the report
@@ -106,7 +107,8 @@ export function createDeliverCallbackHandler(deps: DeliverCallbackDeps): Handler
         await deps.count('failed');
         deps.log.error(
           { webhookId: id, origin, reason: err.reason },
-          'status callback refused for good: its URL leads to an address callbacks may not reach (CALLBACK_ALLOW_HOSTS opens private hosts)',
+          'status callback refused for good: its URL leads to an address callbacks may not reach ' +
+            '(CALLBACK_ALLOW_HOSTS opens private hosts)',
         );
         throw err;
       }

@@ -88,7 +88,8 @@ export function createInboundEventHandler(deps: InboundEventDeps): Handler {
     lastLogged.set(kind, at);
     deps.log.warn(
       fields,
-      `webhook event ignored: ${kind} (further ones are counted in rbm_inbound_events_total, logged at most every ${MISMATCH_LOG_EVERY_MS / 1000} s)`,
+      `webhook event ignored: ${kind} ` +
+        `(further ones are counted in rbm_inbound_events_total, logged at most every ${MISMATCH_LOG_EVERY_MS / 1000} s)`,
     );
   }
 

@@ -133,7 +133,8 @@ export async function checkRedis(url: string, opts: RedisCheckOptions): Promise<
     const policy = field('maxmemory_policy');
     if (policy !== undefined && policy !== 'noeviction') {
       warnings.push(
-        `Redis at ${shown} has maxmemory-policy ${policy}: when memory runs out it will evict queue and status keys; BullMQ needs noeviction (CONFIG SET maxmemory-policy noeviction)`,
+        `Redis at ${shown} has maxmemory-policy ${policy}: when memory runs out it will evict queue and status keys; ` +
+          `BullMQ needs noeviction (CONFIG SET maxmemory-policy noeviction)`,
       );
     }
     return { version, warnings };

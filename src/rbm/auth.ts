@@ -222,7 +222,8 @@ export function createTokenSource(key: ServiceAccountKey, options: TokenSourceOp
         refusalsLogged = refusals;
       }
       return new RbmAuthError(
-        `RBM answered 401 to a freshly issued token of ${key.client_email} (${cause.method} ${cause.path}): the key may be revoked or lack RBM access`,
+        `RBM answered 401 to a freshly issued token of ${key.client_email} (${cause.method} ${cause.path}): ` +
+          `the key may be revoked or lack RBM access`,
         { cause },
       );
     },

@@ -7,7 +7,7 @@
  * token) and one retry; a 401 on the fresh token fails the call with RBM_AUTH.
  * Everything slower, a token outage included, is the queue's job.
  */
-import { Pool } from 'undici';
+import { type Dispatcher, Pool } from 'undici';
 import pRetry from 'p-retry';
 import { RbmApiError, RbmNetworkError, RbmTokenUnavailableError } from '../errors.ts';
 import { maskPhonesIn } from '../mask.ts';
@@ -175,7 +175,7 @@ export class RbmClient {
   }
 
   private async once<T>(call: Call, token: string, conflictIsDuplicate: boolean): Promise<T | { duplicate: true }> {
-    let res;
+    let res: Dispatcher.ResponseData;
     try {
       res = await this.pool.request({
         method: call.method,

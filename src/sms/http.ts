@@ -5,7 +5,7 @@
  * into a retry and a refused address into a permanent failure, and the
  * scrubbing that keeps phone numbers and secrets out of error messages.
  */
-import { Pool } from 'undici';
+import { type Dispatcher, Pool } from 'undici';
 import { e164 } from '../../jobs/common.ts';
 import { guardedConnector } from '../egress/connector.ts';
 import type { EgressGuard } from '../egress/guard.ts';
@@ -43,6 +43,7 @@ export function openPool(origin: string, timeoutMs: number, egress?: EgressGuard
   return {
     pool,
     close: async () => {
+      // biome-ignore lint/suspicious/noAssignInExpressions: deliberate: the first close() is shared by every caller
       await (closing ??= pool.close());
     },
   };
@@ -84,7 +85,7 @@ export async function exchange(
   request: { path: string; headers: Record<string, string>; body: string },
   to: string,
 ): Promise<HttpAnswer> {
-  let res;
+  let res: Dispatcher.ResponseData;
   try {
     res = await pool.request({ method: 'POST', path: request.path, headers: request.headers, body: request.body });
   } catch (cause) {

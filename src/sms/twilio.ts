@@ -58,7 +58,9 @@ export function createTwilioProvider(settings: TwilioSettings): SmsProvider {
         provider: 'twilio',
         kind: 'retry',
         status: answer.status,
-        message: `twilio: expected a JSON body with a sid for the SMS to ${maskPhone(to)}, got ${answer.status}: ${excerpt(answer.text, scrub)}`,
+        message:
+          `twilio: expected a JSON body with a sid for the SMS to ${maskPhone(to)}, ` +
+          `got ${answer.status}: ${excerpt(answer.text, scrub)}`,
       });
     }
     const providerCode = typeof body?.code === 'number' || typeof body?.code === 'string' ? body.code : undefined;
@@ -66,7 +68,8 @@ export function createTwilioProvider(settings: TwilioSettings): SmsProvider {
     throw refusal(
       'twilio',
       answer,
-      `twilio: expected 201 for the SMS to ${maskPhone(to)}, got ${answer.status}${providerCode === undefined ? '' : ` (Twilio error ${providerCode})`}: ${detail}`,
+      `twilio: expected 201 for the SMS to ${maskPhone(to)}, got ${answer.status}` +
+        `${providerCode === undefined ? '' : ` (Twilio error ${providerCode})`}: ${detail}`,
       providerCode,
     );
   }

@@ -94,7 +94,8 @@ export function createWebhookProvider(
     throw refusal(
       'webhook',
       answer,
-      `webhook: expected a 2xx for the SMS to ${maskPhone(to)}, got ${answer.status}: ${excerpt(answer.text, scrubber(to, [settings.secret]))}`,
+      `webhook: expected a 2xx for the SMS to ${maskPhone(to)}, ` +
+        `got ${answer.status}: ${excerpt(answer.text, scrubber(to, [settings.secret]))}`,
       providerCode,
     );
   }

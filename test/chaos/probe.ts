@@ -71,9 +71,9 @@ export async function submit(c: Cluster, specs: MessageSpec[], o: SubmitOptions)
           if (r.status === 202) {
             const at = Date.now();
             const ids = r.body.messageIds as string[];
-            ids.forEach((id, i) =>
-              sent.push({ messageId: id, to: batch[i]!.to, fallback: batch[i]!.fallback !== undefined, acceptedAt: at }),
-            );
+            ids.forEach((id, i) => {
+              sent.push({ messageId: id, to: batch[i]!.to, fallback: batch[i]!.fallback !== undefined, acceptedAt: at });
+            });
             o.onAccepted?.(sent.length);
             ok = true;
           } else {
@@ -215,7 +215,8 @@ export function judge(
     settledInMs: null,
   };
   const ex = (col: string, m: Sent, s: string, tm: EmuMessage | undefined, extra = ''): void => {
-    const list = (v.examples[col] ??= []);
+    v.examples[col] ??= [];
+    const list = v.examples[col];
     if (list.length < 5)
       list.push(
         `${m.messageId} ${s}${s === 'FAILED' || s === 'FALLBACK_FAILED' ? '' : ''} rbm:${tm ? `${tm.delivered ? 'delivered' : tm.revoked ? `revoked(${tm.ttlEvent ?? 'revoke'})` : 'accepted'}${tm.read ? '+read' : ''}` : 'never'}${extra}`,

@@ -198,12 +198,15 @@ function lineOf(d: Detail): number {
 
 function summaryLines(s: BatchSummary, opts: BatchOptions): string[] {
   const n = (x: number) => x.toLocaleString('en-US');
+  const rerun = opts.idempotencyKey
+    ? '; re-run with the same --idempotency-key to queue only the rest'
+    : '; without --idempotency-key a re-run sends everything again';
   return [
     `lines read       ${n(s.linesRead)}`,
     `messages queued  ${n(s.messagesQueued)}`,
     `events queued    ${n(s.eventsQueued)}`,
     `duplicates       ${n(s.duplicates)}${s.duplicates > 0 ? ' (already queued before: not sent again)' : ''}`,
     `batches          ${s.batchIds.length}${s.batchIds.length > 0 ? `: ${s.batchIds.join(' ')}` : ''}`,
-    `failed           ${n(s.failed)}${s.failed > 0 ? ` (not queued: the run stopped${opts.idempotencyKey ? '; re-run with the same --idempotency-key to queue only the rest' : '; without --idempotency-key a re-run sends everything again'})` : ''}`,
+    `failed           ${n(s.failed)}${s.failed > 0 ? ` (not queued: the run stopped${rerun})` : ''}`,
   ];
 }
