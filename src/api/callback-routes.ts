@@ -10,7 +10,7 @@ import { callbackUrl, validate } from '../../jobs/common.ts';
 import { ReplayError } from '../callbacks/replay.ts';
 import { PayloadError } from '../errors.ts';
 import type { SendOptions } from '../queue/producer.ts';
-import type { ApiOptions } from './app.ts';
+import type { ApiOptions } from './options.ts';
 import { callbackScopeOf } from './auth.ts';
 import { messageOf } from './locate.ts';
 import { sendCode } from './errors.ts';

@@ -6,7 +6,7 @@ import type { FastifyInstance } from 'fastify';
 import { keyScopeOf, refuseForeignAgents } from './auth.ts';
 import { bulkItems, underField } from './bulk.ts';
 import { idempotencyHeader } from './message-routes.ts';
-import type { ApiOptions } from './app.ts';
+import type { ApiOptions } from './options.ts';
 import type { EnqueuedEvent } from '../queue/producer.ts';
 import { doc, docSchemas } from './openapi.ts';
 

@@ -6,7 +6,7 @@
 import type { FastifyInstance } from 'fastify';
 import { PayloadError } from '../errors.ts';
 import type { MessageRef } from '../status/store.ts';
-import type { ApiOptions } from './app.ts';
+import type { ApiOptions } from './options.ts';
 import { allowedAgentsOf } from './auth.ts';
 import { sendCode } from './errors.ts';
 import { doc } from './openapi.ts';

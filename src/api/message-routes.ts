@@ -11,7 +11,7 @@ import { callbackOption } from './callback-routes.ts';
 import { bulkItems, underField } from './bulk.ts';
 import { sendCode } from './errors.ts';
 import { doc, docSchemas } from './openapi.ts';
-import type { ApiOptions } from './app.ts';
+import type { ApiOptions } from './options.ts';
 
 /** A batch of 10,000 full-size messages is large; one message never is. */
 const BATCH_BODY_LIMIT = 32 * 1024 * 1024;

@@ -8,7 +8,7 @@
 import { EventEmitter } from 'node:events';
 import { Faults } from './faults.ts';
 import { TokenFaults } from './token-faults.ts';
-import { Lifecycle } from './lifecycle.ts';
+import { Lifecycle, type LifecycleHost } from './lifecycle.ts';
 import { OAuthIssuer } from './oauth.ts';
 import { TokenBucket, checkQuotaConfig, type QuotaConfig } from './quota.ts';
 import {
@@ -41,7 +41,7 @@ export type {
 /** Default reachability rule: a number ending in '0' is not RCS-enabled, every other number is. */
 export const defaultRcsRule = (e164: string): boolean => !e164.endsWith('0');
 
-export class EmulatorState implements WebhookHost {
+export class EmulatorState implements WebhookHost, LifecycleHost {
   readonly events = new EventEmitter<EmulatorEvents>();
   readonly scheduler = new Scheduler();
   readonly lifecycle = new Lifecycle(this);
