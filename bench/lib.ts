@@ -81,7 +81,12 @@ export function percentile(values: number[], p: number): number {
 }
 
 /** Runs `work` over [0, total) in chunks, `lanes` chunks in flight. */
-export async function inLanes(total: number, chunk: number, lanes: number, work: (from: number, to: number) => Promise<unknown>): Promise<void> {
+export async function inLanes(
+  total: number,
+  chunk: number,
+  lanes: number,
+  work: (from: number, to: number) => Promise<unknown>,
+): Promise<void> {
   let next = 0;
   await Promise.all(
     Array.from({ length: lanes }, async () => {
@@ -105,7 +110,14 @@ export interface Row {
 
 export function printTable(rows: Row[]): string {
   const header = ['benchmark', 'rbm-dispatch', 'baseline', 'ratio', 'target', 'ok'];
-  const lines = rows.map((r) => [r.benchmark, r.measured, r.baseline, r.ratio === undefined ? '' : r.ratio.toFixed(2), r.target, r.pass ? 'yes' : 'NO']);
+  const lines = rows.map((r) => [
+    r.benchmark,
+    r.measured,
+    r.baseline,
+    r.ratio === undefined ? '' : r.ratio.toFixed(2),
+    r.target,
+    r.pass ? 'yes' : 'NO',
+  ]);
   const widths = header.map((h, i) => Math.max(h.length, ...lines.map((l) => l[i]!.length)));
   const fmt = (cells: string[]) => `| ${cells.map((c, i) => c.padEnd(widths[i]!)).join(' | ')} |`;
   return [fmt(header), `|${widths.map((w) => '-'.repeat(w + 2)).join('|')}|`, ...lines.map(fmt)].join('\n');
@@ -142,7 +154,10 @@ export function typicalMessage(n: number, trafficType: 'TRANSACTION' | 'PROMOTIO
     to: benchPhone(n),
     messageTrafficType: trafficType,
     contentMessage: {
-      text: `Order ${n} has shipped and will arrive tomorrow between 9:00 and 12:00. Track it in the app or reply below. Thank you for shopping with us today!!`.padEnd(160, '.'),
+      text: `Order ${n} has shipped and will arrive tomorrow between 9:00 and 12:00. Track it in the app or reply below. Thank you for shopping with us today!!`.padEnd(
+        160,
+        '.',
+      ),
       suggestions: [
         { reply: { text: 'Track order', postbackData: `track:${n}` } },
         { reply: { text: 'Contact us', postbackData: `contact:${n}` } },
@@ -152,7 +167,10 @@ export function typicalMessage(n: number, trafficType: 'TRANSACTION' | 'PROMOTIO
 }
 
 /** Resolves when `count` completions have been seen on a BullMQ worker. */
-export function completions(worker: { on(event: 'completed', fn: () => void): unknown; off(event: 'completed', fn: () => void): unknown }, count: number): Promise<number> {
+export function completions(
+  worker: { on(event: 'completed', fn: () => void): unknown; off(event: 'completed', fn: () => void): unknown },
+  count: number,
+): Promise<number> {
   return new Promise((resolve) => {
     let seen = 0;
     const on = () => {
@@ -179,7 +197,11 @@ export async function bareAddBulk(
     queue.addBulk(
       inputs.slice(from, to).map(({ to: phone, ...message }) => {
         const messageId = uuidv4();
-        return { name: 'send-message', data: { messageId, agentId, to: phone, message, enqueuedAt: Date.now() }, opts: { jobId: `msg-${messageId}`, ...opts } };
+        return {
+          name: 'send-message',
+          data: { messageId, agentId, to: phone, message, enqueuedAt: Date.now() },
+          opts: { jobId: `msg-${messageId}`, ...opts },
+        };
       }),
     ),
   );

@@ -208,9 +208,7 @@ export const e164 = z.string({ error: expected(E164, showPhone) }).regex(/^\+[1-
 
 const AGENT_ID = "an RBM agent ID without @rbm.goog: 1 to 100 letters, digits, '_' or '-', starting with a letter or digit";
 /** Becomes part of a BullMQ queue name (rbm-outbound.<agentId>), so never ':' nor spaces. */
-export const agentId = z
-  .string({ error: expected(AGENT_ID) })
-  .regex(/^[A-Za-z0-9][A-Za-z0-9_-]{0,99}$/, { error: expected(AGENT_ID) });
+export const agentId = z.string({ error: expected(AGENT_ID) }).regex(/^[A-Za-z0-9][A-Za-z0-9_-]{0,99}$/, { error: expected(AGENT_ID) });
 
 const UUID = 'a lowercase UUID like 2f1e0c7e-4a3b-4c5d-9e8f-0a1b2c3d4e5f';
 /**
@@ -252,11 +250,14 @@ const CALLBACK_URL = 'an http:// or https:// URL of at most 2048 characters';
 export const callbackUrl = z
   .string({ error: expected(CALLBACK_URL) })
   .max(2048, { error: expected(CALLBACK_URL) })
-  .refine((s) => {
-    try {
-      const url = new URL(s);
-      return (url.protocol === 'https:' || url.protocol === 'http:') && url.hostname !== '';
-    } catch {
-      return false;
-    }
-  }, { error: expected(CALLBACK_URL) });
+  .refine(
+    (s) => {
+      try {
+        const url = new URL(s);
+        return (url.protocol === 'https:' || url.protocol === 'http:') && url.hostname !== '';
+      } catch {
+        return false;
+      }
+    },
+    { error: expected(CALLBACK_URL) },
+  );

@@ -45,7 +45,12 @@ export const cardContent = strictObject({
 }).check((payload) => {
   const { media: m, title, description } = payload.value;
   if (m !== undefined || title || description) return;
-  payload.issues.push({ code: 'custom', input: payload.value, path: [], message: 'expected at least one of media, title, description, got none' });
+  payload.issues.push({
+    code: 'custom',
+    input: payload.value,
+    path: [],
+    message: 'expected at least one of media, title, description, got none',
+  });
 });
 
 type CardContent = z.output<typeof cardContent>;
@@ -84,9 +89,9 @@ export const carouselCard = strictObject({
   cardContents: z.array(cardContent).min(rbmLimits.carouselMinCards).max(rbmLimits.carouselMaxCards),
 }).check((payload) => {
   const { cardWidth, cardContents } = payload.value;
-  cardContents.forEach((content, i) =>
-    checkHeight(payload, content, ['cardContents', i, 'media', 'height'], 'a carousel card', cardWidth === 'SMALL'),
-  );
+  cardContents.forEach((content, i) => {
+    checkHeight(payload, content, ['cardContents', i, 'media', 'height'], 'a carousel card', cardWidth === 'SMALL');
+  });
 });
 
 export const richCard = strictObject({

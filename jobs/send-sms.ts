@@ -11,7 +11,13 @@ export const SMS_QUEUE = 'sms-outbound';
 export const SEND_SMS = 'send-sms';
 
 /** Why a message fell back to SMS. */
-export const fallbackReasons = ['NOT_RCS', 'TTL_EXPIRATION_REVOKED', 'TTL_EXPIRATION_REVOKE_FAILED', 'DEADLINE', 'REVOKED_BY_PRODUCER'] as const;
+export const fallbackReasons = [
+  'NOT_RCS',
+  'TTL_EXPIRATION_REVOKED',
+  'TTL_EXPIRATION_REVOKE_FAILED',
+  'DEADLINE',
+  'REVOKED_BY_PRODUCER',
+] as const;
 export type FallbackReason = (typeof fallbackReasons)[number];
 
 const payloadSchema = z.object({

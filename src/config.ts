@@ -108,7 +108,10 @@ export interface Config {
     backoffJitter: number;
     /** How long a job waits after a 429 without Retry-After (a queue without an adaptive rate, the SMS one, pauses that long). */
     rateLimitPauseMs: number;
-    /** An agent's adaptive rate (src/queue/rate-controller.ts): a 429 sets it to decrease × the accepted rate; each clean second adds increasePerSec × the configured rate. */
+    /**
+     * An agent's adaptive rate (src/queue/rate-controller.ts): a 429 sets it to decrease × the accepted rate;
+     * each clean second adds increasePerSec × the configured rate.
+     */
     rateAdapt: { decrease: number; increasePerSec: number };
     /** BullMQ limiter window; short windows smooth the quota (see DESIGN.md). */
     limiterWindowMs: number;
@@ -248,7 +251,10 @@ class EnvReader {
     const value = this.raw(name);
     if (value === undefined) return [];
     const out: Array<[string, string]> = [];
-    for (const item of value.split(',').map((s) => s.trim()).filter(Boolean)) {
+    for (const item of value
+      .split(',')
+      .map((s) => s.trim())
+      .filter(Boolean)) {
       const at = item.indexOf(':');
       if (at <= 0 || at === item.length - 1) {
         this.fail(name, `comma-separated NAME:VALUE pairs like '${example}'`, item);
@@ -266,8 +272,12 @@ function parseTrafficTypes(r: EnvReader): string[] {
   const value = r.raw('FALLBACK_ON_REVOKE_FAILED');
   if (value === undefined) return ['AUTHENTICATION'];
   if (value === 'none') return [];
-  const types = value.split(',').map((t) => t.trim()).filter(Boolean);
-  for (const t of types) if (!TRAFFIC_TYPES.includes(t)) r.fail('FALLBACK_ON_REVOKE_FAILED', `traffic types from ${TRAFFIC_TYPES.join(', ')}, or none`, t);
+  const types = value
+    .split(',')
+    .map((t) => t.trim())
+    .filter(Boolean);
+  for (const t of types)
+    if (!TRAFFIC_TYPES.includes(t)) r.fail('FALLBACK_ON_REVOKE_FAILED', `traffic types from ${TRAFFIC_TYPES.join(', ')}, or none`, t);
   return types;
 }
 
@@ -295,13 +305,15 @@ function parseSms(r: EnvReader, emulator: boolean, egress: EgressPolicy): SmsCon
     }
   }
   if (provider === 'webhook') {
-    if (!sms.webhook.url) r.problems.push({ path: 'SMS_WEBHOOK_URL', problem: 'expected an http(s) URL when SMS_PROVIDER is webhook, got nothing' });
+    if (!sms.webhook.url)
+      r.problems.push({ path: 'SMS_WEBHOOK_URL', problem: 'expected an http(s) URL when SMS_PROVIDER is webhook, got nothing' });
     else {
       // What can be judged without DNS; a name is checked again at every connect.
       const inspected = new EgressGuard(egress).inspect(sms.webhook.url);
       if ('refusal' in inspected) r.problems.push({ path: 'SMS_WEBHOOK_URL', problem: inspected.refusal.reason });
     }
-    if (sms.webhook.secret.length < 16) r.problems.push({ path: 'SMS_WEBHOOK_SECRET', problem: 'expected a secret of at least 16 characters when SMS_PROVIDER is webhook' });
+    if (sms.webhook.secret.length < 16)
+      r.problems.push({ path: 'SMS_WEBHOOK_SECRET', problem: 'expected a secret of at least 16 characters when SMS_PROVIDER is webhook' });
   }
   if (provider === 'emulator' && !emulator) {
     r.problems.push({ path: 'SMS_PROVIDER', problem: "expected twilio, webhook or log with a real RBM endpoint, got 'emulator'" });
@@ -325,7 +337,10 @@ function parseAgents(r: EnvReader, emulator: boolean): AgentConfig[] {
   }
   if (agents.length === 0 && r.raw('RBM_AGENTS') === undefined) {
     if (emulator) return [DEMO_AGENT];
-    r.problems.push({ path: 'RBM_AGENTS', problem: "expected at least one agent like 'my-agent:50' when a real RBM endpoint is used, got nothing" });
+    r.problems.push({
+      path: 'RBM_AGENTS',
+      problem: "expected at least one agent like 'my-agent:50' when a real RBM endpoint is used, got nothing",
+    });
   }
   return agents;
 }
@@ -382,7 +397,12 @@ function parseCallbackSecret(r: EnvReader): string | undefined {
   const body = value.startsWith('whsec_') ? value.slice(6) : '';
   const bytes = /^[A-Za-z0-9+/]+={0,2}$/.test(body) ? Buffer.from(body, 'base64').length : 0;
   if (bytes < 24 || bytes > 64) {
-    r.problems.push({ path: 'CALLBACK_SECRET', problem: `expected 'whsec_' and 24 to 64 bytes in base64 (openssl rand -base64 32), got ${bytes === 0 ? 'something else' : `${bytes} bytes`}` });
+    r.problems.push({
+      path: 'CALLBACK_SECRET',
+      problem:
+        `expected 'whsec_' and 24 to 64 bytes in base64 (openssl rand -base64 32), ` +
+        `got ${bytes === 0 ? 'something else' : `${bytes} bytes`}`,
+    });
     return undefined;
   }
   return value;
@@ -396,12 +416,20 @@ function parseAllowHosts(r: EnvReader): AllowEntry[] {
   const value = r.raw('CALLBACK_ALLOW_HOSTS');
   if (value === undefined) return [];
   const entries: AllowEntry[] = [];
-  for (const item of value.split(',').map((s) => s.trim()).filter(Boolean)) {
+  for (const item of value
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean)) {
     const bare = item.startsWith('[') && item.endsWith(']') ? item.slice(1, -1) : item;
     if (bare.includes('/') || isIP(bare) !== 0) {
       const subnet = subnetOf(bare);
       if (subnet) entries.push({ kind: 'subnet', ...subnet });
-      else r.fail('CALLBACK_ALLOW_HOSTS', 'CIDRs like 10.0.0.0/8 or fd00::/8 (prefix up to 32 for IPv4, 128 for IPv6), addresses or host names', item);
+      else
+        r.fail(
+          'CALLBACK_ALLOW_HOSTS',
+          'CIDRs like 10.0.0.0/8 or fd00::/8 (prefix up to 32 for IPv4, 128 for IPv6), addresses or host names',
+          item,
+        );
       continue;
     }
     // A name must be one the URL parser keeps as it is: '0x7f000001' or '127.1' are addresses in disguise.
@@ -412,7 +440,11 @@ function parseAllowHosts(r: EnvReader): AllowEntry[] {
       host = undefined;
     }
     if (host === undefined || host !== bare.toLowerCase() || isIP(host) !== 0 || !/^[a-z0-9_.-]+$/.test(host)) {
-      r.fail('CALLBACK_ALLOW_HOSTS', 'CIDRs, addresses or host names like hooks.internal (an address spelled otherwise than a.b.c.d is not a name)', item);
+      r.fail(
+        'CALLBACK_ALLOW_HOSTS',
+        'CIDRs, addresses or host names like hooks.internal (an address spelled otherwise than a.b.c.d is not a name)',
+        item,
+      );
       continue;
     }
     entries.push({ kind: 'host', name: host });
@@ -517,18 +549,25 @@ export function loadConfig(env: Env): Readonly<Config> {
   };
   // Node refuses a server whose headers may take longer than the whole request.
   if (config.http.headersTimeoutMs > config.http.requestTimeoutMs) {
-    r.problems.push({ path: 'HTTP_HEADERS_TIMEOUT_MS', problem: `expected at most HTTP_REQUEST_TIMEOUT_MS (${config.http.requestTimeoutMs}), got ${config.http.headersTimeoutMs}` });
+    r.problems.push({
+      path: 'HTTP_HEADERS_TIMEOUT_MS',
+      problem: `expected at most HTTP_REQUEST_TIMEOUT_MS (${config.http.requestTimeoutMs}), got ${config.http.headersTimeoutMs}`,
+    });
   }
   const cb = config.callbacks;
   if (cb.breakerMaxCooldownMs < cb.breakerCooldownMs) {
-    r.problems.push({ path: 'CALLBACK_BREAKER_MAX_COOLDOWN_MS', problem: `expected at least CALLBACK_BREAKER_COOLDOWN_MS (${cb.breakerCooldownMs}), got ${cb.breakerMaxCooldownMs}` });
+    r.problems.push({
+      path: 'CALLBACK_BREAKER_MAX_COOLDOWN_MS',
+      problem: `expected at least CALLBACK_BREAKER_COOLDOWN_MS (${cb.breakerCooldownMs}), got ${cb.breakerMaxCooldownMs}`,
+    });
   }
   if (config.adminApiKey !== undefined && config.adminApiKey.length < 16) {
     r.problems.push({ path: 'ADMIN_API_KEY', problem: `expected at least 16 characters, got ${config.adminApiKey.length}` });
   }
   for (const k of config.apiKeys) {
     for (const a of k.agents) {
-      if (!config.agents.some((g) => g.agentId === a)) r.fail('API_KEYS', `agents listed in RBM_AGENTS (${config.agents.map((g) => g.agentId).join(', ')})`, a);
+      if (!config.agents.some((g) => g.agentId === a))
+        r.fail('API_KEYS', `agents listed in RBM_AGENTS (${config.agents.map((g) => g.agentId).join(', ')})`, a);
     }
   }
   if (r.problems.length > 0) throw new ConfigError(r.problems);

@@ -46,11 +46,23 @@ export const ERROR_CATALOGUE = {
   BAD_REQUEST: { http: 400, retry: 'permanent', means: 'not valid HTTP, or a refusal of the web framework with no code of its own' },
   BAD_URL: { http: 400, retry: 'permanent', means: 'the path does not decode as a URL' },
   BODY_INVALID_JSON: { http: 400, retry: 'permanent', means: 'the body is empty or does not parse as JSON' },
-  UNAUTHENTICATED: { http: 401, retry: 'permanent', means: 'no API key or admin key, a wrong one, or API_KEYS unset against a real RBM endpoint' },
+  UNAUTHENTICATED: {
+    http: 401,
+    retry: 'permanent',
+    means: 'no API key or admin key, a wrong one, or API_KEYS unset against a real RBM endpoint',
+  },
   FORBIDDEN: { http: 403, retry: 'permanent', means: 'the API key may not use this agent (or a static file may not be served)' },
-  NOT_FOUND: { http: 404, retry: 'permanent', means: 'no such route, message, batch or callback URL (or one of an agent the key may not use)' },
+  NOT_FOUND: {
+    http: 404,
+    retry: 'permanent',
+    means: 'no such route, message, batch or callback URL (or one of an agent the key may not use)',
+  },
   REQUEST_TIMEOUT: { http: 408, retry: 'retry', means: 'the request or its headers did not arrive in time; the connection is closed' },
-  PRECONDITION_FAILED: { http: 412, retry: 'permanent', means: 'a conditional request for a static file (docs, admin UI) whose condition failed' },
+  PRECONDITION_FAILED: {
+    http: 412,
+    retry: 'permanent',
+    means: 'a conditional request for a static file (docs, admin UI) whose condition failed',
+  },
   BODY_TOO_LARGE: { http: 413, retry: 'permanent', means: 'the body is larger than the endpoint accepts' },
   URI_TOO_LONG: { http: 414, retry: 'permanent', means: 'a path parameter is longer than 100 characters' },
   UNSUPPORTED_MEDIA_TYPE: { http: 415, retry: 'permanent', means: 'the body is not Content-Type: application/json (API and webhook)' },
@@ -63,35 +75,72 @@ export const ERROR_CATALOGUE = {
   // Inputs: API bodies and queries, job payloads, configuration.
   PAYLOAD_INVALID: { http: 400, retry: 'permanent', means: 'a bad input: every problem in details (the first 100), all counted' },
   UNKNOWN_AGENT: { http: 400, retry: 'permanent', means: 'an agentId that is not configured' },
-  URL_FORBIDDEN: { http: 400, retry: 'permanent', means: 'a callback or SMS webhook URL that leads to a private, loopback or metadata address' },
+  URL_FORBIDDEN: {
+    http: 400,
+    retry: 'permanent',
+    means: 'a callback or SMS webhook URL that leads to a private, loopback or metadata address',
+  },
   URL_UNRESOLVABLE: { http: 400, retry: 'permanent', means: 'a callback URL whose host name does not resolve' },
   CONFIG_INVALID: { http: null, retry: 'retry', means: 'bad environment variables: every problem at once; the process does not start' },
 
   // Messages.
-  MESSAGE_ID_AMBIGUOUS: { http: 409, retry: 'retry', means: 'the message ID names messages of several agents the key may use: say which with agentId' },
+  MESSAGE_ID_AMBIGUOUS: {
+    http: 409,
+    retry: 'retry',
+    means: 'the message ID names messages of several agents the key may use: say which with agentId',
+  },
   REVOKE_NOT_POSSIBLE: { http: 409, retry: 'retry', means: 'the message is being sent, or in any state but QUEUED and SENT' },
   NO_CALLBACK: { http: 409, retry: 'permanent', means: 'replay of a message sent without a callback URL' },
-  STATUS_TRANSITION: { http: null, retry: 'retry', means: 'an event found its message still settling after a few tries: the queue retries it' },
+  STATUS_TRANSITION: {
+    http: null,
+    retry: 'retry',
+    means: 'an event found its message still settling after a few tries: the queue retries it',
+  },
   IDEMPOTENCY_CONFLICT: { http: null, retry: 'retry', means: 'reserved, never raised (kept so it is not reused)' },
   UNKNOWN: { http: null, retry: 'retry', means: 'on a status record: a failure that carried no code of its own' },
 
   // RBM, as an HTTP answer: the call RBM had to answer for this request (a revoke's DELETE) failed; nothing changed.
-  RBM_API: { http: 502, retry: 'byStatus', means: 'RBM answered an error: 429 rate-limits the agent, 404 on a send is NOT_RCS, 408 and 5xx retry, the rest fail for good' },
+  RBM_API: {
+    http: 502,
+    retry: 'byStatus',
+    means: 'RBM answered an error: 429 rate-limits the agent, 404 on a send is NOT_RCS, 408 and 5xx retry, the rest fail for good',
+  },
   RBM_NETWORK: { http: 502, retry: 'retry', means: 'no answer from RBM (refused, reset, timed out)' },
-  RBM_TOKEN_UNAVAILABLE: { http: 502, retry: 'defer', means: 'the OAuth token endpoint did not answer: the job waits without using an attempt' },
+  RBM_TOKEN_UNAVAILABLE: {
+    http: 502,
+    retry: 'defer',
+    means: 'the OAuth token endpoint did not answer: the job waits without using an attempt',
+  },
   RBM_AUTH: { http: 502, retry: 'permanent', means: 'RBM refused the credentials (a 401 on a fresh token, or the key was refused)' },
 
   // Redis.
   REDIS_UNAVAILABLE: { http: 503, retry: 'retry', means: 'Redis does not answer: nothing was queued, try again' },
-  REDIS_UNSUITABLE: { http: null, retry: 'retry', means: 'the Redis REDIS_URL names answered, and cannot serve us (Cluster, replica, auth, not Redis, version); the process does not start' },
+  REDIS_UNSUITABLE: {
+    http: null,
+    retry: 'retry',
+    means:
+      'the Redis REDIS_URL names answered, and cannot serve us (Cluster, replica, auth, not Redis, version); the process does not start',
+  },
 
   // SMS fallback, on a message's record.
-  SMS_PROVIDER: { http: null, retry: 'byKind', means: 'the SMS provider refused or did not answer; the adapter decides retry, rateLimited or permanent' },
-  SMS_OUTCOME_UNKNOWN: { http: null, retry: 'permanent', means: 'a try stopped after handing the SMS to a provider without idempotency: not sent again' },
+  SMS_PROVIDER: {
+    http: null,
+    retry: 'byKind',
+    means: 'the SMS provider refused or did not answer; the adapter decides retry, rateLimited or permanent',
+  },
+  SMS_OUTCOME_UNKNOWN: {
+    http: null,
+    retry: 'permanent',
+    means: 'a try stopped after handing the SMS to a provider without idempotency: not sent again',
+  },
 
   // Status callbacks (the callback worker), and replay.
   CALLBACK_DELIVERY: { http: null, retry: 'retry', means: 'a status callback got no 2xx: retried on the callback schedule' },
-  CALLBACK_PARKED: { http: null, retry: 'defer', means: "a status callback made no call: its receiver's breaker is open or its in-flight cap is reached" },
+  CALLBACK_PARKED: {
+    http: null,
+    retry: 'defer',
+    means: "a status callback made no call: its receiver's breaker is open or its in-flight cap is reached",
+  },
   CALLBACK_EXPIRED: { http: null, retry: 'permanent', means: 'a status callback not delivered within CALLBACK_RETRY_FOR_MS' },
   CALLBACK_REPLAY: { http: null, retry: 'retry', means: 'a replay that cannot run; answered as NOT_FOUND or NO_CALLBACK' },
 
@@ -99,15 +148,23 @@ export const ERROR_CATALOGUE = {
   ENVELOPE_INVALID: { http: 400, retry: 'permanent', means: 'the webhook body is not a Pub/Sub push envelope with a message.data string' },
   DATA_NOT_BASE64: { http: 400, retry: 'permanent', means: "the webhook's message.data is not padded standard base64" },
   DATA_NOT_JSON: { http: 400, retry: 'permanent', means: "the webhook's message.data does not decode to a UTF-8 JSON object" },
-  SIGNATURE_INVALID: { http: 401, retry: 'permanent', means: "X-Goog-Signature is missing or is not the HMAC of message.data with the agent's client token" },
+  SIGNATURE_INVALID: {
+    http: 401,
+    retry: 'permanent',
+    means: "X-Goog-Signature is missing or is not the HMAC of message.data with the agent's client token",
+  },
 
   // The CLI (its exit codes are in src/cli/errors.ts).
   CLI_USAGE: { http: null, retry: 'permanent', means: 'bad usage: nothing was sent' },
   CLI_INPUT_INVALID: { http: null, retry: 'permanent', means: 'a bad input file: nothing was sent' },
   CLI_INPUT_CHANGED: { http: null, retry: 'permanent', means: 'the input file changed between the check and the send' },
-  CLI_API_ERROR: { http: null, retry: 'byStatus', means: "the service answered an error (its code rides along as apiCode)" },
+  CLI_API_ERROR: { http: null, retry: 'byStatus', means: 'the service answered an error (its code rides along as apiCode)' },
   CLI_API_UNREACHABLE: { http: null, retry: 'retry', means: 'no answer from the service (refused, reset, timed out)' },
-  CLI_NOT_FOUND: { http: null, retry: 'permanent', means: 'the service answered 404: no such message (status, revoke, replay) or no callback URL to remove' },
+  CLI_NOT_FOUND: {
+    http: null,
+    retry: 'permanent',
+    means: 'the service answered 404: no such message (status, revoke, replay) or no callback URL to remove',
+  },
   CLI_REVOKE_NOT_POSSIBLE: { http: null, retry: 'permanent', means: 'revoke refused (409)' },
   CLI_INTERRUPTED: { http: null, retry: 'permanent', means: 'stopped by a signal' },
   CLI_INTERNAL: { http: null, retry: 'permanent', means: 'an unexpected failure of the CLI itself' },
@@ -118,7 +175,9 @@ export type ErrorCode = keyof typeof ERROR_CATALOGUE;
 export type HttpCode = { [K in ErrorCode]: (typeof ERROR_CATALOGUE)[K]['http'] extends number ? K : never }[ErrorCode];
 
 /** Every code by name: ErrorCodes.PAYLOAD_INVALID === 'PAYLOAD_INVALID'. */
-export const ErrorCodes = Object.freeze(Object.fromEntries(Object.keys(ERROR_CATALOGUE).map((code) => [code, code]))) as { readonly [K in ErrorCode]: K };
+export const ErrorCodes = Object.freeze(Object.fromEntries(Object.keys(ERROR_CATALOGUE).map((code) => [code, code]))) as {
+  readonly [K in ErrorCode]: K;
+};
 
 export function isErrorCode(code: unknown): code is ErrorCode {
   return typeof code === 'string' && Object.hasOwn(ERROR_CATALOGUE, code);
@@ -154,10 +213,7 @@ export interface Problem {
 export class ConfigError extends DispatchError {
   readonly problems: readonly Problem[];
   constructor(problems: Problem[]) {
-    super(
-      ErrorCodes.CONFIG_INVALID,
-      `invalid configuration:\n${problems.map((p) => `  ${p.path}: ${p.problem}`).join('\n')}`,
-    );
+    super(ErrorCodes.CONFIG_INVALID, `invalid configuration:\n${problems.map((p) => `  ${p.path}: ${p.problem}`).join('\n')}`);
     this.name = 'ConfigError';
     this.problems = problems;
   }
@@ -174,7 +230,10 @@ const NAMED_IN_MESSAGE = 3;
 
 /** "invalid message: to: expected ...; ttl: expected ... (and 12 more problems)". */
 function payloadMessage(what: string, problems: readonly Problem[], count: number): string {
-  const named = problems.slice(0, NAMED_IN_MESSAGE).map((p) => `${p.path || '(root)'}: ${p.problem}`).join('; ');
+  const named = problems
+    .slice(0, NAMED_IN_MESSAGE)
+    .map((p) => `${p.path || '(root)'}: ${p.problem}`)
+    .join('; ');
   const rest = count - Math.min(problems.length, NAMED_IN_MESSAGE);
   return `invalid ${what}: ${named}${rest > 0 ? ` (and ${rest.toLocaleString('en-US')} more problem${rest === 1 ? '' : 's'})` : ''}`;
 }
@@ -199,7 +258,10 @@ export class PayloadError extends DispatchError {
     const { index } = options;
     const listed = problems.length > MAX_LISTED_PROBLEMS ? problems.slice(0, MAX_LISTED_PROBLEMS) : problems;
     const count = Math.max(options.count ?? problems.length, problems.length);
-    super(options.code ?? ErrorCodes.PAYLOAD_INVALID, payloadMessage(index === undefined ? what : `${what} (item ${index})`, listed, count));
+    super(
+      options.code ?? ErrorCodes.PAYLOAD_INVALID,
+      payloadMessage(index === undefined ? what : `${what} (item ${index})`, listed, count),
+    );
     this.name = 'PayloadError';
     this.problems = listed;
     this.problemCount = count;
@@ -237,7 +299,11 @@ export class RbmApiError extends DispatchError {
 /** No HTTP answer at all: refused, reset, timed out. The request may or may not have arrived. */
 export class RbmNetworkError extends DispatchError {
   declare readonly code: typeof ErrorCodes.RBM_NETWORK | typeof ErrorCodes.RBM_TOKEN_UNAVAILABLE;
-  constructor(message: string, options?: { cause?: unknown }, code: typeof ErrorCodes.RBM_NETWORK | typeof ErrorCodes.RBM_TOKEN_UNAVAILABLE = ErrorCodes.RBM_NETWORK) {
+  constructor(
+    message: string,
+    options?: { cause?: unknown },
+    code: typeof ErrorCodes.RBM_NETWORK | typeof ErrorCodes.RBM_TOKEN_UNAVAILABLE = ErrorCodes.RBM_NETWORK,
+  ) {
     super(code, message, options);
     this.name = 'RbmNetworkError';
   }
@@ -294,7 +360,10 @@ export class AmbiguousMessageIdError extends DispatchError {
   readonly messageId: string;
   readonly agents: readonly string[];
   constructor(messageId: string, agents: readonly string[]) {
-    super(ErrorCodes.MESSAGE_ID_AMBIGUOUS, `message ${messageId} exists for several agents (${agents.join(', ')}): say which with ?agentId=`);
+    super(
+      ErrorCodes.MESSAGE_ID_AMBIGUOUS,
+      `message ${messageId} exists for several agents (${agents.join(', ')}): say which with ?agentId=`,
+    );
     this.name = 'AmbiguousMessageIdError';
     this.messageId = messageId;
     this.agents = agents;

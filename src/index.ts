@@ -17,7 +17,25 @@ export type { StatusChange, DeliverCallbackPayload } from '../jobs/deliver-callb
 export { createLogger } from './logger.ts';
 export type { MessageStatus, TimelineEntry } from './status/store.ts';
 export { MessageStates, type MessageState } from './status/states.ts';
-export { ERROR_CATALOGUE, ErrorCodes, httpStatusOf, DispatchError, ConfigError, PayloadError, RbmApiError, RbmNetworkError, RbmTokenUnavailableError, RbmAuthError, UnknownAgentError, UrlForbiddenError, classify, type CatalogueEntry, type Classification, type ErrorCode, type HttpCode } from './errors.ts';
+export {
+  ERROR_CATALOGUE,
+  ErrorCodes,
+  httpStatusOf,
+  DispatchError,
+  ConfigError,
+  PayloadError,
+  RbmApiError,
+  RbmNetworkError,
+  RbmTokenUnavailableError,
+  RbmAuthError,
+  UnknownAgentError,
+  UrlForbiddenError,
+  classify,
+  type CatalogueEntry,
+  type Classification,
+  type ErrorCode,
+  type HttpCode,
+} from './errors.ts';
 export { EgressGuard, type EgressPolicy, type AllowEntry, type ResolveHost, type UrlRefusal } from './egress/guard.ts';
 export { startEmulator, type RunningEmulator, type EmulatorOptions } from './emulator/index.ts';
 export type { SendMessageInput, SendEventInput } from '../jobs/index.ts';

@@ -46,7 +46,10 @@ export class LogThrottle {
   private newKindsThisSecond = 0;
   private folded: { count: number; kinds: Set<string>; timer: NodeJS.Timeout } | undefined;
 
-  constructor(private readonly log: LineLogger, opts: LogThrottleOptions = {}) {
+  constructor(
+    private readonly log: LineLogger,
+    opts: LogThrottleOptions = {},
+  ) {
     this.windowMs = opts.windowMs ?? 1000;
     this.maxWindowMs = opts.maxWindowMs ?? 30_000;
     this.maxKindsPerSec = opts.maxKindsPerSec ?? 5;
@@ -79,7 +82,15 @@ export class LogThrottle {
       return;
     }
     this.log[level]({ err, ...(source !== undefined ? { source } : {}) }, msg);
-    const kind: Kind = { level, msg, err, repeats: 0, sources: new Set(), windowMs: this.windowMs, timer: this.schedule(key, this.windowMs) };
+    const kind: Kind = {
+      level,
+      msg,
+      err,
+      repeats: 0,
+      sources: new Set(),
+      windowMs: this.windowMs,
+      timer: this.schedule(key, this.windowMs),
+    };
     this.kinds.set(key, kind);
   }
 
@@ -98,7 +109,10 @@ export class LogThrottle {
       return;
     }
     const seconds = kind.windowMs / 1000;
-    this.log[kind.level]({ err: kind.err, repeats: kind.repeats, windowMs: kind.windowMs, ...(kind.sources.size ? { sources: [...kind.sources] } : {}) }, `${kind.msg} (${kind.repeats} more in the last ${seconds}s)`);
+    this.log[kind.level](
+      { err: kind.err, repeats: kind.repeats, windowMs: kind.windowMs, ...(kind.sources.size ? { sources: [...kind.sources] } : {}) },
+      `${kind.msg} (${kind.repeats} more in the last ${seconds}s)`,
+    );
     kind.repeats = 0;
     kind.sources.clear();
     kind.windowMs = Math.min(kind.windowMs * 2, this.maxWindowMs);

@@ -19,19 +19,39 @@ interface LoggedRequest {
 }
 
 function request(req: LoggedRequest) {
-  return { method: req.method, url: req.url === undefined ? undefined : maskPhonesInUrl(req.url), host: req.host, remoteAddress: req.ip, remotePort: req.socket?.remotePort };
+  return {
+    method: req.method,
+    url: req.url === undefined ? undefined : maskPhonesInUrl(req.url),
+    host: req.host,
+    remoteAddress: req.ip,
+    remotePort: req.socket?.remotePort,
+  };
 }
 
 /** `destination`: where lines go (stdout when absent; tests read them). */
 export function createLogger(level: Config['logLevel'], name = 'rbm-dispatch', destination?: DestinationStream): Logger {
-  return pino({
-    name,
-    level,
-    // Fastify puts a logger's own serializers over its defaults, so this one logs every request line.
-    serializers: { req: request },
-    redact: {
-      paths: ['authorization', '*.authorization', 'headers.authorization', 'req.headers.authorization', 'token', '*.token', 'private_key', '*.private_key', 'key', 'apiKey'],
-      censor: '[redacted]',
+  return pino(
+    {
+      name,
+      level,
+      // Fastify puts a logger's own serializers over its defaults, so this one logs every request line.
+      serializers: { req: request },
+      redact: {
+        paths: [
+          'authorization',
+          '*.authorization',
+          'headers.authorization',
+          'req.headers.authorization',
+          'token',
+          '*.token',
+          'private_key',
+          '*.private_key',
+          'key',
+          'apiKey',
+        ],
+        censor: '[redacted]',
+      },
     },
-  }, destination);
+    destination,
+  );
 }

@@ -57,7 +57,10 @@ export interface Service {
   startSms(): WorkerSet;
   /** Status callbacks (needs CALLBACK_SECRET). */
   startCallbacks(): WorkerSet;
-  /** Status callbacks: the URL registered per API key scope, the secret of a scope (undefined: callbacks are off), replay, the guard URLs must pass, and the delivery queue. */
+  /**
+   * Status callbacks: the URL registered per API key scope, the secret of a scope (undefined: callbacks are off),
+   * replay, the guard URLs must pass, and the delivery queue.
+   */
   callbacks: {
     registry: CallbackRegistry;
     queue: CallbackQueue;
@@ -129,13 +132,32 @@ export async function createService(config: Readonly<Config>, deps: ServiceDeps)
   const stream = new RedisInboundStream(workerRedis, config.queuePrefix, config.inbound.streamMaxLen, deps.onInbound);
   const cb = config.callbacks;
   // Each needs the other: the queue asks the receivers for priorities, the receivers wake parked jobs of the queue.
-  const receivers = new Receivers(workerRedis, config.queuePrefix, {
-    maxInFlight: cb.maxInFlightPerReceiver, threshold: cb.breakerThreshold, cooldownMs: cb.breakerCooldownMs,
-    maxCooldownMs: cb.breakerMaxCooldownMs, timeoutMs: cb.timeoutMs, retryForMs: cb.retryForMs,
-  }, (jobIds): Promise<void> => callbackQueue.wake(jobIds), log);
-  const callbackQueue: CallbackQueue = new CallbackQueue(workerRedis, config.queuePrefix, { baseMs: cb.retryBaseMs, maxDelayMs: cb.retryMaxDelayMs, forMs: cb.retryForMs }, receivers);
+  const receivers = new Receivers(
+    workerRedis,
+    config.queuePrefix,
+    {
+      maxInFlight: cb.maxInFlightPerReceiver,
+      threshold: cb.breakerThreshold,
+      cooldownMs: cb.breakerCooldownMs,
+      maxCooldownMs: cb.breakerMaxCooldownMs,
+      timeoutMs: cb.timeoutMs,
+      retryForMs: cb.retryForMs,
+    },
+    (jobIds): Promise<void> => callbackQueue.wake(jobIds),
+    log,
+  );
+  const callbackQueue: CallbackQueue = new CallbackQueue(
+    workerRedis,
+    config.queuePrefix,
+    { baseMs: cb.retryBaseMs, maxDelayMs: cb.retryMaxDelayMs, forMs: cb.retryForMs },
+    receivers,
+  );
   const secretFor = (scope: string) => (cb.secret === undefined ? undefined : callbackSecretFor(cb.secret, scope));
-  const metricsSource = new MetricsSource(producerRedis, config.queuePrefix, config.agents.map((a) => a.agentId));
+  const metricsSource = new MetricsSource(
+    producerRedis,
+    config.queuePrefix,
+    config.agents.map((a) => a.agentId),
+  );
   const common = { config, connection: workerRedis, status: workerStatus, log };
 
   const sets: WorkerSet[] = [];
@@ -158,17 +180,27 @@ export async function createService(config: Readonly<Config>, deps: ServiceDeps)
     redis: { producer: producerRedis, worker: workerRedis },
     startDispatch: () => started(startDispatchWorkers({ ...common, rbm, requestFallback, deadlines })),
     startInbound: () =>
-      started(startInboundWorker({
-        ...common,
-        rbm,
-        requestFallback,
-        deadlines,
-        consumers: stream,
-        retryLater: (event) => inboundRetries.retryLater(event),
-        ...(config.inbound.autoRead ? { markRead: (to: string, id: string, agentId: string) => producer.markRead(to, id, { agentId }) } : {}),
-        count: async (name) => void (await countMetric(workerRedis, config.queuePrefix, 'inbound', name)),
-        heldByOtherAgent: async (ref) => (await workerStatus.agentsHolding(ref.messageId, config.agents.map((a) => a.agentId).filter((a) => a !== ref.agentId))).length > 0,
-      })),
+      started(
+        startInboundWorker({
+          ...common,
+          rbm,
+          requestFallback,
+          deadlines,
+          consumers: stream,
+          retryLater: (event) => inboundRetries.retryLater(event),
+          ...(config.inbound.autoRead
+            ? { markRead: (to: string, id: string, agentId: string) => producer.markRead(to, id, { agentId }) }
+            : {}),
+          count: async (name) => void (await countMetric(workerRedis, config.queuePrefix, 'inbound', name)),
+          heldByOtherAgent: async (ref) =>
+            (
+              await workerStatus.agentsHolding(
+                ref.messageId,
+                config.agents.map((a) => a.agentId).filter((a) => a !== ref.agentId),
+              )
+            ).length > 0,
+        }),
+      ),
     startSms() {
       if (!deps.sms) throw new Error('startSms needs SMS settings (ServiceDeps.sms)');
       const provider = createSmsProvider(deps.sms, { log, egress });
@@ -179,14 +211,16 @@ export async function createService(config: Readonly<Config>, deps: ServiceDeps)
       if (cb.secret === undefined) throw new Error('status callbacks need CALLBACK_SECRET (whsec_ and 24 to 64 random bytes in base64)');
       const client = createCallbackClient(cb.timeoutMs, egress);
       providers.push(client);
-      return started(startCallbackWorker({
-        ...common,
-        queue: callbackQueue,
-        receivers,
-        secretFor: (scope) => secretFor(scope)!,
-        post: client.post,
-        count: async (outcome) => void (await countMetric(workerRedis, config.queuePrefix, 'callback', outcome)),
-      }));
+      return started(
+        startCallbackWorker({
+          ...common,
+          queue: callbackQueue,
+          receivers,
+          secretFor: (scope) => secretFor(scope)!,
+          post: client.post,
+          count: async (outcome) => void (await countMetric(workerRedis, config.queuePrefix, 'callback', outcome)),
+        }),
+      );
     },
     callbacks: {
       registry: new CallbackRegistry(producerRedis, config.queuePrefix),
@@ -206,7 +240,15 @@ export async function createService(config: Readonly<Config>, deps: ServiceDeps)
     close() {
       closing ??= (async () => {
         await Promise.all(sets.map((s) => s.close()));
-        await Promise.all([producer.close(), metricsSource.close(), inboundRetries.close(), smsQueue.close(), deadlines.close(), callbackQueue.close(), ...providers.map((p) => p.close())]);
+        await Promise.all([
+          producer.close(),
+          metricsSource.close(),
+          inboundRetries.close(),
+          smsQueue.close(),
+          deadlines.close(),
+          callbackQueue.close(),
+          ...providers.map((p) => p.close()),
+        ]);
         await rbm.close();
         await Promise.all([producerRedis.quit(), workerRedis.quit()]);
       })();

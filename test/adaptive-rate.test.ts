@@ -55,10 +55,20 @@ describe('adaptive rate', () => {
     h.startDispatch();
     h.startDispatch();
     // The worker sets start fetching once the limiter is in Redis.
-    expect((await waitFor(() => rateOf(h!), (r) => r.limiter !== null)).limiter).toEqual(limiterForRate(100, 100));
+    expect(
+      (
+        await waitFor(
+          () => rateOf(h!),
+          (r) => r.limiter !== null,
+        )
+      ).limiter,
+    ).toEqual(limiterForRate(100, 100));
 
     // The quota holds: the two worker sets agree on one lower rate.
-    const low = await waitFor(() => rateOf(h!), (r) => r.rate < 50);
+    const low = await waitFor(
+      () => rateOf(h!),
+      (r) => r.rate < 50,
+    );
     expect(low.limiter).toEqual(limiterForRate(low.rate, 100));
     const limitedAtLow = (await control(h, '/counters', 'GET')).rateLimited as number;
     expect(limitedAtLow).toBeGreaterThan(0);
@@ -66,11 +76,18 @@ describe('adaptive rate', () => {
     // Lifted: clean seconds raise the rate back to the configured one, and not past it.
     await control(h, '/quotas/agent-a', 'DELETE');
     const second = await send(h, 450, '302');
-    const top = await waitFor(() => rateOf(h!), (r) => r.rate === 100, 15_000);
+    const top = await waitFor(
+      () => rateOf(h!),
+      (r) => r.rate === 100,
+      15_000,
+    );
     expect(top.limiter).toEqual(limiterForRate(100, 100));
 
     const all = [...first, ...second];
-    const outcomes = (await Promise.all(all.map((s) => h!.outcome('agent-a', `msg-${s.messageId}`)))) as Array<{ outcome: string; attempt: number }>;
+    const outcomes = (await Promise.all(all.map((s) => h!.outcome('agent-a', `msg-${s.messageId}`)))) as Array<{
+      outcome: string;
+      attempt: number;
+    }>;
     expect(outcomes.filter((o) => !(o.outcome === 'SENT' && o.attempt === 1))).toEqual([]);
     const statuses = await Promise.all(all.map((s) => h!.producer.getStatus(s.messageId)));
     expect(statuses.filter((s) => !(s?.state === 'SENT' && s.attempts === 1))).toEqual([]);

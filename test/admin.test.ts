@@ -9,7 +9,12 @@ let h: Harness;
 let app: FastifyInstance;
 beforeAll(async () => {
   h = await startHarness({ name: 'admin' });
-  app = buildApi({ producer: h.producer, apiKeys: [], openWithoutKeys: true, admin: { queues: h.service.metricsSource.queues, adminKey: ADMIN, open: false } });
+  app = buildApi({
+    producer: h.producer,
+    apiKeys: [],
+    openWithoutKeys: true,
+    admin: { queues: h.service.metricsSource.queues, adminKey: ADMIN, open: false },
+  });
   await app.ready();
 });
 afterAll(async () => {
@@ -22,7 +27,9 @@ describe('admin UI', () => {
     const res = await app.inject({ method: 'GET', url: '/admin/queues' });
     expect(res.statusCode).toBe(401);
     expect(res.headers['www-authenticate']).toContain('Basic');
-    expect((await app.inject({ method: 'GET', url: '/admin/queues', headers: { authorization: 'Bearer wrong-key-wrong-key' } })).statusCode).toBe(401);
+    expect(
+      (await app.inject({ method: 'GET', url: '/admin/queues', headers: { authorization: 'Bearer wrong-key-wrong-key' } })).statusCode,
+    ).toBe(401);
   });
 
   it('serves the board with the key as Bearer or as the Basic password, listing every queue', async () => {
@@ -37,7 +44,12 @@ describe('admin UI', () => {
   });
 
   it('is not there at all without a key outside emulator mode', async () => {
-    const closed = buildApi({ producer: h.producer, apiKeys: [], openWithoutKeys: true, admin: { queues: h.service.metricsSource.queues, adminKey: undefined, open: false } });
+    const closed = buildApi({
+      producer: h.producer,
+      apiKeys: [],
+      openWithoutKeys: true,
+      admin: { queues: h.service.metricsSource.queues, adminKey: undefined, open: false },
+    });
     expect((await closed.inject({ method: 'GET', url: '/admin/queues' })).statusCode).toBe(404);
     await closed.close();
   });

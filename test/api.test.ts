@@ -18,7 +18,14 @@ const KEY_2 = 'k-second-producer-0001';
 beforeAll(async () => {
   h = await startHarness({ name: 'api', env: { RBM_AGENTS: 'agent-a:100,agent-b:100' } });
   open = buildApi({ producer: h.producer, apiKeys: [], openWithoutKeys: true, callbacks: h.service.callbacks });
-  keyed = buildApi({ producer: h.producer, apiKeys: [{ key: KEY, agents: ['agent-a'] }, { key: KEY_2, agents: ['agent-a'] }], openWithoutKeys: false });
+  keyed = buildApi({
+    producer: h.producer,
+    apiKeys: [
+      { key: KEY, agents: ['agent-a'] },
+      { key: KEY_2, agents: ['agent-a'] },
+    ],
+    openWithoutKeys: false,
+  });
   openUrl = await open.listen({ port: 0, host: '127.0.0.1' });
   keyedUrl = await keyed.listen({ port: 0, host: '127.0.0.1' });
   queue = new Queue(outboundQueueName('agent-a'), { connection: h.redis.producer, prefix: h.config.queuePrefix });
@@ -62,7 +69,13 @@ describe('HTTP API', () => {
 
   it('bad input gets 400 with every problem and its path, in the one error shape, and queues nothing', async () => {
     const before = await queue.count();
-    const res = await post(openUrl, { to: '12223334444', agentId: 'agent-a', contentMessage: { text: 'x'.repeat(3073) }, ttl: '5s', expireTime: '2030-01-01T00:00:00Z' });
+    const res = await post(openUrl, {
+      to: '12223334444',
+      agentId: 'agent-a',
+      contentMessage: { text: 'x'.repeat(3073) },
+      ttl: '5s',
+      expireTime: '2030-01-01T00:00:00Z',
+    });
     expect(res.status).toBe(400);
     expect(res.body.error.code).toBe('PAYLOAD_INVALID');
     expect(res.body.error.details.map((d: { path: string }) => d.path).sort()).toEqual(['', 'contentMessage.text', 'to'].sort());
@@ -99,13 +112,26 @@ describe('HTTP API', () => {
     // The library (and an API without keys) keeps its own namespace.
     const library = await h.producer.sendMessage({ ...message, idempotencyKey: 'order-42' } as never);
     expect(new Set([library.messageId, first.body.messageId, second.body.messageId]).size).toBe(3);
-    expect((await post(openUrl, message, { 'idempotency-key': 'order-42' })).body).toMatchObject({ messageId: library.messageId, duplicate: true });
+    expect((await post(openUrl, message, { 'idempotency-key': 'order-42' })).body).toMatchObject({
+      messageId: library.messageId,
+      duplicate: true,
+    });
     // Batches and events likewise.
-    const batch = (key: string) => fetch(`${keyedUrl}/v1/messages:batch`, { method: 'POST', headers: { 'content-type': 'application/json', ...headers(key) }, body: JSON.stringify({ messages: [message] }) }).then((r) => r.json() as Promise<{ batchId: string; duplicates: number }>);
+    const batch = (key: string) =>
+      fetch(`${keyedUrl}/v1/messages:batch`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', ...headers(key) },
+        body: JSON.stringify({ messages: [message] }),
+      }).then((r) => r.json() as Promise<{ batchId: string; duplicates: number }>);
     const [b1, b2] = [await batch(KEY), await batch(KEY_2)];
     expect(b1.batchId).not.toBe(b2.batchId);
     expect([b1.duplicates, b2.duplicates]).toEqual([0, 0]);
-    const event = (key: string) => fetch(`${keyedUrl}/v1/events`, { method: 'POST', headers: { 'content-type': 'application/json', ...headers(key) }, body: JSON.stringify({ to: message.to, agentId: 'agent-a', eventType: 'IS_TYPING' }) }).then((r) => r.json() as Promise<{ eventId: string; duplicate: boolean }>);
+    const event = (key: string) =>
+      fetch(`${keyedUrl}/v1/events`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', ...headers(key) },
+        body: JSON.stringify({ to: message.to, agentId: 'agent-a', eventType: 'IS_TYPING' }),
+      }).then((r) => r.json() as Promise<{ eventId: string; duplicate: boolean }>);
     const [e1, e2] = [await event(KEY), await event(KEY_2)];
     expect(e1.eventId).not.toBe(e2.eventId);
     expect([e1.duplicate, e2.duplicate]).toEqual([false, false]);
@@ -113,13 +139,33 @@ describe('HTTP API', () => {
   });
 
   it('serves an OpenAPI document generated from the job schemas, and a browsable UI', async () => {
-    const doc = (await (await fetch(`${openUrl}/openapi.json`)).json()) as { openapi: string; paths: Record<string, Record<string, { requestBody?: { content: { 'application/json': { schema: { properties: Record<string, unknown>; required?: string[] } } } } }>> };
+    const doc = (await (await fetch(`${openUrl}/openapi.json`)).json()) as {
+      openapi: string;
+      paths: Record<
+        string,
+        Record<
+          string,
+          { requestBody?: { content: { 'application/json': { schema: { properties: Record<string, unknown>; required?: string[] } } } } }
+        >
+      >;
+    };
     expect(doc.openapi).toMatch(/^3\./);
     expect(Object.keys(doc.paths).sort()).toEqual(
-      expect.arrayContaining(['/v1/messages', '/v1/messages:batch', '/v1/messages/{id}', '/v1/batches/{id}', '/v1/events', '/v1/events:batch', '/v1/callback', '/v1/messages/{id}/callbacks:replay']),
+      expect.arrayContaining([
+        '/v1/messages',
+        '/v1/messages:batch',
+        '/v1/messages/{id}',
+        '/v1/batches/{id}',
+        '/v1/events',
+        '/v1/events:batch',
+        '/v1/callback',
+        '/v1/messages/{id}/callbacks:replay',
+      ]),
     );
     const message = doc.paths['/v1/messages']!.post!.requestBody!.content['application/json'].schema;
-    expect(Object.keys(message.properties)).toEqual(expect.arrayContaining(['to', 'contentMessage', 'messageTrafficType', 'ttl', 'fallback', 'idempotencyKey', 'callbackUrl']));
+    expect(Object.keys(message.properties)).toEqual(
+      expect.arrayContaining(['to', 'contentMessage', 'messageTrafficType', 'ttl', 'fallback', 'idempotencyKey', 'callbackUrl']),
+    );
     expect(message.properties).not.toHaveProperty('sendTime');
     const ui = await fetch(`${openUrl}/docs`, { redirect: 'follow' });
     expect(ui.status).toBe(200);

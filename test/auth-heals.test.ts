@@ -60,7 +60,14 @@ async function queue(h: Harness, n: number, from: number, label: string): Promis
 
 /** Every job's outcome: SENT, or the reason it failed for good. */
 function outcomes(h: Harness, ids: string[]): Promise<string[]> {
-  return Promise.all(ids.map((id) => h.outcome(AGENT, `msg-${id}`).then((o) => (o as { outcome: string }).outcome, (e: Error) => `FAILED: ${e.message}`)));
+  return Promise.all(
+    ids.map((id) =>
+      h.outcome(AGENT, `msg-${id}`).then(
+        (o) => (o as { outcome: string }).outcome,
+        (e: Error) => `FAILED: ${e.message}`,
+      ),
+    ),
+  );
 }
 
 describe('auth that heals', () => {
@@ -122,7 +129,9 @@ describe('auth that heals', () => {
     expect(scraped.get('rbm_token_requests_total{outcome="unavailable"}')).toBe(c.tokenFaults);
     expect(scraped.get('rbm_token_requests_total{outcome="issued"}')).toBe(1);
     expect(scraped.get(`rbm_deferred_total{queue="${QUEUE}"}`)).toBe(m[`deferred|${QUEUE}`]);
-    console.log(`token outage ${outageMs} ms: all ${ids.length} SENT after ${recovered} ms; token requests ${c.tokenRequests} (${c.tokenFaults} answered 503)`);
+    console.log(
+      `token outage ${outageMs} ms: all ${ids.length} SENT after ${recovered} ms; token requests ${c.tokenRequests} (${c.tokenFaults} answered 503)`,
+    );
   });
 
   it('a slow token endpoint: requests time out, sends wait, and resume once it answers in time', async () => {
@@ -130,7 +139,11 @@ describe('auth that heals', () => {
     await control(h, '/token/faults', 'PUT', { latencyMs: 1500 });
     const ids = await queue(h, 5, 1, 'slow');
     h.startDispatch();
-    await waitFor(() => metrics(h!), (m) => (m['token|unavailable'] ?? 0) >= 2, 20_000);
+    await waitFor(
+      () => metrics(h!),
+      (m) => (m['token|unavailable'] ?? 0) >= 2,
+      20_000,
+    );
     await control(h, '/token/faults', 'DELETE');
     expect(await outcomes(h, ids)).toEqual(ids.map(() => 'SENT'));
     for (const id of ids) expect(await h.producer.getStatus(id)).toMatchObject({ state: 'SENT', attempts: 1 });
@@ -156,7 +169,8 @@ describe('auth that heals', () => {
     const ids = await queue(h, 5, 1, 'revoked');
     const results = await outcomes(h, ids);
     for (const r of results) expect(r).toMatch(/^FAILED: RBM answered 401 to a freshly issued token/);
-    for (const id of ids) expect(await h.producer.getStatus(id)).toMatchObject({ state: 'FAILED', attempts: 1, lastError: { code: 'RBM_AUTH' } });
+    for (const id of ids)
+      expect(await h.producer.getStatus(id)).toMatchObject({ state: 'FAILED', attempts: 1, lastError: { code: 'RBM_AUTH' } });
     const c = await counters(h);
     // Each call: its token refused, one fresh token (shared by concurrent calls), refused again.
     expect(c.unauthorized).toBe(2 * ids.length);

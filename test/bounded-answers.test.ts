@@ -44,7 +44,11 @@ function badItem(i: number): Record<string, unknown> {
       suggestions: Array.from({ length: 8 }, (_, k) => ({ reply: { text: k, postbackData: false, colour: 'red' } })),
       bogus: 1,
     },
-    x1: 1, x2: 2, x3: 3, x4: 4, x5: 5,
+    x1: 1,
+    x2: 2,
+    x3: 3,
+    x4: 4,
+    x5: 5,
   };
 }
 const PER_ITEM = 41;
@@ -63,7 +67,10 @@ const batchMs: number[] = [];
 beforeAll(async () => {
   // The service's own lock and stalled-check settings (not the harness's long lock), so a loop
   // held for seconds shows as a lost lock.
-  h = await startHarness({ name: 'bounded', env: { RBM_AGENTS: 'agent-a:150,agent-b:100', WORKER_LOCK_DURATION_MS: '5000', WORKER_STALLED_INTERVAL_MS: '3000' } });
+  h = await startHarness({
+    name: 'bounded',
+    env: { RBM_AGENTS: 'agent-a:150,agent-b:100', WORKER_LOCK_DURATION_MS: '5000', WORKER_STALLED_INTERVAL_MS: '3000' },
+  });
   app = buildApi({ producer: h.producer, apiKeys: [{ key: KEY, agents: ['agent-a'] }], openWithoutKeys: false, readiness: [] });
   app.addHook('onRequest', async (request) => {
     if (request.url === '/v1/messages:batch') batchArrivals.push(performance.now());
@@ -88,7 +95,11 @@ type Answer = { status: number; bytes: number; body: any; wallMs: number };
 
 async function post(path: string, body: string, headers: Record<string, string> = {}): Promise<Answer> {
   const started = performance.now();
-  const res = await fetch(`${base}${path}`, { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${KEY}`, ...headers }, body });
+  const res = await fetch(`${base}${path}`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', authorization: `Bearer ${KEY}`, ...headers },
+    body,
+  });
   const text = await res.text();
   return { status: res.status, bytes: Buffer.byteLength(text), body: JSON.parse(text), wallMs: performance.now() - started };
 }
@@ -113,21 +124,30 @@ process.stdout.write(JSON.stringify(answers));
  * work, and in this process it would hold the very event loop under test.
  */
 function postBigBatches(count: number): Promise<Answer[]> {
-  const child = spawn(process.execPath, ['--input-type=module', '-e', SENDER, `${base}/v1/messages:batch`, bigBatchFile, String(count), KEY], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(
+    process.execPath,
+    ['--input-type=module', '-e', SENDER, `${base}/v1/messages:batch`, bigBatchFile, String(count), KEY],
+    { stdio: ['ignore', 'pipe', 'pipe'] },
+  );
   let out = '';
   let err = '';
   child.stdout.on('data', (d: Buffer) => (out += d.toString()));
   child.stderr.on('data', (d: Buffer) => (err += d.toString()));
   return new Promise((resolve, reject) => {
     child.once('error', reject);
-    child.once('close', (code) => (code === 0 ? resolve(JSON.parse(out) as Answer[]) : reject(new Error(`the sender exited with ${code}: ${err.slice(-1000)}`))));
+    child.once('close', (code) =>
+      code === 0 ? resolve(JSON.parse(out) as Answer[]) : reject(new Error(`the sender exited with ${code}: ${err.slice(-1000)}`)),
+    );
   });
 }
 
 /** Polls /healthz over real HTTP about every 10 ms until `until` settles: when each poll started, and its time in ms. */
 async function pollHealth(until: Promise<unknown>, each: () => void = () => undefined): Promise<Array<{ at: number; ms: number }>> {
   let settled = false;
-  until.then(() => (settled = true), () => (settled = true));
+  until.then(
+    () => (settled = true),
+    () => (settled = true),
+  );
   const polls: Array<{ at: number; ms: number }> = [];
   while (!settled) {
     const at = performance.now();
@@ -141,7 +161,8 @@ async function pollHealth(until: Promise<unknown>, each: () => void = () => unde
   return polls;
 }
 
-const percentile = (values: number[], p: number) => [...values].sort((a, b) => a - b)[Math.max(0, Math.ceil((p / 100) * values.length) - 1)]!;
+const percentile = (values: number[], p: number) =>
+  [...values].sort((a, b) => a - b)[Math.max(0, Math.ceil((p / 100) * values.length) - 1)]!;
 
 function expectBounded(res: Answer): void {
   expect(res.status).toBe(400);
@@ -165,7 +186,9 @@ describe('a 10 MB batch of 10,000 bad items', () => {
     expect(warm.body.error.problemCount).toBe(1500 * PER_ITEM);
     const res = (await postBigBatches(1))[0]!;
     const serverMs = batchMs.at(-1)!;
-    console.log(`one 10 MB batch refused: ${serverMs.toFixed(0)} ms at the server, ${res.wallMs.toFixed(0)} ms at the client, ${res.bytes} B`);
+    console.log(
+      `one 10 MB batch refused: ${serverMs.toFixed(0)} ms at the server, ${res.wallMs.toFixed(0)} ms at the client, ${res.bytes} B`,
+    );
     expectBounded(res);
     expect(serverMs).toBeLessThan(1000);
     const { details, message } = res.body.error as { details: Array<{ path: string; problem: string }>; message: string };
@@ -174,7 +197,9 @@ describe('a 10 MB batch of 10,000 bad items', () => {
     expect(details.filter((d) => d.path.startsWith('messages.2.'))).toHaveLength(100 - 2 * PER_ITEM);
     expect(new Set(details.map((d) => d.path)).size).toBe(100);
     // The message names the first few and the count; the list is in details only.
-    expect(message).toMatch(/^invalid messages batch \(item 0\): messages\.0\.contentMessage\.text: expected a string, got number 5; .*\(and 409,997 more problems\)$/);
+    expect(message).toMatch(
+      /^invalid messages batch \(item 0\): messages\.0\.contentMessage\.text: expected a string, got number 5; .*\(and 409,997 more problems\)$/,
+    );
     expect(message.length).toBeLessThan(1000);
   });
 
@@ -185,7 +210,10 @@ describe('a 10 MB batch of 10,000 bad items', () => {
       worker.on('stalled', (jobId) => stalled.push(jobId));
       worker.on('lockRenewalFailed', (jobIds) => lockLost.push(...jobIds));
     }
-    const events = new QueueEvents(outboundQueueName('agent-a'), { connection: { url: h.config.redisUrl! } as never, prefix: h.config.queuePrefix });
+    const events = new QueueEvents(outboundQueueName('agent-a'), {
+      connection: { url: h.config.redisUrl! } as never,
+      prefix: h.config.queuePrefix,
+    });
     events.on('stalled', ({ jobId }) => stalled.push(jobId));
     await events.waitUntilReady();
     const counters = h.emulator.state.counters;
@@ -193,7 +221,9 @@ describe('a 10 MB batch of 10,000 bad items', () => {
 
     // A stream of messages at the agent's 150/s (~10 s of sending), past its start-up before the batches come.
     const started = arrivals(h.emulator, 100);
-    const stream = await h.producer.sendMessages(Array.from({ length: 1500 }, (_, i) => ({ to: rcsPhone(i), agentId: 'agent-a', contentMessage: { text: `stream ${i}` } })));
+    const stream = await h.producer.sendMessages(
+      Array.from({ length: 1500 }, (_, i) => ({ to: rcsPhone(i), agentId: 'agent-a', contentMessage: { text: `stream ${i}` } })),
+    );
     await started;
     // What /healthz costs on this machine right now, with the worker busy but no batch: the floor under the figure below.
     const floor = (await pollHealth(delay(1000))).map((p) => p.ms);
@@ -215,11 +245,14 @@ describe('a 10 MB batch of 10,000 bad items', () => {
 
     const p99 = percentile(health, 99);
     console.log(
-      `four 10 MB batches in flight: answered in ${batchMs.slice(-4).map((ms) => ms.toFixed(0)).join(', ')} ms at the server; ` +
-      `/healthz ${health.length} polls, p50 ${percentile(health, 50).toFixed(1)} ms, p99 ${p99.toFixed(1)} ms, max ${Math.max(...health).toFixed(1)} ms ` +
-      `(with no batch: p50 ${percentile(floor, 50).toFixed(1)} ms, p99 ${percentile(floor, 99).toFixed(1)} ms); ` +
-      `event-loop delay p99 ${(loopDelay.percentile(99) / 1e6).toFixed(0)} ms, max ${(loopDelay.max / 1e6).toFixed(0)} ms; RSS ${(rssBefore / 1e6).toFixed(0)} → peak ${(rssPeak / 1e6).toFixed(0)} MB; ` +
-      `${sentMeanwhile} messages sent meanwhile`,
+      `four 10 MB batches in flight: answered in ${batchMs
+        .slice(-4)
+        .map((ms) => ms.toFixed(0))
+        .join(', ')} ms at the server; ` +
+        `/healthz ${health.length} polls, p50 ${percentile(health, 50).toFixed(1)} ms, p99 ${p99.toFixed(1)} ms, max ${Math.max(...health).toFixed(1)} ms ` +
+        `(with no batch: p50 ${percentile(floor, 50).toFixed(1)} ms, p99 ${percentile(floor, 99).toFixed(1)} ms); ` +
+        `event-loop delay p99 ${(loopDelay.percentile(99) / 1e6).toFixed(0)} ms, max ${(loopDelay.max / 1e6).toFixed(0)} ms; RSS ${(rssBefore / 1e6).toFixed(0)} → peak ${(rssPeak / 1e6).toFixed(0)} MB; ` +
+        `${sentMeanwhile} messages sent meanwhile`,
     );
     for (const res of answers) expectBounded(res);
     expect(health.length).toBeGreaterThan(5);
@@ -253,7 +286,10 @@ describe('the cap holds everywhere a list of problems is answered', () => {
     expect(events.body.error.details[0].path).toMatch(/^events\.0\./);
 
     const extra = Object.fromEntries(Array.from({ length: 150 }, (_, i) => [`field${i}`, i]));
-    const fields = await post('/v1/messages:batch', JSON.stringify({ messages: [{ to: '+12223334444', agentId: 'agent-a', contentMessage: { text: 'x' } }], ...extra }));
+    const fields = await post(
+      '/v1/messages:batch',
+      JSON.stringify({ messages: [{ to: '+12223334444', agentId: 'agent-a', contentMessage: { text: 'x' } }], ...extra }),
+    );
     expect(fields.status).toBe(400);
     expect(fields.body.error).toMatchObject({ code: 'PAYLOAD_INVALID', problemCount: 150 });
     expect(fields.body.error.details).toHaveLength(100);
@@ -270,7 +306,9 @@ describe('the cap holds everywhere a list of problems is answered', () => {
   });
 
   it('the OpenAPI document declares problemCount (a response schema drops what it does not name)', async () => {
-    const doc = (await (await fetch(`${base}/openapi.json`)).json()) as { paths: Record<string, Record<string, { responses: Record<string, { content: Record<string, { schema: any }> }> }>> };
+    const doc = (await (await fetch(`${base}/openapi.json`)).json()) as {
+      paths: Record<string, Record<string, { responses: Record<string, { content: Record<string, { schema: any }> }> }>>;
+    };
     const refused = doc.paths['/v1/messages:batch']!.post!.responses['4XX']!.content['application/json']!.schema;
     expect(refused.properties.error.properties.problemCount).toMatchObject({ type: 'integer' });
     expect(refused.properties.error.properties.details).toMatchObject({ maxItems: 100 });
@@ -283,8 +321,18 @@ describe('the cap holds everywhere a list of problems is answered', () => {
       let stdout = '';
       let stderr = '';
       const code = await main(['node', 'rbm-dispatch', '--url', base, ...args], {
-        stdout: { write: (s: string) => ((stdout += s), true) } as NodeJS.WritableStream,
-        stderr: { write: (s: string) => ((stderr += s), true) } as NodeJS.WritableStream,
+        stdout: {
+          write: (s: string) => {
+            stdout += s;
+            return true;
+          },
+        } as NodeJS.WritableStream,
+        stderr: {
+          write: (s: string) => {
+            stderr += s;
+            return true;
+          },
+        } as NodeJS.WritableStream,
       });
       return { code, stdout, stderr };
     };

@@ -77,24 +77,34 @@ describe('a dead receiver delays only its own callbacks', () => {
     await enqueue(h, deliveries(`${live.url}/status`, 100));
     const delivered = await Promise.race([
       live.until(100, (r) => r.status === 200),
-      new Promise<never>((_, reject) => setTimeout(() => reject(new Error(`the live receiver got ${live.received.length} of 100 within 5 s`)), 5000)),
+      new Promise<never>((_, reject) =>
+        setTimeout(() => reject(new Error(`the live receiver got ${live.received.length} of 100 within 5 s`)), 5000),
+      ),
     ]);
     const tookMs = Date.now() - t0;
     expect(new Set(delivered.map((r) => r.headers['webhook-id'])).size).toBe(100);
     const parked = await parkedSoFar(h);
     // How fast the worker steps over the dead receiver's deliveries once they are all it has (its cost per skipped job).
     const skipFrom = Date.now();
-    await waitFor(() => parkedSoFar(h), (n) => n >= parked + 1000);
+    await waitFor(
+      () => parkedSoFar(h),
+      (n) => n >= parked + 1000,
+    );
     const skipRate = Math.round(((await parkedSoFar(h)) - parked) / ((Date.now() - skipFrom) / 1000));
-    const deadCalls = kind === 'hang' ? receivers[0]!.received.length : (await counter(h, 'callback|retried'));
-    console.log(`dead receiver (${kind}): 10,000 queued in ${queuedDead - started} ms; the live 100 delivered ${tookMs} ms after they were queued; `
-      + `dead deliveries parked: ${parked} in all (${Math.round(parked / ((Date.now() - started) / 1000))}/s since the first was queued; ${Math.round((parked - parkedAtT0) / (tookMs / 1000))}/s while the live 100 went), `
-      + `then ${skipRate}/s alone; ${deadCalls} calls reached or tried the dead receiver`);
+    const deadCalls = kind === 'hang' ? receivers[0]!.received.length : await counter(h, 'callback|retried');
+    console.log(
+      `dead receiver (${kind}): 10,000 queued in ${queuedDead - started} ms; the live 100 delivered ${tookMs} ms after they were queued; ` +
+        `dead deliveries parked: ${parked} in all (${Math.round(parked / ((Date.now() - started) / 1000))}/s since the first was queued; ${Math.round((parked - parkedAtT0) / (tookMs / 1000))}/s while the live 100 went), ` +
+        `then ${skipRate}/s alone; ${deadCalls} calls reached or tried the dead receiver`,
+    );
     expect(tookMs).toBeLessThan(5000);
     // The dead receiver got no more calls than its cap (hang) or the breaker's threshold and the cap (refuse).
     expect(deadCalls).toBeLessThanOrEqual(kind === 'hang' ? 10 : 15);
     // Nothing of the dead receiver's was given up or lost: all still queued.
-    await waitFor(() => queue!.getJobCounts('completed'), (c) => c.completed === 100);
+    await waitFor(
+      () => queue!.getJobCounts('completed'),
+      (c) => c.completed === 100,
+    );
     const { failed, ...queued } = await queue!.getJobCounts('wait', 'prioritized', 'delayed', 'active', 'failed');
     expect(failed).toBe(0);
     expect(Object.values(queued).reduce((a, b) => a + b, 0)).toBe(10_000);
@@ -124,8 +134,14 @@ describe('a receiver that comes back', () => {
     await enqueue(h, list);
 
     // The breaker opens, and the receiver's deliveries wait.
-    await waitFor(() => h.service.metricsSource.read(), (s) => s.callbackReceiversOpen === 1);
-    await waitFor(() => parkedSoFar(h), (n) => n >= 200 - 10);
+    await waitFor(
+      () => h.service.metricsSource.read(),
+      (s) => s.callbackReceiversOpen === 1,
+    );
+    await waitFor(
+      () => parkedSoFar(h),
+      (n) => n >= 200 - 10,
+    );
     const metrics = createMetrics({ read: () => h.service.metricsSource.read() });
     const text = await metrics.registry.metrics();
     expect(text).toMatch(/^rbm_callback_receivers_open 1$/m);
@@ -137,10 +153,15 @@ describe('a receiver that comes back', () => {
     const r = back ?? (await receiver(() => 200, { port }));
     const ids = new Set(list.map((d) => callbackWebhookId(d.data)));
     const got = await r.until(200, (x) => x.status === 200);
-    console.log(`receiver that ${kind === 'hang' ? 'hung' : 'refused'}: all 200 parked deliveries arrived ${Date.now() - comingBack} ms after it answered again`);
+    console.log(
+      `receiver that ${kind === 'hang' ? 'hung' : 'refused'}: all 200 parked deliveries arrived ${Date.now() - comingBack} ms after it answered again`,
+    );
     expect(new Set(got.map((x) => x.headers['webhook-id']))).toEqual(ids);
     // Every job finishes completed: none failed, none left behind.
-    await waitFor(() => queue!.getJobCounts('wait', 'prioritized', 'delayed', 'active', 'completed', 'failed'), (c) => c.completed === 200);
+    await waitFor(
+      () => queue!.getJobCounts('wait', 'prioritized', 'delayed', 'active', 'completed', 'failed'),
+      (c) => c.completed === 200,
+    );
     const counts = await queue!.getJobCounts('wait', 'prioritized', 'delayed', 'active', 'failed');
     expect(counts).toEqual({ wait: 0, prioritized: 0, delayed: 0, active: 0, failed: 0 });
     // Each change once: a second 200 for a webhook-id would be a duplicate delivery.
@@ -166,7 +187,9 @@ describe('the retry horizon', () => {
     await enqueue(h, list);
     const failedBefore = await counter(h, 'callback|failed');
     h.startCallbacks();
-    const outcomes = await Promise.allSettled(list.map((d) => h.outcomeOn(CALLBACK_QUEUE, deliverCallbackJobId(callbackWebhookId(d.data)))));
+    const outcomes = await Promise.allSettled(
+      list.map((d) => h.outcomeOn(CALLBACK_QUEUE, deliverCallbackJobId(callbackWebhookId(d.data)))),
+    );
     const reasons = outcomes.map((o) => (o.status === 'rejected' ? (o.reason as Error).message : 'completed'));
     // The first calls were answered 500 (one attempt: the first retry would start past the horizon), and opened the
     // breaker; the others were parked, made no call, and gave up at the horizon.

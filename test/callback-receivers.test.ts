@@ -12,7 +12,14 @@ import { redisUrl, uniquePrefix } from './helpers.ts';
 
 const prefix = uniquePrefix('cb-receivers');
 const silent = { info() {}, warn() {}, error() {}, debug() {} };
-const options: ReceiverOptions = { maxInFlight: 2, threshold: 3, cooldownMs: 1000, maxCooldownMs: 4000, timeoutMs: 500, retryForMs: 60_000 };
+const options: ReceiverOptions = {
+  maxInFlight: 2,
+  threshold: 3,
+  cooldownMs: 1000,
+  maxCooldownMs: 4000,
+  timeoutMs: 500,
+  retryForMs: 60_000,
+};
 let redis: Redis;
 let clock = 1_800_000_000_000;
 let woken: string[] = [];
@@ -22,7 +29,14 @@ let n = 0;
 const origin = () => `https://receiver-${++n}.example`;
 
 function receivers(o: Partial<ReceiverOptions> = {}) {
-  return new Receivers(redis, prefix, { ...options, ...o }, async (ids) => void woken.push(...ids), silent, () => clock);
+  return new Receivers(
+    redis,
+    prefix,
+    { ...options, ...o },
+    async (ids) => void woken.push(...ids),
+    silent,
+    () => clock,
+  );
 }
 
 beforeAll(async () => {
@@ -36,7 +50,7 @@ afterAll(async () => {
 });
 
 describe('fair order', () => {
-  it('each receiver\'s deliveries are numbered by its own depth: a long backlog does not stand in front of a short one', async () => {
+  it("each receiver's deliveries are numbered by its own depth: a long backlog does not stand in front of a short one", async () => {
     const r = receivers();
     const [a, b] = [origin(), origin()];
     expect(await r.priorities(a, ['a1', 'a2', 'a3', 'a4', 'a5'])).toEqual([1, 2, 3, 4, 5]);
@@ -45,7 +59,7 @@ describe('fair order', () => {
     expect(await r.priorities(b, ['b2'])).toEqual([2]);
   });
 
-  it('never lower than the receiver\'s last one while some of its deliveries are queued (their order holds); back to 1 once none is', async () => {
+  it("never lower than the receiver's last one while some of its deliveries are queued (their order holds); back to 1 once none is", async () => {
     const r = receivers();
     const a = origin();
     await r.priorities(a, ['a1', 'a2', 'a3']);
@@ -58,7 +72,7 @@ describe('fair order', () => {
     expect(await r.priorities(a, ['a5'])).toEqual([1]);
   });
 
-  it('past BullMQ\'s highest priority number, deliveries share it', async () => {
+  it("past BullMQ's highest priority number, deliveries share it", async () => {
     const r = receivers();
     const a = origin();
     await r.priorities(a, ['x']);

@@ -47,7 +47,10 @@ beforeAll(async () => {
     producer: h.producer,
     revoke: h.service.revoke,
     callbacks: h.service.callbacks,
-    apiKeys: [{ key: KEY_1, agents: ['agent-a'] }, { key: KEY_2, agents: ['agent-b'] }],
+    apiKeys: [
+      { key: KEY_1, agents: ['agent-a'] },
+      { key: KEY_2, agents: ['agent-b'] },
+    ],
     openWithoutKeys: false,
   });
   base = await app.listen({ port: 0, host: '127.0.0.1' });
@@ -72,9 +75,18 @@ afterAll(async () => {
 
 const as = (key: string) => ({ authorization: `Bearer ${key}` });
 const call = (method: string, path: string, key: string, body?: unknown) => httpCall(base, method, path, body, as(key));
-const msg = (to: string, agentId: string, extra: Record<string, unknown> = {}) => ({ to, agentId, contentMessage: { text: 'hello' }, ...extra });
+const msg = (to: string, agentId: string, extra: Record<string, unknown> = {}) => ({
+  to,
+  agentId,
+  contentMessage: { text: 'hello' },
+  ...extra,
+});
 
-type Body = { type: string; timestamp: string; data: { messageId: string; state: string; previousState: string; at: number; [k: string]: unknown } };
+type Body = {
+  type: string;
+  timestamp: string;
+  data: { messageId: string; state: string; previousState: string; at: number; [k: string]: unknown };
+};
 /** Verifies a callback as its receiver would; throws WebhookVerificationError when the signature does not hold. */
 const verify = (secret: string, r: ReceivedCallback) => new Webhook(secret).verify(r.body, r.headers) as Body;
 const about = (messageId: string) => (r: ReceivedCallback) => r.status === 200 && (JSON.parse(r.body) as Body).data.messageId === messageId;
@@ -94,7 +106,7 @@ describe('status callbacks', () => {
     expect((await call('GET', '/v1/callback', KEY_1)).body).toEqual({ url: `${receiver.url}/key-1`, secret: secret1, enabled: true });
   });
 
-  it('every state change of a message is POSTed, signed per Standard Webhooks with the key\'s secret', async () => {
+  it("every state change of a message is POSTed, signed per Standard Webhooks with the key's secret", async () => {
     const to = rcsPhone(1);
     const sent = await call('POST', '/v1/messages', KEY_1, msg(to, 'agent-a'));
     expect(sent.status).toBe(202);
@@ -113,17 +125,24 @@ describe('status callbacks', () => {
       expect(r.body).not.toContain(to);
     }
     const changes = inOrder(got);
-    expect(changes.map((b) => [b.data.previousState, b.data.state])).toEqual([['QUEUED', 'SENDING'], ['SENDING', 'SENT'], ['SENT', 'DELIVERED'], ['DELIVERED', 'READ']]);
+    expect(changes.map((b) => [b.data.previousState, b.data.state])).toEqual([
+      ['QUEUED', 'SENDING'],
+      ['SENDING', 'SENT'],
+      ['SENT', 'DELIVERED'],
+      ['DELIVERED', 'READ'],
+    ]);
     expect(changes.map((b) => b.data.event)).toEqual([undefined, undefined, 'DELIVERED', 'READ']);
     expect(changes[0]!.data).toMatchObject({ messageId: id, agentId: 'agent-a' });
     expect(changes.map((b) => b.timestamp)).toEqual(changes.map((b) => new Date(b.data.at).toISOString()));
     // The same changes as the status timeline: one callback per move.
     const status = (await call('GET', `/v1/messages/${id}`, KEY_1)).body;
     expect(status.callbackUrl).toBe(`${receiver.url}/key-1`);
-    expect(status.timeline.slice(1).map((t: { state: string; at: number }) => [t.state, t.at])).toEqual(changes.map((b) => [b.data.state, b.data.at]));
+    expect(status.timeline.slice(1).map((t: { state: string; at: number }) => [t.state, t.at])).toEqual(
+      changes.map((b) => [b.data.state, b.data.at]),
+    );
   });
 
-  it('a message\'s own callbackUrl wins; a key with no URL sends none; the library signs with CALLBACK_SECRET itself', async () => {
+  it("a message's own callbackUrl wins; a key with no URL sends none; the library signs with CALLBACK_SECRET itself", async () => {
     const own = await call('POST', '/v1/messages', KEY_1, msg(rcsPhone(2), 'agent-a', { callbackUrl: `${receiver.url}/own` }));
     const none = await call('POST', '/v1/messages', KEY_2, msg(rcsPhone(3), 'agent-b'));
     const lib = await h.producer.sendMessage(msg(rcsPhone(4), 'agent-a', { callbackUrl: `${receiver.url}/library` }) as never);
@@ -136,20 +155,29 @@ describe('status callbacks', () => {
       expect(r.path).toBe('/library');
       expect(verify(SECRET, r).data.messageId).toBe(lib.messageId);
     }
-    const read = await waitFor(async () => (await call('GET', `/v1/messages/${none.body.messageId}`, KEY_2)).body, (s) => s.state === 'READ');
+    const read = await waitFor(
+      async () => (await call('GET', `/v1/messages/${none.body.messageId}`, KEY_2)).body,
+      (s) => s.state === 'READ',
+    );
     expect(read.callbackUrl).toBeUndefined();
     expect(receiver.received.filter((r) => r.body.includes(none.body.messageId))).toEqual([]);
   });
 
-  it('a batch\'s callbacks carry its batchId, and so do their replays', async () => {
+  it("a batch's callbacks carry its batchId, and so do their replays", async () => {
     const batch = await call('POST', '/v1/messages:batch', KEY_1, { messages: [1, 2, 3].map((n) => msg(rcsPhone(10 + n), 'agent-a')) });
     expect(batch.status).toBe(202);
     const ids: string[] = batch.body.messageIds;
     const got = (await Promise.all(ids.map((id) => receiver.until(4, about(id))))).flat();
     expect(got.map((r) => verify(secret1, r).data.batchId)).toEqual(Array(12).fill(batch.body.batchId));
-    const originals = got.filter((r) => r.body.includes(ids[0]!)).map((r) => r.body).sort();
+    const originals = got
+      .filter((r) => r.body.includes(ids[0]!))
+      .map((r) => r.body)
+      .sort();
     expect((await call('POST', `/v1/messages/${ids[0]}/callbacks:replay`, KEY_1)).status).toBe(202);
-    const again = (await receiver.until(8, about(ids[0]!))).slice(4).map((r) => r.body).sort();
+    const again = (await receiver.until(8, about(ids[0]!)))
+      .slice(4)
+      .map((r) => r.body)
+      .sort();
     expect(again).toEqual(originals);
   });
 
@@ -160,7 +188,8 @@ describe('status callbacks', () => {
   });
 
   it('a receiver that fails is retried with the same webhook-id and body until it answers 2xx', async () => {
-    const counter = async (name: string) => Number((await h.redis.producer.hget(metricsKey(h.config.queuePrefix), `callback|${name}`)) ?? 0);
+    const counter = async (name: string) =>
+      Number((await h.redis.producer.hget(metricsKey(h.config.queuePrefix), `callback|${name}`)) ?? 0);
     const retriedBefore = await counter('retried');
     const id = '0b6c1a52-5f7e-4c1d-9a3b-2e8f4d6c1a01';
     refuse.set(`${id}/SENT`, 2);
@@ -174,7 +203,8 @@ describe('status callbacks', () => {
   });
 
   it('after the retry horizon the delivery fails for good; replay sends every change again, same IDs and bodies', async () => {
-    const counter = async (name: string) => Number((await h.redis.producer.hget(metricsKey(h.config.queuePrefix), `callback|${name}`)) ?? 0);
+    const counter = async (name: string) =>
+      Number((await h.redis.producer.hget(metricsKey(h.config.queuePrefix), `callback|${name}`)) ?? 0);
     const failedBefore = await counter('failed');
     const id = '0b6c1a52-5f7e-4c1d-9a3b-2e8f4d6c1a02';
     refuse.set(`${id}/SENDING`, Infinity);
@@ -219,7 +249,7 @@ describe('status callbacks', () => {
     expect((await call('GET', '/v1/callback', KEY_1)).body.url).toBe(before);
   });
 
-  it('DELETE /v1/callback removes the key\'s URL: 204, then 404', async () => {
+  it("DELETE /v1/callback removes the key's URL: 204, then 404", async () => {
     expect((await call('PUT', '/v1/callback', KEY_2, { url: `${receiver.url}/key-2` })).status).toBe(200);
     expect((await call('DELETE', '/v1/callback', KEY_2)).status).toBe(204);
     expect((await call('GET', '/v1/callback', KEY_2)).body.url).toBeNull();
@@ -232,7 +262,10 @@ describe('status callbacks', () => {
     const foreign = await call('POST', '/v1/messages/0b6c1a52-5f7e-4c1d-9a3b-2e8f4d6c1a02/callbacks:replay', KEY_2);
     expect(foreign).toMatchObject({ status: 404, body: { error: { code: 'NOT_FOUND' } } });
     const plain = await call('POST', '/v1/messages', KEY_2, msg(rcsPhone(7), 'agent-b'));
-    await waitFor(async () => (await call('GET', `/v1/messages/${plain.body.messageId}`, KEY_2)).body, (s) => s.state === 'READ');
+    await waitFor(
+      async () => (await call('GET', `/v1/messages/${plain.body.messageId}`, KEY_2)).body,
+      (s) => s.state === 'READ',
+    );
     const none = await call('POST', `/v1/messages/${plain.body.messageId}/callbacks:replay`, KEY_2);
     expect(none).toMatchObject({ status: 409, body: { error: { code: 'NO_CALLBACK' } } });
   });

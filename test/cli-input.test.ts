@@ -12,7 +12,8 @@ async function parse(text: string, options: ParseOptions): Promise<ParsedLine[]>
   return out;
 }
 
-const invalid = (lines: ParsedLine[]) => lines.flatMap((l) => (l.kind === 'invalid' ? l.problems.map((p) => ({ line: l.line, ...p })) : []));
+const invalid = (lines: ParsedLine[]) =>
+  lines.flatMap((l) => (l.kind === 'invalid' ? l.problems.map((p) => ({ line: l.line, ...p })) : []));
 
 describe('CSV', () => {
   it('turns each row into a message, with its line number and the optional columns', async () => {
@@ -24,17 +25,36 @@ describe('CSV', () => {
     ].join('\r\n');
     const lines = await parse(csv, { format: 'csv' });
     expect(lines).toEqual([
-      { line: 2, kind: 'message', item: { to: '+12223334444', contentMessage: { text: 'Your order has shipped' }, messageTrafficType: 'TRANSACTION', ttl: '600s' } },
+      {
+        line: 2,
+        kind: 'message',
+        item: { to: '+12223334444', contentMessage: { text: 'Your order has shipped' }, messageTrafficType: 'TRANSACTION', ttl: '600s' },
+      },
       {
         line: 5,
         kind: 'message',
-        item: { to: '+12223334445', contentMessage: { text: 'Two lines,\nand a comma' }, agentId: 'agent-a', ttl: '90s', fallback: { sms: { text: 'Code 1234' } }, idempotencyKey: 'order-77' },
+        item: {
+          to: '+12223334445',
+          contentMessage: { text: 'Two lines,\nand a comma' },
+          agentId: 'agent-a',
+          ttl: '90s',
+          fallback: { sms: { text: 'Code 1234' } },
+          idempotencyKey: 'order-77',
+        },
       },
     ]);
   });
 
   it('reports every bad row by line and column, and masks phone numbers in problems', async () => {
-    const csv = ['to,text,ttl', '+15551234561,ok,', '15551234562,no plus,', '+15551234563,,', '+15551234564,ttl,forever', '+15551234565,too,many,columns', '+15551234566,fine,'].join('\n');
+    const csv = [
+      'to,text,ttl',
+      '+15551234561,ok,',
+      '15551234562,no plus,',
+      '+15551234563,,',
+      '+15551234564,ttl,forever',
+      '+15551234565,too,many,columns',
+      '+15551234566,fine,',
+    ].join('\n');
     const problems = invalid(await parse(csv, { format: 'csv' }));
     expect(problems.map((p) => [p.line, p.path])).toEqual([
       [3, 'to'],
@@ -70,10 +90,16 @@ describe('CSV', () => {
 });
 
 describe('JSONL', () => {
-  const message = (text: string, extra: object = {}) => JSON.stringify({ to: '+12223334444', messageTrafficType: 'TRANSACTION', contentMessage: { text }, ...extra });
+  const message = (text: string, extra: object = {}) =>
+    JSON.stringify({ to: '+12223334444', messageTrafficType: 'TRANSACTION', contentMessage: { text }, ...extra });
 
   it('routes messages to messages and READ receipts to events, skipping blank lines but counting them', async () => {
-    const text = [message('one'), '', JSON.stringify({ to: '+12223334444', eventType: 'READ', messageId: 'user-msg-1' }), message('two')].join('\n');
+    const text = [
+      message('one'),
+      '',
+      JSON.stringify({ to: '+12223334444', eventType: 'READ', messageId: 'user-msg-1' }),
+      message('two'),
+    ].join('\n');
     const lines = await parse(text, { format: 'jsonl' });
     expect(lines.map((l) => [l.line, l.kind])).toEqual([
       [1, 'message'],
@@ -110,7 +136,9 @@ describe('JSONL', () => {
       JSON.stringify({ to: '+12223334444', eventType: 'READ', messageId: 'user-msg-1' }),
       JSON.stringify({ to: '+12223334444', eventType: 'READ', messageId: 'user-msg-2', eventId: id }),
     ].join('\n');
-    const keys = (await parse(text, { format: 'jsonl', idempotencyBase: 'b1' })).map((l) => (l.kind === 'invalid' ? 'invalid' : l.item.idempotencyKey));
+    const keys = (await parse(text, { format: 'jsonl', idempotencyBase: 'b1' })).map((l) =>
+      l.kind === 'invalid' ? 'invalid' : l.item.idempotencyKey,
+    );
     expect(keys).toEqual(['b1:line-1', 'mine', undefined, 'b1:line-4', undefined]);
   });
 
@@ -122,10 +150,24 @@ describe('JSONL', () => {
 
 describe('helpers', () => {
   it('tells the format by extension', () => {
-    expect([formatFromPath('a.csv'), formatFromPath('A.CSV'), formatFromPath('b.jsonl'), formatFromPath('c.ndjson'), formatFromPath('d.txt')]).toEqual(['csv', 'csv', 'jsonl', 'jsonl', undefined]);
+    expect([
+      formatFromPath('a.csv'),
+      formatFromPath('A.CSV'),
+      formatFromPath('b.jsonl'),
+      formatFromPath('c.ndjson'),
+      formatFromPath('d.txt'),
+    ]).toEqual(['csv', 'csv', 'jsonl', 'jsonl', undefined]);
   });
 
   it('turns friendly durations into RBM seconds and leaves the rest for the schema', () => {
-    expect(['60s', '60', '10m', '2h', '1d', '1.5s', 'soon'].map(normalizeTtl)).toEqual(['60s', '60s', '600s', '7200s', '86400s', '1.5s', 'soon']);
+    expect(['60s', '60', '10m', '2h', '1d', '1.5s', 'soon'].map(normalizeTtl)).toEqual([
+      '60s',
+      '60s',
+      '600s',
+      '7200s',
+      '86400s',
+      '1.5s',
+      'soon',
+    ]);
   });
 });

@@ -51,15 +51,29 @@ async function inProcess(...args: string[]): Promise<Ran> {
   let stdout = '';
   let stderr = '';
   const code = await main(['node', 'rbm-dispatch', ...args], {
-    stdout: { write: (s: string) => ((stdout += s), true) } as NodeJS.WritableStream,
-    stderr: { write: (s: string) => ((stderr += s), true) } as NodeJS.WritableStream,
+    stdout: {
+      write: (s: string) => {
+        stdout += s;
+        return true;
+      },
+    } as NodeJS.WritableStream,
+    stderr: {
+      write: (s: string) => {
+        stderr += s;
+        return true;
+      },
+    } as NodeJS.WritableStream,
   });
   return { code, stdout, stderr };
 }
 
 /** Changes a phone of the service's built-in emulator. */
 async function emulatorPhone(e164: string, patch: Record<string, unknown>): Promise<void> {
-  const res = await fetch(`http://127.0.0.1:${emulatorPort}/_emulator/phones/${encodeURIComponent(e164)}`, { method: 'PUT', headers: { 'content-type': 'application/json' }, body: JSON.stringify(patch) });
+  const res = await fetch(`http://127.0.0.1:${emulatorPort}/_emulator/phones/${encodeURIComponent(e164)}`, {
+    method: 'PUT',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify(patch),
+  });
   expect(res.status).toBe(200);
 }
 
@@ -76,7 +90,18 @@ beforeAll(async () => {
   const port = await freePort();
   emulatorPort = await freePort();
   service = spawn(process.execPath, ['--import', 'tsx', 'workers/all.ts'], {
-    env: { ...process.env, PORT: String(port), RBM_EMULATOR_PORT: String(emulatorPort), REDIS_URL: redisUrl(), QUEUE_PREFIX: prefix, LOG_LEVEL: 'info', GOOGLE_APPLICATION_CREDENTIALS: '', RBM_ENDPOINT: '', API_KEYS: '', RBM_AGENTS: '' },
+    env: {
+      ...process.env,
+      PORT: String(port),
+      RBM_EMULATOR_PORT: String(emulatorPort),
+      REDIS_URL: redisUrl(),
+      QUEUE_PREFIX: prefix,
+      LOG_LEVEL: 'info',
+      GOOGLE_APPLICATION_CREDENTIALS: '',
+      RBM_ENDPOINT: '',
+      API_KEYS: '',
+      RBM_AGENTS: '',
+    },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   await lineOf(service, /rbm-dispatch is up/);
@@ -103,13 +128,31 @@ describe('rbm-dispatch CLI', () => {
     const top = await cli('--help');
     expect(top.code).toBe(0);
     for (const line of names) expect(top.stdout).toContain(line);
-    for (const command of ['send', 'batch', 'status', 'revoke', 'failures', 'failures list', 'failures retry', 'callbacks', 'callbacks show', 'callbacks set', 'callbacks remove', 'callbacks replay', 'emulator', 'keyfile']) {
+    for (const command of [
+      'send',
+      'batch',
+      'status',
+      'revoke',
+      'failures',
+      'failures list',
+      'failures retry',
+      'callbacks',
+      'callbacks show',
+      'callbacks set',
+      'callbacks remove',
+      'callbacks replay',
+      'emulator',
+      'keyfile',
+    ]) {
       const ran = await inProcess(...command.split(' '), '--help');
       expect(ran.code, command).toBe(0);
       expect(ran.stdout).toMatch(new RegExp(`Usage: rbm-dispatch ${command}`));
       for (const line of names) expect(ran.stdout).toContain(line);
     }
-    expect(await inProcess('send', '--text', 'no recipient')).toMatchObject({ code: 2, stderr: expect.stringMatching(/required option '--to/) });
+    expect(await inProcess('send', '--text', 'no recipient')).toMatchObject({
+      code: 2,
+      stderr: expect.stringMatching(/required option '--to/),
+    });
   });
 
   it('send queues a message; status shows it, masked, and --watch follows it to READ', async () => {
@@ -135,17 +178,30 @@ describe('rbm-dispatch CLI', () => {
 
     const status = await cli('--json', 'status', messageId!);
     expect(status.code).toBe(0);
-    expect(json<{ state: string; timeline: Array<{ state: string }> }>(status)).toMatchObject({ messageId, state: 'READ', to: '+1222***4444' });
+    expect(json<{ state: string; timeline: Array<{ state: string }> }>(status)).toMatchObject({
+      messageId,
+      state: 'READ',
+      to: '+1222***4444',
+    });
   });
 
   it('failures list shows a dead letter with its reason; failures retry re-drives it', async () => {
-    await fetch(`http://127.0.0.1:${emulatorPort}/_emulator/sms/faults`, { method: 'PUT', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ failNext: [{ kind: '400', count: 1 }] }) });
+    await fetch(`http://127.0.0.1:${emulatorPort}/_emulator/sms/faults`, {
+      method: 'PUT',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ failNext: [{ kind: '400', count: 1 }] }),
+    });
     const sent = await inProcess('--url', base, '--json', 'send', '--to', '+15551110000', '--text', 'hi', '--sms-fallback', 'hi by SMS');
     const { messageId } = json<{ messageId: string }>(sent);
-    await waitFor(async () => (await get<{ state: string }>(`/v1/messages/${messageId}`)).body.state, (st) => st === 'FALLBACK_FAILED');
+    await waitFor(
+      async () => (await get<{ state: string }>(`/v1/messages/${messageId}`)).body.state,
+      (st) => st === 'FALLBACK_FAILED',
+    );
     const listed = await inProcess('--url', base, '--json', 'failures', 'list', '--reason', 'SMS_PROVIDER');
     expect(listed.code).toBe(0);
-    expect(json<{ failures: Array<{ messageId: string; reason: string }> }>(listed).failures).toEqual([expect.objectContaining({ messageId, reason: 'SMS_PROVIDER' })]);
+    expect(json<{ failures: Array<{ messageId: string; reason: string }> }>(listed).failures).toEqual([
+      expect.objectContaining({ messageId, reason: 'SMS_PROVIDER' }),
+    ]);
     expect(listed.stdout).not.toContain('5551110000');
     // Paging: a page of one names the next; the page before the oldest failure is empty.
     const page = await inProcess('--url', base, 'failures', 'list', '--limit', '1');
@@ -155,7 +211,10 @@ describe('rbm-dispatch CLI', () => {
     expect((await inProcess('--url', base, 'failures', 'list', '--before', 'soon')).code).toBe(2);
     const retried = await inProcess('--url', base, 'failures', 'retry', messageId);
     expect(retried).toMatchObject({ code: 0, stdout: 'retried 1\n' });
-    await waitFor(async () => (await get<{ state: string }>(`/v1/messages/${messageId}`)).body.state, (st) => st === 'FALLBACK_SENT');
+    await waitFor(
+      async () => (await get<{ state: string }>(`/v1/messages/${messageId}`)).body.state,
+      (st) => st === 'FALLBACK_SENT',
+    );
     const again = await inProcess('--url', base, 'failures', 'retry', messageId);
     expect(again.code).toBe(1);
     expect(again.stdout).toContain('it is FALLBACK_SENT, not failed');
@@ -170,19 +229,30 @@ describe('rbm-dispatch CLI', () => {
       const { secret } = json<{ secret: string }>(set);
       const shown = await inProcess('--url', base, 'callbacks', 'show');
       expect(shown).toMatchObject({ code: 0, stdout: `url ${receiver.url}/cli\nsecret ${secret}\n` });
-      const { messageId } = json<{ messageId: string }>(await inProcess('--url', base, '--json', 'send', '--to', '+12223334455', '--text', 'hi'));
+      const { messageId } = json<{ messageId: string }>(
+        await inProcess('--url', base, '--json', 'send', '--to', '+12223334455', '--text', 'hi'),
+      );
       const first = await receiver.until(4, (r) => r.body.includes(messageId));
       const replay = await inProcess('--url', base, 'callbacks', 'replay', messageId);
       expect(replay).toMatchObject({ code: 0, stdout: `replaying 4 changes of ${messageId} to ${receiver.url}/cli\n` });
       const all = await receiver.until(8, (r) => r.body.includes(messageId));
-      expect(all.slice(4).map((r) => r.headers['webhook-id']).sort()).toEqual(first.map((r) => r.headers['webhook-id']).sort());
-      for (const r of all) expect((new Webhook(secret).verify(r.body, r.headers) as { data: { messageId: string } }).data.messageId).toBe(messageId);
+      expect(
+        all
+          .slice(4)
+          .map((r) => r.headers['webhook-id'])
+          .sort(),
+      ).toEqual(first.map((r) => r.headers['webhook-id']).sort());
+      for (const r of all)
+        expect((new Webhook(secret).verify(r.body, r.headers) as { data: { messageId: string } }).data.messageId).toBe(messageId);
       expect((await inProcess('--url', base, 'callbacks', 'replay', randomUUID())).code).toBe(3);
       expect((await inProcess('--url', base, 'callbacks', 'set', 'ftp://nope')).code).toBe(1);
       expect((await inProcess('--url', base, 'callbacks', 'remove')).code).toBe(0);
       expect((await inProcess('--url', base, 'callbacks', 'remove')).code).toBe(3);
       const plain = json<{ messageId: string }>(await inProcess('--url', base, '--json', 'send', '--to', '+12223334466', '--text', 'hi'));
-      await waitFor(async () => (await get<{ state: string }>(`/v1/messages/${plain.messageId}`)).body.state, (st) => st === 'READ');
+      await waitFor(
+        async () => (await get<{ state: string }>(`/v1/messages/${plain.messageId}`)).body.state,
+        (st) => st === 'READ',
+      );
       const none = await inProcess('--url', base, 'callbacks', 'replay', plain.messageId);
       expect(none.code).toBe(1);
       expect(none.stderr).toMatch(/409 NO_CALLBACK/);
@@ -197,8 +267,13 @@ describe('rbm-dispatch CLI', () => {
     expect(json<{ error: { code: string; status: number } }>(unknown).error).toMatchObject({ code: 'CLI_NOT_FOUND', status: 404 });
 
     // A delivered message of this test's own (not the one of the test above: a failure there would show up here as a wrong exit code).
-    const { messageId: delivered } = json<{ messageId: string }>(await inProcess('--url', base, '--json', 'send', '--to', '+12223334456', '--text', 'hi'));
-    await waitFor(async () => (await get<{ state: string }>(`/v1/messages/${delivered}`)).body.state, (st) => st === 'DELIVERED' || st === 'READ');
+    const { messageId: delivered } = json<{ messageId: string }>(
+      await inProcess('--url', base, '--json', 'send', '--to', '+12223334456', '--text', 'hi'),
+    );
+    await waitFor(
+      async () => (await get<{ state: string }>(`/v1/messages/${delivered}`)).body.state,
+      (st) => st === 'DELIVERED' || st === 'READ',
+    );
     const refused = await cli('revoke', delivered, '--fallback');
     expect(refused.code).toBe(4);
     expect(refused.stderr).toMatch(/409 REVOKE_NOT_POSSIBLE/);
@@ -257,7 +332,12 @@ describe('rbm-dispatch CLI', () => {
     await writeFile(file, [line('a'), line('b'), line('c', { agentId: 'no-such-agent' })].join('\n'));
     const ran = await cli('--json', 'batch', file, '--chunk-size', '2');
     expect(ran.code).toBe(1);
-    expect(json(ran)).toMatchObject({ linesRead: 3, messagesQueued: 2, failed: 1, error: { code: 'CLI_API_ERROR', message: expect.stringMatching(/400 UNKNOWN_AGENT/) } });
+    expect(json(ran)).toMatchObject({
+      linesRead: 3,
+      messagesQueued: 2,
+      failed: 1,
+      error: { code: 'CLI_API_ERROR', message: expect.stringMatching(/400 UNKNOWN_AGENT/) },
+    });
   });
 
   it('keyfile writes a key that `emulator --key-file` trusts: the OAuth flow gets a token from it', async () => {
@@ -266,12 +346,17 @@ describe('rbm-dispatch CLI', () => {
     expect((await cli('keyfile', key, '--emulator-url', `http://127.0.0.1:${port}`)).code).toBe(0);
     expect((await cli('keyfile', key)).code).toBe(2); // no overwrite without --force
 
-    const emulator = spawn(process.execPath, ['--import', 'tsx', 'workers/cli.ts', 'emulator', '--port', String(port), '--key-file', key], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const emulator = spawn(process.execPath, ['--import', 'tsx', 'workers/cli.ts', 'emulator', '--port', String(port), '--key-file', key], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     try {
       expect(await lineOf(emulator, /service-account key/)).toContain('(reused)');
       const token = await createTokenSource(await loadServiceAccountKey(key)).getToken();
       expect(token).toMatch(/^emu-/);
-      const counters = await waitFor(async () => (await fetch(`http://127.0.0.1:${port}/_emulator/counters`)).json() as Promise<{ tokensIssued: number }>, (c) => c.tokensIssued === 1);
+      const counters = await waitFor(
+        async () => (await fetch(`http://127.0.0.1:${port}/_emulator/counters`)).json() as Promise<{ tokensIssued: number }>,
+        (c) => c.tokensIssued === 1,
+      );
       expect(counters.tokensIssued).toBe(1);
     } finally {
       const exited = new Promise<number | null>((resolve) => emulator.once('exit', resolve));

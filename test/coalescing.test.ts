@@ -31,7 +31,10 @@ describe('READ coalescing', () => {
     const got = await all;
     // Count only once the agent's queue is drained: no job waits, runs or is delayed any more.
     const queue = new Queue(outboundQueueName('agent-a'), { connection: h.redis.producer, prefix: h.config.queuePrefix });
-    await waitFor(async () => Object.values(await queue.getJobCounts('wait', 'active', 'delayed', 'prioritized')).reduce((a, b) => a + b, 0), (n) => n === 0);
+    await waitFor(
+      async () => Object.values(await queue.getJobCounts('wait', 'active', 'delayed', 'prioritized')).reduce((a, b) => a + b, 0),
+      (n) => n === 0,
+    );
     await queue.close();
     const counters = (await (await fetch(`${h.emulator.url}/_emulator/counters`)).json()) as { eventsAccepted: number };
     expect(counters.eventsAccepted).toBe(100);
@@ -56,7 +59,13 @@ describe('READ coalescing', () => {
     const third = arrivals(h.emulator, 1);
     await h.producer.markRead(to, 'user-msg-b');
     await third;
-    const phone = (await (await fetch(`${h.emulator.url}/_emulator/phones/${encodeURIComponent(to)}`)).json()) as { arrivals: Array<{ body: { eventType: string; messageId?: string } }> };
-    expect(phone.arrivals.map((a) => `${a.body.eventType}:${a.body.messageId ?? ''}`)).toEqual(['IS_TYPING:', 'READ:user-msg-a', 'READ:user-msg-b']);
+    const phone = (await (await fetch(`${h.emulator.url}/_emulator/phones/${encodeURIComponent(to)}`)).json()) as {
+      arrivals: Array<{ body: { eventType: string; messageId?: string } }>;
+    };
+    expect(phone.arrivals.map((a) => `${a.body.eventType}:${a.body.messageId ?? ''}`)).toEqual([
+      'IS_TYPING:',
+      'READ:user-msg-a',
+      'READ:user-msg-b',
+    ]);
   });
 });

@@ -25,17 +25,35 @@ describe('loadConfig', () => {
 
   it('reads the fixed variable names', () => {
     const config = loadConfig({
-      PORT: '8080', REDIS_URL: 'rediss://cache:6380', QUEUE_PREFIX: '{rbm}', RBM_AGENTS: 'agent-a:50,agent-b:20',
-      RBM_ENDPOINT: 'europe', GOOGLE_APPLICATION_CREDENTIALS: '/keys/sa.json', RBM_WEBHOOK_CLIENT_TOKENS: 'agent-a:T1,agent-b:T2',
-      SMS_PROVIDER: 'twilio', SMS_TWILIO_ACCOUNT_SID: 'AC123', SMS_TWILIO_AUTH_TOKEN: 'tok', SMS_FROM: '+15550001111', API_KEYS: 'k-0123456789abcdef:agent-a+agent-b', DISPATCH_CONCURRENCY: '300', TYPING_MAX_AGE_MS: '5000',
+      PORT: '8080',
+      REDIS_URL: 'rediss://cache:6380',
+      QUEUE_PREFIX: '{rbm}',
+      RBM_AGENTS: 'agent-a:50,agent-b:20',
+      RBM_ENDPOINT: 'europe',
+      GOOGLE_APPLICATION_CREDENTIALS: '/keys/sa.json',
+      RBM_WEBHOOK_CLIENT_TOKENS: 'agent-a:T1,agent-b:T2',
+      SMS_PROVIDER: 'twilio',
+      SMS_TWILIO_ACCOUNT_SID: 'AC123',
+      SMS_TWILIO_AUTH_TOKEN: 'tok',
+      SMS_FROM: '+15550001111',
+      API_KEYS: 'k-0123456789abcdef:agent-a+agent-b',
+      DISPATCH_CONCURRENCY: '300',
+      TYPING_MAX_AGE_MS: '5000',
     });
     expect(config.port).toBe(8080);
     expect(config.redisUrl).toBe('rediss://cache:6380');
     expect(config.queuePrefix).toBe('{rbm}');
-    expect(config.agents).toEqual([{ agentId: 'agent-a', ratePerSec: 50 }, { agentId: 'agent-b', ratePerSec: 20 }]);
+    expect(config.agents).toEqual([
+      { agentId: 'agent-a', ratePerSec: 50 },
+      { agentId: 'agent-b', ratePerSec: 20 },
+    ]);
     expect(config.rbmEndpoint).toEqual({ kind: 'url', url: 'https://europe-rcsbusinessmessaging.googleapis.com' });
     expect(config.webhookClientTokens).toEqual({ 'agent-a': 'T1', 'agent-b': 'T2' });
-    expect(config.sms).toMatchObject({ provider: 'twilio', from: '+15550001111', twilio: { accountSid: 'AC123', baseUrl: 'https://api.twilio.com' } });
+    expect(config.sms).toMatchObject({
+      provider: 'twilio',
+      from: '+15550001111',
+      twilio: { accountSid: 'AC123', baseUrl: 'https://api.twilio.com' },
+    });
     expect(config.apiKeys).toEqual([{ key: 'k-0123456789abcdef', agents: ['agent-a', 'agent-b'] }]);
     expect(config.dispatch.concurrency).toBe(300);
     expect(config.dispatch.typingMaxAgeMs).toBe(5000);
@@ -45,56 +63,108 @@ describe('loadConfig', () => {
     expect(loadConfig({}).sms.provider).toBe('emulator');
     expect(loadConfig({ RBM_ENDPOINT: 'us', GOOGLE_APPLICATION_CREDENTIALS: '/k.json', RBM_AGENTS: 'a:1' }).sms.provider).toBe('log');
     expect(loadConfig({}).fallback).toEqual({ graceMs: 15_000, immediateOnRevokeFailed: ['AUTHENTICATION'] });
-    expect(loadConfig({ FALLBACK_ON_REVOKE_FAILED: 'AUTHENTICATION,TRANSACTION' }).fallback.immediateOnRevokeFailed).toEqual(['AUTHENTICATION', 'TRANSACTION']);
+    expect(loadConfig({ FALLBACK_ON_REVOKE_FAILED: 'AUTHENTICATION,TRANSACTION' }).fallback.immediateOnRevokeFailed).toEqual([
+      'AUTHENTICATION',
+      'TRANSACTION',
+    ]);
   });
 
   it('names the settings a chosen SMS provider needs', () => {
-    expect(problemsOf({ SMS_PROVIDER: 'twilio' }).map((p) => p.path).sort()).toEqual(['SMS_TWILIO_ACCOUNT_SID', 'SMS_TWILIO_AUTH_TOKEN']);
-    expect(problemsOf({ SMS_PROVIDER: 'webhook', SMS_WEBHOOK_URL: 'ftp://x' }).map((p) => p.path).sort()).toEqual(['SMS_WEBHOOK_SECRET', 'SMS_WEBHOOK_URL', 'SMS_WEBHOOK_URL']);
-    expect(problemsOf({ FALLBACK_ON_REVOKE_FAILED: 'OTP', INBOUND_AUTO_READ: 'yes' }).map((p) => `${p.path}: ${p.problem}`).sort()).toEqual([
+    expect(
+      problemsOf({ SMS_PROVIDER: 'twilio' })
+        .map((p) => p.path)
+        .sort(),
+    ).toEqual(['SMS_TWILIO_ACCOUNT_SID', 'SMS_TWILIO_AUTH_TOKEN']);
+    expect(
+      problemsOf({ SMS_PROVIDER: 'webhook', SMS_WEBHOOK_URL: 'ftp://x' })
+        .map((p) => p.path)
+        .sort(),
+    ).toEqual(['SMS_WEBHOOK_SECRET', 'SMS_WEBHOOK_URL', 'SMS_WEBHOOK_URL']);
+    expect(
+      problemsOf({ FALLBACK_ON_REVOKE_FAILED: 'OTP', INBOUND_AUTO_READ: 'yes' })
+        .map((p) => `${p.path}: ${p.problem}`)
+        .sort(),
+    ).toEqual([
       "FALLBACK_ON_REVOKE_FAILED: expected traffic types from AUTHENTICATION, TRANSACTION, PROMOTION, SERVICEREQUEST, ACKNOWLEDGEMENT, UNSPECIFIED, or none, got 'OTP'",
       "INBOUND_AUTO_READ: expected true or false, got 'yes'",
     ]);
   });
 
   it('status callbacks: off without CALLBACK_SECRET; a secret must be whsec_ and 24 to 64 bytes, and is never echoed', () => {
-    expect(loadConfig({}).callbacks).toEqual({ secret: undefined, timeoutMs: 10_000, retryBaseMs: 5000, retryMaxDelayMs: 3_600_000, retryForMs: 86_400_000, concurrency: 50,
-      maxInFlightPerReceiver: 10, breakerThreshold: 5, breakerCooldownMs: 5000, breakerMaxCooldownMs: 300_000,
+    expect(loadConfig({}).callbacks).toEqual({
+      secret: undefined,
+      timeoutMs: 10_000,
+      retryBaseMs: 5000,
+      retryMaxDelayMs: 3_600_000,
+      retryForMs: 86_400_000,
+      concurrency: 50,
+      maxInFlightPerReceiver: 10,
+      breakerThreshold: 5,
+      breakerCooldownMs: 5000,
+      breakerMaxCooldownMs: 300_000,
     });
     const good = `whsec_${Buffer.alloc(32, 7).toString('base64')}`;
     expect(loadConfig({ CALLBACK_SECRET: good }).callbacks.secret).toBe(good);
-    for (const bad of [Buffer.alloc(32, 7).toString('base64'), `whsec_${Buffer.alloc(16, 7).toString('base64')}`, `whsec_${Buffer.alloc(65, 7).toString('base64')}`, 'whsec_not*base64!!']) {
+    for (const bad of [
+      Buffer.alloc(32, 7).toString('base64'),
+      `whsec_${Buffer.alloc(16, 7).toString('base64')}`,
+      `whsec_${Buffer.alloc(65, 7).toString('base64')}`,
+      'whsec_not*base64!!',
+    ]) {
       const problems = problemsOf({ CALLBACK_SECRET: bad });
       expect(problems.map((p) => p.path)).toEqual(['CALLBACK_SECRET']);
       expect(problems[0]!.problem).toMatch(/^expected 'whsec_' and 24 to 64 bytes in base64/);
       expect(problems[0]!.problem).not.toContain(bad);
     }
-    expect(problemsOf({ CALLBACK_RETRY_FOR_MS: '-1', CALLBACK_TIMEOUT_MS: '10' }).map((p) => p.path).sort()).toEqual(['CALLBACK_RETRY_FOR_MS', 'CALLBACK_TIMEOUT_MS']);
+    expect(
+      problemsOf({ CALLBACK_RETRY_FOR_MS: '-1', CALLBACK_TIMEOUT_MS: '10' })
+        .map((p) => p.path)
+        .sort(),
+    ).toEqual(['CALLBACK_RETRY_FOR_MS', 'CALLBACK_TIMEOUT_MS']);
   });
 
-  it('callback receivers: the in-flight cap and the breaker\'s settings are checked, the longest cooldown no shorter than the first', () => {
-    const c = loadConfig({ CALLBACK_MAX_IN_FLIGHT_PER_RECEIVER: '25', CALLBACK_BREAKER_THRESHOLD: '3', CALLBACK_BREAKER_COOLDOWN_MS: '1000', CALLBACK_BREAKER_MAX_COOLDOWN_MS: '60000' }).callbacks;
+  it("callback receivers: the in-flight cap and the breaker's settings are checked, the longest cooldown no shorter than the first", () => {
+    const c = loadConfig({
+      CALLBACK_MAX_IN_FLIGHT_PER_RECEIVER: '25',
+      CALLBACK_BREAKER_THRESHOLD: '3',
+      CALLBACK_BREAKER_COOLDOWN_MS: '1000',
+      CALLBACK_BREAKER_MAX_COOLDOWN_MS: '60000',
+    }).callbacks;
     expect(c).toMatchObject({ maxInFlightPerReceiver: 25, breakerThreshold: 3, breakerCooldownMs: 1000, breakerMaxCooldownMs: 60_000 });
-    expect(problemsOf({ CALLBACK_MAX_IN_FLIGHT_PER_RECEIVER: '0', CALLBACK_BREAKER_THRESHOLD: 'many' }).map((p) => p.path).sort()).toEqual(['CALLBACK_BREAKER_THRESHOLD', 'CALLBACK_MAX_IN_FLIGHT_PER_RECEIVER']);
+    expect(
+      problemsOf({ CALLBACK_MAX_IN_FLIGHT_PER_RECEIVER: '0', CALLBACK_BREAKER_THRESHOLD: 'many' })
+        .map((p) => p.path)
+        .sort(),
+    ).toEqual(['CALLBACK_BREAKER_THRESHOLD', 'CALLBACK_MAX_IN_FLIGHT_PER_RECEIVER']);
     const [short] = problemsOf({ CALLBACK_BREAKER_COOLDOWN_MS: '10000', CALLBACK_BREAKER_MAX_COOLDOWN_MS: '5000' });
-    expect(short).toEqual({ path: 'CALLBACK_BREAKER_MAX_COOLDOWN_MS', problem: 'expected at least CALLBACK_BREAKER_COOLDOWN_MS (10000), got 5000' });
+    expect(short).toEqual({
+      path: 'CALLBACK_BREAKER_MAX_COOLDOWN_MS',
+      problem: 'expected at least CALLBACK_BREAKER_COOLDOWN_MS (10000), got 5000',
+    });
   });
 
   it("DISPATCH_CONCURRENCY takes 'auto' or a number, and says so", () => {
     expect(loadConfig({ DISPATCH_CONCURRENCY: 'auto' }).dispatch.concurrency).toBe('auto');
-    expect(problemsOf({ DISPATCH_CONCURRENCY: 'many' })).toEqual([{ path: 'DISPATCH_CONCURRENCY', problem: "expected 'auto' or a whole number from 1 to 5000, got 'many'" }]);
+    expect(problemsOf({ DISPATCH_CONCURRENCY: 'many' })).toEqual([
+      { path: 'DISPATCH_CONCURRENCY', problem: "expected 'auto' or a whole number from 1 to 5000, got 'many'" },
+    ]);
     expect(problemsOf({ DISPATCH_CONCURRENCY: '0' })[0]!.path).toBe('DISPATCH_CONCURRENCY');
   });
 
   it('REDIS_START_TIMEOUT_MS bounds the start-up check of Redis: 5 s unless set, 100 ms to 2 min', () => {
     expect(loadConfig({}).redisStartTimeoutMs).toBe(5000);
     expect(loadConfig({ REDIS_START_TIMEOUT_MS: '1500' }).redisStartTimeoutMs).toBe(1500);
-    expect(problemsOf({ REDIS_START_TIMEOUT_MS: '50' })).toEqual([{ path: 'REDIS_START_TIMEOUT_MS', problem: "expected a whole number from 100 to 120000, got '50'" }]);
+    expect(problemsOf({ REDIS_START_TIMEOUT_MS: '50' })).toEqual([
+      { path: 'REDIS_START_TIMEOUT_MS', problem: "expected a whole number from 100 to 120000, got '50'" },
+    ]);
   });
 
   it('the adaptive rate: a decrease below 1 and an increase share, with defaults', () => {
     expect(loadConfig({}).dispatch.rateAdapt).toEqual({ decrease: 0.9, increasePerSec: 0.02 });
-    expect(loadConfig({ RATE_ADAPT_DECREASE: '0.8', RATE_ADAPT_INCREASE_PER_SEC: '0.05' }).dispatch.rateAdapt).toEqual({ decrease: 0.8, increasePerSec: 0.05 });
+    expect(loadConfig({ RATE_ADAPT_DECREASE: '0.8', RATE_ADAPT_INCREASE_PER_SEC: '0.05' }).dispatch.rateAdapt).toEqual({
+      decrease: 0.8,
+      increasePerSec: 0.05,
+    });
     expect(problemsOf({ RATE_ADAPT_DECREASE: '1', RATE_ADAPT_INCREASE_PER_SEC: 'fast' })).toEqual([
       { path: 'RATE_ADAPT_DECREASE', problem: "expected a number from 0.1 to 0.99, got '1'" },
       { path: 'RATE_ADAPT_INCREASE_PER_SEC', problem: "expected a number from 0.001 to 1, got 'fast'" },
@@ -107,8 +177,15 @@ describe('loadConfig', () => {
 
   it('reports every bad variable at once, each with its name, what was expected and what came', () => {
     const problems = problemsOf({
-      PORT: 'eighty', REDIS_URL: 'http://x', QUEUE_PREFIX: 'a b', RBM_AGENTS: 'agent-a:fast', RBM_ENDPOINT: 'mars',
-      SMS_PROVIDER: 'pigeon', DISPATCH_ATTEMPTS: '0', DISPATCH_BACKOFF_JITTER: '2', LOG_LEVEL: 'loud',
+      PORT: 'eighty',
+      REDIS_URL: 'http://x',
+      QUEUE_PREFIX: 'a b',
+      RBM_AGENTS: 'agent-a:fast',
+      RBM_ENDPOINT: 'mars',
+      SMS_PROVIDER: 'pigeon',
+      DISPATCH_ATTEMPTS: '0',
+      DISPATCH_BACKOFF_JITTER: '2',
+      LOG_LEVEL: 'loud',
     });
     const byVar = Object.fromEntries(problems.map((p) => [p.path, p.problem]));
     expect(byVar.PORT).toBe("expected a whole number from 0 to 65535, got 'eighty'");
@@ -124,7 +201,10 @@ describe('loadConfig', () => {
   });
 
   it('refuses malformed agent lists and duplicate agents', () => {
-    expect(problemsOf({ RBM_AGENTS: 'agent-a' })[0]).toEqual({ path: 'RBM_AGENTS', problem: "expected comma-separated NAME:VALUE pairs like 'agent-a:50,agent-b:20', got 'agent-a'" });
+    expect(problemsOf({ RBM_AGENTS: 'agent-a' })[0]).toEqual({
+      path: 'RBM_AGENTS',
+      problem: "expected comma-separated NAME:VALUE pairs like 'agent-a:50,agent-b:20', got 'agent-a'",
+    });
     expect(problemsOf({ RBM_AGENTS: 'a:1,a:2' })[0]!.problem).toBe("expected each agent once, got 'a'");
     expect(problemsOf({ RBM_AGENTS: 'bad:agent:5' })[0]!.path).toBe('RBM_AGENTS');
   });

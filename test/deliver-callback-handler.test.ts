@@ -47,7 +47,13 @@ function setup(admission: Admission, answer: number | Error = 200, opts: { repor
   return { handler, calls, reports, forgotten, counted };
 }
 
-const ctx = (over: Partial<{ attempt: number; maxAttempts: number; queuedAt: number }> = {}) => ({ jobId: 'cb-1', attempt: 1, maxAttempts: 3, queuedAt: NOW - 1000, ...over });
+const ctx = (over: Partial<{ attempt: number; maxAttempts: number; queuedAt: number }> = {}) => ({
+  jobId: 'cb-1',
+  attempt: 1,
+  maxAttempts: 3,
+  queuedAt: NOW - 1000,
+  ...over,
+});
 
 describe('deliver-callback and its receiver', () => {
   it('admitted: calls, and reports a delivered call as done', async () => {
@@ -85,7 +91,11 @@ describe('deliver-callback and its receiver', () => {
     await expect(s.handler(payload, ctx({ queuedAt: NOW - 50_000 }))).rejects.toMatchObject({ retryAfterMs: 10_000 });
     const err = await s.handler(payload, ctx({ queuedAt: NOW - 60_000 })).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(CallbackExpiredError);
-    expect(err).toMatchObject({ code: 'CALLBACK_EXPIRED', message: 'status callback to https://hooks.example.com not delivered within the retry horizon: its receiver kept failing (last: answered 503)' });
+    expect(err).toMatchObject({
+      code: 'CALLBACK_EXPIRED',
+      message:
+        'status callback to https://hooks.example.com not delivered within the retry horizon: its receiver kept failing (last: answered 503)',
+    });
     expect(classify(err)).toBe('permanent');
     expect(s.forgotten).toEqual(['cb-1']);
     expect(s.counted).toEqual(['failed']);

@@ -37,7 +37,12 @@ describe('dispatch', () => {
     h = await startHarness({ name: 'wire' });
     h.startDispatch();
     const arrived = arrivals(h.emulator, 1);
-    const sent = await h.producer.sendMessage({ to: '+12223334444', messageTrafficType: 'TRANSACTION', ttl: '600s', ...text('Hello, world!') });
+    const sent = await h.producer.sendMessage({
+      to: '+12223334444',
+      messageTrafficType: 'TRANSACTION',
+      ttl: '600s',
+      ...text('Hello, world!'),
+    });
     expect(await h.outcome('agent-a', `msg-${sent.messageId}`)).toMatchObject({ outcome: 'SENT' });
     await arrived;
     const [arrival] = (await phone(h.emulator.url, '+12223334444')).arrivals;
@@ -98,7 +103,11 @@ describe('dispatch', () => {
     expect(await h.outcome('agent-a', `msg-${sent.messageId}`)).toMatchObject({ outcome: 'SENT' });
     const got = (await phone(h.emulator.url, '+12223334444')).arrivals.filter((a) => a.id === sent.messageId);
     expect(got).toHaveLength(1);
-    const counters = (await control(h.emulator.url, '/counters', 'GET')) as { messagesAccepted: number; duplicatesSuppressed: number; faultsInjected: number };
+    const counters = (await control(h.emulator.url, '/counters', 'GET')) as {
+      messagesAccepted: number;
+      duplicatesSuppressed: number;
+      faultsInjected: number;
+    };
     expect(counters.messagesAccepted).toBe(1);
     expect(counters.faultsInjected).toBe(5);
     // Every retry after the first acceptance reused the ID and was suppressed.
@@ -113,11 +122,11 @@ describe('dispatch', () => {
     const outcomes = sent.map((s) => h!.outcome('agent-a', `msg-${s.messageId}`));
     h.startDispatch();
     const results = (await Promise.all(outcomes)) as Array<{ outcome: string; attempt: number }>;
-    expect(results.filter((r) => !(r.outcome === "SENT" && r.attempt === 1))).toEqual([]);
+    expect(results.filter((r) => !(r.outcome === 'SENT' && r.attempt === 1))).toEqual([]);
     const counters = (await control(h.emulator.url, '/counters', 'GET')) as { messagesAccepted: number; rateLimited: number };
     expect(counters.rateLimited).toBe(60);
     expect(counters.messagesAccepted).toBe(30);
-    for (const s of sent) expect((await h.producer.getStatus(s.messageId))).toMatchObject({ state: 'SENT', attempts: 1 });
+    for (const s of sent) expect(await h.producer.getStatus(s.messageId)).toMatchObject({ state: 'SENT', attempts: 1 });
   });
 
   it('honours Retry-After on a 429: the agent queue waits that long, then sends', async () => {
@@ -134,7 +143,11 @@ describe('dispatch', () => {
 
   it('the limiter keeps an agent under its quota', async () => {
     const rate = 50;
-    h = await startHarness({ name: 'limiter', env: { RBM_AGENTS: `agent-a:${rate}` }, emulator: { quotas: { 'agent-a': { ratePerSec: rate } } } });
+    h = await startHarness({
+      name: 'limiter',
+      env: { RBM_AGENTS: `agent-a:${rate}` },
+      emulator: { quotas: { 'agent-a': { ratePerSec: rate } } },
+    });
     const total = 125;
     const sent = await h.producer.sendMessages(Array.from({ length: total }, (_, i) => ({ to: rcsPhone(i, '444'), ...text(`m${i}`) })));
     const outcomes = sent.map((s) => h!.outcome('agent-a', `msg-${s.messageId}`));
@@ -156,7 +169,9 @@ describe('dispatch', () => {
 
   it('AUTHENTICATION overtakes a PROMOTION backlog', async () => {
     h = await startHarness({ name: 'priority', env: { RBM_AGENTS: 'agent-a:100' } });
-    await h.producer.sendMessages(Array.from({ length: 300 }, (_, i) => ({ to: rcsPhone(i, '555'), messageTrafficType: 'PROMOTION' as const, ...text(`sale ${i}`) })));
+    await h.producer.sendMessages(
+      Array.from({ length: 300 }, (_, i) => ({ to: rcsPhone(i, '555'), messageTrafficType: 'PROMOTION' as const, ...text(`sale ${i}`) })),
+    );
     const order: string[] = [];
     h.emulator.state.events.on('arrival', (a: { body: { messageTrafficType?: string } }) => order.push(a.body.messageTrafficType ?? '?'));
     const firstTwenty = arrivals(h.emulator, 20);
@@ -179,8 +194,12 @@ describe('dispatch', () => {
     h = await startHarness({ name: 'typing', env: { TYPING_MAX_AGE_MS: '15000' } });
     // A producer whose clock is a minute behind: its IS_TYPING is a minute old when a worker sees it.
     const late = await Producer.create({
-      connection: h.redis.producer, prefix: h.config.queuePrefix, agents: h.config.agents, status: h.status,
-      jobDefaults: h.config.dispatch, now: () => Date.now() - 60_000,
+      connection: h.redis.producer,
+      prefix: h.config.queuePrefix,
+      agents: h.config.agents,
+      status: h.status,
+      jobDefaults: h.config.dispatch,
+      now: () => Date.now() - 60_000,
     });
     const stale = await late.startTyping('+12223334444');
     await late.close();
@@ -193,7 +212,9 @@ describe('dispatch', () => {
     const got = (await phone(h.emulator.url, '+12223334444')).arrivals;
     expect(got.map((a) => a.id).sort()).toEqual([fresh.eventId, read.eventId].sort());
     expect(got.find((a) => a.id === read.eventId)!.body).toEqual({ eventType: 'READ', messageId: 'MxIgT-4pWCQu2tH9hMkSTljQ' });
-    expect(got.find((a) => a.id === read.eventId)!.wire!.url).toBe(`/v1/phones/+12223334444/agentEvents?eventId=${read.eventId}&agentId=agent-a`);
+    expect(got.find((a) => a.id === read.eventId)!.wire!.url).toBe(
+      `/v1/phones/+12223334444/agentEvents?eventId=${read.eventId}&agentId=agent-a`,
+    );
   });
 
   it('fails a job with an invalid payload permanently, after one attempt', async () => {

@@ -138,7 +138,12 @@ describe('failNext fault script', () => {
   });
 
   it('reset destroys the connection without an answer; accept-then-reset still records', async () => {
-    await control('PUT', '/faults', { failNext: [{ kind: 'reset', count: 1 }, { kind: 'accept-then-reset', count: 1 }] });
+    await control('PUT', '/faults', {
+      failNext: [
+        { kind: 'reset', count: 1 },
+        { kind: 'accept-then-reset', count: 1 },
+      ],
+    });
     const id = randomUUID();
     await expect(send(id)).rejects.toMatchObject({ code: expect.stringMatching(/^(UND_ERR_SOCKET|ECONNRESET)$/) });
     expect(emu.state.counters.accepted).toBe(0);

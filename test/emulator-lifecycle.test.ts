@@ -6,7 +6,13 @@
 import { randomUUID } from 'node:crypto';
 import { request } from 'undici';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { startEmulator, startWebhookReceiver, type MessageArrival, type RunningEmulator, type WebhookReceiver } from '../src/emulator/index.ts';
+import {
+  startEmulator,
+  startWebhookReceiver,
+  type MessageArrival,
+  type RunningEmulator,
+  type WebhookReceiver,
+} from '../src/emulator/index.ts';
 
 const TOKEN = 'client-token-lifecycle';
 const PHONE = '+12223334441';
@@ -16,7 +22,12 @@ let emu: RunningEmulator;
 let hook: WebhookReceiver;
 let token: string;
 
-async function http(method: 'GET' | 'POST' | 'PUT' | 'DELETE', path: string, body?: unknown, auth = false): Promise<{ status: number; json: any }> {
+async function http(
+  method: 'GET' | 'POST' | 'PUT' | 'DELETE',
+  path: string,
+  body?: unknown,
+  auth = false,
+): Promise<{ status: number; json: any }> {
   const headers: Record<string, string> = {};
   if (auth) headers.authorization = `Bearer ${token}`;
   if (body !== undefined) headers['content-type'] = 'application/json';
@@ -26,13 +37,19 @@ async function http(method: 'GET' | 'POST' | 'PUT' | 'DELETE', path: string, bod
 }
 
 async function send(phone: string, extra: Record<string, unknown> = {}, id = randomUUID()): Promise<string> {
-  const res = await http('POST', `/v1/phones/${phone}/agentMessages?messageId=${id}&agentId=agent-a`, { contentMessage: { text: 'hi' }, ...extra }, true);
+  const res = await http(
+    'POST',
+    `/v1/phones/${phone}/agentMessages?messageId=${id}&agentId=agent-a`,
+    { contentMessage: { text: 'hi' }, ...extra },
+    true,
+  );
   expect(res.status).toBe(200);
   return id;
 }
 
 const revoke = (phone: string, id: string) => http('DELETE', `/v1/phones/${phone}/agentMessages/${id}?agentId=agent-a`, undefined, true);
-const setPhone = async (phone: string, patch: Record<string, unknown>) => expect((await http('PUT', `/_emulator/phones/${phone}`, patch)).status).toBe(200);
+const setPhone = async (phone: string, patch: Record<string, unknown>) =>
+  expect((await http('PUT', `/_emulator/phones/${phone}`, patch)).status).toBe(200);
 const message = (id: string): MessageArrival => emu.state.messages.get(id) as MessageArrival;
 /** Resolves at once when it already happened: a zero delay delivers before the test's `await send()` returns. */
 function delivered(id: string): Promise<MessageArrival> {
@@ -44,14 +61,19 @@ function delivered(id: string): Promise<MessageArrival> {
  * happen before the test sees the 200 (on a busy machine, often), and an event emitted before anyone
  * listened is never seen.
  */
-async function sendThen(event: 'delivered' | 'read' | 'expired', phone: string, extra: Record<string, unknown> = {}): Promise<MessageArrival> {
+async function sendThen(
+  event: 'delivered' | 'read' | 'expired',
+  phone: string,
+  extra: Record<string, unknown> = {},
+): Promise<MessageArrival> {
   const id = randomUUID();
   const happened = emu.state.waitFor(event, (m) => m.id === id);
   await send(phone, extra, id);
   return happened;
 }
 /** The webhook payloads about one message, by eventType. */
-const hookFor = (id: string, eventType: string) => hook.waitFor(1, (r) => r.payload?.messageId === id && r.payload?.eventType === eventType);
+const hookFor = (id: string, eventType: string) =>
+  hook.waitFor(1, (r) => r.payload?.messageId === id && r.payload?.eventType === eventType);
 
 beforeAll(async () => {
   hook = await startWebhookReceiver();
@@ -68,7 +90,7 @@ beforeEach(() => {
 });
 
 describe('delivery', () => {
-  it('deliverBeforeExpiryMs delivers just before the message\'s own expireTime, however late it was sent', async () => {
+  it("deliverBeforeExpiryMs delivers just before the message's own expireTime, however late it was sent", async () => {
     await setPhone(PHONE, { deliverBeforeExpiryMs: 150, deliveryDelayMs: 60_000 });
     const id = await send(PHONE, { ttl: '0.5s' });
     const m = await delivered(id);
@@ -146,14 +168,24 @@ describe('delivery', () => {
       readProbability: 0,
       revokeFailedRate: 0.5,
     });
-    expect((await http('PUT', `/_emulator/phones/${PHONE}`, { readDelayMs: 70 })).json).toEqual({ e164: PHONE, rcs: true, online: true, readDelayMs: 70 });
+    expect((await http('PUT', `/_emulator/phones/${PHONE}`, { readDelayMs: 70 })).json).toEqual({
+      e164: PHONE,
+      rcs: true,
+      online: true,
+      readDelayMs: 70,
+    });
     expect((await http('GET', `/_emulator/phones/${PHONE}`)).json.readDelayMs).toBe(70);
     await setPhone(PHONE, { readDelayMs: null });
     expect((await http('GET', `/_emulator/phones/${PHONE}`)).json.readDelayMs).toBe(5);
     expect((await http('PUT', '/_emulator/defaults', { readProbability: 2 })).status).toBe(400);
     expect((await http('PUT', `/_emulator/phones/${PHONE}`, { deliveryDelayMs: -1 })).status).toBe(400);
     emu.state.reset();
-    expect((await http('GET', '/_emulator/defaults')).json).toEqual({ deliveryDelayMs: 0, readDelayMs: 1000, readProbability: 0, revokeFailedRate: 0 });
+    expect((await http('GET', '/_emulator/defaults')).json).toEqual({
+      deliveryDelayMs: 0,
+      readDelayMs: 1000,
+      readProbability: 0,
+      revokeFailedRate: 0,
+    });
   });
 });
 

@@ -14,7 +14,10 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { GOOGLE_TOKEN_URL, RBM_SCOPE, startEmulator, type RunningEmulator, type ServiceAccountKey } from '../src/emulator/index.ts';
 
 /** google-auth-library's JWT client with its token request sent to the key's token_uri (spec §7.5). */
-function jwtClient(key: Pick<ServiceAccountKey, 'client_email' | 'private_key' | 'token_uri'>, opts: { libraryRetries?: boolean } = {}): JWT {
+function jwtClient(
+  key: Pick<ServiceAccountKey, 'client_email' | 'private_key' | 'token_uri'>,
+  opts: { libraryRetries?: boolean } = {},
+): JWT {
   // Without its own retries (as the service runs it), one token fetch is one request: what fault scripts count.
   const transporter = new gaxios.Gaxios(opts.libraryRetries === false ? { retryConfig: { retry: 0, noResponseRetries: 0 } } : {});
   transporter.interceptors.request.add({
@@ -54,7 +57,11 @@ describe('OAuth token endpoint', () => {
   it('writes a standard service-account key file pointing at the emulator', async () => {
     const onDisk = JSON.parse(await readFile(join(dir, 'sub', 'key.json'), 'utf8'));
     expect(onDisk).toEqual(key);
-    expect(key).toMatchObject({ type: 'service_account', client_email: 'svc@test-project.iam.gserviceaccount.com', token_uri: `${emu.url}/token` });
+    expect(key).toMatchObject({
+      type: 'service_account',
+      client_email: 'svc@test-project.iam.gserviceaccount.com',
+      token_uri: `${emu.url}/token`,
+    });
     for (const f of ['project_id', 'private_key_id', 'client_id', 'auth_uri', 'auth_provider_x509_cert_url', 'client_x509_cert_url']) {
       expect(typeof onDisk[f]).toBe('string');
     }
@@ -92,7 +99,10 @@ describe('OAuth token endpoint', () => {
     const res = await request(`${emu.url}/token`, {
       method: 'POST',
       headers: { 'content-type': 'application/x-www-form-urlencoded' },
-      body: new URLSearchParams({ grant_type: 'urn:ietf:params:oauth:grant-type:jwt-bearer', assertion: assertion(foreign, claims) }).toString(),
+      body: new URLSearchParams({
+        grant_type: 'urn:ietf:params:oauth:grant-type:jwt-bearer',
+        assertion: assertion(foreign, claims),
+      }).toString(),
     });
     expect(res.statusCode).toBe(400);
     expect(await res.body.json()).toMatchObject({ error: 'invalid_grant', error_description: expect.any(String) });
@@ -113,17 +123,24 @@ describe('OAuth token endpoint', () => {
       assertion(key.private_key, { ...good, scope: 'https://www.googleapis.com/auth/cloud-platform' }),
     ];
     for (const a of cases) {
-      const res = await request(`${emu.url}/token`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: `grant_type=${encodeURIComponent('urn:ietf:params:oauth:grant-type:jwt-bearer')}&assertion=${a}` });
+      const res = await request(`${emu.url}/token`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/x-www-form-urlencoded' },
+        body: `grant_type=${encodeURIComponent('urn:ietf:params:oauth:grant-type:jwt-bearer')}&assertion=${a}`,
+      });
       expect(res.statusCode).toBe(400);
       expect((await res.body.json()) as object).toMatchObject({ error: 'invalid_grant' });
     }
     // The same claims, untampered and addressed to the emulator itself, are accepted.
-    const ok = await request(`${emu.url}/token`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: `grant_type=urn%3Aietf%3Aparams%3Aoauth%3Agrant-type%3Ajwt-bearer&assertion=${assertion(key.private_key, { ...good, aud: `${emu.url}/token` })}` });
+    const ok = await request(`${emu.url}/token`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: `grant_type=urn%3Aietf%3Aparams%3Aoauth%3Agrant-type%3Ajwt-bearer&assertion=${assertion(key.private_key, { ...good, aud: `${emu.url}/token` })}`,
+    });
     expect(ok.statusCode).toBe(200);
     expect(await ok.body.json()).toMatchObject({ access_token: expect.stringMatching(/^emu-/), expires_in: 3600, token_type: 'Bearer' });
   });
 });
-
 
 describe('token endpoint faults (PUT /_emulator/token/faults)', () => {
   const control = async (method: string, path: string, body?: unknown) => {
@@ -135,8 +152,22 @@ describe('token endpoint faults (PUT /_emulator/token/faults)', () => {
   };
 
   it('answers the next N token requests with the scripted fault, then issues again; counts every request', async () => {
-    const put = await control('PUT', '/token/faults', { failNext: [{ kind: '503', count: 2 }, { kind: '400', count: 1 }] });
-    expect(put).toMatchObject({ status: 200, body: { latencyMs: 0, failNext: [{ kind: '503', count: 2 }, { kind: '400', count: 1 }] } });
+    const put = await control('PUT', '/token/faults', {
+      failNext: [
+        { kind: '503', count: 2 },
+        { kind: '400', count: 1 },
+      ],
+    });
+    expect(put).toMatchObject({
+      status: 200,
+      body: {
+        latencyMs: 0,
+        failNext: [
+          { kind: '503', count: 2 },
+          { kind: '400', count: 1 },
+        ],
+      },
+    });
     const client = jwtClient(key, { libraryRetries: false });
     await expect(client.getAccessToken()).rejects.toMatchObject({ status: 503 });
     await expect(client.getAccessToken()).rejects.toMatchObject({ status: 503 });
@@ -157,7 +188,13 @@ describe('token endpoint faults (PUT /_emulator/token/faults)', () => {
     await control('PUT', '/token/faults', { latencyMs: 5, failNext: [{ kind: '500', count: 1 }] });
     await control('POST', '/reset');
     expect((await control('GET', '/token/faults')).body).toEqual({ latencyMs: 0, failNext: [] });
-    for (const bad of [{ failNext: [{ kind: '418', count: 1 }] }, { failNext: [{ kind: '503' }] }, { failNext: [{ kind: '503', forMs: -1 }] }, { latencyMs: 'slow' }, []]) {
+    for (const bad of [
+      { failNext: [{ kind: '418', count: 1 }] },
+      { failNext: [{ kind: '503' }] },
+      { failNext: [{ kind: '503', forMs: -1 }] },
+      { latencyMs: 'slow' },
+      [],
+    ]) {
       const res = await control('PUT', '/token/faults', bad);
       expect(res.status).toBe(400);
       expect(res.body.error.status).toBe('INVALID_ARGUMENT');

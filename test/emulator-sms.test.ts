@@ -13,7 +13,10 @@ const TO = '+12223334444';
 
 let emu: RunningEmulator;
 
-async function sms(form: Record<string, string>, opts: { auth?: string | null; account?: string; headers?: Record<string, string> } = {}): Promise<{ status: number; json: any }> {
+async function sms(
+  form: Record<string, string>,
+  opts: { auth?: string | null; account?: string; headers?: Record<string, string> } = {},
+): Promise<{ status: number; json: any }> {
   const headers: Record<string, string> = { 'content-type': 'application/x-www-form-urlencoded', ...opts.headers };
   const auth = opts.auth === undefined ? AUTH : opts.auth;
   if (auth !== null) headers.authorization = auth;
@@ -34,7 +37,12 @@ async function control(method: 'GET' | 'PUT', path: string, body?: unknown): Pro
   return { status: res.statusCode, json: await res.body.json() };
 }
 
-const twilioError = (code: number, status: number) => ({ code, status, message: expect.any(String), more_info: `https://www.twilio.com/docs/errors/${code}` });
+const twilioError = (code: number, status: number) => ({
+  code,
+  status,
+  message: expect.any(String),
+  more_info: `https://www.twilio.com/docs/errors/${code}`,
+});
 
 beforeAll(async () => {
   emu = await startEmulator();
@@ -61,7 +69,10 @@ describe('POST /2010-04-01/Accounts/:sid/Messages.json', () => {
     });
     expect((await seen).sid).toBe(res.json.sid);
     const list = (await control('GET', '/sms')).json;
-    expect(list).toEqual({ messages: [{ sid: res.json.sid, to: TO, from: '+15005550006', body: 'Your code is 123456', receivedAt: expect.any(Number) }], perNumber: { [TO]: 1 } });
+    expect(list).toEqual({
+      messages: [{ sid: res.json.sid, to: TO, from: '+15005550006', body: 'Your code is 123456', receivedAt: expect.any(Number) }],
+      perNumber: { [TO]: 1 },
+    });
     expect(emu.state.counters.smsReceived).toBe(1);
   });
 
@@ -81,7 +92,12 @@ describe('POST /2010-04-01/Accounts/:sid/Messages.json', () => {
     for (const auth of [null, wrongUser, emptyToken, 'Bearer x']) {
       const res = await sms({ To: TO, From: '+15005550006', Body: 'x' }, { auth });
       expect(res.status).toBe(401);
-      expect(res.json).toEqual({ code: 20003, message: 'Authenticate', more_info: 'https://www.twilio.com/docs/errors/20003', status: 401 });
+      expect(res.json).toEqual({
+        code: 20003,
+        message: 'Authenticate',
+        more_info: 'https://www.twilio.com/docs/errors/20003',
+        status: 401,
+      });
     }
     expect(emu.state.counters.smsReceived).toBe(0);
   });

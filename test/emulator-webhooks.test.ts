@@ -8,7 +8,14 @@ import { createHmac, timingSafeEqual } from 'node:crypto';
 import { createServer } from 'node:net';
 import { request } from 'undici';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { startEmulator, startWebhookReceiver, type ReceivedRequest, type RunningEmulator, type WebhookAttempt, type WebhookReceiver } from '../src/emulator/index.ts';
+import {
+  startEmulator,
+  startWebhookReceiver,
+  type ReceivedRequest,
+  type RunningEmulator,
+  type WebhookAttempt,
+  type WebhookReceiver,
+} from '../src/emulator/index.ts';
 
 const TOKEN = 'SJENCPGJESMGUFPY';
 const PHONE = '+12223334444';
@@ -98,7 +105,13 @@ describe('envelope and signature', () => {
       },
       subscription: 'projects/rbm-emulator/subscriptions/rbm-push',
     });
-    expect(r!.payload).toEqual({ senderPhoneNumber: PHONE, messageId: id, sendTime: expect.any(String), agentId: 'agent-a@rbm.goog', text: 'Hi 👋 there' });
+    expect(r!.payload).toEqual({
+      senderPhoneNumber: PHONE,
+      messageId: id,
+      sendTime: expect.any(String),
+      agentId: 'agent-a@rbm.goog',
+      text: 'Hi 👋 there',
+    });
     expect(id).toMatch(/^Mx[\w-]{22}$/);
     expect(id).not.toMatch(UUID);
     expect(r!.headers['x-goog-signature']).toHaveLength(88);
@@ -141,7 +154,13 @@ describe('delivery semantics (spec §6.5)', () => {
     expect(gaps[0]).toBeGreaterThanOrEqual(19);
     expect(gaps[1]).toBeGreaterThanOrEqual(29);
     expect(gaps[2]).toBeGreaterThanOrEqual(29);
-    expect(emu.state.counters).toMatchObject({ webhooksSent: 1, webhookAttempts: 4, webhookFailures: 3, webhooksPending: 0, webhooksDropped: 0 });
+    expect(emu.state.counters).toMatchObject({
+      webhooksSent: 1,
+      webhookAttempts: 4,
+      webhookFailures: 3,
+      webhooksPending: 0,
+      webhooksDropped: 0,
+    });
   });
 
   it('retries network errors, and drops an envelope after retryForMs', async () => {
@@ -232,11 +251,23 @@ describe('injection and crafted payloads', () => {
     for (const content of kinds) {
       const res = await control('POST', `/phones/${PHONE}/messages`, { agentId: 'agent-a', ...content });
       const [r] = await hook.waitFor(1, byMessage(res.json.messageId));
-      expect(r!.payload).toEqual({ senderPhoneNumber: PHONE, messageId: res.json.messageId, sendTime: expect.any(String), agentId: 'agent-a@rbm.goog', ...content });
+      expect(r!.payload).toEqual({
+        senderPhoneNumber: PHONE,
+        messageId: res.json.messageId,
+        sendTime: expect.any(String),
+        agentId: 'agent-a@rbm.goog',
+        ...content,
+      });
     }
     const ev = await control('POST', `/phones/${PHONE}/user-events`, { agentId: 'agent-a', eventType: 'UNSUBSCRIBE' });
     const [r] = await hook.waitFor(1, (x) => x.payload?.eventId === ev.json.eventId);
-    expect(r!.payload).toEqual({ senderPhoneNumber: PHONE, eventType: 'UNSUBSCRIBE', eventId: ev.json.eventId, sendTime: expect.any(String), agentId: 'agent-a@rbm.goog' });
+    expect(r!.payload).toEqual({
+      senderPhoneNumber: PHONE,
+      eventType: 'UNSUBSCRIBE',
+      eventId: ev.json.eventId,
+      sendTime: expect.any(String),
+      agentId: 'agent-a@rbm.goog',
+    });
     expect(r!.envelope!.message.attributes.type).toBe('event');
 
     expect((await control('POST', `/phones/${PHONE}/messages`, { agentId: 'agent-a', text: 'a', location: {} })).status).toBe(400);
@@ -246,13 +277,28 @@ describe('injection and crafted payloads', () => {
   });
 
   it('POST /webhook/send wraps any payload in a signed envelope, with extra attributes', async () => {
-    const payload = { phoneNumber: PHONE, messageId: 'c0ffee00-0000-4000-8000-000000000001', agentId: 'agent-a@rbm.goog', eventType: 'TTL_EXPIRATION_REVOKED', eventId: 'late-1', sendTime: '2020-01-01T00:00:00Z' };
-    const res = await control('POST', '/webhook/send', { agentId: 'agent-a', payload, attributes: { event_type: 'TTL_EXPIRATION_REVOKED' } });
+    const payload = {
+      phoneNumber: PHONE,
+      messageId: 'c0ffee00-0000-4000-8000-000000000001',
+      agentId: 'agent-a@rbm.goog',
+      eventType: 'TTL_EXPIRATION_REVOKED',
+      eventId: 'late-1',
+      sendTime: '2020-01-01T00:00:00Z',
+    };
+    const res = await control('POST', '/webhook/send', {
+      agentId: 'agent-a',
+      payload,
+      attributes: { event_type: 'TTL_EXPIRATION_REVOKED' },
+    });
     expect(res.status).toBe(200);
     const [r] = await hook.waitFor(1, (x) => x.payload?.eventId === 'late-1');
     expect(r!.payload).toEqual(payload);
     expect(r!.envelope!.message.messageId).toBe(res.json.envelopeMessageId);
-    expect(r!.envelope!.message.attributes).toMatchObject({ type: 'event', event_type: 'TTL_EXPIRATION_REVOKED', business_id: 'agent-a@rbm.goog' });
+    expect(r!.envelope!.message.attributes).toMatchObject({
+      type: 'event',
+      event_type: 'TTL_EXPIRATION_REVOKED',
+      business_id: 'agent-a@rbm.goog',
+    });
     expect(verifies(r!, TOKEN)).toBe(true);
     expect((await control('POST', '/webhook/send', { agentId: 'agent-a' })).status).toBe(400);
   });

@@ -14,7 +14,12 @@ interface Res {
   json: any;
 }
 
-async function http(emu: RunningEmulator, method: 'GET' | 'POST' | 'PUT' | 'DELETE', path: string, opts: { token?: string; body?: unknown; raw?: string } = {}): Promise<Res> {
+async function http(
+  emu: RunningEmulator,
+  method: 'GET' | 'POST' | 'PUT' | 'DELETE',
+  path: string,
+  opts: { token?: string; body?: unknown; raw?: string } = {},
+): Promise<Res> {
   const headers: Record<string, string> = {};
   if (opts.token !== undefined) headers.authorization = `Bearer ${opts.token}`;
   let body: string | undefined;
@@ -84,8 +89,13 @@ describe('RBM paths: request checks in platform order', () => {
       { body: { ...text('x'), ttl: '60s', expireTime: new Date(Date.now() + 60_000).toISOString() } },
       { body: { contentMessage: { text: 'x', richCard: {} } } },
     ];
-    for (const b of bodies) expectGoogleError(await http(emu, 'POST', sendPath(PHONE, randomUUID()), { token, ...b }), 400, 'INVALID_ARGUMENT');
-    expectGoogleError(await http(emu, 'POST', eventPath(PHONE, randomUUID()), { token, body: { eventType: 'WAVE' } }), 400, 'INVALID_ARGUMENT');
+    for (const b of bodies)
+      expectGoogleError(await http(emu, 'POST', sendPath(PHONE, randomUUID()), { token, ...b }), 400, 'INVALID_ARGUMENT');
+    expectGoogleError(
+      await http(emu, 'POST', eventPath(PHONE, randomUUID()), { token, body: { eventType: 'WAVE' } }),
+      400,
+      'INVALID_ARGUMENT',
+    );
     expectGoogleError(await http(emu, 'GET', `/v1/phones/${PHONE}/capabilities?agentId=agent-a`, { token }), 400, 'INVALID_ARGUMENT');
     expect(emu.state.counters.accepted).toBe(0);
   });
@@ -94,7 +104,11 @@ describe('RBM paths: request checks in platform order', () => {
     const res = await http(emu, 'POST', sendPath(NOT_RCS, randomUUID()), { token, body: text('x') });
     expectGoogleError(res, 404, 'NOT_FOUND');
     expect(res.json.error.message).toBe('The specified phone number cannot be reached by RBM at this time.');
-    expectGoogleError(await http(emu, 'POST', eventPath(NOT_RCS, randomUUID()), { token, body: { eventType: 'IS_TYPING' } }), 404, 'NOT_FOUND');
+    expectGoogleError(
+      await http(emu, 'POST', eventPath(NOT_RCS, randomUUID()), { token, body: { eventType: 'IS_TYPING' } }),
+      404,
+      'NOT_FOUND',
+    );
     expect((await http(emu, 'GET', `/_emulator/phones/${NOT_RCS}`)).json).toMatchObject({ rcs: false, arrivals: [] });
   });
 });
@@ -103,7 +117,11 @@ describe('RBM paths: accepted calls', () => {
   it('creates an AgentMessage with name, sendTime, echoed content, traffic type and computed expireTime', async () => {
     const id = randomUUID();
     const before = Date.now();
-    const body = { contentMessage: { text: 'Hello', suggestions: [{ reply: { text: 'Yes', postbackData: 'y' } }] }, messageTrafficType: 'TRANSACTION', ttl: '600s' };
+    const body = {
+      contentMessage: { text: 'Hello', suggestions: [{ reply: { text: 'Yes', postbackData: 'y' } }] },
+      messageTrafficType: 'TRANSACTION',
+      ttl: '600s',
+    };
     const waited = emu.state.waitForArrival((a) => a.id === id);
     const res = await http(emu, 'POST', sendPath(PHONE, id), { token, body });
     expect(res.status).toBe(200);
@@ -131,9 +149,17 @@ describe('RBM paths: accepted calls', () => {
 
   it('creates agent events (READ, IS_TYPING)', async () => {
     const id = randomUUID();
-    const res = await http(emu, 'POST', eventPath(PHONE, id), { token, body: { eventType: 'READ', messageId: 'MxIgT-4pWCQu2tH9hMkSTljQ' } });
+    const res = await http(emu, 'POST', eventPath(PHONE, id), {
+      token,
+      body: { eventType: 'READ', messageId: 'MxIgT-4pWCQu2tH9hMkSTljQ' },
+    });
     expect(res.status).toBe(200);
-    expect(res.json).toEqual({ name: `phones/${PHONE}/agentEvents/${id}`, eventType: 'READ', messageId: 'MxIgT-4pWCQu2tH9hMkSTljQ', sendTime: expect.any(String) });
+    expect(res.json).toEqual({
+      name: `phones/${PHONE}/agentEvents/${id}`,
+      eventType: 'READ',
+      messageId: 'MxIgT-4pWCQu2tH9hMkSTljQ',
+      sendTime: expect.any(String),
+    });
     expect((await http(emu, 'POST', eventPath(PHONE, randomUUID()), { token, body: { eventType: 'IS_TYPING' } })).status).toBe(200);
     expect(emu.state.counters).toMatchObject({ eventsAccepted: 2, messagesAccepted: 0, accepted: 2 });
   });
@@ -152,16 +178,30 @@ describe('RBM paths: accepted calls', () => {
     await http(emu, 'PUT', `/_emulator/phones/${PHONE}`, { body: { online: true } });
     const delivered = randomUUID();
     await http(emu, 'POST', sendPath(PHONE, delivered), { token, body: text('y') });
-    expectGoogleError(await http(emu, 'DELETE', `/v1/phones/${PHONE}/agentMessages/${delivered}?agentId=agent-a`, { token }), 404, 'NOT_FOUND');
-    expectGoogleError(await http(emu, 'DELETE', `/v1/phones/${PHONE}/agentMessages/${randomUUID()}?agentId=agent-a`, { token }), 404, 'NOT_FOUND');
+    expectGoogleError(
+      await http(emu, 'DELETE', `/v1/phones/${PHONE}/agentMessages/${delivered}?agentId=agent-a`, { token }),
+      404,
+      'NOT_FOUND',
+    );
+    expectGoogleError(
+      await http(emu, 'DELETE', `/v1/phones/${PHONE}/agentMessages/${randomUUID()}?agentId=agent-a`, { token }),
+      404,
+      'NOT_FOUND',
+    );
     expect((await http(emu, 'GET', `/_emulator/messages/${randomUUID()}`)).status).toBe(404);
   });
 
   it('answers capabilities 200 with the feature list, 404 without RCS', async () => {
     const ok = await http(emu, 'GET', `/v1/phones/${PHONE}/capabilities?requestId=${randomUUID()}&agentId=agent-a`, { token });
     expect(ok.status).toBe(200);
-    expect(ok.json.features).toEqual(expect.arrayContaining(['RICHCARD_STANDALONE', 'RICHCARD_CAROUSEL', 'ACTION_DIAL', 'PDF_IN_RICH_CARDS']));
-    expectGoogleError(await http(emu, 'GET', `/v1/phones/${NOT_RCS}/capabilities?requestId=${randomUUID()}&agentId=agent-a`, { token }), 404, 'NOT_FOUND');
+    expect(ok.json.features).toEqual(
+      expect.arrayContaining(['RICHCARD_STANDALONE', 'RICHCARD_CAROUSEL', 'ACTION_DIAL', 'PDF_IN_RICH_CARDS']),
+    );
+    expectGoogleError(
+      await http(emu, 'GET', `/v1/phones/${NOT_RCS}/capabilities?requestId=${randomUUID()}&agentId=agent-a`, { token }),
+      404,
+      'NOT_FOUND',
+    );
   });
 
   it('control API overrides a phone both ways', async () => {
@@ -178,7 +218,9 @@ describe('duplicate IDs (one namespace per agent)', () => {
   it("'200' mode: a reused messageId echoes the original and is not delivered again", async () => {
     const id = randomUUID();
     let arrivals = 0;
-    const count = (): void => void (arrivals += 1);
+    const count = (): void => {
+      arrivals += 1;
+    };
     emu.state.events.on('arrival', count);
     const first = await http(emu, 'POST', sendPath(PHONE, id), { token, body: text('first') });
     const again = await http(emu, 'POST', sendPath(PHONE, id), { token, body: text('second') });
@@ -191,7 +233,12 @@ describe('duplicate IDs (one namespace per agent)', () => {
     expect(phone.arrivals[0]).toMatchObject({ id, count: 2, body: text('first') });
     expect(phone.received).toEqual({ messages: 1, events: 0, duplicates: 1 });
     const counters = (await http(emu, 'GET', '/_emulator/counters')).json;
-    expect(counters).toMatchObject({ messagesAccepted: 1, duplicatesSuppressed: 1, requests: 2, perAgent: { 'agent-a': { accepted: 1, rateLimited: 0 } } });
+    expect(counters).toMatchObject({
+      messagesAccepted: 1,
+      duplicatesSuppressed: 1,
+      requests: 2,
+      perAgent: { 'agent-a': { accepted: 1, rateLimited: 0 } },
+    });
   });
 
   it("'409' mode: a reused ID answers ALREADY_EXISTS and is still counted once", async () => {

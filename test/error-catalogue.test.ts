@@ -14,9 +14,26 @@ import { CallbackDeliveryError, CallbackExpiredError, CallbackParkedError } from
 import { ReplayError } from '../src/callbacks/replay.ts';
 import { ApiError, ApiUnreachableError, CliError, CliErrorCodes, ExitCodes, InputError, UsageError } from '../src/cli/errors.ts';
 import {
-  AmbiguousMessageIdError, ConfigError, DispatchError, ERROR_CATALOGUE, ErrorCodes, PayloadError, RbmApiError, RbmAuthError, RbmNetworkError,
-  RbmTokenUnavailableError, RedisCheckError, StatusTransitionError, UnknownAgentError, UrlForbiddenError, classify, httpStatusOf, statusOf,
-  type Classification, type ErrorCode, type HttpCode,
+  AmbiguousMessageIdError,
+  ConfigError,
+  DispatchError,
+  ERROR_CATALOGUE,
+  ErrorCodes,
+  PayloadError,
+  RbmApiError,
+  RbmAuthError,
+  RbmNetworkError,
+  RbmTokenUnavailableError,
+  RedisCheckError,
+  StatusTransitionError,
+  UnknownAgentError,
+  UrlForbiddenError,
+  classify,
+  httpStatusOf,
+  statusOf,
+  type Classification,
+  type ErrorCode,
+  type HttpCode,
 } from '../src/errors.ts';
 import { RevokeError } from '../src/fallback/revoke.ts';
 import { SmsProviderError } from '../src/sms/errors.ts';
@@ -77,7 +94,20 @@ describe('the catalogue', () => {
       for (const m of text.matchAll(/\b(?:ErrorCodes)\.([A-Z][A-Z0-9_]+)/g)) note(m[1]!, file);
     }
     // The scan must keep seeing the answers it is here for.
-    for (const code of ['NOT_FOUND', 'FORBIDDEN', 'UNAUTHENTICATED', 'BODY_INVALID_JSON', 'BODY_TOO_LARGE', 'UNSUPPORTED_MEDIA_TYPE', 'SIGNATURE_INVALID', 'UNAVAILABLE', 'NOT_IMPLEMENTED', 'PAYLOAD_INVALID', 'INTERNAL', 'REQUEST_TIMEOUT']) {
+    for (const code of [
+      'NOT_FOUND',
+      'FORBIDDEN',
+      'UNAUTHENTICATED',
+      'BODY_INVALID_JSON',
+      'BODY_TOO_LARGE',
+      'UNSUPPORTED_MEDIA_TYPE',
+      'SIGNATURE_INVALID',
+      'UNAVAILABLE',
+      'NOT_IMPLEMENTED',
+      'PAYLOAD_INVALID',
+      'INTERNAL',
+      'REQUEST_TIMEOUT',
+    ]) {
       expect(found.has(code), `${code} no longer found by the scan`).toBe(true);
     }
     const missing = [...found].filter(([code]) => !Object.hasOwn(ERROR_CATALOGUE, code)).map(([code, file]) => `${code} (${file})`);
@@ -91,14 +121,25 @@ describe('the catalogue', () => {
       for (const m of text.matchAll(/\.code\([^)]*\)\s*\.send\(\s*errorBody/g)) own.push(`${file}: ${m[0]}`);
       // Any error status set by hand; the webhook handshake's plain-text 403 is RBM's protocol, not an error body.
       for (const m of text.matchAll(/\.code\(([45]\d\d)\)(.{0,40})/g)) {
-        if (!(file === join('src', 'webhook', 'receiver.ts') && m[1] === '403' && m[2]!.includes("type('text/plain')"))) own.push(`${file}: ${m[0]}`);
+        if (!(file === join('src', 'webhook', 'receiver.ts') && m[1] === '403' && m[2]!.includes("type('text/plain')")))
+          own.push(`${file}: ${m[0]}`);
       }
-      if (text.includes('errorBody(') && ![join('src', 'api', 'errors.ts'), join('src', 'api', 'app.ts')].includes(file)) own.push(`${file}: errorBody outside sendCode`);
+      if (text.includes('errorBody(') && ![join('src', 'api', 'errors.ts'), join('src', 'api', 'app.ts')].includes(file))
+        own.push(`${file}: errorBody outside sendCode`);
     }
     expect(own).toEqual([]);
 
     const sent: Array<{ status: number; body: unknown }> = [];
-    const reply = { code(status: number) { sent.push({ status, body: undefined }); return this; }, send(body: unknown) { sent.at(-1)!.body = body; return this; } };
+    const reply = {
+      code(status: number) {
+        sent.push({ status, body: undefined });
+        return this;
+      },
+      send(body: unknown) {
+        sent.at(-1)!.body = body;
+        return this;
+      },
+    };
     for (const code of codes.filter((c) => ERROR_CATALOGUE[c].http !== null) as HttpCode[]) {
       sendCode(reply as never, code, 'm');
       expect(sent.at(-1)).toEqual({ status: ERROR_CATALOGUE[code].http, body: errorBody(code, 'm') });
@@ -117,7 +158,14 @@ describe('the catalogue', () => {
       new RbmNetworkError('reset'),
       new RbmTokenUnavailableError('token endpoint down', { retryAfterMs: 1000 }),
       new RbmAuthError('refused'),
-      ...['FST_ERR_CTP_INVALID_JSON_BODY', 'FST_ERR_CTP_EMPTY_JSON_BODY', 'FST_ERR_CTP_BODY_TOO_LARGE', 'FST_ERR_BAD_URL', 'FST_ERR_MAX_PARAM_LENGTH', 'FST_ERR_CTP_INVALID_MEDIA_TYPE'].map((code) => Object.assign(new Error('x'), { code })),
+      ...[
+        'FST_ERR_CTP_INVALID_JSON_BODY',
+        'FST_ERR_CTP_EMPTY_JSON_BODY',
+        'FST_ERR_CTP_BODY_TOO_LARGE',
+        'FST_ERR_BAD_URL',
+        'FST_ERR_MAX_PARAM_LENGTH',
+        'FST_ERR_CTP_INVALID_MEDIA_TYPE',
+      ].map((code) => Object.assign(new Error('x'), { code })),
       ...[400, 401, 403, 404, 408, 412, 413, 414, 415, 416, 431].map((statusCode) => Object.assign(new Error('x'), { statusCode })),
       new Error('Connection is closed.'),
       new Error('boom'),
@@ -129,9 +177,15 @@ describe('the catalogue', () => {
     }
     // Statuses as before the catalogue.
     const statuses = thrown.map((err) => toHttpError(err).status);
-    expect(statuses).toEqual([400, 400, 400, 400, 409, 503, 502, 502, 502, 502, 400, 400, 413, 400, 414, 415, 400, 401, 403, 404, 408, 412, 413, 414, 415, 416, 431, 503, 500, 500]);
+    expect(statuses).toEqual([
+      400, 400, 400, 400, 409, 503, 502, 502, 502, 502, 400, 400, 413, 400, 414, 415, 400, 401, 403, 404, 408, 412, 413, 414, 415, 416, 431,
+      503, 500, 500,
+    ]);
     // A framework status the catalogue has no code for is a plain 400.
-    expect(toHttpError(Object.assign(new Error('teapot'), { statusCode: 418 }))).toMatchObject({ status: 400, body: { error: { code: 'BAD_REQUEST' } } });
+    expect(toHttpError(Object.assign(new Error('teapot'), { statusCode: 418 }))).toMatchObject({
+      status: 400,
+      body: { error: { code: 'BAD_REQUEST' } },
+    });
   });
 });
 
@@ -146,35 +200,83 @@ describe('error classes', () => {
         expect(value === DispatchError || value.prototype instanceof DispatchError, `${file}: ${name}`).toBe(true);
       }
     }
-    expect(classes).toEqual(expect.arrayContaining(['DispatchError', 'SmsProviderError', 'WebhookBodyError', 'CliError', 'ApiError', 'RevokeError', 'ReplayError', 'CallbackParkedError', 'UrlForbiddenError']));
+    expect(classes).toEqual(
+      expect.arrayContaining([
+        'DispatchError',
+        'SmsProviderError',
+        'WebhookBodyError',
+        'CliError',
+        'ApiError',
+        'RevokeError',
+        'ReplayError',
+        'CallbackParkedError',
+        'UrlForbiddenError',
+      ]),
+    );
     // Unexported ones too: the only class on plain Error is the inbound handler's "must wait" signal,
     // which never leaves it (past a few rounds it becomes a StatusTransitionError).
     const plain = sources.flatMap(({ file, text }) => [...text.matchAll(/class (\w+) extends Error\b/g)].map((m) => `${file}: ${m[1]}`));
-    expect(plain.sort()).toEqual([join('src', 'errors.ts') + ': DispatchError', join('src', 'handlers', 'inbound-event.ts') + ': MustWait']);
+    expect(plain.sort()).toEqual([
+      join('src', 'errors.ts') + ': DispatchError',
+      join('src', 'handlers', 'inbound-event.ts') + ': MustWait',
+    ]);
   });
 
   it('keep their codes, names and messages', () => {
-    const sms = new SmsProviderError({ provider: 'twilio', kind: 'rateLimited', message: 'Twilio answered 429', status: 429, retryAfterMs: 2000 }, { cause: 'c' });
-    expect(sms).toMatchObject({ code: 'SMS_PROVIDER', name: 'SmsProviderError', message: 'Twilio answered 429', kind: 'rateLimited', status: 429, retryAfterMs: 2000, cause: 'c' });
+    const sms = new SmsProviderError(
+      { provider: 'twilio', kind: 'rateLimited', message: 'Twilio answered 429', status: 429, retryAfterMs: 2000 },
+      { cause: 'c' },
+    );
+    expect(sms).toMatchObject({
+      code: 'SMS_PROVIDER',
+      name: 'SmsProviderError',
+      message: 'Twilio answered 429',
+      kind: 'rateLimited',
+      status: 429,
+      retryAfterMs: 2000,
+      cause: 'c',
+    });
     expect(sms).toBeInstanceOf(DispatchError);
     expect(new WebhookBodyError('DATA_NOT_JSON', 'no')).toMatchObject({ code: 'DATA_NOT_JSON', name: 'WebhookBodyError', message: 'no' });
     const usage = new UsageError('bad flag', [{ path: '--ttl', problem: 'x' }]);
-    expect(usage).toMatchObject({ code: 'CLI_USAGE', name: 'UsageError', exitCode: ExitCodes.USAGE, details: [{ path: '--ttl', problem: 'x' }], problemCount: 1 });
+    expect(usage).toMatchObject({
+      code: 'CLI_USAGE',
+      name: 'UsageError',
+      exitCode: ExitCodes.USAGE,
+      details: [{ path: '--ttl', problem: 'x' }],
+      problemCount: 1,
+    });
     expect(usage.withDetails([])).toMatchObject({ code: 'CLI_USAGE', details: [] });
     expect(new InputError('bad file', [], 3)).toMatchObject({ code: 'CLI_INPUT_INVALID', problemCount: 3 });
     const api = new ApiError({ status: 409, apiCode: 'REVOKE_NOT_POSSIBLE', apiMessage: 'no', details: [] });
-    expect(api.as(CliErrorCodes.REVOKE_NOT_POSSIBLE, ExitCodes.REVOKE_NOT_POSSIBLE)).toMatchObject({ code: 'CLI_REVOKE_NOT_POSSIBLE', exitCode: 4, status: 409, message: 'the service answered 409 REVOKE_NOT_POSSIBLE: no' });
-    expect(new ApiUnreachableError('http://x', Object.assign(new Error('e'), { code: 'ECONNREFUSED' })).message).toBe('cannot reach the service at http://x: ECONNREFUSED');
+    expect(api.as(CliErrorCodes.REVOKE_NOT_POSSIBLE, ExitCodes.REVOKE_NOT_POSSIBLE)).toMatchObject({
+      code: 'CLI_REVOKE_NOT_POSSIBLE',
+      exitCode: 4,
+      status: 409,
+      message: 'the service answered 409 REVOKE_NOT_POSSIBLE: no',
+    });
+    expect(new ApiUnreachableError('http://x', Object.assign(new Error('e'), { code: 'ECONNREFUSED' })).message).toBe(
+      'cannot reach the service at http://x: ECONNREFUSED',
+    );
     expect(new CliError(CliErrorCodes.INTERRUPTED, ExitCodes.INTERRUPTED, 'stopped')).toBeInstanceOf(DispatchError);
-    expect(new ReplayError('m', 'NO_CALLBACK', 'none')).toMatchObject({ code: 'CALLBACK_REPLAY', reason: 'NO_CALLBACK', name: 'ReplayError' });
-    expect(new RevokeError('m', 'SENDING', 'busy')).toMatchObject({ code: 'REVOKE_NOT_POSSIBLE', message: 'cannot revoke message m: busy', state: 'SENDING' });
+    expect(new ReplayError('m', 'NO_CALLBACK', 'none')).toMatchObject({
+      code: 'CALLBACK_REPLAY',
+      reason: 'NO_CALLBACK',
+      name: 'ReplayError',
+    });
+    expect(new RevokeError('m', 'SENDING', 'busy')).toMatchObject({
+      code: 'REVOKE_NOT_POSSIBLE',
+      message: 'cannot revoke message m: busy',
+      state: 'SENDING',
+    });
   });
 });
 
 describe('classify()', () => {
   const api = (status: number) => new RbmApiError({ status, rpcStatus: 'X', message: 'x', method: 'POST', path: '/p' });
   const sms = (kind: 'retry' | 'permanent' | 'rateLimited') => new SmsProviderError({ provider: 'webhook', kind, message: 'x' });
-  const redis = (problem: 'unreachable' | 'cluster') => new RedisCheckError({ url: 'redis://h', problem, what: 'w', expected: 'e', got: 'g' });
+  const redis = (problem: 'unreachable' | 'cluster') =>
+    new RedisCheckError({ url: 'redis://h', problem, what: 'w', expected: 'e', got: 'g' });
   // What each gave before the catalogue (the catch-all was 'retry').
   const cases: Array<[string, unknown, Classification, ('send' | 'event' | 'revoke' | 'capabilities')?]> = [
     ['ConfigError', new ConfigError([{ path: 'X', problem: 'y' }]), 'retry'],
@@ -225,7 +327,12 @@ describe('classify()', () => {
       if (retry === 'byStatus' || retry === 'byKind') continue;
       expect(classify(new DispatchError(code, 'x')), code).toBe(retry);
     }
-    for (const err of [new CallbackDeliveryError('o', 1, 'x'), new CallbackParkedError('o', 'busy', 1), new CallbackExpiredError('o', ''), new UrlForbiddenError('h', 'r')]) {
+    for (const err of [
+      new CallbackDeliveryError('o', 1, 'x'),
+      new CallbackParkedError('o', 'busy', 1),
+      new CallbackExpiredError('o', ''),
+      new UrlForbiddenError('h', 'r'),
+    ]) {
       expect(err.kind, err.name).toBe(ERROR_CATALOGUE[err.code].retry);
     }
   });
@@ -234,7 +341,8 @@ describe('classify()', () => {
 describe('README', () => {
   it('lists the catalogue as it is', () => {
     const readme = readFileSync(join(ROOT, 'README.md'), 'utf8');
-    const begin = '<!-- error-catalogue:begin (generated from ERROR_CATALOGUE in src/errors.ts; test/error-catalogue.test.ts checks it) -->\n';
+    const begin =
+      '<!-- error-catalogue:begin (generated from ERROR_CATALOGUE in src/errors.ts; test/error-catalogue.test.ts checks it) -->\n';
     const end = '<!-- error-catalogue:end -->';
     const at = readme.indexOf(begin);
     expect(at, 'README has no error catalogue').toBeGreaterThan(0);

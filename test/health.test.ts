@@ -9,7 +9,12 @@ let app: FastifyInstance;
 beforeAll(async () => {
   h = await startHarness({ name: 'health' });
   // Keys configured: the health routes must still answer without one.
-  app = buildApi({ producer: h.producer, apiKeys: [{ key: 'a-key-of-sixteen-chars', agents: ['agent-a'] }], openWithoutKeys: false, readiness: h.service.readiness() });
+  app = buildApi({
+    producer: h.producer,
+    apiKeys: [{ key: 'a-key-of-sixteen-chars', agents: ['agent-a'] }],
+    openWithoutKeys: false,
+    readiness: h.service.readiness(),
+  });
 });
 afterAll(async () => {
   await app.close();
@@ -26,7 +31,10 @@ describe('health', () => {
   it('/readyz is ready while Redis answers and the workers run, and not once a worker set stopped', async () => {
     const dispatch = h.startDispatch();
     // An agent's worker starts once its adaptive rate is written to Redis (until then it is rightly not ready).
-    const ready = await waitFor(() => app.inject({ method: 'GET', url: '/readyz' }), (r) => r.statusCode === 200);
+    const ready = await waitFor(
+      () => app.inject({ method: 'GET', url: '/readyz' }),
+      (r) => r.statusCode === 200,
+    );
     expect(ready.json()).toEqual({ status: 'ready', checks: { redis: 'ok', workers: 'ok' } });
     await dispatch.close();
     const stopped = await app.inject({ method: 'GET', url: '/readyz' });
@@ -35,7 +43,19 @@ describe('health', () => {
   });
 
   it('/readyz says which check fails', async () => {
-    const failing = buildApi({ producer: h.producer, apiKeys: [], openWithoutKeys: true, readiness: [{ name: 'redis', check: async () => { throw new Error('down'); } }] });
+    const failing = buildApi({
+      producer: h.producer,
+      apiKeys: [],
+      openWithoutKeys: true,
+      readiness: [
+        {
+          name: 'redis',
+          check: async () => {
+            throw new Error('down');
+          },
+        },
+      ],
+    });
     const res = await failing.inject({ method: 'GET', url: '/readyz' });
     expect(res.statusCode).toBe(503);
     expect(res.json().checks).toEqual({ redis: 'failing' });

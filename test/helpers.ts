@@ -57,7 +57,12 @@ export interface Harness {
 }
 
 /** resolveHost: stands in for DNS in the service's egress guard (src/egress/guard.ts). */
-export async function startHarness(options: { name: string; env?: Record<string, string>; emulator?: EmulatorOptions; resolveHost?: ResolveHost }): Promise<Harness> {
+export async function startHarness(options: {
+  name: string;
+  env?: Record<string, string>;
+  emulator?: EmulatorOptions;
+  resolveHost?: ResolveHost;
+}): Promise<Harness> {
   const emulator = await startEmulator(options.emulator);
   const keyFile = join(await mkdtemp(join(tmpdir(), 'rbm-key-')), 'key.json');
   await emulator.writeKeyFile(keyFile);
@@ -103,7 +108,9 @@ export async function startHarness(options: { name: string; env?: Record<string,
   for (const queue of [...config.agents.map((a) => outboundQueueName(a.agentId)), INBOUND_QUEUE, SMS_QUEUE, CALLBACK_QUEUE]) {
     const qe = new QueueEvents(queue, { connection: { url: config.redisUrl! } as never, prefix: config.queuePrefix });
     qe.setMaxListeners(0);
-    qe.on('completed', ({ jobId, returnvalue }) => record(queue, jobId, { ok: true, value: typeof returnvalue === 'string' ? JSON.parse(returnvalue) : returnvalue }));
+    qe.on('completed', ({ jobId, returnvalue }) =>
+      record(queue, jobId, { ok: true, value: typeof returnvalue === 'string' ? JSON.parse(returnvalue) : returnvalue }),
+    );
     qe.on('failed', ({ jobId, failedReason }) => record(queue, jobId, { ok: false, reason: failedReason }));
     await qe.waitUntilReady();
     events.set(queue, qe);
@@ -140,7 +147,13 @@ export async function startHarness(options: { name: string; env?: Record<string,
         failures: { list: service.failures, redrive: service.redrive },
         callbacks: service.callbacks,
         metrics,
-        webhook: { clientTokens: config.webhookClientTokens, intake: service.intake, bodyLimitBytes: config.inbound.bodyLimitBytes, counters: service.webhookCounters, observeLag: metrics.observeWebhookLag },
+        webhook: {
+          clientTokens: config.webhookClientTokens,
+          intake: service.intake,
+          bodyLimitBytes: config.inbound.bodyLimitBytes,
+          counters: service.webhookCounters,
+          observeLag: metrics.observeWebhookLag,
+        },
       });
       const url = await http.listen({ port: 0, host: '127.0.0.1' });
       const res = await fetch(`${emulator.url}/_emulator/webhook`, {
@@ -235,7 +248,13 @@ export async function waitFor<T>(read: () => Promise<T>, done: (value: T) => boo
 }
 
 /** One JSON request to the service; the answer's status and parsed body. */
-export async function httpCall(base: string, method: string, path: string, body?: unknown, headers: Record<string, string> = {}): Promise<{ status: number; body: any }> {
+export async function httpCall(
+  base: string,
+  method: string,
+  path: string,
+  body?: unknown,
+  headers: Record<string, string> = {},
+): Promise<{ status: number; body: any }> {
   const res = await fetch(`${base}${path}`, {
     method,
     headers: { ...(body === undefined ? {} : { 'content-type': 'application/json' }), ...headers },
@@ -271,9 +290,17 @@ export function lineOf(proc: ChildProcess, match: RegExp, stream: 'stdout' | 'st
     // The other stream too, so a start that fails says why (its reason goes to stderr).
     const other = proc[stream === 'stdout' ? 'stderr' : 'stdout'];
     let otherText = '';
-    const onOther = (d: Buffer) => void (otherText = (otherText + d.toString()).slice(-1000));
+    const onOther = (d: Buffer) => {
+      otherText = (otherText + d.toString()).slice(-1000);
+    };
     other?.on('data', onOther);
-    proc.once('exit', (code) => reject(new Error(`exited with ${code} before printing ${match}: ${buffered.slice(-500)}${otherText ? `\n(other stream) ${otherText.slice(-500)}` : ''}`)));
+    proc.once('exit', (code) =>
+      reject(
+        new Error(
+          `exited with ${code} before printing ${match}: ${buffered.slice(-500)}${otherText ? `\n(other stream) ${otherText.slice(-500)}` : ''}`,
+        ),
+      ),
+    );
   });
 }
 
@@ -293,7 +320,10 @@ export interface ReceivedCallback {
  * nothing); `until` resolves once enough requests matching a filter arrived.
  * `port`: listen there (a receiver that comes back where one refused connections).
  */
-export async function startCallbackReceiver(answer: (request: { path: string; webhookId: string; body: string }) => number | 'hang' = () => 200, options: { port?: number; host?: string } = {}) {
+export async function startCallbackReceiver(
+  answer: (request: { path: string; webhookId: string; body: string }) => number | 'hang' = () => 200,
+  options: { port?: number; host?: string } = {},
+) {
   const host = options.host ?? '127.0.0.1';
   const received: ReceivedCallback[] = [];
   const arrived = new EventEmitter();
@@ -329,9 +359,10 @@ export async function startCallbackReceiver(answer: (request: { path: string; we
       });
     },
     /** Stops listening and drops every connection, hanging ones included. */
-    close: () => new Promise<void>((resolve) => {
-      server.close(() => resolve());
-      server.closeAllConnections();
-    }),
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      }),
   };
 }

@@ -37,8 +37,11 @@ beforeAll(async () => {
   await whenReady(redis);
   intake = new StreamInboundIntake(redis, { prefix, dedupeTtlMs: 60_000 });
   producer = await Producer.create({
-    connection: redis, prefix, agents: [{ agentId: 'agent-a', ratePerSec: 10 }],
-    status: new StatusStore(redis, { prefix, ttlMs: 60_000 }), jobDefaults: { attempts: 1, backoffMs: 1, backoffJitter: 0 },
+    connection: redis,
+    prefix,
+    agents: [{ agentId: 'agent-a', ratePerSec: 10 }],
+    status: new StatusStore(redis, { prefix, ttlMs: 60_000 }),
+    jobDefaults: { attempts: 1, backoffMs: 1, backoffJitter: 0 },
   });
 });
 afterAll(async () => {
@@ -74,10 +77,27 @@ describe('lookups keyed by outside input', () => {
   const AGENTS = ['nobody', '__proto__', 'constructor', 'toString', 'hasOwnProperty', 'valueOf', '__defineGetter__'];
 
   function signedEvent(agent: string, token: string) {
-    const payload = { senderPhoneNumber: '+12223334444', eventType: 'IS_TYPING', eventId: randomUUID(), sendTime: new Date().toISOString(), agentId: `${agent}@rbm.goog` };
+    const payload = {
+      senderPhoneNumber: '+12223334444',
+      eventType: 'IS_TYPING',
+      eventId: randomUUID(),
+      sendTime: new Date().toISOString(),
+      agentId: `${agent}@rbm.goog`,
+    };
     const data = Buffer.from(JSON.stringify(payload));
-    const body = { message: { attributes: { business_id: `${agent}@rbm.goog`, product: 'RBM', type: 'event' }, data: data.toString('base64'), messageId: randomUUID(), publishTime: new Date().toISOString() }, subscription: 'projects/p/subscriptions/s' };
-    return { body: JSON.stringify(body), headers: { 'content-type': 'application/json', 'x-goog-signature': signWebhookData(token, data) } };
+    const body = {
+      message: {
+        attributes: { business_id: `${agent}@rbm.goog`, product: 'RBM', type: 'event' },
+        data: data.toString('base64'),
+        messageId: randomUUID(),
+        publishTime: new Date().toISOString(),
+      },
+      subscription: 'projects/p/subscriptions/s',
+    };
+    return {
+      body: JSON.stringify(body),
+      headers: { 'content-type': 'application/json', 'x-goog-signature': signWebhookData(token, data) },
+    };
   }
 
   it('a webhook for agent __proto__, constructor, toString… is answered exactly like one for an unknown agent, with no error logged', async () => {
@@ -89,13 +109,17 @@ describe('lookups keyed by outside input', () => {
       answers.push({ agent, status: res.status, body: await res.text() });
     }
     expect(answers[0]).toMatchObject({ agent: 'nobody', status: 401, body: expect.stringContaining('SIGNATURE_INVALID') });
-    for (const a of answers.slice(1)) expect({ status: a.status, body: a.body }, a.agent).toEqual({ status: answers[0]!.status, body: answers[0]!.body });
+    for (const a of answers.slice(1))
+      expect({ status: a.status, body: a.body }, a.agent).toEqual({ status: answers[0]!.status, body: answers[0]!.body });
     expect(lines.filter((l) => (l.level as number) >= 50)).toEqual([]);
   });
 
   it('with one token for every agent, those names are just more agents: signed with it, queued like any other', async () => {
     const { log, lines } = capturedLogger();
-    const { url } = await serve({ logger: log, webhook: { clientTokens: { '*': 'one-token-for-all-0001' }, intake, bodyLimitBytes: 65_536, log } });
+    const { url } = await serve({
+      logger: log,
+      webhook: { clientTokens: { '*': 'one-token-for-all-0001' }, intake, bodyLimitBytes: 65_536, log },
+    });
     for (const agent of AGENTS) {
       const res = await fetch(`${url}/webhooks/rbm`, { method: 'POST', ...signedEvent(agent, 'one-token-for-all-0001') });
       expect(res.status, agent).toBe(200);
@@ -107,7 +131,9 @@ describe('lookups keyed by outside input', () => {
 
   it('RBM_ENDPOINT=constructor is not a region', () => {
     for (const value of ['constructor', '__proto__', 'toString']) {
-      expect(() => loadConfig({ RBM_ENDPOINT: value, GOOGLE_APPLICATION_CREDENTIALS: '/k.json', RBM_AGENTS: 'a:1' }), value).toThrow(`RBM_ENDPOINT: expected global, us, europe, asia, emulator or an http(s) base URL, got '${value}'`);
+      expect(() => loadConfig({ RBM_ENDPOINT: value, GOOGLE_APPLICATION_CREDENTIALS: '/k.json', RBM_AGENTS: 'a:1' }), value).toThrow(
+        `RBM_ENDPOINT: expected global, us, europe, asia, emulator or an http(s) base URL, got '${value}'`,
+      );
     }
   });
 
@@ -116,7 +142,11 @@ describe('lookups keyed by outside input', () => {
     try {
       expect(emulator.state.webhooks.tokenFor('agent-a@rbm.goog')).toBe('tok-a');
       for (const agent of AGENTS) expect(emulator.state.webhooks.tokenFor(agent), agent).toBeUndefined();
-      const res = await fetch(`${emulator.url}/_emulator/webhook/verify`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ agentId: 'constructor' }) });
+      const res = await fetch(`${emulator.url}/_emulator/webhook/verify`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ agentId: 'constructor' }),
+      });
       expect(res.status).toBe(400);
       expect(await res.text()).toContain('no client token configured for agent constructor');
     } finally {
@@ -135,7 +165,9 @@ describe('timeouts', () => {
       const opened = Date.now();
       let received = '';
       const socket = connect(Number(port), '127.0.0.1', () => start(socket));
-      socket.on('data', (d: Buffer) => void (received += d.toString()));
+      socket.on('data', (d: Buffer) => {
+        received += d.toString();
+      });
       socket.on('error', () => {});
       socket.on('close', () => resolve({ ms: Date.now() - opened, received }));
     });
@@ -148,8 +180,14 @@ describe('timeouts', () => {
   }
 
   it('HTTP_*_TIMEOUT_MS are parsed once, with the variable named when wrong', () => {
-    expect(loadConfig({ HTTP_REQUEST_TIMEOUT_MS: '5000', HTTP_HEADERS_TIMEOUT_MS: '2000', HTTP_KEEP_ALIVE_TIMEOUT_MS: '1000', HTTP_IDLE_TIMEOUT_MS: '9000' }).http)
-      .toEqual({ requestTimeoutMs: 5000, headersTimeoutMs: 2000, keepAliveTimeoutMs: 1000, idleTimeoutMs: 9000 });
+    expect(
+      loadConfig({
+        HTTP_REQUEST_TIMEOUT_MS: '5000',
+        HTTP_HEADERS_TIMEOUT_MS: '2000',
+        HTTP_KEEP_ALIVE_TIMEOUT_MS: '1000',
+        HTTP_IDLE_TIMEOUT_MS: '9000',
+      }).http,
+    ).toEqual({ requestTimeoutMs: 5000, headersTimeoutMs: 2000, keepAliveTimeoutMs: 1000, idleTimeoutMs: 9000 });
     const problems = (env: Record<string, string>) => {
       try {
         loadConfig(env);
@@ -159,14 +197,22 @@ describe('timeouts', () => {
       }
     };
     expect(problems({ HTTP_REQUEST_TIMEOUT_MS: '1000', HTTP_HEADERS_TIMEOUT_MS: '5000' })).toEqual(['HTTP_HEADERS_TIMEOUT_MS']);
-    expect(problems({ HTTP_REQUEST_TIMEOUT_MS: '0', HTTP_KEEP_ALIVE_TIMEOUT_MS: 'soon', HTTP_IDLE_TIMEOUT_MS: '-1' })).toEqual(['HTTP_REQUEST_TIMEOUT_MS', 'HTTP_KEEP_ALIVE_TIMEOUT_MS', 'HTTP_IDLE_TIMEOUT_MS']);
+    expect(problems({ HTTP_REQUEST_TIMEOUT_MS: '0', HTTP_KEEP_ALIVE_TIMEOUT_MS: 'soon', HTTP_IDLE_TIMEOUT_MS: '-1' })).toEqual([
+      'HTTP_REQUEST_TIMEOUT_MS',
+      'HTTP_KEEP_ALIVE_TIMEOUT_MS',
+      'HTTP_IDLE_TIMEOUT_MS',
+    ]);
   });
 
   it('the defaults come from config: 30 s for a request, 10 s for headers, 72 s keep-alive, 120 s idle', async () => {
     expect(loadConfig({}).http).toEqual(HTTP_TIMEOUT_DEFAULTS);
     const { app } = await serve({});
-    expect({ request: app.server.requestTimeout, headers: app.server.headersTimeout, keepAlive: app.server.keepAliveTimeout, idle: app.server.timeout })
-      .toEqual({ request: 30_000, headers: 10_000, keepAlive: 72_000, idle: 120_000 });
+    expect({
+      request: app.server.requestTimeout,
+      headers: app.server.headersTimeout,
+      keepAlive: app.server.keepAliveTimeout,
+      idle: app.server.timeout,
+    }).toEqual({ request: 30_000, headers: 10_000, keepAlive: 72_000, idle: 120_000 });
   });
 
   it('a body that trickles in is cut off at the request timeout: 408 in the one error shape, connection closed', async () => {
@@ -198,7 +244,9 @@ describe('timeouts', () => {
     let answeredAt = 0;
     const { ms, received } = await rawClient(url, (socket) => {
       socket.write('GET /no-such-route HTTP/1.1\r\nHost: x\r\nConnection: keep-alive\r\n\r\n');
-      socket.once('data', () => void (answeredAt = Date.now()));
+      socket.once('data', () => {
+        answeredAt = Date.now();
+      });
     });
     expect(received).toMatch(/^HTTP\/1\.1 404 /);
     expect(answeredAt).toBeGreaterThan(0);
@@ -224,25 +272,33 @@ describe('request log lines', () => {
 
 describe('the Authorization scheme', () => {
   it('is case-insensitive (RFC 7235), with one or more spaces before the credentials', () => {
-    for (const header of ['Bearer k', 'bearer k', 'BEARER k', 'bEaReR   k', 'Bearer k  ']) expect(credentialsOf(header, 'Bearer'), header).toBe('k');
-    for (const header of [undefined, '', 'Bearer', 'Bearer ', 'Bearerk', 'Basic k', 'Bearer\tk', ' Bearer k']) expect(credentialsOf(header, 'Bearer'), String(header)).toBeUndefined();
+    for (const header of ['Bearer k', 'bearer k', 'BEARER k', 'bEaReR   k', 'Bearer k  '])
+      expect(credentialsOf(header, 'Bearer'), header).toBe('k');
+    for (const header of [undefined, '', 'Bearer', 'Bearer ', 'Bearerk', 'Basic k', 'Bearer\tk', ' Bearer k'])
+      expect(credentialsOf(header, 'Bearer'), String(header)).toBeUndefined();
   });
 
   it('API keys: bearer KEY and BEARER KEY are let in; another scheme or a wrong key is not', async () => {
     const { app } = await serve({ apiKeys: [{ key: API_KEY, agents: ['agent-a'] }], openWithoutKeys: false });
-    const status = async (authorization: string) => (await app.inject({ method: 'GET', url: `/v1/messages/${randomUUID()}`, headers: { authorization } })).statusCode;
-    for (const header of [`Bearer ${API_KEY}`, `bearer ${API_KEY}`, `BEARER ${API_KEY}`, `bEaReR  ${API_KEY}`]) expect(await status(header), header).toBe(404);
-    for (const header of [`Basic ${API_KEY}`, `Bearer${API_KEY}`, 'bearer wrong-key-00000000000', `Token ${API_KEY}`]) expect(await status(header), header).toBe(401);
+    const status = async (authorization: string) =>
+      (await app.inject({ method: 'GET', url: `/v1/messages/${randomUUID()}`, headers: { authorization } })).statusCode;
+    for (const header of [`Bearer ${API_KEY}`, `bearer ${API_KEY}`, `BEARER ${API_KEY}`, `bEaReR  ${API_KEY}`])
+      expect(await status(header), header).toBe(404);
+    for (const header of [`Basic ${API_KEY}`, `Bearer${API_KEY}`, 'bearer wrong-key-00000000000', `Token ${API_KEY}`])
+      expect(await status(header), header).toBe(401);
   });
 
   it('the admin key: bearer and basic in any case', async () => {
     const queue = new Queue('hardening-admin', { connection: redis, prefix });
     try {
       const { app } = await serve({ admin: { queues: [queue], adminKey: ADMIN_KEY, open: false } });
-      const status = async (authorization?: string) => (await app.inject({ method: 'GET', url: '/admin/queues/api/queues', headers: authorization ? { authorization } : {} })).statusCode;
+      const status = async (authorization?: string) =>
+        (await app.inject({ method: 'GET', url: '/admin/queues/api/queues', headers: authorization ? { authorization } : {} })).statusCode;
       const basic = Buffer.from(`admin:${ADMIN_KEY}`).toString('base64');
-      for (const header of [`bearer ${ADMIN_KEY}`, `BEARER ${ADMIN_KEY}`, `basic ${basic}`, `BASIC ${basic}`]) expect(await status(header), header).toBe(200);
-      for (const header of [undefined, `bearer wrong-admin-key-000000`, `Digest ${ADMIN_KEY}`]) expect(await status(header), String(header)).toBe(401);
+      for (const header of [`bearer ${ADMIN_KEY}`, `BEARER ${ADMIN_KEY}`, `basic ${basic}`, `BASIC ${basic}`])
+        expect(await status(header), header).toBe(200);
+      for (const header of [undefined, `bearer wrong-admin-key-000000`, `Digest ${ADMIN_KEY}`])
+        expect(await status(header), String(header)).toBe(401);
     } finally {
       await queue.close();
     }

@@ -51,12 +51,16 @@ describe('inbound worker crash', () => {
     const sent = await h.producer.sendMessages(phones.map((to) => ({ to, contentMessage: { text: 'parcel update' } })));
     await accepted;
     const ids = sent.map((s) => s.messageId);
-    const deliveredCount = async () => (await Promise.all(ids.map(async (id) => (await h!.producer.getStatus(id))?.state))).filter((s) => s === 'DELIVERED').length;
+    const deliveredCount = async () =>
+      (await Promise.all(ids.map(async (id) => (await h!.producer.getStatus(id))?.state))).filter((s) => s === 'DELIVERED').length;
 
     const first = inboundWorker(h);
     // The worker is up once it has handled an event: the first phone's, delivered at once.
     h.emulator.state.setPhone(phones[0]!, { deliveryDelayMs: 0, online: true });
-    await waitFor(() => h!.producer.getStatus(ids[0]!), (s) => s?.state === 'DELIVERED');
+    await waitFor(
+      () => h!.producer.getStatus(ids[0]!),
+      (s) => s?.state === 'DELIVERED',
+    );
     // The others deliver over the next three seconds from now, so events keep arriving while the worker dies.
     for (const to of phones.slice(1)) h.emulator.state.setPhone(to, { online: true });
     const atKill = await waitFor(deliveredCount, (n) => n >= 30);

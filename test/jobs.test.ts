@@ -76,57 +76,291 @@ const invalid: Row[] = [
   ['bad E.164 (no +)', sendMessageInput, messageInput({ to: '12223334444' }), 'to', 'expected an E.164 number like +12223334444'],
   ['bad E.164 (too short)', sendMessagePayload, payload({ to: '+1222' }), 'to', 'E.164'],
   ['missing to', sendMessageInput, { ...textMessage }, 'to', 'required'],
-  ['no content', sendMessageInput, content({ suggestions: [reply()] }), 'contentMessage', 'exactly one of text, contentInfo, uploadedRbmFile, richCard, got none'],
-  ['two contents', sendMessageInput, content({ text: 'hi', uploadedRbmFile: { fileName: 'files/abc' } }), 'contentMessage', 'got 2: text, uploadedRbmFile'],
-  ['text too long (3073)', sendMessageInput, content({ text: 'a'.repeat(3073) }), 'contentMessage.text', 'at most 3072 characters, got 3073'],
+  [
+    'no content',
+    sendMessageInput,
+    content({ suggestions: [reply()] }),
+    'contentMessage',
+    'exactly one of text, contentInfo, uploadedRbmFile, richCard, got none',
+  ],
+  [
+    'two contents',
+    sendMessageInput,
+    content({ text: 'hi', uploadedRbmFile: { fileName: 'files/abc' } }),
+    'contentMessage',
+    'got 2: text, uploadedRbmFile',
+  ],
+  [
+    'text too long (3073)',
+    sendMessageInput,
+    content({ text: 'a'.repeat(3073) }),
+    'contentMessage.text',
+    'at most 3072 characters, got 3073',
+  ],
   ['empty text', sendMessageInput, content({ text: '' }), 'contentMessage.text', 'at least 1 character, got 0'],
-  ['12 suggestions', sendMessageInput, content({ text: 'hi', suggestions: Array.from({ length: 12 }, () => reply()) }), 'contentMessage.suggestions', 'at most 11 items, got 12'],
-  ['suggestion text 26 chars', sendMessageInput, content({ text: 'hi', suggestions: [reply(), reply(), reply(), reply('x'.repeat(26))] }), 'contentMessage.suggestions.3.reply.text', 'at most 25 characters, got 26'],
-  ['postbackData 2049', sendMessageInput, content({ text: 'hi', suggestions: [reply('ok', 'p'.repeat(2049))] }), 'contentMessage.suggestions.0.reply.postbackData', 'at most 2048 characters, got 2049'],
-  ['suggestion with reply and action', sendMessageInput, content({ text: 'hi', suggestions: [{ ...reply(), ...action({ dialAction: { phoneNumber: '+1222' } }) }] }), 'contentMessage.suggestions.0', 'got 2: reply, action'],
-  ['action with no action type', sendMessageInput, content({ text: 'hi', suggestions: [action({})] }), 'contentMessage.suggestions.0.action', 'exactly one of dialAction, viewLocationAction'],
-  ['dial action with letters', sendMessageInput, content({ text: 'hi', suggestions: [action({ dialAction: { phoneNumber: 'call-me' } })] }), 'contentMessage.suggestions.0.action.dialAction.phoneNumber', "digits, '+', '*' or '#'"],
-  ['view location with neither latLong nor query', sendMessageInput, content({ text: 'hi', suggestions: [action({ viewLocationAction: { label: 'Shop' } })] }), 'contentMessage.suggestions.0.action.viewLocationAction', 'latLong or query'],
-  ['latitude out of range', sendMessageInput, content({ text: 'hi', suggestions: [action({ viewLocationAction: { latLong: { latitude: 91, longitude: 0 } } })] }), 'contentMessage.suggestions.0.action.viewLocationAction.latLong.latitude', 'at most 90, got 91'],
-  ['calendar event ending before it starts', sendMessageInput, content({ text: 'hi', suggestions: [action({ createCalendarEventAction: { startTime: '2026-05-01T10:00:00Z', endTime: '2026-05-01T11:00:00+02:00', title: 'Visit' } })] }), 'contentMessage.suggestions.0.action.createCalendarEventAction.endTime', 'after startTime'],
-  ['open URL that is not http(s)', sendMessageInput, content({ text: 'hi', suggestions: [action({ openUrlAction: { url: 'javascript:alert(1)' } })] }), 'contentMessage.suggestions.0.action.openUrlAction.url', 'http(s) URL'],
-  ['carousel with 1 card', sendMessageInput, carousel([card()]), 'contentMessage.richCard.carouselCard.cardContents', 'at least 2 items, got 1'],
-  ['carousel with 11 cards', sendMessageInput, carousel(Array.from({ length: 11 }, () => card())), 'contentMessage.richCard.carouselCard.cardContents', 'at most 10 items, got 11'],
-  ['TALL media in a SMALL carousel', sendMessageInput, carousel([card({ media: { ...image, height: 'TALL' } }), card()], 'SMALL'), 'contentMessage.richCard.carouselCard.cardContents.0.media.height', 'SHORT or MEDIUM in a SMALL carousel'],
-  ['carousel media without height', sendMessageInput, carousel([card(), card({ media: image })]), 'contentMessage.richCard.carouselCard.cardContents.1.media.height', 'required'],
-  ['5 suggestions on a card', sendMessageInput, carousel([card({ suggestions: Array.from({ length: 5 }, () => reply()) }), card()]), 'contentMessage.richCard.carouselCard.cardContents.0.suggestions', 'at most 4 items, got 5'],
-  ['card with nothing', sendMessageInput, content({ richCard: { standaloneCard: { cardOrientation: 'HORIZONTAL', cardContent: {} } } }), 'contentMessage.richCard.standaloneCard.cardContent', 'at least one of media, title, description'],
-  ['vertical card media without height', sendMessageInput, content({ richCard: { standaloneCard: { cardOrientation: 'VERTICAL', cardContent: card({ media: image }) } } }), 'contentMessage.richCard.standaloneCard.cardContent.media.height', 'required'],
-  ['thumbnail alignment on a vertical card', sendMessageInput, content({ richCard: { standaloneCard: { cardOrientation: 'VERTICAL', thumbnailImageAlignment: 'LEFT', cardContent: card() } } }), 'contentMessage.richCard.standaloneCard.thumbnailImageAlignment', 'only with cardOrientation HORIZONTAL'],
-  ['UNSPECIFIED card orientation', sendMessageInput, content({ richCard: { standaloneCard: { cardOrientation: 'CARD_ORIENTATION_UNSPECIFIED', cardContent: card() } } }), 'contentMessage.richCard.standaloneCard.cardOrientation', 'never sent'],
-  ['media with both files', sendMessageInput, content({ richCard: { standaloneCard: { cardOrientation: 'HORIZONTAL', cardContent: card({ media: { ...image, uploadedRbmFile: { fileName: 'files/a' } } }) } } }), 'contentMessage.richCard.standaloneCard.cardContent.media', 'got 2: uploadedRbmFile, contentInfo'],
-  ['uploaded file name without files/', sendMessageInput, content({ uploadedRbmFile: { fileName: 'abc.png' } }), 'contentMessage.uploadedRbmFile.fileName', 'files/'],
-  ['contentInfo URL over 2048', sendMessageInput, content({ contentInfo: { fileUrl: `https://example.com/${'a'.repeat(2030)}` } }), 'contentMessage.contentInfo.fileUrl', 'at most 2048 characters, got "https://example.com/aaaaaaaaaaaaaaaaaaaa"... (2050 characters)'],
+  [
+    '12 suggestions',
+    sendMessageInput,
+    content({ text: 'hi', suggestions: Array.from({ length: 12 }, () => reply()) }),
+    'contentMessage.suggestions',
+    'at most 11 items, got 12',
+  ],
+  [
+    'suggestion text 26 chars',
+    sendMessageInput,
+    content({ text: 'hi', suggestions: [reply(), reply(), reply(), reply('x'.repeat(26))] }),
+    'contentMessage.suggestions.3.reply.text',
+    'at most 25 characters, got 26',
+  ],
+  [
+    'postbackData 2049',
+    sendMessageInput,
+    content({ text: 'hi', suggestions: [reply('ok', 'p'.repeat(2049))] }),
+    'contentMessage.suggestions.0.reply.postbackData',
+    'at most 2048 characters, got 2049',
+  ],
+  [
+    'suggestion with reply and action',
+    sendMessageInput,
+    content({ text: 'hi', suggestions: [{ ...reply(), ...action({ dialAction: { phoneNumber: '+1222' } }) }] }),
+    'contentMessage.suggestions.0',
+    'got 2: reply, action',
+  ],
+  [
+    'action with no action type',
+    sendMessageInput,
+    content({ text: 'hi', suggestions: [action({})] }),
+    'contentMessage.suggestions.0.action',
+    'exactly one of dialAction, viewLocationAction',
+  ],
+  [
+    'dial action with letters',
+    sendMessageInput,
+    content({ text: 'hi', suggestions: [action({ dialAction: { phoneNumber: 'call-me' } })] }),
+    'contentMessage.suggestions.0.action.dialAction.phoneNumber',
+    "digits, '+', '*' or '#'",
+  ],
+  [
+    'view location with neither latLong nor query',
+    sendMessageInput,
+    content({ text: 'hi', suggestions: [action({ viewLocationAction: { label: 'Shop' } })] }),
+    'contentMessage.suggestions.0.action.viewLocationAction',
+    'latLong or query',
+  ],
+  [
+    'latitude out of range',
+    sendMessageInput,
+    content({ text: 'hi', suggestions: [action({ viewLocationAction: { latLong: { latitude: 91, longitude: 0 } } })] }),
+    'contentMessage.suggestions.0.action.viewLocationAction.latLong.latitude',
+    'at most 90, got 91',
+  ],
+  [
+    'calendar event ending before it starts',
+    sendMessageInput,
+    content({
+      text: 'hi',
+      suggestions: [
+        action({ createCalendarEventAction: { startTime: '2026-05-01T10:00:00Z', endTime: '2026-05-01T11:00:00+02:00', title: 'Visit' } }),
+      ],
+    }),
+    'contentMessage.suggestions.0.action.createCalendarEventAction.endTime',
+    'after startTime',
+  ],
+  [
+    'open URL that is not http(s)',
+    sendMessageInput,
+    content({ text: 'hi', suggestions: [action({ openUrlAction: { url: 'javascript:alert(1)' } })] }),
+    'contentMessage.suggestions.0.action.openUrlAction.url',
+    'http(s) URL',
+  ],
+  [
+    'carousel with 1 card',
+    sendMessageInput,
+    carousel([card()]),
+    'contentMessage.richCard.carouselCard.cardContents',
+    'at least 2 items, got 1',
+  ],
+  [
+    'carousel with 11 cards',
+    sendMessageInput,
+    carousel(Array.from({ length: 11 }, () => card())),
+    'contentMessage.richCard.carouselCard.cardContents',
+    'at most 10 items, got 11',
+  ],
+  [
+    'TALL media in a SMALL carousel',
+    sendMessageInput,
+    carousel([card({ media: { ...image, height: 'TALL' } }), card()], 'SMALL'),
+    'contentMessage.richCard.carouselCard.cardContents.0.media.height',
+    'SHORT or MEDIUM in a SMALL carousel',
+  ],
+  [
+    'carousel media without height',
+    sendMessageInput,
+    carousel([card(), card({ media: image })]),
+    'contentMessage.richCard.carouselCard.cardContents.1.media.height',
+    'required',
+  ],
+  [
+    '5 suggestions on a card',
+    sendMessageInput,
+    carousel([card({ suggestions: Array.from({ length: 5 }, () => reply()) }), card()]),
+    'contentMessage.richCard.carouselCard.cardContents.0.suggestions',
+    'at most 4 items, got 5',
+  ],
+  [
+    'card with nothing',
+    sendMessageInput,
+    content({ richCard: { standaloneCard: { cardOrientation: 'HORIZONTAL', cardContent: {} } } }),
+    'contentMessage.richCard.standaloneCard.cardContent',
+    'at least one of media, title, description',
+  ],
+  [
+    'vertical card media without height',
+    sendMessageInput,
+    content({ richCard: { standaloneCard: { cardOrientation: 'VERTICAL', cardContent: card({ media: image }) } } }),
+    'contentMessage.richCard.standaloneCard.cardContent.media.height',
+    'required',
+  ],
+  [
+    'thumbnail alignment on a vertical card',
+    sendMessageInput,
+    content({ richCard: { standaloneCard: { cardOrientation: 'VERTICAL', thumbnailImageAlignment: 'LEFT', cardContent: card() } } }),
+    'contentMessage.richCard.standaloneCard.thumbnailImageAlignment',
+    'only with cardOrientation HORIZONTAL',
+  ],
+  [
+    'UNSPECIFIED card orientation',
+    sendMessageInput,
+    content({ richCard: { standaloneCard: { cardOrientation: 'CARD_ORIENTATION_UNSPECIFIED', cardContent: card() } } }),
+    'contentMessage.richCard.standaloneCard.cardOrientation',
+    'never sent',
+  ],
+  [
+    'media with both files',
+    sendMessageInput,
+    content({
+      richCard: {
+        standaloneCard: {
+          cardOrientation: 'HORIZONTAL',
+          cardContent: card({ media: { ...image, uploadedRbmFile: { fileName: 'files/a' } } }),
+        },
+      },
+    }),
+    'contentMessage.richCard.standaloneCard.cardContent.media',
+    'got 2: uploadedRbmFile, contentInfo',
+  ],
+  [
+    'uploaded file name without files/',
+    sendMessageInput,
+    content({ uploadedRbmFile: { fileName: 'abc.png' } }),
+    'contentMessage.uploadedRbmFile.fileName',
+    'files/',
+  ],
+  [
+    'contentInfo URL over 2048',
+    sendMessageInput,
+    content({ contentInfo: { fileUrl: `https://example.com/${'a'.repeat(2030)}` } }),
+    'contentMessage.contentInfo.fileUrl',
+    'at most 2048 characters, got "https://example.com/aaaaaaaaaaaaaaaaaaaa"... (2050 characters)',
+  ],
   ['deprecated fileName', sendMessageInput, content({ fileName: 'files/abc' }), 'contentMessage.fileName', 'use uploadedRbmFile'],
-  ['ttl and expireTime both', sendMessageInput, messageInput({ expireTime: '2026-04-06T00:00:00Z' }), '', 'at most one of ttl, expireTime, got 2'],
+  [
+    'ttl and expireTime both',
+    sendMessageInput,
+    messageInput({ expireTime: '2026-04-06T00:00:00Z' }),
+    '',
+    'at most one of ttl, expireTime, got 2',
+  ],
   ['ttl over 15 days', sendMessageInput, messageInput({ ttl: '1296001s' }), 'ttl', 'at most 15 days'],
   ['ttl of zero', sendMessageInput, messageInput({ ttl: '0s' }), 'ttl', 'more than 0'],
   ['bad ttl format', sendMessageInput, messageInput({ ttl: '10m' }), 'ttl', 'got "10m"'],
-  ['bad expireTime', sendMessageInput, messageInput({ ttl: undefined, expireTime: '2026-02-30T00:00:00Z' }), 'expireTime', 'RFC 3339 UTC timestamp'],
-  ['expireTime with an offset', sendMessageInput, messageInput({ ttl: undefined, expireTime: '2026-04-06T00:00:00+02:00' }), 'expireTime', 'ending in Z'],
-  ['UNSPECIFIED traffic type', sendMessageInput, messageInput({ messageTrafficType: 'MESSAGE_TRAFFIC_TYPE_UNSPECIFIED' }), 'messageTrafficType', 'UNSPECIFIED values are never sent'],
-  ['unknown traffic type', sendMessageInput, messageInput({ messageTrafficType: 'MARKETING' }), 'messageTrafficType', 'expected one of AUTHENTICATION, TRANSACTION, PROMOTION, SERVICEREQUEST, ACKNOWLEDGEMENT, got "MARKETING"'],
+  [
+    'bad expireTime',
+    sendMessageInput,
+    messageInput({ ttl: undefined, expireTime: '2026-02-30T00:00:00Z' }),
+    'expireTime',
+    'RFC 3339 UTC timestamp',
+  ],
+  [
+    'expireTime with an offset',
+    sendMessageInput,
+    messageInput({ ttl: undefined, expireTime: '2026-04-06T00:00:00+02:00' }),
+    'expireTime',
+    'ending in Z',
+  ],
+  [
+    'UNSPECIFIED traffic type',
+    sendMessageInput,
+    messageInput({ messageTrafficType: 'MESSAGE_TRAFFIC_TYPE_UNSPECIFIED' }),
+    'messageTrafficType',
+    'UNSPECIFIED values are never sent',
+  ],
+  [
+    'unknown traffic type',
+    sendMessageInput,
+    messageInput({ messageTrafficType: 'MARKETING' }),
+    'messageTrafficType',
+    'expected one of AUTHENTICATION, TRANSACTION, PROMOTION, SERVICEREQUEST, ACKNOWLEDGEMENT, got "MARKETING"',
+  ],
   ['message over 250 KB', sendMessageInput, bigCarousel('€'), '', 'at most 250000 bytes (250 KB), got 3'],
-  ['message over 250 KB in a payload', sendMessagePayload, payload({ message: { contentMessage: bigCarousel('€').contentMessage } }), 'message', '250 KB'],
+  [
+    'message over 250 KB in a payload',
+    sendMessagePayload,
+    payload({ message: { contentMessage: bigCarousel('€').contentMessage } }),
+    'message',
+    '250 KB',
+  ],
   ['output-only field name', sendMessageInput, messageInput({ name: 'phones/+12223334444/agentMessages/x' }), 'name', 'output-only'],
-  ['output-only field sendTime in a payload', sendMessagePayload, payload({ message: { ...textMessage, sendTime: '2026-04-05T00:00:00Z' } }), 'message.sendTime', 'output-only'],
-  ['unknown key typo', sendMessageInput, { to: '+12223334444', contentMesage: { text: 'hi' } }, 'contentMesage', 'unknown field: expected one of contentMessage'],
+  [
+    'output-only field sendTime in a payload',
+    sendMessagePayload,
+    payload({ message: { ...textMessage, sendTime: '2026-04-05T00:00:00Z' } }),
+    'message.sendTime',
+    'output-only',
+  ],
+  [
+    'unknown key typo',
+    sendMessageInput,
+    { to: '+12223334444', contentMesage: { text: 'hi' } },
+    'contentMesage',
+    'unknown field: expected one of contentMessage',
+  ],
   ['bad idempotencyKey (empty)', sendMessageInput, messageInput({ idempotencyKey: '' }), 'idempotencyKey', 'printable ASCII'],
   ['non-UUID messageId', sendMessageInput, messageInput({ messageId: 'order-12345' }), 'messageId', 'lowercase UUID'],
   ['uppercase UUID messageId', sendMessagePayload, payload({ messageId: ID.toUpperCase() }), 'messageId', 'lowercase UUID'],
   ["agentId with ':'", sendMessageInput, messageInput({ agentId: 'agent:a' }), 'agentId', 'RBM agent ID'],
-  ['fallback SMS over 1600', sendMessageInput, messageInput({ fallback: { sms: { text: 's'.repeat(1601) } } }), 'fallback.sms.text', 'at most 1600 characters'],
+  [
+    'fallback SMS over 1600',
+    sendMessageInput,
+    messageInput({ fallback: { sms: { text: 's'.repeat(1601) } } }),
+    'fallback.sms.text',
+    'at most 1600 characters',
+  ],
   ['fractional enqueuedAt', sendMessagePayload, payload({ enqueuedAt: 1.5 }), 'enqueuedAt', 'expected an integer'],
   ['READ without messageId', sendEventPayload, eventPayload({ messageId: undefined }), 'messageId', 'required'],
-  ['IS_TYPING with messageId', sendEventInput, { to: '+12223334444', eventType: 'IS_TYPING', messageId: 'MxUserMessage-1' }, 'messageId', 'expected no messageId for eventType IS_TYPING'],
-  ['bad eventType', sendEventInput, { to: '+12223334444', eventType: 'TYPING' }, 'eventType', 'expected one of READ, IS_TYPING, got "TYPING"'],
+  [
+    'IS_TYPING with messageId',
+    sendEventInput,
+    { to: '+12223334444', eventType: 'IS_TYPING', messageId: 'MxUserMessage-1' },
+    'messageId',
+    'expected no messageId for eventType IS_TYPING',
+  ],
+  [
+    'bad eventType',
+    sendEventInput,
+    { to: '+12223334444', eventType: 'TYPING' },
+    'eventType',
+    'expected one of READ, IS_TYPING, got "TYPING"',
+  ],
   ['event with a non-UUID eventId', sendEventPayload, eventPayload({ eventId: '12345' }), 'eventId', 'lowercase UUID'],
-  ['event input with an output-only name', sendEventInput, { to: '+12223334444', eventType: 'IS_TYPING', name: 'x' }, 'name', 'output-only'],
+  [
+    'event input with an output-only name',
+    sendEventInput,
+    { to: '+12223334444', eventType: 'IS_TYPING', name: 'x' },
+    'name',
+    'output-only',
+  ],
   ["event agentId with ':'", sendEventPayload, eventPayload({ agentId: 'a:b' }), 'agentId', 'RBM agent ID'],
 ];
 
@@ -160,14 +394,17 @@ describe('validateBounded', () => {
     ...Object.fromEntries(Array.from({ length: 40 }, (_, i) => [`unknown${i}`, i])),
   };
 
-  it.each([...invalid.map((row) => [row[0], row[1], row[2]] as const), ['forty unknown keys and more', sendMessageInput, many] as const])('%s: the same problems as validate()', (_name, schema, value) => {
-    const full = validate(schema as z.ZodType, value);
-    const bounded = validateBounded(schema as z.ZodType, value, Number.POSITIVE_INFINITY);
-    expect(full.ok).toBe(false);
-    if (full.ok || bounded.ok) throw new Error('expected both to fail');
-    expect(bounded.problems).toEqual(full.problems);
-    expect(bounded.count).toBe(full.problems.length);
-  });
+  it.each([...invalid.map((row) => [row[0], row[1], row[2]] as const), ['forty unknown keys and more', sendMessageInput, many] as const])(
+    '%s: the same problems as validate()',
+    (_name, schema, value) => {
+      const full = validate(schema as z.ZodType, value);
+      const bounded = validateBounded(schema as z.ZodType, value, Number.POSITIVE_INFINITY);
+      expect(full.ok).toBe(false);
+      if (full.ok || bounded.ok) throw new Error('expected both to fail');
+      expect(bounded.problems).toEqual(full.problems);
+      expect(bounded.count).toBe(full.problems.length);
+    },
+  );
 
   it('words only the first `room` problems, and counts them all', () => {
     const full = validate(sendMessageInput, many);
@@ -190,7 +427,9 @@ describe('checkInputTiming', () => {
   const timing = (expireTime: string) => checkInputTiming({ expireTime }, NOW);
 
   it('refuses an expireTime in the past', () => {
-    expect(timing('2026-04-05T11:59:00Z')).toEqual([{ path: 'expireTime', problem: expect.stringContaining('expected a time in the future') }]);
+    expect(timing('2026-04-05T11:59:00Z')).toEqual([
+      { path: 'expireTime', problem: expect.stringContaining('expected a time in the future') },
+    ]);
   });
 
   it('refuses an expireTime beyond 15 days', () => {
@@ -211,20 +450,82 @@ describe('checkInputTiming', () => {
 
 describe('valid payloads and inputs', () => {
   const valid: [string, z.ZodType, unknown][] = [
-    ['text + suggestions + ttl (input)', sendMessageInput, messageInput({ messageTrafficType: 'AUTHENTICATION', fallback: { sms: { text: 'Code 123456', from: 'ACME' } }, idempotencyKey: 'otp 42', agentId: 'agent-a' })],
-    ['text + suggestions + ttl (payload)', sendMessagePayload, payload({ expireAt: NOW + 600_000, batchId: 'b-1', fallback: { sms: { text: 'hi' } } })],
-    ['standalone rich card', sendMessageInput, content({
-      richCard: { standaloneCard: { cardOrientation: 'HORIZONTAL', thumbnailImageAlignment: 'RIGHT', cardContent: card({ description: 'Details', media: { uploadedRbmFile: { fileName: 'files/abc', thumbnailName: 'files/abc-thumb' } }, suggestions: [action({ openUrlAction: { url: 'https://example.com', application: 'WEBVIEW', webviewViewMode: 'TALL' } })] }) } },
-      suggestions: [action({ shareLocationAction: {} })],
-    })],
-    ['carousel of 3', sendMessageInput, carousel([card({ media: { ...image, height: 'MEDIUM' } }), card({ media: { ...image, height: 'SHORT' } }), card({ description: 'no media' })], 'SMALL')],
-    ['contentInfo', sendMessageInput, content({ contentInfo: { fileUrl: 'https://example.com/video.mp4', thumbnailUrl: 'https://example.com/t.jpg', forceRefresh: false } })],
-    ['every action kind', agentMessage, { contentMessage: { text: 'hi', suggestions: [
-      action({ dialAction: { phoneNumber: '+1222*#' }, fallbackUrl: 'https://example.com/call' }),
-      action({ viewLocationAction: { latLong: { latitude: -90, longitude: 180 }, label: 'Shop' } }),
-      action({ viewLocationAction: { query: 'pizza near me' } }),
-      action({ createCalendarEventAction: { startTime: '2026-05-01T10:00:00+02:00', endTime: '2026-05-01T09:00:01Z', title: 'Visit', description: '' } }),
-    ] }, expireTime: '2026-04-05T15:01:23.045123456Z', messageTrafficType: 'PROMOTION' }],
+    [
+      'text + suggestions + ttl (input)',
+      sendMessageInput,
+      messageInput({
+        messageTrafficType: 'AUTHENTICATION',
+        fallback: { sms: { text: 'Code 123456', from: 'ACME' } },
+        idempotencyKey: 'otp 42',
+        agentId: 'agent-a',
+      }),
+    ],
+    [
+      'text + suggestions + ttl (payload)',
+      sendMessagePayload,
+      payload({ expireAt: NOW + 600_000, batchId: 'b-1', fallback: { sms: { text: 'hi' } } }),
+    ],
+    [
+      'standalone rich card',
+      sendMessageInput,
+      content({
+        richCard: {
+          standaloneCard: {
+            cardOrientation: 'HORIZONTAL',
+            thumbnailImageAlignment: 'RIGHT',
+            cardContent: card({
+              description: 'Details',
+              media: { uploadedRbmFile: { fileName: 'files/abc', thumbnailName: 'files/abc-thumb' } },
+              suggestions: [action({ openUrlAction: { url: 'https://example.com', application: 'WEBVIEW', webviewViewMode: 'TALL' } })],
+            }),
+          },
+        },
+        suggestions: [action({ shareLocationAction: {} })],
+      }),
+    ],
+    [
+      'carousel of 3',
+      sendMessageInput,
+      carousel(
+        [
+          card({ media: { ...image, height: 'MEDIUM' } }),
+          card({ media: { ...image, height: 'SHORT' } }),
+          card({ description: 'no media' }),
+        ],
+        'SMALL',
+      ),
+    ],
+    [
+      'contentInfo',
+      sendMessageInput,
+      content({
+        contentInfo: { fileUrl: 'https://example.com/video.mp4', thumbnailUrl: 'https://example.com/t.jpg', forceRefresh: false },
+      }),
+    ],
+    [
+      'every action kind',
+      agentMessage,
+      {
+        contentMessage: {
+          text: 'hi',
+          suggestions: [
+            action({ dialAction: { phoneNumber: '+1222*#' }, fallbackUrl: 'https://example.com/call' }),
+            action({ viewLocationAction: { latLong: { latitude: -90, longitude: 180 }, label: 'Shop' } }),
+            action({ viewLocationAction: { query: 'pizza near me' } }),
+            action({
+              createCalendarEventAction: {
+                startTime: '2026-05-01T10:00:00+02:00',
+                endTime: '2026-05-01T09:00:01Z',
+                title: 'Visit',
+                description: '',
+              },
+            }),
+          ],
+        },
+        expireTime: '2026-04-05T15:01:23.045123456Z',
+        messageTrafficType: 'PROMOTION',
+      },
+    ],
     ['message just under 250 KB in ASCII', sendMessageInput, bigCarousel('a')],
     ['READ', sendEventPayload, eventPayload()],
     ['IS_TYPING', sendEventPayload, eventPayload({ eventType: 'IS_TYPING', messageId: undefined })],
@@ -238,7 +539,11 @@ describe('valid payloads and inputs', () => {
   });
 
   it('accepts any UUID version (v1, v5, v7) in the payload', () => {
-    for (const id of ['6ba7b810-9dad-11d1-80b4-00c04fd430c8', '886313e1-3b8a-5372-9b90-0c9aee199e5d', '01890a5d-ac96-774b-bcce-b302099a8057']) {
+    for (const id of [
+      '6ba7b810-9dad-11d1-80b4-00c04fd430c8',
+      '886313e1-3b8a-5372-9b90-0c9aee199e5d',
+      '01890a5d-ac96-774b-bcce-b302099a8057',
+    ]) {
       expect(validate(sendMessagePayload, payload({ messageId: id })).ok).toBe(true);
     }
   });
@@ -318,7 +623,9 @@ describe('job IDs, queues, options, priorities', () => {
 
 describe('registry types', () => {
   it('pins job names and payload types', () => {
-    expectTypeOf<JobName>().toEqualTypeOf<'send-message' | 'send-event' | 'inbound-event' | 'check-expiry' | 'send-sms' | 'deliver-callback'>();
+    expectTypeOf<JobName>().toEqualTypeOf<
+      'send-message' | 'send-event' | 'inbound-event' | 'check-expiry' | 'send-sms' | 'deliver-callback'
+    >();
     expectTypeOf<JobPayloads['check-expiry']>().toEqualTypeOf<{ messageId: string; agentId: string; to: string; expireAt: number }>();
     expectTypeOf<JobPayloads['send-sms']['reason']>().toEqualTypeOf<
       'NOT_RCS' | 'TTL_EXPIRATION_REVOKED' | 'TTL_EXPIRATION_REVOKE_FAILED' | 'DEADLINE' | 'REVOKED_BY_PRODUCER'

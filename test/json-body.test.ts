@@ -47,7 +47,9 @@ describe('parseListBody', () => {
   });
 
   it('takes turns with the rest of the process on a 10 MB body', async () => {
-    const text = JSON.stringify({ messages: Array.from({ length: 10_000 }, (_, i) => ({ to: `+1555${i}`, contentMessage: { text: 'x'.repeat(980) } })) });
+    const text = JSON.stringify({
+      messages: Array.from({ length: 10_000 }, (_, i) => ({ to: `+1555${i}`, contentMessage: { text: 'x'.repeat(980) } })),
+    });
     let turns = 0;
     let parsing = true;
     const tick = () => {

@@ -69,14 +69,19 @@ describe('delivery lifecycle', () => {
     // Nothing here waits for the TTL: 30 s keeps the deadline out of reach of a slow webhook, so what is
     // checked below is the cancel on delivery, not who wins a race.
     const { messageId } = await h.producer.sendMessage(otp(to, { ttl: '30s' }));
-    const status = await waitFor(() => h!.producer.getStatus(messageId), (s) => s?.state === 'READ');
+    const status = await waitFor(
+      () => h!.producer.getStatus(messageId),
+      (s) => s?.state === 'READ',
+    );
     expect(status!.timeline.map((t) => t.state)).toEqual(['QUEUED', 'SENDING', 'SENT', 'DELIVERED', 'READ']);
     // The deadline check was cancelled on delivery: no revoke, no SMS.
-    expect(await h.service.redis.producer.exists(`${h.config.queuePrefix}:${INBOUND_QUEUE}:${checkExpiryJobId(messageId, 'agent-a')}`)).toBe(0);
+    expect(
+      await h.service.redis.producer.exists(`${h.config.queuePrefix}:${INBOUND_QUEUE}:${checkExpiryJobId(messageId, 'agent-a')}`),
+    ).toBe(0);
     expect((await control(h, '/counters')).revoked).toBe(0);
   });
 
-  it('delivered while RBM\'s webhook is held back: the deadline\'s revoke answers 404, the record says DELIVERED, no SMS; the late webhook changes nothing', async () => {
+  it("delivered while RBM's webhook is held back: the deadline's revoke answers 404, the record says DELIVERED, no SMS; the late webhook changes nothing", async () => {
     // The deadline side of the race below, pinned: no webhook can come first.
     h = await lifecycle('deadline-404');
     await control(h, '/webhook', 'PUT', { enabled: false });
@@ -84,11 +89,17 @@ describe('delivery lifecycle', () => {
     const delivered = h.emulator.state.waitFor('delivered', (m) => m.phone === to);
     const { messageId } = await h.producer.sendMessage(otp(to, { ttl: '3s' }));
     await delivered;
-    const status = await waitFor(() => h!.producer.getStatus(messageId), (s) => s?.state === 'DELIVERED');
+    const status = await waitFor(
+      () => h!.producer.getStatus(messageId),
+      (s) => s?.state === 'DELIVERED',
+    );
     expect(status!.timeline.find((t) => t.state === 'DELIVERED')).toMatchObject({ event: 'DEADLINE' });
     expect(await control(h, `/messages/${messageId}`)).toMatchObject({ delivered: true, revoked: false });
     await control(h, '/webhook', 'PUT', { enabled: true });
-    const late = await waitFor(() => h!.producer.getStatus(messageId), (s) => s!.timeline.some((t) => t.event === 'DELIVERED'));
+    const late = await waitFor(
+      () => h!.producer.getStatus(messageId),
+      (s) => s!.timeline.some((t) => t.event === 'DELIVERED'),
+    );
     expect(late!.state).toBe('DELIVERED');
     expect((await control(h, `/sms/${encodeURIComponent(to)}`)).count).toBe(0);
   });
@@ -100,16 +111,22 @@ describe('delivery lifecycle', () => {
     const sms = smsArrives(h, to);
     const { messageId } = await h.producer.sendMessage(otp(to, { ttl: '10s' }));
     await sms;
-    const status = await waitFor(() => h!.producer.getStatus(messageId), (s) => s?.state === 'FALLBACK_SENT');
+    const status = await waitFor(
+      () => h!.producer.getStatus(messageId),
+      (s) => s?.state === 'FALLBACK_SENT',
+    );
     // RBM's TTL event, or the local deadline 500 ms later if the event was slower on this machine (its revoke
     // then beats RBM's own expiry): whichever came first queued the one SMS.
     expect(['TTL_EXPIRATION_REVOKED', 'DEADLINE']).toContain(status!.timeline.find((t) => t.state === 'FALLBACK_QUEUED')!.event);
     // Nothing is left that could send a second SMS: the deadline check was cancelled by the event, or has run.
     const inbound = new Queue(INBOUND_QUEUE, { connection: h.redis.producer, prefix: h.config.queuePrefix });
-    await waitFor(async () => {
-      const check = await inbound.getJob(checkExpiryJobId(messageId, 'agent-a'));
-      return check ? await check.getState() : 'removed';
-    }, (state) => state === 'removed' || state === 'completed');
+    await waitFor(
+      async () => {
+        const check = await inbound.getJob(checkExpiryJobId(messageId, 'agent-a'));
+        return check ? await check.getState() : 'removed';
+      },
+      (state) => state === 'removed' || state === 'completed',
+    );
     await inbound.close();
     const received = await control(h, `/sms/${encodeURIComponent(to)}`);
     expect(received.messages.map((m: { body: string }) => m.body)).toEqual(['Your code is 123456']);
@@ -124,8 +141,18 @@ describe('delivery lifecycle', () => {
     const sms = smsArrives(h, to);
     const { messageId } = await h.producer.sendMessage(otp(to));
     await sms;
-    const status = await waitFor(() => h!.producer.getStatus(messageId), (s) => s?.state === 'FALLBACK_SENT');
-    expect(status!.timeline.map((t) => t.state)).toEqual(['QUEUED', 'SENDING', 'NOT_RCS', 'FALLBACK_QUEUED', 'FALLBACK_SENDING', 'FALLBACK_SENT']);
+    const status = await waitFor(
+      () => h!.producer.getStatus(messageId),
+      (s) => s?.state === 'FALLBACK_SENT',
+    );
+    expect(status!.timeline.map((t) => t.state)).toEqual([
+      'QUEUED',
+      'SENDING',
+      'NOT_RCS',
+      'FALLBACK_QUEUED',
+      'FALLBACK_SENDING',
+      'FALLBACK_SENT',
+    ]);
     expect((await control(h, `/sms/${encodeURIComponent(to)}`)).messages).toHaveLength(1);
   });
 
@@ -180,12 +207,18 @@ describe('delivery lifecycle', () => {
 
     // Wait until every message is final by the service's record: delivered, or its one SMS sent.
     const FINAL = ['DELIVERED', 'READ', 'FALLBACK_SENT', 'FALLBACK_FAILED', 'FAILED'];
-    await waitFor(async () => Promise.all(ids.map(async (id) => (await h!.producer.getStatus(id))?.state)), (all) => all.every((s) => FINAL.includes(s ?? '')), ttlMs + 60_000);
+    await waitFor(
+      async () => Promise.all(ids.map(async (id) => (await h!.producer.getStatus(id))?.state)),
+      (all) => all.every((s) => FINAL.includes(s ?? '')),
+      ttlMs + 60_000,
+    );
     // And until nothing is left that could still act: no webhook pending at the emulator or unhandled in our
     // stream, no inbound job (deadline checks are delayed jobs there) and no SMS job. Only then is a count final.
     const pending = async () => {
       const snap = await h!.service.metricsSource.read();
-      const busy = snap.queues.filter((q) => q.queue === INBOUND_QUEUE || q.queue === SMS_QUEUE).map((q) => (q.counts.wait ?? 0) + (q.counts.prioritized ?? 0) + (q.counts.delayed ?? 0) + (q.counts.active ?? 0));
+      const busy = snap.queues
+        .filter((q) => q.queue === INBOUND_QUEUE || q.queue === SMS_QUEUE)
+        .map((q) => (q.counts.wait ?? 0) + (q.counts.prioritized ?? 0) + (q.counts.delayed ?? 0) + (q.counts.active ?? 0));
       return busy.reduce((a, b) => a + b, 0) + snap.webhookEventsPending + h!.emulator.state.counters.webhooksPending;
     };
     await waitFor(pending, (n) => n === 0);
@@ -198,7 +231,9 @@ describe('delivery lifecycle', () => {
       const m = h!.emulator.state.messages.get(id) as { delivered: boolean; revoked: boolean } | undefined;
       return { id, to, state: states[i], reachedRbm: m !== undefined, delivered: m?.delivered === true, sms: sms[to] ?? 0 };
     });
-    const wrong = truth.filter((t) => (t.delivered ? t.sms !== 0 || !['DELIVERED', 'READ'].includes(t.state!) : t.sms !== 1 || t.state !== 'FALLBACK_SENT'));
+    const wrong = truth.filter((t) =>
+      t.delivered ? t.sms !== 0 || !['DELIVERED', 'READ'].includes(t.state!) : t.sms !== 1 || t.state !== 'FALLBACK_SENT',
+    );
     expect(wrong, 'delivered over RCS xor exactly one SMS, and the record agreeing').toEqual([]);
     // Offline phones: never delivered, one SMS each.
     expect(truth.slice(raced.length).filter((t) => t.delivered)).toEqual([]);
@@ -211,7 +246,9 @@ describe('delivery lifecycle', () => {
     // Both sides of the race really ran: some deliveries were learnt from the webhook, others from the
     // deadline's revoke answering 404 before the late webhook came. How many of each depends on the
     // machine's load (5 from the deadline beside a chaos run, dozens when quiet): at least one of each.
-    const firstNews = await Promise.all(delivered.map(async (t) => (await h!.producer.getStatus(t.id))!.timeline.find((e) => e.state === 'DELIVERED')!.event));
+    const firstNews = await Promise.all(
+      delivered.map(async (t) => (await h!.producer.getStatus(t.id))!.timeline.find((e) => e.state === 'DELIVERED')!.event),
+    );
     expect(firstNews.filter((e) => e === 'DELIVERED').length, 'learnt from the webhook').toBeGreaterThanOrEqual(1);
     expect(firstNews.filter((e) => e === 'DEADLINE').length, 'learnt from the deadline').toBeGreaterThanOrEqual(1);
   }, 300_000); // its TTL grows with the machine's load (above): so may its time
@@ -223,14 +260,26 @@ describe('delivery lifecycle', () => {
     for (const to of phones) h.emulator.state.setPhone(to, { deliveryDelayMs: 5, readDelayMs: 5, readProbability: 1 });
     const sent = await h.producer.sendMessages(phones.map((to) => ({ to, contentMessage: { text: 'hello' } })));
     for (const { messageId } of sent) {
-      const s = await waitFor(() => h!.producer.getStatus(messageId), (st) => st?.state === 'READ');
+      const s = await waitFor(
+        () => h!.producer.getStatus(messageId),
+        (st) => st?.state === 'READ',
+      );
       // READ may have come first; a later DELIVERED is kept in the timeline without moving the record back.
       expect(s!.timeline.filter((t) => t.event === 'READ')).toHaveLength(1);
     }
     // A late TTL_EXPIRATION_REVOKED for a read message changes nothing but is recorded.
     const { messageId } = sent[0]!;
-    await sendWebhook(h, { phoneNumber: phones[0], eventType: 'TTL_EXPIRATION_REVOKED', eventId: 'late-ttl-1', messageId, agentId: 'agent-a@rbm.goog' });
-    const s = await waitFor(() => h!.producer.getStatus(messageId), (st) => st!.timeline.some((t) => t.event === 'TTL_EXPIRATION_REVOKED'));
+    await sendWebhook(h, {
+      phoneNumber: phones[0],
+      eventType: 'TTL_EXPIRATION_REVOKED',
+      eventId: 'late-ttl-1',
+      messageId,
+      agentId: 'agent-a@rbm.goog',
+    });
+    const s = await waitFor(
+      () => h!.producer.getStatus(messageId),
+      (st) => st!.timeline.some((t) => t.event === 'TTL_EXPIRATION_REVOKED'),
+    );
     expect(s!.state).toBe('READ');
     expect((await control(h, '/sms')).messages).toHaveLength(0);
   });
@@ -243,11 +292,26 @@ describe('delivery lifecycle', () => {
     const to = rcsPhone(900);
     h.emulator.state.setPhone(to, { online: false });
     const { messageId } = await h.producer.sendMessage(otp(to, { ttl: '30s' }));
-    await waitFor(() => h!.producer.getStatus(messageId), (s) => s?.state === 'SENT');
-    await sendWebhook(h, { phoneNumber: to, eventType: 'TTL_EXPIRATION_REVOKED', eventId: 'ttl-900', messageId, agentId: 'agent-a@rbm.goog' });
-    await waitFor(() => h!.producer.getStatus(messageId), (s) => s?.state === 'FALLBACK_QUEUED');
+    await waitFor(
+      () => h!.producer.getStatus(messageId),
+      (s) => s?.state === 'SENT',
+    );
+    await sendWebhook(h, {
+      phoneNumber: to,
+      eventType: 'TTL_EXPIRATION_REVOKED',
+      eventId: 'ttl-900',
+      messageId,
+      agentId: 'agent-a@rbm.goog',
+    });
+    await waitFor(
+      () => h!.producer.getStatus(messageId),
+      (s) => s?.state === 'FALLBACK_QUEUED',
+    );
     await sendWebhook(h, { senderPhoneNumber: to, eventType: 'DELIVERED', eventId: 'dlv-900', messageId, agentId: 'agent-a@rbm.goog' });
-    await waitFor(() => h!.producer.getStatus(messageId), (s) => s?.state === 'DELIVERED');
+    await waitFor(
+      () => h!.producer.getStatus(messageId),
+      (s) => s?.state === 'DELIVERED',
+    );
     h.startSms();
     expect(await h.outcomeOn(SMS_QUEUE, sendSmsJobId(messageId, 'agent-a'))).toMatchObject({ outcome: 'CANCELLED', state: 'DELIVERED' });
     expect((await control(h, `/sms/${encodeURIComponent(to)}`)).messages).toHaveLength(0);
@@ -262,7 +326,10 @@ describe('delivery lifecycle', () => {
     const sms = smsArrives(h, to);
     const { messageId } = await h.producer.sendMessage(otp(to, { ttl: '3s' }));
     const { receivedAt } = await sms;
-    const status = await waitFor(() => h!.producer.getStatus(messageId), (s) => s?.state === 'FALLBACK_SENT');
+    const status = await waitFor(
+      () => h!.producer.getStatus(messageId),
+      (s) => s?.state === 'FALLBACK_SENT',
+    );
     expect(status!.timeline.some((t) => t.event === 'DEADLINE')).toBe(true);
     // Not before the deadline (how soon after it is the machine's speed, not the service's choice: no bound here).
     const queued = status!.timeline.find((t) => t.state === 'FALLBACK_QUEUED')!;
@@ -282,11 +349,23 @@ describe('delivery lifecycle', () => {
     for (const to of [otpPhone, txPhone]) h.emulator.state.setPhone(to, { online: false });
     const otpSms = smsArrives(h, otpPhone);
     const txSms = smsArrives(h, txPhone);
-    const [a, b] = await h.producer.sendMessages([otp(otpPhone, { ttl: '1s' }), otp(txPhone, { ttl: '1s', messageTrafficType: 'TRANSACTION' })]);
+    const [a, b] = await h.producer.sendMessages([
+      otp(otpPhone, { ttl: '1s' }),
+      otp(txPhone, { ttl: '1s', messageTrafficType: 'TRANSACTION' }),
+    ]);
     await Promise.all([otpSms, txSms]);
-    const otpStatus = await waitFor(() => h!.producer.getStatus(a!.messageId), (s) => s?.state === 'FALLBACK_SENT');
-    expect(otpStatus!.timeline.find((t) => t.state === 'FALLBACK_QUEUED')).toMatchObject({ event: 'TTL_EXPIRATION_REVOKE_FAILED', detail: 'AUTHENTICATION: falling back at once' });
-    const txStatus = await waitFor(() => h!.producer.getStatus(b!.messageId), (s) => s?.state === 'FALLBACK_SENT');
+    const otpStatus = await waitFor(
+      () => h!.producer.getStatus(a!.messageId),
+      (s) => s?.state === 'FALLBACK_SENT',
+    );
+    expect(otpStatus!.timeline.find((t) => t.state === 'FALLBACK_QUEUED')).toMatchObject({
+      event: 'TTL_EXPIRATION_REVOKE_FAILED',
+      detail: 'AUTHENTICATION: falling back at once',
+    });
+    const txStatus = await waitFor(
+      () => h!.producer.getStatus(b!.messageId),
+      (s) => s?.state === 'FALLBACK_SENT',
+    );
     expect(txStatus!.timeline.find((t) => t.state === 'FALLBACK_QUEUED')!.detail).toContain('revoked after the failed TTL revocation');
     expect((await control(h, `/messages/${b!.messageId}`)).revoked).toBe(true);
     expect((await control(h, `/messages/${a!.messageId}`)).revoked).toBe(false); // Google's advice: SMS at the risk of a duplicate
@@ -295,19 +374,46 @@ describe('delivery lifecycle', () => {
     await control(h, '/webhook', 'PUT', { enabled: false }); // hold the platform's own DELIVERED
     const late = rcsPhone(402);
     const { messageId } = await h.producer.sendMessage(otp(late, { ttl: '60s', messageTrafficType: 'PROMOTION' }));
-    await waitFor(async () => (h!.emulator.state.messages.get(messageId) as { delivered?: boolean } | undefined)?.delivered, (d) => d === true);
-    await waitFor(() => h!.producer.getStatus(messageId), (s) => s?.state === 'SENT');
-    await sendWebhook(h, { phoneNumber: late, eventType: 'TTL_EXPIRATION_REVOKE_FAILED', eventId: 'rf-402', messageId, agentId: 'agent-a@rbm.goog' });
-    const delivered = await waitFor(() => h!.producer.getStatus(messageId), (s) => s?.state === 'DELIVERED');
-    expect(delivered!.timeline.at(-1)).toMatchObject({ event: 'TTL_EXPIRATION_REVOKE_FAILED', detail: 'revoke answered 404: already delivered' });
+    await waitFor(
+      async () => (h!.emulator.state.messages.get(messageId) as { delivered?: boolean } | undefined)?.delivered,
+      (d) => d === true,
+    );
+    await waitFor(
+      () => h!.producer.getStatus(messageId),
+      (s) => s?.state === 'SENT',
+    );
+    await sendWebhook(h, {
+      phoneNumber: late,
+      eventType: 'TTL_EXPIRATION_REVOKE_FAILED',
+      eventId: 'rf-402',
+      messageId,
+      agentId: 'agent-a@rbm.goog',
+    });
+    const delivered = await waitFor(
+      () => h!.producer.getStatus(messageId),
+      (s) => s?.state === 'DELIVERED',
+    );
+    expect(delivered!.timeline.at(-1)).toMatchObject({
+      event: 'TTL_EXPIRATION_REVOKE_FAILED',
+      detail: 'revoke answered 404: already delivered',
+    });
     expect((await control(h, `/sms/${encodeURIComponent(late)}`)).count).toBe(0);
   });
 
   it('events for unknown messages are counted and dropped', async () => {
     h = await lifecycle('unknown');
     const unknown = '0b6f3a52-0000-4000-8000-00000000abcd';
-    await sendWebhook(h, { senderPhoneNumber: rcsPhone(410), eventType: 'DELIVERED', eventId: 'dlv-unknown', messageId: unknown, agentId: 'agent-a@rbm.goog' });
-    const counters = await waitFor(() => h!.service.redis.producer.hgetall(`${h!.config.queuePrefix}:metrics`), (c) => c['inbound|unknownMessageEvents'] === '1');
+    await sendWebhook(h, {
+      senderPhoneNumber: rcsPhone(410),
+      eventType: 'DELIVERED',
+      eventId: 'dlv-unknown',
+      messageId: unknown,
+      agentId: 'agent-a@rbm.goog',
+    });
+    const counters = await waitFor(
+      () => h!.service.redis.producer.hgetall(`${h!.config.queuePrefix}:metrics`),
+      (c) => c['inbound|unknownMessageEvents'] === '1',
+    );
     expect(counters['inbound|inboundEvents']).toBe('1');
     expect(await h.producer.getStatus(unknown)).toBeNull();
   });
@@ -320,11 +426,21 @@ describe('delivery lifecycle', () => {
     const sms = smsArrives(h, retried);
     const first = await h.producer.sendMessage(otp(retried));
     await sms;
-    const ok = await waitFor(() => h!.producer.getStatus(first.messageId), (s) => s?.state === 'FALLBACK_SENT');
-    expect(ok!.timeline.filter((t) => t.detail?.startsWith('SMS try')).map((t) => t.detail)).toEqual(['SMS try 1 (NOT_RCS)', 'SMS try 2 (NOT_RCS)', 'SMS try 3 (NOT_RCS)']);
+    const ok = await waitFor(
+      () => h!.producer.getStatus(first.messageId),
+      (s) => s?.state === 'FALLBACK_SENT',
+    );
+    expect(ok!.timeline.filter((t) => t.detail?.startsWith('SMS try')).map((t) => t.detail)).toEqual([
+      'SMS try 1 (NOT_RCS)',
+      'SMS try 2 (NOT_RCS)',
+      'SMS try 3 (NOT_RCS)',
+    ]);
     await control(h, '/sms/faults', 'PUT', { failNext: [{ kind: '400', count: 1 }] });
     const second = await h.producer.sendMessage(otp(refused));
-    const failed = await waitFor(() => h!.producer.getStatus(second.messageId), (s) => s?.state === 'FALLBACK_FAILED');
+    const failed = await waitFor(
+      () => h!.producer.getStatus(second.messageId),
+      (s) => s?.state === 'FALLBACK_FAILED',
+    );
     expect(failed!.lastError!.code).toBe('SMS_PROVIDER');
     expect(failed!.lastError!.message).not.toContain('7772220');
     expect((await control(h, `/sms/${encodeURIComponent(refused)}`)).count).toBe(0);
@@ -336,7 +452,10 @@ describe('delivery lifecycle', () => {
     const to = rcsPhone(960);
     h.emulator.state.setPhone(to, { online: false });
     const { messageId } = await h.producer.sendMessage({ to, contentMessage: { text: 'hi' } });
-    await waitFor(() => h!.producer.getStatus(messageId), (s) => s?.state === 'SENT');
+    await waitFor(
+      () => h!.producer.getStatus(messageId),
+      (s) => s?.state === 'SENT',
+    );
     const payload = { senderPhoneNumber: to, eventType: 'DELIVERED', eventId: 'forged-1', messageId, agentId: 'agent-a@rbm.goog' };
     const res = await postWebhook(h, payload, signWebhookData('a-forged-token', Buffer.from(JSON.stringify(payload))));
     expect(res).toBe(401);
@@ -359,8 +478,13 @@ describe('delivery lifecycle', () => {
     const after = await h.producer.sendMessage({ to, contentMessage: { text: 'after' } });
     await h.outcome('agent-a', `msg-${after.messageId}`);
     expect((await control(h, `/phones/${encodeURIComponent(to)}`)).arrivals.map((a: { id: string }) => a.id)).toEqual([after.messageId]);
-    await expect(h.service.revoke({ agentId: 'agent-a', messageId: messageId })).rejects.toMatchObject({ code: 'REVOKE_NOT_POSSIBLE', state: 'REVOKED' });
-    await expect(h.service.revoke({ agentId: 'agent-a', messageId: '00000000-0000-4000-8000-000000000000' })).rejects.toMatchObject({ state: null });
+    await expect(h.service.revoke({ agentId: 'agent-a', messageId: messageId })).rejects.toMatchObject({
+      code: 'REVOKE_NOT_POSSIBLE',
+      state: 'REVOKED',
+    });
+    await expect(h.service.revoke({ agentId: 'agent-a', messageId: '00000000-0000-4000-8000-000000000000' })).rejects.toMatchObject({
+      state: null,
+    });
   });
 
   it('revoke by the producer: a sent message is revoked with its SMS; a delivered one cannot be', async () => {
@@ -368,26 +492,47 @@ describe('delivery lifecycle', () => {
     const to = rcsPhone(970);
     h.emulator.state.setPhone(to, { online: false });
     const sent = await h.producer.sendMessage(otp(to, { ttl: '60s' }));
-    await waitFor(() => h!.producer.getStatus(sent.messageId), (s) => s?.state === 'SENT');
+    await waitFor(
+      () => h!.producer.getStatus(sent.messageId),
+      (s) => s?.state === 'SENT',
+    );
     const sms = smsArrives(h, to);
-    expect(await h.service.revoke({ agentId: 'agent-a', messageId: sent.messageId }, { fallback: true })).toMatchObject({ state: 'FALLBACK_QUEUED', fallback: true });
+    expect(await h.service.revoke({ agentId: 'agent-a', messageId: sent.messageId }, { fallback: true })).toMatchObject({
+      state: 'FALLBACK_QUEUED',
+      fallback: true,
+    });
     await sms;
-    const status = await waitFor(() => h!.producer.getStatus(sent.messageId), (s) => s?.state === 'FALLBACK_SENT');
+    const status = await waitFor(
+      () => h!.producer.getStatus(sent.messageId),
+      (s) => s?.state === 'FALLBACK_SENT',
+    );
     expect(status!.timeline.map((t) => t.state)).toContain('REVOKED');
     expect((await control(h, `/messages/${sent.messageId}`)).revoked).toBe(true);
     // Delivered already: revoke answers 404 and the record says DELIVERED.
     const online = rcsPhone(971);
     const delivered = await h.producer.sendMessage({ to: online, contentMessage: { text: 'hi' } });
-    await waitFor(() => h!.producer.getStatus(delivered.messageId), (s) => s?.state === 'DELIVERED');
-    await expect(h.service.revoke({ agentId: 'agent-a', messageId: delivered.messageId })).rejects.toMatchObject({ code: 'REVOKE_NOT_POSSIBLE', state: 'DELIVERED' });
+    await waitFor(
+      () => h!.producer.getStatus(delivered.messageId),
+      (s) => s?.state === 'DELIVERED',
+    );
+    await expect(h.service.revoke({ agentId: 'agent-a', messageId: delivered.messageId })).rejects.toMatchObject({
+      code: 'REVOKE_NOT_POSSIBLE',
+      state: 'DELIVERED',
+    });
   });
 
   it('user messages reach consumers through the inbound stream, with an automatic READ', async () => {
     h = await lifecycle('user-message', { INBOUND_AUTO_READ: 'true' });
     const to = rcsPhone(980);
-    const { messageId } = await control(h, `/phones/${encodeURIComponent(to)}/messages`, 'POST', { agentId: 'agent-a', text: 'Where is my parcel?' });
-    const read = await waitFor(async () => (await control(h!, `/phones/${encodeURIComponent(to)}`)).arrivals, (a: Array<{ kind: string; body: { eventType?: string; messageId?: string } }>) =>
-      a.some((x) => x.kind === 'event' && x.body.eventType === 'READ' && x.body.messageId === messageId));
+    const { messageId } = await control(h, `/phones/${encodeURIComponent(to)}/messages`, 'POST', {
+      agentId: 'agent-a',
+      text: 'Where is my parcel?',
+    });
+    const read = await waitFor(
+      async () => (await control(h!, `/phones/${encodeURIComponent(to)}`)).arrivals,
+      (a: Array<{ kind: string; body: { eventType?: string; messageId?: string } }>) =>
+        a.some((x) => x.kind === 'event' && x.body.eventType === 'READ' && x.body.messageId === messageId),
+    );
     expect(read.length).toBeGreaterThan(0);
     const entries = (await h.service.redis.producer.xrange(h.service.inboundStreamKey, '-', '+')).map(([, f]) => {
       const fields: Record<string, string> = {};
@@ -404,7 +549,10 @@ async function postWebhook(h: Harness, payload: object, signature: string): Prom
   const res = await fetch(`${await httpUrl(h)}/webhooks/rbm`, {
     method: 'POST',
     headers: { 'content-type': 'application/json', 'x-goog-signature': signature },
-    body: JSON.stringify({ message: { data: data.toString('base64'), messageId: `t-${Math.random()}`, attributes: {} }, subscription: 's' }),
+    body: JSON.stringify({
+      message: { data: data.toString('base64'), messageId: `t-${Math.random()}`, attributes: {} },
+      subscription: 's',
+    }),
   });
   return res.status;
 }

@@ -28,7 +28,9 @@ describe('ensureRedis', () => {
     const path = process.env.PATH;
     process.env.PATH = '/nonexistent';
     try {
-      await expect(ensureRedis(undefined, { port, dataDir: await mkdtemp(join(tmpdir(), 'rbm-redis-')), log: () => {} })).rejects.toThrow(/apt-get install redis-server/);
+      await expect(ensureRedis(undefined, { port, dataDir: await mkdtemp(join(tmpdir(), 'rbm-redis-')), log: () => {} })).rejects.toThrow(
+        /apt-get install redis-server/,
+      );
     } finally {
       process.env.PATH = path;
     }

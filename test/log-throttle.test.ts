@@ -5,7 +5,8 @@ import { reconnectDelay, RECONNECT_MAX_MS } from '../src/queue/connection.ts';
 
 function recorder() {
   const lines: Array<{ level: string; fields: Record<string, unknown>; msg: string | undefined }> = [];
-  const at = (level: string) => (fields: object, msg?: string) => void lines.push({ level, fields: fields as Record<string, unknown>, msg });
+  const at = (level: string) => (fields: object, msg?: string) =>
+    void lines.push({ level, fields: fields as Record<string, unknown>, msg });
   return { lines, log: { error: at('error'), warn: at('warn') } };
 }
 
@@ -20,7 +21,11 @@ describe('LogThrottle', () => {
     for (let i = 0; i < 10_000; i++) throttle.error('worker error', err, i % 2 ? 'queue-a' : 'queue-b');
     expect(lines).toEqual([{ level: 'error', fields: { err: err.message, source: 'queue-b' }, msg: 'worker error' }]);
     vi.advanceTimersByTime(1000);
-    expect(lines[1]).toEqual({ level: 'error', fields: { err: err.message, repeats: 9999, windowMs: 1000, sources: ['queue-a', 'queue-b'] }, msg: 'worker error (9999 more in the last 1s)' });
+    expect(lines[1]).toEqual({
+      level: 'error',
+      fields: { err: err.message, repeats: 9999, windowMs: 1000, sources: ['queue-a', 'queue-b'] },
+      msg: 'worker error (9999 more in the last 1s)',
+    });
     // Still failing: 2 s, then 4 s (the cap), then 4 s again.
     for (const windowMs of [2000, 4000, 4000]) {
       throttle.error('worker error', err, 'queue-a');

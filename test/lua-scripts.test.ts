@@ -41,12 +41,36 @@ describe('status/lua/create-many.lua', () => {
     const s = space();
     const scripts = withStatusScripts(redis);
     await redis.hset(`${s}:b`, 'state', 'SENT');
-    const out = await scripts.rbmStatusCreateMany(2, `${s}:a`, `${s}:b`, 60_000, NOW,
-      'agent-a', '+1222***4444', 'AUTHENTICATION', '', '', 'https://cb.example/x', 'scope-1',
-      'agent-a', '+1333***5555', '', '', '', '', '');
+    const out = await scripts.rbmStatusCreateMany(
+      2,
+      `${s}:a`,
+      `${s}:b`,
+      60_000,
+      NOW,
+      'agent-a',
+      '+1222***4444',
+      'AUTHENTICATION',
+      '',
+      '',
+      'https://cb.example/x',
+      'scope-1',
+      'agent-a',
+      '+1333***5555',
+      '',
+      '',
+      '',
+      '',
+      '',
+    );
     expect(out).toEqual(['', 'SENT']);
     expect(await redis.hgetall(`${s}:a`)).toEqual({
-      state: 'QUEUED', agentId: 'agent-a', to: '+1222***4444', createdAt: String(NOW), trafficType: 'AUTHENTICATION', cb: 'https://cb.example/x', cbs: 'scope-1',
+      state: 'QUEUED',
+      agentId: 'agent-a',
+      to: '+1222***4444',
+      createdAt: String(NOW),
+      trafficType: 'AUTHENTICATION',
+      cb: 'https://cb.example/x',
+      cbs: 'scope-1',
     });
     const ttl = await redis.pttl(`${s}:a`);
     expect(ttl).toBeGreaterThan(50_000);
@@ -59,7 +83,13 @@ describe('status/lua/create-many.lua', () => {
 describe('status/lua/transition.lua', () => {
   const scripts = () => withStatusScripts(redis);
   const WAITING = WAITING_STATES.join(' ');
-  const keysOf = (s: string) => ({ status: `${s}:status`, failures: `${s}:failures`, metrics: `${s}:metrics`, feed: `${s}:feed`, intake: `${s}:intake` });
+  const keysOf = (s: string) => ({
+    status: `${s}:status`,
+    failures: `${s}:failures`,
+    metrics: `${s}:metrics`,
+    feed: `${s}:feed`,
+    intake: `${s}:intake`,
+  });
 
   interface Call {
     to: string;
@@ -75,15 +105,34 @@ describe('status/lua/transition.lua', () => {
   function transition(s: string, c: Call) {
     const k = keysOf(s);
     return scripts().rbmStatusTransition(
-      k.status, k.failures, k.metrics, k.feed, k.intake,
-      c.to, c.now ?? NOW, c.ttlMs ?? 60_000, JSON.stringify({ id: 'm-1', ref: 'm-1/agent-a', ...c.options }),
-      WAITING, statesLeadingTo('DELIVERED').join(' '), statesLeadingTo('READ').join(' '),
-      c.noChange ?? NO_CHANGE, c.feedMaxLen ?? 1_000_000, c.bounds ?? HISTOGRAM_BOUNDS_S.join(' '),
+      k.status,
+      k.failures,
+      k.metrics,
+      k.feed,
+      k.intake,
+      c.to,
+      c.now ?? NOW,
+      c.ttlMs ?? 60_000,
+      JSON.stringify({ id: 'm-1', ref: 'm-1/agent-a', ...c.options }),
+      WAITING,
+      statesLeadingTo('DELIVERED').join(' '),
+      statesLeadingTo('READ').join(' '),
+      c.noChange ?? NO_CHANGE,
+      c.feedMaxLen ?? 1_000_000,
+      c.bounds ?? HISTOGRAM_BOUNDS_S.join(' '),
       ...(c.from ?? statesLeadingTo(c.to as never)),
     );
   }
 
-  const create = (over: Record<string, unknown> = {}) => ({ agentId: 'agent-a', to: '+1222***4444', createdAt: NOW - 100, trafficType: '', batchId: '', expireAt: '', ...over });
+  const create = (over: Record<string, unknown> = {}) => ({
+    agentId: 'agent-a',
+    to: '+1222***4444',
+    createdAt: NOW - 100,
+    trafficType: '',
+    batchId: '',
+    expireAt: '',
+    ...over,
+  });
 
   it('answers {0, false} and writes nothing when there is no record and none to create', async () => {
     const s = space();
@@ -94,13 +143,26 @@ describe('status/lua/transition.lua', () => {
   it('creates a missing record as QUEUED since createdAt, then moves it: state, timeline, metrics, ttl', async () => {
     const s = space();
     const k = keysOf(s);
-    expect(await transition(s, { to: 'SENDING', options: { create: create({ batchId: 'b-1' }), countAttempt: true, event: 'SEND' } })).toEqual([1, 'QUEUED', 'SENDING']);
+    expect(
+      await transition(s, { to: 'SENDING', options: { create: create({ batchId: 'b-1' }), countAttempt: true, event: 'SEND' } }),
+    ).toEqual([1, 'QUEUED', 'SENDING']);
     const h = await redis.hgetall(k.status);
-    expect(h).toMatchObject({ state: 'SENDING', agentId: 'agent-a', to: '+1222***4444', createdAt: String(NOW - 100), batchId: 'b-1', updatedAt: String(NOW), attempts: '1' });
+    expect(h).toMatchObject({
+      state: 'SENDING',
+      agentId: 'agent-a',
+      to: '+1222***4444',
+      createdAt: String(NOW - 100),
+      batchId: 'b-1',
+      updatedAt: String(NOW),
+      attempts: '1',
+    });
     // Empty create fields are not written.
     expect(h).not.toHaveProperty('trafficType');
     expect(h).not.toHaveProperty('expireAt');
-    expect(JSON.parse(h.timeline!)).toEqual([{ state: 'QUEUED', at: NOW - 100 }, { state: 'SENDING', at: NOW, event: 'SEND' }]);
+    expect(JSON.parse(h.timeline!)).toEqual([
+      { state: 'QUEUED', at: NOW - 100 },
+      { state: 'SENDING', at: NOW, event: 'SEND' },
+    ]);
     expect(await redis.hgetall(k.metrics)).toEqual({ 'state|SENDING|agent-a': '1' });
     expect(await redis.pttl(k.status)).toBeGreaterThan(50_000);
     // No callback URL: nothing in the feed.
@@ -136,7 +198,11 @@ describe('status/lua/transition.lua', () => {
     const k = keysOf(s);
     await redis.hset(k.status, 'state', 'SENDING', 'agentId', 'agent-a', 'createdAt', String(NOW - 100));
     const error = { code: 'RBM_API', message: '400 bad request' };
-    expect(await transition(s, { to: 'FAILED', options: { error, fields: { httpStatus: '400' }, detail: 'permanent' } })).toEqual([1, 'SENDING', 'FAILED']);
+    expect(await transition(s, { to: 'FAILED', options: { error, fields: { httpStatus: '400' }, detail: 'permanent' } })).toEqual([
+      1,
+      'SENDING',
+      'FAILED',
+    ]);
     expect(await redis.hmget(k.status, 'lastErrorCode', 'lastError', 'httpStatus')).toEqual(['RBM_API', '400 bad request', '400']);
     expect(JSON.parse((await redis.hget(k.status, 'timeline'))!).at(-1)).toEqual({ state: 'FAILED', at: NOW, detail: 'permanent', error });
     expect(await redis.zrange(k.failures, 0, -1, 'WITHSCORES')).toEqual(['m-1/agent-a', String(NOW)]);
@@ -148,12 +214,22 @@ describe('status/lua/transition.lua', () => {
   it('appends a move of a message with a callback URL to the feed, as the change its callback reports, trimmed to about the given length', async () => {
     const s = space();
     const k = keysOf(s);
-    expect(await transition(s, { to: 'SENDING', options: { create: create({ cb: 'https://cb.example/x', cbs: 'scope-1', batchId: 'b-1' }) } })).toEqual([1, 'QUEUED', 'SENDING']);
+    expect(
+      await transition(s, { to: 'SENDING', options: { create: create({ cb: 'https://cb.example/x', cbs: 'scope-1', batchId: 'b-1' }) } }),
+    ).toEqual([1, 'QUEUED', 'SENDING']);
     expect(await transition(s, { to: 'SENT', now: NOW + 5, options: { event: 'SENT' } })).toEqual([1, 'SENDING', 'SENT']);
     const feed = (await entries(k.feed)).map((e) => JSON.parse(e.c!));
     expect(feed).toEqual([
-      { url: 'https://cb.example/x', scope: 'scope-1', data: { state: 'SENDING', at: NOW, messageId: 'm-1', agentId: 'agent-a', previousState: 'QUEUED', batchId: 'b-1' } },
-      { url: 'https://cb.example/x', scope: 'scope-1', data: { state: 'SENT', at: NOW + 5, event: 'SENT', messageId: 'm-1', agentId: 'agent-a', previousState: 'SENDING', batchId: 'b-1' } },
+      {
+        url: 'https://cb.example/x',
+        scope: 'scope-1',
+        data: { state: 'SENDING', at: NOW, messageId: 'm-1', agentId: 'agent-a', previousState: 'QUEUED', batchId: 'b-1' },
+      },
+      {
+        url: 'https://cb.example/x',
+        scope: 'scope-1',
+        data: { state: 'SENT', at: NOW + 5, event: 'SENT', messageId: 'm-1', agentId: 'agent-a', previousState: 'SENDING', batchId: 'b-1' },
+      },
     ]);
     // The timeline entry does not carry the feed's extra fields.
     expect(JSON.parse((await redis.hget(k.status, 'timeline'))!).at(-1)).toEqual({ state: 'SENT', at: NOW + 5, event: 'SENT' });
@@ -183,11 +259,22 @@ describe('status/lua/transition.lua', () => {
     await transition(s3, { to: 'FALLBACK_SENT', bounds });
 
     expect(await redis.hgetall(k.metrics)).toEqual({
-      'state|DELIVERED|agent-a': '1', 'state|READ|agent-a': '1', 'custom|x': '1',
-      'h|delivered|0.5': '1', 'h|delivered|sum_ms': '500',
+      'state|DELIVERED|agent-a': '1',
+      'state|READ|agent-a': '1',
+      'custom|x': '1',
+      'h|delivered|0.5': '1',
+      'h|delivered|sum_ms': '500',
     });
-    expect(await redis.hgetall(keysOf(s2).metrics)).toEqual({ 'state|READ|agent-a': '1', 'h|delivered|1': '1', 'h|delivered|sum_ms': '501' });
-    expect(await redis.hgetall(keysOf(s3).metrics)).toEqual({ 'state|FALLBACK_SENT|agent-b': '1', 'h|fallback|+Inf': '1', 'h|fallback|sum_ms': '2001' });
+    expect(await redis.hgetall(keysOf(s2).metrics)).toEqual({
+      'state|READ|agent-a': '1',
+      'h|delivered|1': '1',
+      'h|delivered|sum_ms': '501',
+    });
+    expect(await redis.hgetall(keysOf(s3).metrics)).toEqual({
+      'state|FALLBACK_SENT|agent-b': '1',
+      'h|fallback|+Inf': '1',
+      'h|fallback|sum_ms': '2001',
+    });
   });
 
   it('names each bucket by its bound as given (the bounds /metrics serves)', async () => {
@@ -202,7 +289,11 @@ describe('status/lua/transition.lua', () => {
     const s = space();
     const k = keysOf(s);
     const ttl = JSON.stringify({ eventType: 'TTL_EXPIRATION_REVOKED' });
-    const pend = [{ t: 'READ', e: '{"eventType":"READ"}' }, { t: 'TTL_EXPIRATION_REVOKED', e: ttl }, { t: 'DELIVERED', e: '{"eventType":"DELIVERED"}' }];
+    const pend = [
+      { t: 'READ', e: '{"eventType":"READ"}' },
+      { t: 'TTL_EXPIRATION_REVOKED', e: ttl },
+      { t: 'DELIVERED', e: '{"eventType":"DELIVERED"}' },
+    ];
     await redis.hset(k.status, 'state', 'SENDING', 'agentId', 'agent-a', 'createdAt', String(NOW - 100), 'pend', JSON.stringify(pend));
     expect(await transition(s, { to: 'SENT' })).toEqual([1, 'SENDING', 'READ']);
     const h = await redis.hgetall(k.status);
@@ -214,7 +305,13 @@ describe('status/lua/transition.lua', () => {
       { state: 'READ', at: NOW, event: 'READ' },
     ]);
     expect(await entries(k.intake)).toEqual([{ e: ttl }]);
-    expect(await redis.hgetall(k.metrics)).toMatchObject({ 'state|SENT|agent-a': '1', 'state|DELIVERED|agent-a': '1', 'state|READ|agent-a': '1', 'inbound|parkedApplied': '3', 'h|delivered|0.5': '1' });
+    expect(await redis.hgetall(k.metrics)).toMatchObject({
+      'state|SENT|agent-a': '1',
+      'state|DELIVERED|agent-a': '1',
+      'state|READ|agent-a': '1',
+      'inbound|parkedApplied': '3',
+      'h|delivered|0.5': '1',
+    });
   });
 
   it('leaves parked events alone on a move between waiting states', async () => {
@@ -229,7 +326,8 @@ describe('status/lua/transition.lua', () => {
 
 describe('status/lua/park.lua', () => {
   const WAITING = WAITING_STATES.join(' ');
-  const park = (s: string, type: string, event: string, max = 8) => withStatusScripts(redis).rbmStatusPark(`${s}:status`, `${s}:metrics`, WAITING, type, event, max);
+  const park = (s: string, type: string, event: string, max = 8) =>
+    withStatusScripts(redis).rbmStatusPark(`${s}:status`, `${s}:metrics`, WAITING, type, event, max);
 
   it('answers null with no record, and the state of a message that no longer waits, writing nothing', async () => {
     const s = space();
@@ -247,7 +345,10 @@ describe('status/lua/park.lua', () => {
     expect(await park(s, 'DELIVERED', '{"n":2}', 2)).toBe('PARKED');
     expect(await park(s, 'READ', '{"n":3}', 2)).toBe('PARKED');
     expect(await park(s, 'TTL_EXPIRATION_REVOKED', '{"n":4}', 2)).toBe('PARKED');
-    expect(JSON.parse((await redis.hget(`${s}:status`, 'pend'))!)).toEqual([{ t: 'DELIVERED', e: '{"n":1}' }, { t: 'READ', e: '{"n":3}' }]);
+    expect(JSON.parse((await redis.hget(`${s}:status`, 'pend'))!)).toEqual([
+      { t: 'DELIVERED', e: '{"n":1}' },
+      { t: 'READ', e: '{"n":3}' },
+    ]);
     expect(await redis.hgetall(`${s}:metrics`)).toEqual({ 'inbound|parked': '2' });
   });
 });
@@ -270,9 +371,10 @@ describe('queue/lua/inbound-append.lua', () => {
 });
 
 describe('queue/lua/adaptive-rate-read.lua', () => {
-  const read = (s: string, now: number, id: string, accepted: number, limited: number) => withRateScripts(redis).rbmRateRead(`${s}:state`, now, id, accepted, limited, 100, 1000);
+  const read = (s: string, now: number, id: string, accepted: number, limited: number) =>
+    withRateScripts(redis).rbmRateRead(`${s}:state`, now, id, accepted, limited, 100, 1000);
 
-  it('stores this process\'s report and answers the state (none yet) with the sums of the fresh reports', async () => {
+  it("stores this process's report and answers the state (none yet) with the sums of the fresh reports", async () => {
     const s = space();
     expect(await read(s, NOW, 'p1', 5, 1)).toEqual(['0', '', '', '0', '0', 5, 1]);
     expect(await read(s, NOW + 100, 'p2', 7, 0)).toEqual(['0', '', '', '0', '0', 12, 1]);
@@ -281,21 +383,56 @@ describe('queue/lua/adaptive-rate-read.lua', () => {
 
   it('leaves out a report older than the fresh window, deletes one older than the forget window or unreadable', async () => {
     const s = space();
-    await redis.hset(`${s}:state`, 'v', '3', 'ceiling', '50', 'rate', '25', 'decreasedAt', '10', 'increasedAt', '20',
-      'p:stale', `9:9:${NOW - 101}`, 'p:old', `9:9:${NOW - 1001}`, 'p:edge', `4:2:${NOW - 100}`, 'p:bad', 'x');
+    await redis.hset(
+      `${s}:state`,
+      'v',
+      '3',
+      'ceiling',
+      '50',
+      'rate',
+      '25',
+      'decreasedAt',
+      '10',
+      'increasedAt',
+      '20',
+      'p:stale',
+      `9:9:${NOW - 101}`,
+      'p:old',
+      `9:9:${NOW - 1001}`,
+      'p:edge',
+      `4:2:${NOW - 100}`,
+      'p:bad',
+      'x',
+    );
     expect(await read(s, NOW, 'p1', 1, 0)).toEqual(['3', '50', '25', '10', '20', 5, 2]);
-    expect(Object.keys(await redis.hgetall(`${s}:state`)).sort()).toEqual(['ceiling', 'decreasedAt', 'increasedAt', 'p:edge', 'p:p1', 'p:stale', 'rate', 'v']);
+    expect(Object.keys(await redis.hgetall(`${s}:state`)).sort()).toEqual([
+      'ceiling',
+      'decreasedAt',
+      'increasedAt',
+      'p:edge',
+      'p:p1',
+      'p:stale',
+      'rate',
+      'v',
+    ]);
   });
 });
 
 describe('queue/lua/adaptive-rate-apply.lua', () => {
-  it('writes the state and the queue\'s limiter only when the version is the one read', async () => {
+  it("writes the state and the queue's limiter only when the version is the one read", async () => {
     const s = space();
-    const apply = (version: number) => withRateScripts(redis).rbmRateApply(`${s}:state`, `${s}:meta`, version, 50, 40, NOW, NOW - 1, 4, 100);
+    const apply = (version: number) =>
+      withRateScripts(redis).rbmRateApply(`${s}:state`, `${s}:meta`, version, 50, 40, NOW, NOW - 1, 4, 100);
     expect(await apply(1)).toBe(0);
     expect(await redis.exists(`${s}:state`, `${s}:meta`)).toBe(0);
     expect(await apply(0)).toBe(1);
-    expect(await redis.hgetall(`${s}:state`)).toEqual({ v: '1', ceiling: '50', rate: '40', decreasedAt: String(NOW), increasedAt: String(NOW - 1) });
+    expect(await redis.hgetall(`${s}:state`)).toEqual({
+      v: '1',
+      ceiling: '50',
+      rate: '40',
+      decreasedAt: String(NOW),
+      increasedAt: String(NOW - 1),
+    });
     expect(await redis.hgetall(`${s}:meta`)).toEqual({ max: '4', duration: '100' });
     expect(await apply(0)).toBe(0);
     expect(await apply(1)).toBe(1);
@@ -305,7 +442,15 @@ describe('queue/lua/adaptive-rate-apply.lua', () => {
 
 describe('callbacks/lua/receiver-*.lua', () => {
   const scripts = () => withReceiverScripts(redis);
-  const keysOf = (s: string) => ({ hash: `${s}:r`, jobs: `${s}:r:jobs`, leases: `${s}:r:leases`, parked: `${s}:r:parked`, failing: `${s}:r:failing`, open: `${s}:open`, metrics: `${s}:metrics` });
+  const keysOf = (s: string) => ({
+    hash: `${s}:r`,
+    jobs: `${s}:r:jobs`,
+    leases: `${s}:r:leases`,
+    parked: `${s}:r:parked`,
+    failing: `${s}:r:failing`,
+    open: `${s}:open`,
+    metrics: `${s}:metrics`,
+  });
   const CAP = 2;
   // Long enough that no key the scripts give this TTL expires while a test runs on a busy machine.
   const LEASE = 60_000;
@@ -317,18 +462,45 @@ describe('callbacks/lua/receiver-*.lua', () => {
     const k = keysOf(s);
     return scripts().rbmCallbackParked(k.hash, k.leases, k.parked, now, jobId, CAP, 60_000, LEASE);
   };
-  interface Report { jobId: string; now?: number; called?: boolean; ok: boolean; probe?: boolean; done?: boolean; openStaleMs?: number }
+  interface Report {
+    jobId: string;
+    now?: number;
+    called?: boolean;
+    ok: boolean;
+    probe?: boolean;
+    done?: boolean;
+    openStaleMs?: number;
+  }
   const report = (s: string, r: Report) => {
     const k = keysOf(s);
     const bit = (b: boolean | undefined) => (b ? 1 : 0);
     return scripts().rbmCallbackReport(
-      k.hash, k.leases, k.parked, k.jobs, k.open, k.metrics, k.failing,
-      r.now ?? NOW, r.jobId, bit(r.called ?? true), bit(r.ok), bit(r.probe), bit(r.done),
-      2, 1000, 4000, CAP, 60_000, 'HTTP 500', 'digest-1', LEASE, r.openStaleMs ?? 7 * 86_400_000,
+      k.hash,
+      k.leases,
+      k.parked,
+      k.jobs,
+      k.open,
+      k.metrics,
+      k.failing,
+      r.now ?? NOW,
+      r.jobId,
+      bit(r.called ?? true),
+      bit(r.ok),
+      bit(r.probe),
+      bit(r.done),
+      2,
+      1000,
+      4000,
+      CAP,
+      60_000,
+      'HTTP 500',
+      'digest-1',
+      LEASE,
+      r.openStaleMs ?? 7 * 86_400_000,
     );
   };
 
-  it('priorities: by the receiver\'s depth, never lower than its last while it has some queued, capped at the limit', async () => {
+  it("priorities: by the receiver's depth, never lower than its last while it has some queued, capped at the limit", async () => {
     const s = space();
     const k = keysOf(s);
     const priorities = (...ids: string[]) => scripts().rbmCallbackPriorities(k.hash, k.jobs, 60_000, 3, 'https://r.example', ...ids);
@@ -432,7 +604,7 @@ describe('callbacks/lua/receiver-*.lua', () => {
     expect(await redis.hget(k.metrics, 'callback_breaker|closed')).toBe('1');
   });
 
-  it('report: a delivery given up without a call leaves the queue, the receiver\'s order starts again when none is left, and no one is woken', async () => {
+  it("report: a delivery given up without a call leaves the queue, the receiver's order starts again when none is left, and no one is woken", async () => {
     const s = space();
     const k = keysOf(s);
     await redis.hset(k.hash, 'tag', '5');

@@ -28,11 +28,32 @@ async function scrape(): Promise<Map<string, number>> {
 describe('metrics', () => {
   it('counts moves, fallbacks, 429s, retries, and times delivery and fallback', async () => {
     const online = rcsPhone(1);
-    await fetch(`${h.emulator.url}/_emulator/faults`, { method: 'PUT', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ failNext: [{ kind: '429', count: 1, phone: online }, { kind: '503', count: 3, phone: online }] }) });
+    await fetch(`${h.emulator.url}/_emulator/faults`, {
+      method: 'PUT',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({
+        failNext: [
+          { kind: '429', count: 1, phone: online },
+          { kind: '503', count: 3, phone: online },
+        ],
+      }),
+    });
     const a = (await httpCall(base, 'POST', '/v1/messages', { to: online, contentMessage: { text: 'hi' } })).body.messageId;
-    const b = (await httpCall(base, 'POST', '/v1/messages', { to: '+15550007770', contentMessage: { text: 'hi' }, fallback: { sms: { text: 'hi by SMS' } } })).body.messageId;
-    await waitFor(async () => (await httpCall(base, 'GET', `/v1/messages/${a}`)).body.state, (s) => s === 'DELIVERED');
-    await waitFor(async () => (await httpCall(base, 'GET', `/v1/messages/${b}`)).body.state, (s) => s === 'FALLBACK_SENT');
+    const b = (
+      await httpCall(base, 'POST', '/v1/messages', {
+        to: '+15550007770',
+        contentMessage: { text: 'hi' },
+        fallback: { sms: { text: 'hi by SMS' } },
+      })
+    ).body.messageId;
+    await waitFor(
+      async () => (await httpCall(base, 'GET', `/v1/messages/${a}`)).body.state,
+      (s) => s === 'DELIVERED',
+    );
+    await waitFor(
+      async () => (await httpCall(base, 'GET', `/v1/messages/${b}`)).body.state,
+      (s) => s === 'FALLBACK_SENT',
+    );
 
     // A webhook entry leaves the stream just after its handler moved the status: wait for the stream to drain.
     const m = await waitFor(scrape, (scraped) => scraped.get('rbm_webhook_events_pending') === 0);
@@ -59,7 +80,9 @@ describe('metrics', () => {
 
   it('a scrape that cannot read Redis answers 503 in the one error shape', async () => {
     const app = buildApi({
-      producer: h.producer, apiKeys: [], openWithoutKeys: true,
+      producer: h.producer,
+      apiKeys: [],
+      openWithoutKeys: true,
       metrics: createMetrics({ read: () => Promise.reject(new Error('Connection is closed.')) }),
     });
     const res = await app.inject({ method: 'GET', url: '/metrics' });

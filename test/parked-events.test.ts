@@ -49,7 +49,10 @@ async function promoteSend(messageId: string): Promise<void> {
   await job!.promote();
 }
 
-const parked = async (messageId: string) => JSON.parse((await h!.service.redis.producer.hget(h!.status.key({ agentId: 'agent-a', messageId }), 'pend')) ?? '[]') as Array<{ t: string }>;
+const parked = async (messageId: string) =>
+  JSON.parse((await h!.service.redis.producer.hget(h!.status.key({ agentId: 'agent-a', messageId }), 'pend')) ?? '[]') as Array<{
+    t: string;
+  }>;
 
 describe('events about a message still being sent', () => {
   it('DELIVERED and READ wait through a held send and are applied when it is SENT: one timeline entry each', async () => {
@@ -59,12 +62,20 @@ describe('events about a message still being sent', () => {
     await acceptThenFail(to);
     const { messageId } = await h.producer.sendMessage({ to, contentMessage: { text: 'hello' } });
 
-    const waiting = await waitFor(() => parked(messageId), (p) => p.length === 2, 20_000);
+    const waiting = await waitFor(
+      () => parked(messageId),
+      (p) => p.length === 2,
+      20_000,
+    );
     expect(waiting.map((p) => p.t).sort()).toEqual(['DELIVERED', 'READ']);
     expect((await h.producer.getStatus(messageId))!.state).toBe('SENDING');
 
     await promoteSend(messageId);
-    const status = await waitFor(() => h!.producer.getStatus(messageId), (s) => s?.state === 'READ', 20_000);
+    const status = await waitFor(
+      () => h!.producer.getStatus(messageId),
+      (s) => s?.state === 'READ',
+      20_000,
+    );
     expect(status!.timeline.filter((t) => t.event === 'DELIVERED')).toHaveLength(1);
     expect(status!.timeline.filter((t) => t.event === 'READ')).toHaveLength(1);
     expect(status!.timeline.filter((t) => (t.detail ?? '').startsWith('no change'))).toEqual([]);
@@ -83,19 +94,35 @@ describe('events about a message still being sent', () => {
     await acceptThenFail(to);
     const sms = new Promise<void>((resolve) => h!.emulator.state.events.on('sms', (r: { to: string }) => r.to === to && resolve()));
     const { messageId } = await h.producer.sendMessage({
-      to, messageTrafficType: 'AUTHENTICATION', ttl: '1s', contentMessage: { text: 'code 1234' }, fallback: { sms: { text: 'code 1234' } },
+      to,
+      messageTrafficType: 'AUTHENTICATION',
+      ttl: '1s',
+      contentMessage: { text: 'code 1234' },
+      fallback: { sms: { text: 'code 1234' } },
     });
 
-    await waitFor(() => parked(messageId), (p) => p.some((e) => e.t === 'TTL_EXPIRATION_REVOKED'), 20_000);
+    await waitFor(
+      () => parked(messageId),
+      (p) => p.some((e) => e.t === 'TTL_EXPIRATION_REVOKED'),
+      20_000,
+    );
     expect((await h.producer.getStatus(messageId))!.state).toBe('SENDING');
     await promoteSend(messageId);
     await sms;
-    const status = await waitFor(() => h!.producer.getStatus(messageId), (s) => s?.state === 'FALLBACK_SENT', 20_000);
+    const status = await waitFor(
+      () => h!.producer.getStatus(messageId),
+      (s) => s?.state === 'FALLBACK_SENT',
+      20_000,
+    );
     // One move to the fallback; RBM's event, applied after the send gave up on its own, is kept once as news.
     expect(status!.timeline.filter((t) => t.state === 'FALLBACK_QUEUED' && !(t.detail ?? '').startsWith('no change'))).toHaveLength(1);
     expect(status!.timeline.filter((t) => t.event === 'TTL_EXPIRATION_REVOKED')).toHaveLength(1);
     // Every event it was told of is settled: nothing parked, nothing left in the intake stream for it.
-    await waitFor(async () => (await h!.service.redis.producer.xrange(h!.service.intakeStreamKey, '-', '+')).filter(([, f]) => f[1]!.includes(messageId)).length, (n) => n === 0);
+    await waitFor(
+      async () =>
+        (await h!.service.redis.producer.xrange(h!.service.intakeStreamKey, '-', '+')).filter(([, f]) => f[1]!.includes(messageId)).length,
+      (n) => n === 0,
+    );
     expect((await control(`/sms/${encodeURIComponent(to)}`)).messages).toHaveLength(1);
   });
 });

@@ -30,7 +30,10 @@ afterAll(async () => {
 });
 
 function start(entry: string, env: Record<string, string>): { child: ChildProcess; up: Promise<void> } {
-  const child = spawn(process.execPath, ['--import', 'tsx', entry], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'inherit'] });
+  const child = spawn(process.execPath, ['--import', 'tsx', entry], {
+    env: { ...process.env, ...env },
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
   children.push(child);
   const up = new Promise<void>((resolve, reject) => {
     let out = '';
@@ -52,8 +55,14 @@ describe('processes apart', () => {
     await emulator.writeKeyFile(keyFile);
     const port = await freePort();
     const env = {
-      REDIS_URL: redisUrl(), QUEUE_PREFIX: prefix, RBM_ENDPOINT: emulator.url, GOOGLE_APPLICATION_CREDENTIALS: keyFile,
-      RBM_AGENTS: 'agent-a:100', API_KEYS: `${API_KEY}:agent-a`, PORT: String(port), LOG_LEVEL: 'info',
+      REDIS_URL: redisUrl(),
+      QUEUE_PREFIX: prefix,
+      RBM_ENDPOINT: emulator.url,
+      GOOGLE_APPLICATION_CREDENTIALS: keyFile,
+      RBM_AGENTS: 'agent-a:100',
+      API_KEYS: `${API_KEY}:agent-a`,
+      PORT: String(port),
+      LOG_LEVEL: 'info',
       CALLBACK_SECRET: `whsec_${randomBytes(32).toString('base64')}`,
       // The callback receiver runs on this machine; a real RBM endpoint (here the emulator's URL) allows no loopback by itself.
       CALLBACK_ALLOW_HOSTS: '127.0.0.1',
@@ -69,9 +78,14 @@ describe('processes apart', () => {
     const { secret } = (await httpCall(base, 'PUT', '/v1/callback', { url: `${receiver.url}/status` }, auth)).body;
     const sent = await httpCall(base, 'POST', '/v1/messages', { to: rcsPhone(1), contentMessage: { text: 'hi' } }, auth);
     expect(sent.status).toBe(202);
-    await waitFor(async () => (await httpCall(base, 'GET', `/v1/messages/${sent.body.messageId}`, undefined, auth)).body.state, (s) => s === 'SENT');
+    await waitFor(
+      async () => (await httpCall(base, 'GET', `/v1/messages/${sent.body.messageId}`, undefined, auth)).body.state,
+      (s) => s === 'SENT',
+    );
     expect((emulator.state.messages.get(sent.body.messageId) as { count: number }).count).toBe(1);
-    const changes = (await receiver.until(2)).map((r) => (new Webhook(secret).verify(r.body, r.headers) as { data: { state: string; at: number } }).data);
+    const changes = (await receiver.until(2)).map(
+      (r) => (new Webhook(secret).verify(r.body, r.headers) as { data: { state: string; at: number } }).data,
+    );
     expect(changes.sort((a, b) => a.at - b.at).map((c) => c.state)).toEqual(['SENDING', 'SENT']);
     const exits = [exitCode(api.child), exitCode(dispatch.child), exitCode(callbacks.child)];
     api.child.kill('SIGTERM');

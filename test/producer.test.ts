@@ -28,14 +28,29 @@ describe('producer', () => {
     expect(sent).toMatchObject({ state: 'QUEUED', duplicate: false });
     const job = await queueA.getJob(`msg-${sent.messageId}`);
     expect(job?.name).toBe('send-message');
-    expect(job?.data).toMatchObject({ messageId: sent.messageId, agentId: 'agent-a', to: '+12223334444', message: { contentMessage: { text: 'hi' }, messageTrafficType: 'TRANSACTION' } });
+    expect(job?.data).toMatchObject({
+      messageId: sent.messageId,
+      agentId: 'agent-a',
+      to: '+12223334444',
+      message: { contentMessage: { text: 'hi' }, messageTrafficType: 'TRANSACTION' },
+    });
     expect(job?.opts.priority).toBe(2);
     expect((await h.producer.getStatus(sent.messageId))?.state).toBe('QUEUED');
   });
 
   it('queues AUTHENTICATION unprioritized (the fast lane) and PROMOTION last', async () => {
-    const auth = await h.producer.sendMessage({ to: '+12223334441', agentId: 'agent-a', messageTrafficType: 'AUTHENTICATION', ...text('123456') });
-    const promo = await h.producer.sendMessage({ to: '+12223334441', agentId: 'agent-a', messageTrafficType: 'PROMOTION', ...text('sale') });
+    const auth = await h.producer.sendMessage({
+      to: '+12223334441',
+      agentId: 'agent-a',
+      messageTrafficType: 'AUTHENTICATION',
+      ...text('123456'),
+    });
+    const promo = await h.producer.sendMessage({
+      to: '+12223334441',
+      agentId: 'agent-a',
+      messageTrafficType: 'PROMOTION',
+      ...text('sale'),
+    });
     expect((await queueA.getJob(`msg-${auth.messageId}`))?.opts.priority ?? 0).toBe(0);
     expect((await queueA.getJob(`msg-${promo.messageId}`))?.opts.priority).toBe(4);
   });
@@ -73,7 +88,11 @@ describe('producer', () => {
   it('enqueues thousands per call across agents', async () => {
     const beforeA = await queueA.count();
     const beforeB = await queueB.count();
-    const inputs = Array.from({ length: 3000 }, (_, i) => ({ to: `+1555000${String(i).padStart(4, '0')}`, agentId: i % 3 === 0 ? 'agent-b' : 'agent-a', ...text(`n${i}`) }));
+    const inputs = Array.from({ length: 3000 }, (_, i) => ({
+      to: `+1555000${String(i).padStart(4, '0')}`,
+      agentId: i % 3 === 0 ? 'agent-b' : 'agent-a',
+      ...text(`n${i}`),
+    }));
     const out = await h.producer.sendMessages(inputs, { batchId: 'b1' });
     expect(new Set(out.map((o) => o.messageId)).size).toBe(3000);
     expect(await queueA.count()).toBe(beforeA + 2000);
@@ -111,6 +130,8 @@ describe('producer', () => {
     const b = await h.producer.markRead('+12223334444', 'user-msg-1', { agentId: 'agent-a', idempotencyKey: 'read-1' });
     expect(b).toEqual({ eventId: a.eventId, duplicate: true });
     expect(await queueA.count()).toBe(before + 1);
-    await expect(h.producer.sendEvent({ to: '+12223334444', agentId: 'agent-a', eventType: 'READ' } as never)).rejects.toBeInstanceOf(PayloadError);
+    await expect(h.producer.sendEvent({ to: '+12223334444', agentId: 'agent-a', eventType: 'READ' } as never)).rejects.toBeInstanceOf(
+      PayloadError,
+    );
   });
 });

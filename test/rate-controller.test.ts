@@ -6,7 +6,16 @@
 import { describe, expect, it } from 'vitest';
 import { TokenBucket } from '../src/emulator/quota.ts';
 import { limiterForRate } from '../src/queue/limiter.ts';
-import { CLEAN_MS, HOLD_MS, MIN_RATE, initialState, onClean, onThrottled, type RateAdaptOptions, type RateState } from '../src/queue/rate-controller.ts';
+import {
+  CLEAN_MS,
+  HOLD_MS,
+  MIN_RATE,
+  initialState,
+  onClean,
+  onThrottled,
+  type RateAdaptOptions,
+  type RateState,
+} from '../src/queue/rate-controller.ts';
 
 const o: RateAdaptOptions = { decrease: 0.9, increase: 0.02 };
 const T0 = 1_000_000;
@@ -37,7 +46,9 @@ describe('onThrottled', () => {
 
   it('a second of nothing but 429s cuts to a tenth of 0.9, not to zero; never below the floor (or the ceiling, when lower)', () => {
     expect(onThrottled(initialState(200), T0, { accepted: 0, limited: 30 }, o)!.rate).toBeCloseTo(18);
-    expect(onThrottled({ ceiling: 200, rate: 1.5, decreasedAt: 0, increasedAt: 0 }, T0, { accepted: 0, limited: 20 }, o)!.rate).toBe(MIN_RATE);
+    expect(onThrottled({ ceiling: 200, rate: 1.5, decreasedAt: 0, increasedAt: 0 }, T0, { accepted: 0, limited: 20 }, o)!.rate).toBe(
+      MIN_RATE,
+    );
     expect(onThrottled({ ceiling: 0.5, rate: 0.5, decreasedAt: 0, increasedAt: 0 }, T0, { accepted: 0, limited: 1 }, o)!.rate).toBe(0.5);
   });
 });

@@ -33,7 +33,10 @@ beforeEach(() => emu.state.reset());
 /** A logger that keeps its lines, to check what is said loudly and how often. */
 function capture() {
   const lines: Array<{ level: string; msg: string; obj: object }> = [];
-  const at = (level: string) => (obj: object, msg = '') => void lines.push({ level, msg, obj });
+  const at =
+    (level: string) =>
+    (obj: object, msg = '') =>
+      void lines.push({ level, msg, obj });
   return { lines, log: { info: at('info'), warn: at('warn'), error: at('error'), debug: at('debug') } };
 }
 
@@ -127,7 +130,11 @@ describe('token endpoint outage', () => {
     // Within the pause: failed at once, without a request.
     await expect(tokens.getToken()).rejects.toBeInstanceOf(RbmTokenUnavailableError);
     expect(emu.state.counters.tokenRequests).toBe(1);
-    const token = await waitFor(() => tokens.getToken().catch(() => undefined), (t) => t !== undefined, 5000);
+    const token = await waitFor(
+      () => tokens.getToken().catch(() => undefined),
+      (t) => t !== undefined,
+      5000,
+    );
     expect(token).toMatch(/^emu-/);
     expect(emu.state.counters).toMatchObject({ tokenRequests: 2, tokenFaults: 1, tokensIssued: 1 });
     expect(events).toEqual(['unavailable', 'issued']);
@@ -144,13 +151,20 @@ describe('token endpoint outage', () => {
     expect(emu.state.counters.tokenFaults).toBe(1);
     // The refused token is never handed out again, even during the pause.
     await expect(tokens.getToken()).rejects.toBeInstanceOf(RbmTokenUnavailableError);
-    await waitFor(() => send(client, 2).catch(() => undefined), (r) => r !== undefined, 5000);
+    await waitFor(
+      () => send(client, 2).catch(() => undefined),
+      (r) => r !== undefined,
+      5000,
+    );
     expect(emu.state.counters.tokensIssued).toBe(2);
   });
 
   it('a key the library cannot sign with: RBM_AUTH at once (permanent, loud), never a silent wait', async () => {
     const { lines, log } = capture();
-    const broken = createTokenSource({ ...key, private_key: '-----BEGIN PRIVATE KEY-----\nbm90IGEga2V5\n-----END PRIVATE KEY-----\n' }, { log });
+    const broken = createTokenSource(
+      { ...key, private_key: '-----BEGIN PRIVATE KEY-----\nbm90IGEga2V5\n-----END PRIVATE KEY-----\n' },
+      { log },
+    );
     const err = await broken.getToken().catch((e: unknown) => e);
     expect(err).toBeInstanceOf(RbmAuthError);
     expect(classify(err)).toBe('permanent');

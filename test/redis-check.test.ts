@@ -54,14 +54,26 @@ describe('the start-up check of Redis', () => {
   it('passes a standalone primary, and warns once when its maxmemory-policy can evict queue keys', async () => {
     expect(await checkRedis(primary.url, { prefix: 'check', timeoutMs: 2000 })).toEqual({ version: expect.any(String), warnings: [] });
     const { warnings } = await checkRedis(lru.url, { prefix: 'check', timeoutMs: 2000 });
-    expect(warnings).toEqual([`Redis at ${lru.url} has maxmemory-policy allkeys-lru: when memory runs out it will evict queue and status keys; BullMQ needs noeviction (CONFIG SET maxmemory-policy noeviction)`]);
-    expect(await checkRedis(`redis://:${PASSWORD}@127.0.0.1:${locked.port}`, { prefix: 'check', timeoutMs: 2000 })).toMatchObject({ warnings: [] });
+    expect(warnings).toEqual([
+      `Redis at ${lru.url} has maxmemory-policy allkeys-lru: when memory runs out it will evict queue and status keys; BullMQ needs noeviction (CONFIG SET maxmemory-policy noeviction)`,
+    ]);
+    expect(await checkRedis(`redis://:${PASSWORD}@127.0.0.1:${locked.port}`, { prefix: 'check', timeoutMs: 2000 })).toMatchObject({
+      warnings: [],
+    });
   });
 
   it('refuses a Redis Cluster node', async () => {
     const { err } = await failure(cluster.url);
-    expect(err).toMatchObject({ code: 'REDIS_UNSUITABLE', problem: 'cluster', url: cluster.url, expected: 'a standalone Redis', got: 'cluster_enabled:1' });
-    expect(err.message).toBe(`Redis at ${cluster.url} is a Redis Cluster node; set REDIS_CLUSTER_NODES (not supported yet) or point REDIS_URL at a standalone Redis (expected a standalone Redis, got cluster_enabled:1)`);
+    expect(err).toMatchObject({
+      code: 'REDIS_UNSUITABLE',
+      problem: 'cluster',
+      url: cluster.url,
+      expected: 'a standalone Redis',
+      got: 'cluster_enabled:1',
+    });
+    expect(err.message).toBe(
+      `Redis at ${cluster.url} is a Redis Cluster node; set REDIS_CLUSTER_NODES (not supported yet) or point REDIS_URL at a standalone Redis (expected a standalone Redis, got cluster_enabled:1)`,
+    );
   });
 
   it('refuses a read-only replica, naming its primary', async () => {
@@ -74,7 +86,10 @@ describe('the start-up check of Redis', () => {
     const missing = (await failure(locked.url)).err;
     expect(missing).toMatchObject({ code: 'REDIS_UNSUITABLE', problem: 'auth' });
     expect(missing.message).toMatch(/requires a password; give it in REDIS_URL .*got NOAUTH/);
-    for (const url of [`redis://:wrong-${PASSWORD}@127.0.0.1:${locked.port}`, `redis://someone:wrong-${PASSWORD}@127.0.0.1:${locked.port}/2`]) {
+    for (const url of [
+      `redis://:wrong-${PASSWORD}@127.0.0.1:${locked.port}`,
+      `redis://someone:wrong-${PASSWORD}@127.0.0.1:${locked.port}/2`,
+    ]) {
       const { err } = await failure(url);
       expect(err).toMatchObject({ code: 'REDIS_UNSUITABLE', problem: 'auth', url: maskUrlPassword(url) });
       expect(err.message).toMatch(/refused the password; check the credentials in REDIS_URL .*got WRONGPASS/);
@@ -86,7 +101,9 @@ describe('the start-up check of Redis', () => {
   it('refuses what is not Redis: an HTTP server, a server that never answers', async () => {
     const http = (await failure(`redis://127.0.0.1:${await startHttpServer()}`)).err;
     expect(http).toMatchObject({ code: 'REDIS_UNSUITABLE', problem: 'not-redis' });
-    expect(http.message).toMatch(/is not Redis \(it answered something else\); check the host and port in REDIS_URL \(expected a Redis reply, got a protocol error/);
+    expect(http.message).toMatch(
+      /is not Redis \(it answered something else\); check the host and port in REDIS_URL \(expected a Redis reply, got a protocol error/,
+    );
     const { err: silent, ms } = await failure(`redis://127.0.0.1:${await startSilentServer()}`, 500);
     expect(silent).toMatchObject({ code: 'REDIS_UNSUITABLE', problem: 'not-redis', expected: 'a reply to INFO', got: 'nothing' });
     expect(ms).toBeLessThan(5000);
@@ -96,7 +113,11 @@ describe('the start-up check of Redis', () => {
     const port = await freePort();
     const { err } = await failure(`redis://127.0.0.1:${port}`);
     expect(err).toMatchObject({ code: 'REDIS_UNAVAILABLE', problem: 'unreachable' });
-    expect(err.message).toMatch(new RegExp(`^Redis at redis://127.0.0.1:${port} does not answer; start it or fix REDIS_URL \\(expected a connection within 2 s, got ECONNREFUSED`));
+    expect(err.message).toMatch(
+      new RegExp(
+        `^Redis at redis://127.0.0.1:${port} does not answer; start it or fix REDIS_URL \\(expected a connection within 2 s, got ECONNREFUSED`,
+      ),
+    );
   });
 
   it('compares versions by number', () => {
@@ -118,9 +139,22 @@ describe('the entry points with a wrong Redis', () => {
   afterAll(() => emulator.close());
 
   /** Runs an entry to its end (or, given `upWhen`, until it prints that and then SIGTERM): exit code and output. */
-  function run(entry: string, env: Record<string, string>, upWhen?: RegExp): Promise<{ code: number | null; stderr: string; stdout: string }> {
+  function run(
+    entry: string,
+    env: Record<string, string>,
+    upWhen?: RegExp,
+  ): Promise<{ code: number | null; stderr: string; stdout: string }> {
     const child = spawn(process.execPath, ['--import', 'tsx', entry], {
-      env: { ...process.env, RBM_ENDPOINT: emulator.url, GOOGLE_APPLICATION_CREDENTIALS: keyFile, RBM_AGENTS: 'agent-a:100', QUEUE_PREFIX: 'check', LOG_LEVEL: 'info', PORT: '0', ...env },
+      env: {
+        ...process.env,
+        RBM_ENDPOINT: emulator.url,
+        GOOGLE_APPLICATION_CREDENTIALS: keyFile,
+        RBM_AGENTS: 'agent-a:100',
+        QUEUE_PREFIX: 'check',
+        LOG_LEVEL: 'info',
+        PORT: '0',
+        ...env,
+      },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     let stdout = '';
@@ -142,12 +176,22 @@ describe('the entry points with a wrong Redis', () => {
       run('workers/dispatch.ts', { REDIS_URL: `redis://:unneeded@127.0.0.1:${lru.port}` }, /dispatch worker running/),
     ]);
     expect(dispatch.code).toBe(1);
-    expect(dispatch.stderr).toBe(`rbm-dispatch worker: cannot start: REDIS_UNSUITABLE: Redis at ${cluster.url} is a Redis Cluster node; set REDIS_CLUSTER_NODES (not supported yet) or point REDIS_URL at a standalone Redis (expected a standalone Redis, got cluster_enabled:1)\n`);
+    expect(dispatch.stderr).toBe(
+      `rbm-dispatch worker: cannot start: REDIS_UNSUITABLE: Redis at ${cluster.url} is a Redis Cluster node; set REDIS_CLUSTER_NODES (not supported yet) or point REDIS_URL at a standalone Redis (expected a standalone Redis, got cluster_enabled:1)\n`,
+    );
     expect(api.code).toBe(1);
-    expect(api.stderr.split('\n')).toEqual([expect.stringMatching(/^rbm-dispatch api: cannot start: REDIS_UNSUITABLE: Redis at redis:\/\/:\*\*\*@127\.0\.0\.1:\d+ refused the password/), '']);
+    expect(api.stderr.split('\n')).toEqual([
+      expect.stringMatching(
+        /^rbm-dispatch api: cannot start: REDIS_UNSUITABLE: Redis at redis:\/\/:\*\*\*@127\.0\.0\.1:\d+ refused the password/,
+      ),
+      '',
+    ]);
     expect(api.stderr + api.stdout).not.toContain(PASSWORD);
     expect(all.code).toBe(1);
-    expect(all.stderr.split('\n')).toEqual([expect.stringMatching(/^rbm-dispatch: cannot start: REDIS_UNSUITABLE: Redis at .* is a read-only replica/), '']);
+    expect(all.stderr.split('\n')).toEqual([
+      expect.stringMatching(/^rbm-dispatch: cannot start: REDIS_UNSUITABLE: Redis at .* is a read-only replica/),
+      '',
+    ]);
     // (Its exit code is not the point: a SIGTERM that lands before runProcess installs its handlers ends it by the signal.)
     expect(evicting.stdout.split('\n').filter((l) => l.includes('maxmemory-policy allkeys-lru'))).toHaveLength(1);
     expect(evicting.stderr).not.toContain('Eviction policy');

@@ -25,7 +25,15 @@ describe('a Redis that dies and comes back', () => {
     let redis = await startRedisServer();
     const [port, emulatorPort] = [await freePort(), await freePort()];
     child = spawn(process.execPath, ['--import', 'tsx', 'workers/all.ts'], {
-      env: { ...process.env, PORT: String(port), RBM_EMULATOR_PORT: String(emulatorPort), REDIS_URL: redis.url, LOG_LEVEL: 'info', GOOGLE_APPLICATION_CREDENTIALS: '', RBM_ENDPOINT: '' },
+      env: {
+        ...process.env,
+        PORT: String(port),
+        RBM_EMULATOR_PORT: String(emulatorPort),
+        REDIS_URL: redis.url,
+        LOG_LEVEL: 'info',
+        GOOGLE_APPLICATION_CREDENTIALS: '',
+        RBM_ENDPOINT: '',
+      },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     const lines: Array<{ at: number; text: string }> = [];
@@ -41,8 +49,16 @@ describe('a Redis that dies and comes back', () => {
     const base = `http://127.0.0.1:${port}`;
     const deliver = async (n: number, until: readonly string[]) => {
       // The API answers 503 until its fail-fast connection is back.
-      const sent = await waitFor(() => httpCall(base, 'POST', '/v1/messages', { to: rcsPhone(n), contentMessage: { text: `hello ${n}` } }), (r) => r.status === 202, 30_000);
-      return waitFor(async () => (await httpCall(base, 'GET', `/v1/messages/${sent.body.messageId}`)).body?.state, (s) => until.includes(s), 30_000);
+      const sent = await waitFor(
+        () => httpCall(base, 'POST', '/v1/messages', { to: rcsPhone(n), contentMessage: { text: `hello ${n}` } }),
+        (r) => r.status === 202,
+        30_000,
+      );
+      return waitFor(
+        async () => (await httpCall(base, 'GET', `/v1/messages/${sent.body.messageId}`)).body?.state,
+        (s) => until.includes(s),
+        30_000,
+      );
     };
     // READ (the demo reads 2 s after delivery): no webhook of it is still on its way when Redis dies.
     await deliver(1, ['READ']);
@@ -52,7 +68,9 @@ describe('a Redis that dies and comes back', () => {
     await redis.exited;
     await new Promise((r) => setTimeout(r, OUTAGE_MS)); // the measured window itself
     const during = lines.filter((l) => l.at >= killedAt);
-    console.info(`redis outage: ${during.length} lines in ${Date.now() - killedAt} ms:\n${during.map((l) => l.text.slice(0, 200)).join('\n')}`);
+    console.info(
+      `redis outage: ${during.length} lines in ${Date.now() - killedAt} ms:\n${during.map((l) => l.text.slice(0, 200)).join('\n')}`,
+    );
     expect(during.length).toBeLessThanOrEqual(MAX_LINES);
 
     redis = await startRedisServer([], redis.port);
@@ -61,7 +79,9 @@ describe('a Redis that dies and comes back', () => {
     const recovered = Date.now() - backAt;
     // Each HTTP call of the polling above logs two lines of its own: those are traffic, not the outage.
     const since = lines.filter((l) => l.at >= killedAt && !l.text.includes('"reqId"'));
-    console.info(`redis back: a new message DELIVERED ${recovered} ms after the restart; ${since.length} lines (HTTP request logs aside) since the kill:\n${since.map((l) => l.text.slice(0, 300)).join('\n')}`);
+    console.info(
+      `redis back: a new message DELIVERED ${recovered} ms after the restart; ${since.length} lines (HTTP request logs aside) since the kill:\n${since.map((l) => l.text.slice(0, 300)).join('\n')}`,
+    );
     expect(child.exitCode).toBeNull();
 
     const exited = new Promise<number | null>((resolve) => child!.once('exit', (code) => resolve(code)));

@@ -34,16 +34,31 @@ afterAll(async () => {
 /** A message whose SMS try died in flight: FALLBACK_SENDING with the in-flight mark. */
 async function crashedTry(messageId: string): Promise<void> {
   await store.createMany([{ messageId, agentId: 'agent-a', to: '+12223334444' }], 1);
-  for (const s of ['SENDING', 'NOT_RCS', 'FALLBACK_QUEUED'] as const) await store.transition({ agentId: 'agent-a', messageId: messageId }, s);
+  for (const s of ['SENDING', 'NOT_RCS', 'FALLBACK_QUEUED'] as const)
+    await store.transition({ agentId: 'agent-a', messageId: messageId }, s);
   await store.transition({ agentId: 'agent-a', messageId: messageId }, 'FALLBACK_SENDING', { fields: { smsInFlight: '1' } });
 }
 
 function provider() {
   const calls: SmsRequest[] = [];
-  return { calls, name: 'twilio' as const, send: async (r: SmsRequest) => (calls.push(r), { providerMessageId: `SM-${r.idempotencyKey}`, provider: 'twilio' }) };
+  return {
+    calls,
+    name: 'twilio' as const,
+    send: async (r: SmsRequest) => {
+      calls.push(r);
+      return { providerMessageId: `SM-${r.idempotencyKey}`, provider: 'twilio' };
+    },
+  };
 }
 
-const payload = (messageId: string) => ({ messageId, agentId: 'agent-a', to: '+12223334444', text: 'code 1', reason: 'NOT_RCS', queuedAt: 1 });
+const payload = (messageId: string) => ({
+  messageId,
+  agentId: 'agent-a',
+  to: '+12223334444',
+  text: 'code 1',
+  reason: 'NOT_RCS',
+  queuedAt: 1,
+});
 const ctx = { jobId: 'j', attempt: 2, maxAttempts: 5 };
 
 describe('send-sms after a crash mid-try', () => {
@@ -53,7 +68,10 @@ describe('send-sms after a crash mid-try', () => {
     const out = await createSendSmsHandler({ status: store, provider: p, idempotent: false, log })(payload(id(1)), ctx);
     expect(out).toEqual({ outcome: 'OUTCOME_UNKNOWN' });
     expect(p.calls).toHaveLength(0);
-    expect(await store.get({ agentId: 'agent-a', messageId: id(1) })).toMatchObject({ state: 'FALLBACK_FAILED', lastError: { code: 'SMS_OUTCOME_UNKNOWN' } });
+    expect(await store.get({ agentId: 'agent-a', messageId: id(1) })).toMatchObject({
+      state: 'FALLBACK_FAILED',
+      lastError: { code: 'SMS_OUTCOME_UNKNOWN' },
+    });
   });
 
   it('repeats with the same key when the provider honours it, and ends FALLBACK_SENT', async () => {

@@ -50,7 +50,13 @@ async function fakeServer(respond: Respond): Promise<FakeServer> {
     const chunks: Buffer[] = [];
     req.on('data', (chunk: Buffer) => chunks.push(chunk));
     req.on('end', () => {
-      const seen = { method: req.method ?? '', url: req.url ?? '', headers: req.headers, body: Buffer.concat(chunks).toString('utf8'), remotePort: req.socket.remotePort };
+      const seen = {
+        method: req.method ?? '',
+        url: req.url ?? '',
+        headers: req.headers,
+        body: Buffer.concat(chunks).toString('utf8'),
+        remotePort: req.socket.remotePort,
+      };
       fake.seen.push(seen);
       fake.respond(seen, res, req);
     });
@@ -108,7 +114,14 @@ describe('twilio adapter', () => {
   beforeAll(async () => {
     server = await fakeServer(twilioAccepts);
     twilio = createSmsProvider(
-      { provider: 'twilio', accountSid: ACCOUNT_SID, authToken: AUTH_TOKEN, baseUrl: `${server.url}/`, from: '+15005550006', timeoutMs: ANSWER_MS },
+      {
+        provider: 'twilio',
+        accountSid: ACCOUNT_SID,
+        authToken: AUTH_TOKEN,
+        baseUrl: `${server.url}/`,
+        from: '+15005550006',
+        timeoutMs: ANSWER_MS,
+      },
       { log: noLog },
     );
   });
@@ -140,7 +153,12 @@ describe('twilio adapter', () => {
   it("takes the request's from over the configured one, and reuses the kept-alive socket", async () => {
     await twilio.send(request({ from: 'ACME' }));
     for (const key of ['second', 'third', 'fourth']) await twilio.send(request({ idempotencyKey: key }));
-    expect(server.seen.map((s) => new URLSearchParams(s.body).get('From'))).toEqual(['ACME', '+15005550006', '+15005550006', '+15005550006']);
+    expect(server.seen.map((s) => new URLSearchParams(s.body).get('From'))).toEqual([
+      'ACME',
+      '+15005550006',
+      '+15005550006',
+      '+15005550006',
+    ]);
     // Back to back, undici's pool may alternate between two sockets; without keep-alive it would open four.
     expect(new Set(server.seen.map((s) => s.remotePort)).size).toBeLessThanOrEqual(2);
   });
@@ -155,7 +173,14 @@ describe('twilio adapter', () => {
 
   it('wrong credentials (401) are permanent', async () => {
     const wrong = createSmsProvider(
-      { provider: 'twilio', accountSid: ACCOUNT_SID, authToken: 'not-the-token', baseUrl: server.url, from: '+15005550006', timeoutMs: ANSWER_MS },
+      {
+        provider: 'twilio',
+        accountSid: ACCOUNT_SID,
+        authToken: 'not-the-token',
+        baseUrl: server.url,
+        from: '+15005550006',
+        timeoutMs: ANSWER_MS,
+      },
       { log: noLog },
     );
     const err = await failure(wrong.send(request()));
@@ -235,13 +260,23 @@ describe('webhook adapter', () => {
   const verifyingReceiver =
     (answer: (res: ServerResponse) => void): Respond =>
     (seen, res) => {
-      verdicts.push(verifyWebhookSignature(SECRET, seen.headers['x-rbm-dispatch-timestamp'] as string, seen.body, seen.headers['x-rbm-dispatch-signature'] as string));
+      verdicts.push(
+        verifyWebhookSignature(
+          SECRET,
+          seen.headers['x-rbm-dispatch-timestamp'] as string,
+          seen.body,
+          seen.headers['x-rbm-dispatch-signature'] as string,
+        ),
+      );
       answer(res);
     };
 
   beforeAll(async () => {
     receiver = await fakeServer(verifyingReceiver((res) => json(res, 200, { id: 'gw-1' })));
-    webhook = createSmsProvider({ provider: 'webhook', url: `${receiver.url}/sms/send?tenant=t1`, secret: SECRET, from: 'ACME', timeoutMs: ANSWER_MS }, { log: noLog, egress: LOCAL });
+    webhook = createSmsProvider(
+      { provider: 'webhook', url: `${receiver.url}/sms/send?tenant=t1`, secret: SECRET, from: 'ACME', timeoutMs: ANSWER_MS },
+      { log: noLog, egress: LOCAL },
+    );
   });
   afterEach(() => {
     receiver.seen.length = 0;
@@ -337,7 +372,9 @@ describe('log adapter', () => {
     expect(written).not.toContain('482913');
     expect(written).not.toContain(TO);
 
-    await expect(provider.send(request({ to: undefined as unknown as string, idempotencyKey: 'k' }))).resolves.toMatchObject({ providerMessageId: 'log-k' });
+    await expect(provider.send(request({ to: undefined as unknown as string, idempotencyKey: 'k' }))).resolves.toMatchObject({
+      providerMessageId: 'log-k',
+    });
     await provider.close();
   });
 });
@@ -346,9 +383,18 @@ describe('error messages', () => {
   it('never carry the full number, the auth token or the webhook secret, even when the provider echoes them', async () => {
     const echo = `The 'To' number ${TO} (${TO.slice(1)}) was refused for token ${AUTH_TOKEN} and secret ${SECRET}`;
     const server = await fakeServer((_seen, res) => json(res, 400, { code: 21211, message: echo, status: 400 }));
-    const twilio = createSmsProvider({ provider: 'twilio', accountSid: ACCOUNT_SID, authToken: AUTH_TOKEN, baseUrl: server.url, from: 'ACME', timeoutMs: ANSWER_MS }, { log: noLog });
-    const webhook = createSmsProvider({ provider: 'webhook', url: server.url, secret: SECRET, timeoutMs: ANSWER_MS }, { log: noLog, egress: LOCAL });
-    const noSender = createSmsProvider({ provider: 'twilio', accountSid: ACCOUNT_SID, authToken: AUTH_TOKEN, baseUrl: server.url, timeoutMs: ANSWER_MS }, { log: noLog });
+    const twilio = createSmsProvider(
+      { provider: 'twilio', accountSid: ACCOUNT_SID, authToken: AUTH_TOKEN, baseUrl: server.url, from: 'ACME', timeoutMs: ANSWER_MS },
+      { log: noLog },
+    );
+    const webhook = createSmsProvider(
+      { provider: 'webhook', url: server.url, secret: SECRET, timeoutMs: ANSWER_MS },
+      { log: noLog, egress: LOCAL },
+    );
+    const noSender = createSmsProvider(
+      { provider: 'twilio', accountSid: ACCOUNT_SID, authToken: AUTH_TOKEN, baseUrl: server.url, timeoutMs: ANSWER_MS },
+      { log: noLog },
+    );
 
     const errors = [
       await failure(twilio.send(request())),
@@ -373,7 +419,10 @@ describe('error messages', () => {
 
   it('closing a provider twice is harmless', async () => {
     const server = await fakeServer(twilioAccepts);
-    const twilio = createSmsProvider({ provider: 'twilio', accountSid: ACCOUNT_SID, authToken: AUTH_TOKEN, baseUrl: server.url, from: 'ACME', timeoutMs: ANSWER_MS }, { log: noLog });
+    const twilio = createSmsProvider(
+      { provider: 'twilio', accountSid: ACCOUNT_SID, authToken: AUTH_TOKEN, baseUrl: server.url, from: 'ACME', timeoutMs: ANSWER_MS },
+      { log: noLog },
+    );
     await twilio.send(request());
     await twilio.close();
     await expect(twilio.close()).resolves.toBeUndefined();

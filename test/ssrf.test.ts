@@ -16,7 +16,7 @@ import { createCallbackClient } from '../src/callbacks/http.ts';
 import { loadConfig } from '../src/config.ts';
 import { blockedAddress } from '../src/egress/addresses.ts';
 import { EgressGuard, type ResolveHost } from '../src/egress/guard.ts';
-import { ConfigError, UrlForbiddenError, classify } from '../src/errors.ts';
+import { type ConfigError, UrlForbiddenError, classify } from '../src/errors.ts';
 import { createDeliverCallbackHandler } from '../src/handlers/deliver-callback.ts';
 import { createSmsProvider, SmsProviderError } from '../src/sms/index.ts';
 import { httpCall, rcsPhone, startCallbackReceiver, startHarness, type Harness } from './helpers.ts';
@@ -44,7 +44,10 @@ function testResolver(): { resolve: ResolveHost; calls: Map<string, number> } {
       case 'public.test':
         return [{ address: PUBLIC, family: 4 }];
       case 'mixed.test':
-        return [{ address: PUBLIC, family: 4 }, { address: 'fd00::5', family: 6 }];
+        return [
+          { address: PUBLIC, family: 4 },
+          { address: 'fd00::5', family: 6 },
+        ];
       case 'rebind.test':
         return n === 1 ? [{ address: PUBLIC, family: 4 }] : [{ address: '127.0.0.1', family: 4 }];
       case 'nowhere.test':
@@ -93,7 +96,16 @@ describe('addresses', () => {
     expect(blockedAddress(ip)).toMatchObject({ kind, address });
   });
 
-  it.each(['93.184.215.14', '8.8.8.8', '2606:4700::1111', '::ffff:8.8.8.8', '64:ff9b::808:808', '2002:808:808::1', '172.32.0.1', '100.128.0.1'])('%s is an ordinary public address', (ip) => {
+  it.each([
+    '93.184.215.14',
+    '8.8.8.8',
+    '2606:4700::1111',
+    '::ffff:8.8.8.8',
+    '64:ff9b::808:808',
+    '2002:808:808::1',
+    '172.32.0.1',
+    '100.128.0.1',
+  ])('%s is an ordinary public address', (ip) => {
     expect(blockedAddress(ip)).toBeUndefined();
   });
 });
@@ -101,7 +113,10 @@ describe('addresses', () => {
 describe('the guard alone', () => {
   it('opens what CALLBACK_ALLOW_HOSTS lists, and loopback in emulator mode, but never a metadata address', async () => {
     const { resolve } = testResolver();
-    const config = loadConfig({ CALLBACK_ALLOW_HOSTS: '10.0.0.0/8, fd00::/8,192.168.7.7,receiver.test,0.0.0.0/0' , RBM_ENDPOINT: 'emulator' });
+    const config = loadConfig({
+      CALLBACK_ALLOW_HOSTS: '10.0.0.0/8, fd00::/8,192.168.7.7,receiver.test,0.0.0.0/0',
+      RBM_ENDPOINT: 'emulator',
+    });
     const open = new EgressGuard(config.egress, { resolve });
     expect(await open.check('http://10.9.8.7/cb')).toBeUndefined();
     expect(await open.check('http://[::ffff:10.9.8.7]/cb')).toBeUndefined();
@@ -109,35 +124,71 @@ describe('the guard alone', () => {
     expect(await open.check('http://internal.test/cb')).toBeUndefined(); // 10.1.2.3, inside 10/8
     expect(await open.check('http://localhost/cb')).toBeUndefined(); // emulator mode
     // Even 0.0.0.0/0 leaves the metadata endpoints shut.
-    expect(await open.check('http://169.254.169.254/latest/meta-data/')).toMatchObject({ code: 'URL_FORBIDDEN', reason: expect.stringContaining('a cloud metadata address (169.254.169.254), which is never reachable') });
+    expect(await open.check('http://169.254.169.254/latest/meta-data/')).toMatchObject({
+      code: 'URL_FORBIDDEN',
+      reason: expect.stringContaining('a cloud metadata address (169.254.169.254), which is never reachable'),
+    });
     expect(await open.check('http://metadata.google.internal/')).toMatchObject({ code: 'URL_FORBIDDEN' });
 
-    const named = new EgressGuard(loadConfig({ CALLBACK_ALLOW_HOSTS: 'receiver.test' , GOOGLE_APPLICATION_CREDENTIALS: '/k.json', RBM_AGENTS: 'a:1' }).egress, { resolve });
+    const named = new EgressGuard(
+      loadConfig({ CALLBACK_ALLOW_HOSTS: 'receiver.test', GOOGLE_APPLICATION_CREDENTIALS: '/k.json', RBM_AGENTS: 'a:1' }).egress,
+      { resolve },
+    );
     expect(await named.check('http://receiver.test:8080/cb')).toBeUndefined();
     expect(await named.check('http://RECEIVER.test./cb')).toBeUndefined();
-    expect(await named.check('http://internal.test/cb')).toMatchObject({ code: 'URL_FORBIDDEN', reason: expect.stringContaining('internal.test resolves to a private address (10.1.2.3)') });
-    expect(await named.check('http://localhost/cb')).toMatchObject({ code: 'URL_FORBIDDEN', reason: expect.stringContaining('a loopback address (127.0.0.1)') });
+    expect(await named.check('http://internal.test/cb')).toMatchObject({
+      code: 'URL_FORBIDDEN',
+      reason: expect.stringContaining('internal.test resolves to a private address (10.1.2.3)'),
+    });
+    expect(await named.check('http://localhost/cb')).toMatchObject({
+      code: 'URL_FORBIDDEN',
+      reason: expect.stringContaining('a loopback address (127.0.0.1)'),
+    });
     expect(await named.check(`http://public.test/cb`)).toBeUndefined();
   });
 
   it('refuses a name when any of its addresses is refused, and one that does not resolve in time', async () => {
     const { resolve } = testResolver();
-    expect(await strict(resolve).check('https://mixed.test/cb')).toMatchObject({ code: 'URL_FORBIDDEN', reason: expect.stringContaining('a unique-local address (fd00::5)') });
-    expect(await strict(resolve).check('https://nowhere.test/cb')).toMatchObject({ code: 'URL_UNRESOLVABLE', reason: expect.stringContaining('ENOTFOUND') });
+    expect(await strict(resolve).check('https://mixed.test/cb')).toMatchObject({
+      code: 'URL_FORBIDDEN',
+      reason: expect.stringContaining('a unique-local address (fd00::5)'),
+    });
+    expect(await strict(resolve).check('https://nowhere.test/cb')).toMatchObject({
+      code: 'URL_UNRESOLVABLE',
+      reason: expect.stringContaining('ENOTFOUND'),
+    });
     const silent = new EgressGuard({ allow: [], allowLoopback: false }, { resolve: () => new Promise(() => {}), resolveTimeoutMs: 50 });
-    expect(await silent.check('https://slow.test/cb')).toMatchObject({ code: 'URL_UNRESOLVABLE', reason: expect.stringContaining('ETIMEOUT') });
+    expect(await silent.check('https://slow.test/cb')).toMatchObject({
+      code: 'URL_UNRESOLVABLE',
+      reason: expect.stringContaining('ETIMEOUT'),
+    });
   });
 
-  it.each(['http://127.0.0.1./', 'http://0x7f.1/', 'http://127.0.0.1%2e/', 'http://127%2e0%2e0%2e1/', 'http://①②⑦.0.0.1/', 'http://127。0。0。1/', 'HTTP://[0:0:0:0:0:FFFF:7F00:0001]/', 'http://017700000001/'])(
-    '%s is 127.0.0.1 to the URL parser undici connects by, and refused as such',
-    async (url) => {
-      expect(await strict().check(url)).toMatchObject({ code: 'URL_FORBIDDEN', reason: expect.stringContaining('a loopback address (127.0.0.1') });
-    },
-  );
+  it.each([
+    'http://127.0.0.1./',
+    'http://0x7f.1/',
+    'http://127.0.0.1%2e/',
+    'http://127%2e0%2e0%2e1/',
+    'http://①②⑦.0.0.1/',
+    'http://127。0。0。1/',
+    'HTTP://[0:0:0:0:0:FFFF:7F00:0001]/',
+    'http://017700000001/',
+  ])('%s is 127.0.0.1 to the URL parser undici connects by, and refused as such', async (url) => {
+    expect(await strict().check(url)).toMatchObject({
+      code: 'URL_FORBIDDEN',
+      reason: expect.stringContaining('a loopback address (127.0.0.1'),
+    });
+  });
 
   it('refuses schemes other than http(s) and user:password@', async () => {
-    expect(await strict().check('ftp://example.com/x')).toMatchObject({ code: 'URL_FORBIDDEN', reason: expect.stringContaining('got ftp:') });
-    expect(await strict().check('https://user:pass@example.com/x')).toMatchObject({ code: 'URL_FORBIDDEN', reason: expect.stringContaining('without user:password@') });
+    expect(await strict().check('ftp://example.com/x')).toMatchObject({
+      code: 'URL_FORBIDDEN',
+      reason: expect.stringContaining('got ftp:'),
+    });
+    expect(await strict().check('https://user:pass@example.com/x')).toMatchObject({
+      code: 'URL_FORBIDDEN',
+      reason: expect.stringContaining('without user:password@'),
+    });
     expect(await strict().check('https://user@example.com/x')).toMatchObject({ code: 'URL_FORBIDDEN' });
   });
 });
@@ -162,24 +213,45 @@ describe('CALLBACK_ALLOW_HOSTS and SMS_WEBHOOK_URL', () => {
     const problems = problemsOf({ CALLBACK_ALLOW_HOSTS: '10.0.0.0/33,fd00::/129,300.1.2.3/8,0x7f000001,127.1,bad host,a/b' });
     expect(problems.map((p) => p.path)).toEqual(Array(7).fill('CALLBACK_ALLOW_HOSTS'));
     expect(problems.map((p) => p.problem)).toEqual(
-      ['10.0.0.0/33', 'fd00::/129', '300.1.2.3/8', '0x7f000001', '127.1', 'bad host', 'a/b'].map((got) => expect.stringContaining(`got '${got}'`)),
+      ['10.0.0.0/33', 'fd00::/129', '300.1.2.3/8', '0x7f000001', '127.1', 'bad host', 'a/b'].map((got) =>
+        expect.stringContaining(`got '${got}'`),
+      ),
     );
   });
 
   it('loopback is open in emulator mode only', () => {
     expect(loadConfig({}).egress).toEqual({ allow: [], allowLoopback: true });
-    expect(loadConfig({ RBM_ENDPOINT: 'http://127.0.0.1:3001', GOOGLE_APPLICATION_CREDENTIALS: '/k.json', RBM_AGENTS: 'a:1' }).egress.allowLoopback).toBe(false);
+    expect(
+      loadConfig({ RBM_ENDPOINT: 'http://127.0.0.1:3001', GOOGLE_APPLICATION_CREDENTIALS: '/k.json', RBM_AGENTS: 'a:1' }).egress
+        .allowLoopback,
+    ).toBe(false);
   });
 
   it('an SMS webhook URL that names a blocked address stops the start, unless allowed', () => {
-    const real = { GOOGLE_APPLICATION_CREDENTIALS: '/k.json', RBM_AGENTS: 'a:1', SMS_PROVIDER: 'webhook', SMS_WEBHOOK_SECRET: 'x'.repeat(16) };
-    for (const url of ['http://127.0.0.1:9000/sms', 'http://[::ffff:7f00:1]/sms', 'http://169.254.169.254/', 'http://metadata.google.internal/', 'http://10.0.0.9/sms']) {
+    const real = {
+      GOOGLE_APPLICATION_CREDENTIALS: '/k.json',
+      RBM_AGENTS: 'a:1',
+      SMS_PROVIDER: 'webhook',
+      SMS_WEBHOOK_SECRET: 'x'.repeat(16),
+    };
+    for (const url of [
+      'http://127.0.0.1:9000/sms',
+      'http://[::ffff:7f00:1]/sms',
+      'http://169.254.169.254/',
+      'http://metadata.google.internal/',
+      'http://10.0.0.9/sms',
+    ]) {
       const problems = problemsOf({ ...real, SMS_WEBHOOK_URL: url });
-      expect(problems.map((p) => p.path), url).toEqual(['SMS_WEBHOOK_URL']);
+      expect(
+        problems.map((p) => p.path),
+        url,
+      ).toEqual(['SMS_WEBHOOK_URL']);
     }
     expect(problemsOf({ ...real, SMS_WEBHOOK_URL: 'http://10.0.0.9/sms', CALLBACK_ALLOW_HOSTS: '10.0.0.0/24' })).toEqual([]);
     expect(problemsOf({ ...real, SMS_WEBHOOK_URL: 'https://sms.example.com/send' })).toEqual([]);
-    expect(problemsOf({ SMS_PROVIDER: 'webhook', SMS_WEBHOOK_SECRET: 'x'.repeat(16), SMS_WEBHOOK_URL: 'http://127.0.0.1:9000/sms' })).toEqual([]);
+    expect(
+      problemsOf({ SMS_PROVIDER: 'webhook', SMS_WEBHOOK_SECRET: 'x'.repeat(16), SMS_WEBHOOK_URL: 'http://127.0.0.1:9000/sms' }),
+    ).toEqual([]);
   });
 });
 
@@ -195,7 +267,13 @@ describe('at connect time', () => {
     const client = createCallbackClient(5000, strict(resolve));
     const open = createCallbackClient(5000, new EgressGuard({ allow: [], allowLoopback: true }));
     try {
-      for (const url of [`http://localhost:${receiver.port}/cb?token=s3cret`, `http://receiver.test:${receiver.port}/cb`, `http://127.0.0.1:${receiver.port}/cb`, `http://[::ffff:127.0.0.1]:${receiver.port}/cb`, `http://2130706433:${receiver.port}/cb`]) {
+      for (const url of [
+        `http://localhost:${receiver.port}/cb?token=s3cret`,
+        `http://receiver.test:${receiver.port}/cb`,
+        `http://127.0.0.1:${receiver.port}/cb`,
+        `http://[::ffff:127.0.0.1]:${receiver.port}/cb`,
+        `http://2130706433:${receiver.port}/cb`,
+      ]) {
         const err = await client.post(url, '{}', {}).catch((e: unknown) => e);
         expect(err, url).toBeInstanceOf(UrlForbiddenError);
         expect((err as UrlForbiddenError).code).toBe('URL_FORBIDDEN');
@@ -234,16 +312,32 @@ describe('at connect time', () => {
     const log = { info() {}, warn() {}, debug() {}, error: (obj: object) => void errors.push(obj) };
     const reports: unknown[] = [];
     // The receivers' gate admits the call (its own tests are in deliver-callback-handler.test.ts); the slot must come back.
-    const receivers = { admit: async () => ({ verdict: 'call' as const }), report: async (_o: string, _j: string, r: unknown) => void reports.push(r), forget: async () => {} };
-    const handler = createDeliverCallbackHandler({ secretFor: () => SECRET, post: client.post, count: async (o) => void counted.push(o), log, receivers, retryForMs: 60_000 });
+    const receivers = {
+      admit: async () => ({ verdict: 'call' as const }),
+      report: async (_o: string, _j: string, r: unknown) => void reports.push(r),
+      forget: async () => {},
+    };
+    const handler = createDeliverCallbackHandler({
+      secretFor: () => SECRET,
+      post: client.post,
+      count: async (o) => void counted.push(o),
+      log,
+      receivers,
+      retryForMs: 60_000,
+    });
     const data = { messageId: randomUUID(), agentId: 'agent-a', state: 'SENT', previousState: 'SENDING', at: Date.now() };
     try {
-      const err = await handler({ url: `http://localhost:${receiver.port}/cb?token=s3cret`, scope: 'default', data }, { jobId: 'j', attempt: 1, maxAttempts: 33 }).catch((e: unknown) => e);
+      const err = await handler(
+        { url: `http://localhost:${receiver.port}/cb?token=s3cret`, scope: 'default', data },
+        { jobId: 'j', attempt: 1, maxAttempts: 33 },
+      ).catch((e: unknown) => e);
       expect(err).toBeInstanceOf(UrlForbiddenError);
       expect(classify(err)).toBe('permanent');
       expect(counted).toEqual(['failed']);
       expect(reports).toEqual([expect.objectContaining({ ok: false, done: true })]);
-      expect(errors).toEqual([expect.objectContaining({ origin: `http://localhost:${receiver.port}`, reason: expect.stringContaining('loopback') })]);
+      expect(errors).toEqual([
+        expect.objectContaining({ origin: `http://localhost:${receiver.port}`, reason: expect.stringContaining('loopback') }),
+      ]);
       expect(JSON.stringify(errors)).not.toContain('s3cret');
     } finally {
       await client.close();
@@ -252,10 +346,20 @@ describe('at connect time', () => {
 
   it('the SMS webhook: a name that resolves to loopback fails the SMS for good, nothing sent; allowed by name, it goes', async () => {
     const sms = await startCallbackReceiver();
-    const settings = { provider: 'webhook' as const, url: `http://localhost:${sms.port}/sms?tenant=t1`, secret: 'x'.repeat(16), timeoutMs: 5000 };
+    const settings = {
+      provider: 'webhook' as const,
+      url: `http://localhost:${sms.port}/sms?tenant=t1`,
+      secret: 'x'.repeat(16),
+      timeoutMs: 5000,
+    };
     const refused = createSmsProvider(settings, { log: { info() {} }, egress: strict() });
     const byDefault = createSmsProvider(settings, { log: { info() {} } });
-    const allowed = createSmsProvider(settings, { log: { info() {} }, egress: new EgressGuard(loadConfig({ CALLBACK_ALLOW_HOSTS: 'localhost', GOOGLE_APPLICATION_CREDENTIALS: '/k.json', RBM_AGENTS: 'a:1' }).egress) });
+    const allowed = createSmsProvider(settings, {
+      log: { info() {} },
+      egress: new EgressGuard(
+        loadConfig({ CALLBACK_ALLOW_HOSTS: 'localhost', GOOGLE_APPLICATION_CREDENTIALS: '/k.json', RBM_AGENTS: 'a:1' }).egress,
+      ),
+    });
     try {
       for (const provider of [refused, byDefault]) {
         const err = await provider.send({ to: '+15005550009', text: 'code 1234', idempotencyKey: randomUUID() }).catch((e: unknown) => e);
@@ -332,34 +436,52 @@ describe('over the API, with a real RBM endpoint configured (no loopback by defa
     ['metadata 169.254.169.254', () => 'http://169.254.169.254/latest/meta-data/', 'a cloud metadata address (169.254.169.254)'],
     ['metadata as decimal 2852039166', () => 'http://2852039166/latest/meta-data/', 'a cloud metadata address (169.254.169.254)'],
     ['metadata [fd00:ec2::254]', () => 'http://[fd00:ec2::254]/latest/meta-data/', 'a cloud metadata address (fd00:ec2::254)'],
-    ['metadata.google.internal', () => 'http://metadata.google.internal/computeMetadata/v1/', 'metadata.google.internal names a cloud metadata service'],
+    [
+      'metadata.google.internal',
+      () => 'http://metadata.google.internal/computeMetadata/v1/',
+      'metadata.google.internal names a cloud metadata service',
+    ],
     ['metadata', () => 'http://metadata/computeMetadata/v1/', 'metadata names a cloud metadata service'],
     ['user:password@', () => 'https://user:pass@example.com/cb', 'without user:password@'],
   ];
 
-  it.each(FORMS)('%s: refused at registration (url) and per message (callbackUrl) with 400 URL_FORBIDDEN, nothing kept', async (_what, urlOf, words) => {
-    const url = urlOf();
-    const put = await httpCall(base, 'PUT', '/v1/callback', { url });
-    expect(put.status).toBe(400);
-    expect(put.body.error).toMatchObject({ code: 'URL_FORBIDDEN', details: [{ path: 'url', problem: expect.stringContaining(words) }] });
-    expect((await httpCall(base, 'GET', '/v1/callback')).body.url).toBeNull();
+  it.each(FORMS)(
+    '%s: refused at registration (url) and per message (callbackUrl) with 400 URL_FORBIDDEN, nothing kept',
+    async (_what, urlOf, words) => {
+      const url = urlOf();
+      const put = await httpCall(base, 'PUT', '/v1/callback', { url });
+      expect(put.status).toBe(400);
+      expect(put.body.error).toMatchObject({ code: 'URL_FORBIDDEN', details: [{ path: 'url', problem: expect.stringContaining(words) }] });
+      expect((await httpCall(base, 'GET', '/v1/callback')).body.url).toBeNull();
 
-    const messageId = randomUUID();
-    const sent = await httpCall(base, 'POST', '/v1/messages', message({ messageId, callbackUrl: url }));
-    expect(sent.status).toBe(400);
-    expect(sent.body.error).toMatchObject({ code: 'URL_FORBIDDEN', details: [{ path: 'callbackUrl', problem: expect.stringContaining(words) }] });
-    expect(await h.producer.getStatus(messageId)).toBeNull();
-  });
+      const messageId = randomUUID();
+      const sent = await httpCall(base, 'POST', '/v1/messages', message({ messageId, callbackUrl: url }));
+      expect(sent.status).toBe(400);
+      expect(sent.body.error).toMatchObject({
+        code: 'URL_FORBIDDEN',
+        details: [{ path: 'callbackUrl', problem: expect.stringContaining(words) }],
+      });
+      expect(await h.producer.getStatus(messageId)).toBeNull();
+    },
+  );
 
   it('a batch names the item; a name that does not resolve is 400 URL_UNRESOLVABLE', async () => {
     const ids = [randomUUID(), randomUUID()];
-    const batch = await httpCall(base, 'POST', '/v1/messages:batch', { messages: [message({ messageId: ids[0] }), message({ messageId: ids[1], callbackUrl: 'http://[::1]:9/cb' })] });
+    const batch = await httpCall(base, 'POST', '/v1/messages:batch', {
+      messages: [message({ messageId: ids[0] }), message({ messageId: ids[1], callbackUrl: 'http://[::1]:9/cb' })],
+    });
     expect(batch.status).toBe(400);
-    expect(batch.body.error).toMatchObject({ code: 'URL_FORBIDDEN', details: [{ path: 'messages.1.callbackUrl', problem: expect.stringContaining('a loopback address (::1)') }] });
+    expect(batch.body.error).toMatchObject({
+      code: 'URL_FORBIDDEN',
+      details: [{ path: 'messages.1.callbackUrl', problem: expect.stringContaining('a loopback address (::1)') }],
+    });
     for (const id of ids) expect(await h.producer.getStatus(id)).toBeNull();
 
     const put = await httpCall(base, 'PUT', '/v1/callback', { url: 'https://nowhere.test/cb' });
-    expect(put).toMatchObject({ status: 400, body: { error: { code: 'URL_UNRESOLVABLE', details: [{ path: 'url', problem: expect.stringContaining('nowhere.test') }] } } });
+    expect(put).toMatchObject({
+      status: 400,
+      body: { error: { code: 'URL_UNRESOLVABLE', details: [{ path: 'url', problem: expect.stringContaining('nowhere.test') }] } },
+    });
     const sent = await httpCall(base, 'POST', '/v1/messages', message({ callbackUrl: 'https://nowhere.test/cb' }));
     expect(sent).toMatchObject({ status: 400, body: { error: { code: 'URL_UNRESOLVABLE', details: [{ path: 'callbackUrl' }] } } });
   });
@@ -372,9 +494,15 @@ describe('over the API, with a real RBM endpoint configured (no loopback by defa
     const byName = await httpCall(base, 'POST', '/v1/messages', message({ callbackUrl: `http://receiver.test:${receiver.port}/named` }));
     expect(byName.status).toBe(202);
     const mine = (id: string) => (r: { body: string }) => r.body.includes(id);
-    expect((await allowedReceiver.until(2, mine(viaRegistration.body.messageId))).map((r) => r.path)).toEqual(['/registered', '/registered']);
+    expect((await allowedReceiver.until(2, mine(viaRegistration.body.messageId))).map((r) => r.path)).toEqual([
+      '/registered',
+      '/registered',
+    ]);
     const named = await receiver.until(2, mine(byName.body.messageId));
-    expect(named.map((r) => [r.path, r.headers.host])).toEqual([['/named', `receiver.test:${receiver.port}`], ['/named', `receiver.test:${receiver.port}`]]);
+    expect(named.map((r) => [r.path, r.headers.host])).toEqual([
+      ['/named', `receiver.test:${receiver.port}`],
+      ['/named', `receiver.test:${receiver.port}`],
+    ]);
     expect((await httpCall(base, 'DELETE', '/v1/callback')).status).toBe(204);
   });
 
@@ -386,7 +514,9 @@ describe('over the API, with a real RBM endpoint configured (no loopback by defa
     const status = (await h.producer.getStatus(messageId))!;
     const sending = status.timeline.find((t) => t.state === 'SENDING')!;
     const jobId = deliverCallbackJobId(callbackWebhookId({ messageId, state: 'SENDING', at: sending.at }));
-    await expect(h.outcomeOn(CALLBACK_QUEUE, jobId)).rejects.toThrow('refused to connect to rebind.test: it resolves to a loopback address (127.0.0.1)');
+    await expect(h.outcomeOn(CALLBACK_QUEUE, jobId)).rejects.toThrow(
+      'refused to connect to rebind.test: it resolves to a loopback address (127.0.0.1)',
+    );
     const job = await h.service.metricsSource.queues.find((q) => q.name === CALLBACK_QUEUE)!.getJob(jobId);
     expect(job!.attemptsMade).toBe(1);
     expect(job!.opts.attempts).toBeGreaterThan(1); // it had retries left, and used none

@@ -21,10 +21,19 @@ afterAll(async () => {
 });
 
 describe('npm start', () => {
-  it('serves the README demo: SENT → DELIVERED → READ, an offline phone\'s OTP expires into one SMS; SIGTERM exits 0', async () => {
+  it("serves the README demo: SENT → DELIVERED → READ, an offline phone's OTP expires into one SMS; SIGTERM exits 0", async () => {
     const [port, emulatorPort] = [await freePort(), await freePort()];
     child = spawn(process.execPath, ['--import', 'tsx', 'workers/all.ts'], {
-      env: { ...process.env, PORT: String(port), RBM_EMULATOR_PORT: String(emulatorPort), REDIS_URL: redisUrl(), QUEUE_PREFIX: prefix, LOG_LEVEL: 'info', GOOGLE_APPLICATION_CREDENTIALS: '', RBM_ENDPOINT: '' },
+      env: {
+        ...process.env,
+        PORT: String(port),
+        RBM_EMULATOR_PORT: String(emulatorPort),
+        REDIS_URL: redisUrl(),
+        QUEUE_PREFIX: prefix,
+        LOG_LEVEL: 'info',
+        GOOGLE_APPLICATION_CREDENTIALS: '',
+        RBM_ENDPOINT: '',
+      },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     const warning = lineOf(child, /EMULATOR MODE/);
@@ -35,7 +44,11 @@ describe('npm start', () => {
     expect((await fetch(`${base}/healthz`)).status).toBe(200);
     expect(await (await fetch(`${base}/readyz`)).json()).toEqual({ status: 'ready', checks: { redis: 'ok', workers: 'ok' } });
     const receiver = await startCallbackReceiver();
-    const registered = await fetch(`${base}/v1/callback`, { method: 'PUT', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ url: receiver.url }) });
+    const registered = await fetch(`${base}/v1/callback`, {
+      method: 'PUT',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ url: receiver.url }),
+    });
     const { secret } = (await registered.json()) as { secret: string };
     const posted = await fetch(`${base}/v1/messages`, {
       method: 'POST',
@@ -50,20 +63,34 @@ describe('npm start', () => {
       (s) => s.state === 'READ',
     );
     expect(status.timeline.map((t) => t.state)).toEqual(['QUEUED', 'SENDING', 'SENT', 'DELIVERED', 'READ']);
-    const callbacks = (await receiver.until(4, (r) => r.body.includes(messageId))).map((r) => (new Webhook(secret).verify(r.body, r.headers) as { data: { state: string; at: number } }).data);
+    const callbacks = (await receiver.until(4, (r) => r.body.includes(messageId))).map(
+      (r) => (new Webhook(secret).verify(r.body, r.headers) as { data: { state: string; at: number } }).data,
+    );
     expect(callbacks.sort((a, b) => a.at - b.at).map((c) => c.state)).toEqual(['SENDING', 'SENT', 'DELIVERED', 'READ']);
 
-    const phone = (await (await fetch(`http://127.0.0.1:${emulatorPort}/_emulator/phones/%2B12223334444`)).json()) as { arrivals: Array<{ id: string; count: number }> };
+    const phone = (await (await fetch(`http://127.0.0.1:${emulatorPort}/_emulator/phones/%2B12223334444`)).json()) as {
+      arrivals: Array<{ id: string; count: number }>;
+    };
     expect(phone.arrivals).toEqual([expect.objectContaining({ id: messageId, count: 1 })]);
 
     // The README's second demo: a phone that is offline, an OTP with a short TTL and an SMS fallback.
     const emu = `http://127.0.0.1:${emulatorPort}/_emulator`;
     const offline = '+12223335555';
-    await fetch(`${emu}/phones/%2B12223335555`, { method: 'PUT', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ online: false }) });
+    await fetch(`${emu}/phones/%2B12223335555`, {
+      method: 'PUT',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ online: false }),
+    });
     const otp = await fetch(`${base}/v1/messages`, {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ to: offline, messageTrafficType: 'AUTHENTICATION', ttl: '3s', contentMessage: { text: 'Your code is 123456' }, fallback: { sms: { text: 'Your code is 123456' } } }),
+      body: JSON.stringify({
+        to: offline,
+        messageTrafficType: 'AUTHENTICATION',
+        ttl: '3s',
+        contentMessage: { text: 'Your code is 123456' },
+        fallback: { sms: { text: 'Your code is 123456' } },
+      }),
     });
     const otpId = ((await otp.json()) as { messageId: string }).messageId;
     const fellBack = await waitFor(

@@ -25,21 +25,51 @@ afterAll(async () => {
 
 describe('state machine', () => {
   it('has exactly the edges of DESIGN.md plus the fallback claim, late deliveries and re-drives', () => {
-    const edges = Object.values(MessageStates).flatMap((from) => Object.values(MessageStates).filter((to) => canMove(from, to)).map((to) => `${from}>${to}`));
-    expect(edges.sort()).toEqual([
-      'EXPIRED>DELIVERED', 'EXPIRED>FALLBACK_QUEUED', 'EXPIRED>READ',
-      'FALLBACK_FAILED>DELIVERED', 'FALLBACK_FAILED>FALLBACK_QUEUED', 'FALLBACK_FAILED>READ',
-      'FALLBACK_QUEUED>DELIVERED', 'FALLBACK_QUEUED>FALLBACK_SENDING', 'FALLBACK_QUEUED>READ',
-      'FALLBACK_SENDING>FALLBACK_FAILED', 'FALLBACK_SENDING>FALLBACK_SENDING', 'FALLBACK_SENDING>FALLBACK_SENT',
-      'FALLBACK_SENT>DELIVERED', 'FALLBACK_SENT>READ',
-      'NOT_RCS>FALLBACK_QUEUED',
-      'QUEUED>EXPIRED', 'QUEUED>FAILED', 'QUEUED>REVOKED', 'QUEUED>SENDING',
-      'DELIVERED>READ',
-      'FAILED>DELIVERED', 'FAILED>QUEUED', 'FAILED>READ',
-      'REVOKED>DELIVERED', 'REVOKED>FALLBACK_QUEUED', 'REVOKED>READ',
-      'SENDING>EXPIRED', 'SENDING>FAILED', 'SENDING>NOT_RCS', 'SENDING>SENDING', 'SENDING>SENT',
-      'SENT>DELIVERED', 'SENT>EXPIRED', 'SENT>FALLBACK_QUEUED', 'SENT>READ', 'SENT>REVOKED',
-    ].sort());
+    const edges = Object.values(MessageStates).flatMap((from) =>
+      Object.values(MessageStates)
+        .filter((to) => canMove(from, to))
+        .map((to) => `${from}>${to}`),
+    );
+    expect(edges.sort()).toEqual(
+      [
+        'EXPIRED>DELIVERED',
+        'EXPIRED>FALLBACK_QUEUED',
+        'EXPIRED>READ',
+        'FALLBACK_FAILED>DELIVERED',
+        'FALLBACK_FAILED>FALLBACK_QUEUED',
+        'FALLBACK_FAILED>READ',
+        'FALLBACK_QUEUED>DELIVERED',
+        'FALLBACK_QUEUED>FALLBACK_SENDING',
+        'FALLBACK_QUEUED>READ',
+        'FALLBACK_SENDING>FALLBACK_FAILED',
+        'FALLBACK_SENDING>FALLBACK_SENDING',
+        'FALLBACK_SENDING>FALLBACK_SENT',
+        'FALLBACK_SENT>DELIVERED',
+        'FALLBACK_SENT>READ',
+        'NOT_RCS>FALLBACK_QUEUED',
+        'QUEUED>EXPIRED',
+        'QUEUED>FAILED',
+        'QUEUED>REVOKED',
+        'QUEUED>SENDING',
+        'DELIVERED>READ',
+        'FAILED>DELIVERED',
+        'FAILED>QUEUED',
+        'FAILED>READ',
+        'REVOKED>DELIVERED',
+        'REVOKED>FALLBACK_QUEUED',
+        'REVOKED>READ',
+        'SENDING>EXPIRED',
+        'SENDING>FAILED',
+        'SENDING>NOT_RCS',
+        'SENDING>SENDING',
+        'SENDING>SENT',
+        'SENT>DELIVERED',
+        'SENT>EXPIRED',
+        'SENT>FALLBACK_QUEUED',
+        'SENT>READ',
+        'SENT>REVOKED',
+      ].sort(),
+    );
     expect(statesLeadingTo('SENT')).toEqual(['SENDING']);
     expect(Object.values(MessageStates).filter(isFinal).sort()).toEqual(['READ']);
   });
@@ -56,12 +86,22 @@ describe('state machine', () => {
 
 describe('StatusStore', () => {
   it('creates a QUEUED record once, with the number masked and a 30-day TTL', async () => {
-    const created = await store.createMany([{ messageId: id(1), agentId: 'agent-a', to: '+12223334444', trafficType: 'AUTHENTICATION' }], 1000);
+    const created = await store.createMany(
+      [{ messageId: id(1), agentId: 'agent-a', to: '+12223334444', trafficType: 'AUTHENTICATION' }],
+      1000,
+    );
     expect(created).toEqual([null]);
     const again = await store.createMany([{ messageId: id(1), agentId: 'agent-a', to: '+12223334444' }], 2000);
     expect(again).toEqual(['QUEUED']);
     const status = await store.get(ref(id(1)));
-    expect(status).toMatchObject({ state: 'QUEUED', agentId: 'agent-a', to: '+1222***4444', trafficType: 'AUTHENTICATION', createdAt: 1000, attempts: 0 });
+    expect(status).toMatchObject({
+      state: 'QUEUED',
+      agentId: 'agent-a',
+      to: '+1222***4444',
+      trafficType: 'AUTHENTICATION',
+      createdAt: 1000,
+      attempts: 0,
+    });
     expect(status!.timeline).toEqual([{ state: 'QUEUED', at: 1000 }]);
     const ttl = await redis.pttl(store.key(ref(id(1))));
     expect(ttl).toBeGreaterThan(29 * 86_400_000);
@@ -71,8 +111,14 @@ describe('StatusStore', () => {
   it('moves along allowed edges, counts attempts, keeps the error and the timeline', async () => {
     await store.createMany([{ messageId: id(2), agentId: 'agent-a', to: '+12223334444' }], 1);
     expect(await store.transition(ref(id(2)), 'SENDING', { now: 2 })).toEqual({ ok: true, from: 'QUEUED', state: 'SENDING' });
-    expect(await store.transition(ref(id(2)), 'SENDING', { now: 3, countAttempt: true, error: { code: 'RBM_API', message: '503' } })).toEqual({ ok: true, from: 'SENDING', state: 'SENDING' });
-    expect(await store.transition(ref(id(2)), 'SENT', { now: 4, countAttempt: true })).toEqual({ ok: true, from: 'SENDING', state: 'SENT' });
+    expect(
+      await store.transition(ref(id(2)), 'SENDING', { now: 3, countAttempt: true, error: { code: 'RBM_API', message: '503' } }),
+    ).toEqual({ ok: true, from: 'SENDING', state: 'SENDING' });
+    expect(await store.transition(ref(id(2)), 'SENT', { now: 4, countAttempt: true })).toEqual({
+      ok: true,
+      from: 'SENDING',
+      state: 'SENT',
+    });
     const status = await store.get(ref(id(2)));
     expect(status).toMatchObject({ state: 'SENT', attempts: 2, updatedAt: 4, lastError: { code: 'RBM_API', message: '503' } });
     expect(status!.timeline.map((t) => t.state)).toEqual(['QUEUED', 'SENDING', 'SENDING', 'SENT']);
@@ -91,10 +137,25 @@ describe('StatusStore', () => {
     expect(await store.transition(ref(id(4)), 'SENDING', { now: 20 })).toEqual({ ok: false, from: null });
     expect(await store.transition(ref(id(4)), 'SENDING', { now: 20, create })).toEqual({ ok: true, from: 'QUEUED', state: 'SENDING' });
     const status = await store.get(ref(id(4)));
-    expect(status).toMatchObject({ state: 'SENDING', agentId: 'agent-a', to: '+1222***4444', createdAt: 10, updatedAt: 20, trafficType: 'PROMOTION', batchId: 'b9' });
-    expect(status!.timeline).toEqual([{ state: 'QUEUED', at: 10 }, { state: 'SENDING', at: 20 }]);
+    expect(status).toMatchObject({
+      state: 'SENDING',
+      agentId: 'agent-a',
+      to: '+1222***4444',
+      createdAt: 10,
+      updatedAt: 20,
+      trafficType: 'PROMOTION',
+      batchId: 'b9',
+    });
+    expect(status!.timeline).toEqual([
+      { state: 'QUEUED', at: 10 },
+      { state: 'SENDING', at: 20 },
+    ]);
     // An existing record wins over the create data.
-    expect(await store.transition(ref(id(4)), 'SENT', { now: 30, create: { ...create, agentId: 'other' } })).toEqual({ ok: true, from: 'SENDING', state: 'SENT' });
+    expect(await store.transition(ref(id(4)), 'SENT', { now: 30, create: { ...create, agentId: 'other' } })).toEqual({
+      ok: true,
+      from: 'SENDING',
+      state: 'SENT',
+    });
     expect((await store.get(ref(id(4))))!.agentId).toBe('agent-a');
     // A create can only enter states reachable from QUEUED.
     expect(await store.transition(ref(id(5)), 'SENT', { create: { ...create, messageId: id(5) } })).toEqual({ ok: false, from: null });
@@ -128,7 +189,10 @@ describe('the failures index', () => {
     await own.createMany(ids.map((messageId, n) => ({ messageId, agentId: agentOf(n), to: '+12223334444' })));
     for (const [n, messageId] of ids.entries()) {
       await own.transition({ agentId: agentOf(n), messageId }, 'SENDING', { now: 1000 });
-      await own.transition({ agentId: agentOf(n), messageId }, 'FAILED', { now: 2000 + (n % 7 === 0 ? 0 : n % 2), error: { code: n % 5 === 0 ? 'RBM_API' : 'RBM_NETWORK', message: 'x' } });
+      await own.transition({ agentId: agentOf(n), messageId }, 'FAILED', {
+        now: 2000 + (n % 7 === 0 ? 0 : n % 2),
+        error: { code: n % 5 === 0 ? 'RBM_API' : 'RBM_NETWORK', message: 'x' },
+      });
     }
     const pageAll = async (query: { code?: string; agents?: ReadonlySet<string> }, limit: number) => {
       const seen: string[] = [];
@@ -136,7 +200,8 @@ describe('the failures index', () => {
       for (let pages = 0; pages < 100; pages++) {
         const page = await own.failures({ ...query, limit, ...(before !== undefined ? { before } : {}) });
         seen.push(...page.failures.map((f) => f.messageId));
-        for (let i = 1; i < page.failures.length; i++) expect(page.failures[i]!.failedAt).toBeLessThanOrEqual(page.failures[i - 1]!.failedAt);
+        for (let i = 1; i < page.failures.length; i++)
+          expect(page.failures[i]!.failedAt).toBeLessThanOrEqual(page.failures[i - 1]!.failedAt);
         if (page.next === undefined) return seen;
         before = page.next;
       }
@@ -155,7 +220,12 @@ describe('the failures index', () => {
 });
 
 describe('events parked on a waiting message', () => {
-  const event = (type: string, messageId: string) => ({ kind: 'userEvent', agentId: 'agent-a', payload: { eventType: type, messageId }, receivedAt: 1 });
+  const event = (type: string, messageId: string) => ({
+    kind: 'userEvent',
+    agentId: 'agent-a',
+    payload: { eventType: type, messageId },
+    receivedAt: 1,
+  });
   const intake = () => redis.xrange(`${prefix}:webhook-events`, '-', '+');
 
   it('keeps DELIVERED and READ on a SENDING record and applies them in the step that moves it to SENT', async () => {
@@ -174,7 +244,14 @@ describe('events parked on a waiting message', () => {
     expect(await store.transition(ref(mid), 'SENT', { now: 5, countAttempt: true })).toEqual({ ok: true, from: 'SENDING', state: 'READ' });
     const status = await store.get(ref(mid));
     // DELIVERED before READ whatever order they came in, one entry each, none left parked.
-    expect(status!.timeline.map((t) => [t.state, t.event ?? ''])).toEqual([['QUEUED', ''], ['SENDING', ''], ['SENDING', ''], ['SENT', ''], ['DELIVERED', 'DELIVERED'], ['READ', 'READ']]);
+    expect(status!.timeline.map((t) => [t.state, t.event ?? ''])).toEqual([
+      ['QUEUED', ''],
+      ['SENDING', ''],
+      ['SENDING', ''],
+      ['SENT', ''],
+      ['DELIVERED', 'DELIVERED'],
+      ['READ', 'READ'],
+    ]);
     expect(await redis.hexists(store.key(ref(mid)), 'pend')).toBe(0);
     expect((await intake()).filter(([, f]) => f[1]!.includes(mid))).toHaveLength(0);
   });
@@ -183,7 +260,12 @@ describe('events parked on a waiting message', () => {
     const mid = id(301);
     await store.createMany([{ messageId: mid, agentId: 'agent-a', to: '+12223334444' }], 1);
     await store.transition(ref(mid), 'SENDING');
-    const ttl = { kind: 'serverEvent', agentId: 'agent-a', payload: { eventType: 'TTL_EXPIRATION_REVOKED', messageId: mid, phoneNumber: '+12223334444' }, receivedAt: 1 };
+    const ttl = {
+      kind: 'serverEvent',
+      agentId: 'agent-a',
+      payload: { eventType: 'TTL_EXPIRATION_REVOKED', messageId: mid, phoneNumber: '+12223334444' },
+      receivedAt: 1,
+    };
     expect(await store.park(ref(mid), 'TTL_EXPIRATION_REVOKED', ttl)).toBe('PARKED');
     expect(await store.transition(ref(mid), 'SENT')).toMatchObject({ ok: true, state: 'SENT' });
     const back = (await intake()).filter(([, f]) => f[1]!.includes(mid));
@@ -195,7 +277,10 @@ describe('events parked on a waiting message', () => {
     await store.createMany([{ messageId: mid, agentId: 'agent-a', to: '+12223334444' }], 1);
     await store.transition(ref(mid), 'SENDING');
     expect(await store.park(ref(mid), 'DELIVERED', event('DELIVERED', mid))).toBe('PARKED');
-    expect(await store.transition(ref(mid), 'FAILED', { error: { code: 'RBM_NETWORK', message: 'reset' } })).toMatchObject({ ok: true, state: 'DELIVERED' });
+    expect(await store.transition(ref(mid), 'FAILED', { error: { code: 'RBM_NETWORK', message: 'reset' } })).toMatchObject({
+      ok: true,
+      state: 'DELIVERED',
+    });
     expect(await redis.zscore(store.failuresKey, mid)).toBeNull();
   });
 

@@ -11,7 +11,10 @@ import { startRedisServer, stopAll } from './redis-servers.ts';
 
 afterAll(stopAll);
 
-const calls = async (redis: Redis, command: string) => Number(/calls=(\d+)/.exec((await redis.info('commandstats')).split('\n').find((l) => l.startsWith(`cmdstat_${command}:`)) ?? '')?.[1] ?? 0);
+const calls = async (redis: Redis, command: string) =>
+  Number(
+    /calls=(\d+)/.exec((await redis.info('commandstats')).split('\n').find((l) => l.startsWith(`cmdstat_${command}:`)) ?? '')?.[1] ?? 0,
+  );
 
 describe('the stream consumer', () => {
   it('backs off while every call fails, logs a few lines, and resumes when the stream is readable', async () => {
@@ -25,12 +28,18 @@ describe('the stream consumer', () => {
     const got = new Promise<unknown>((resolve) => (handled = resolve));
     const [blocking, redis] = [createRedis(server.url, 'worker'), createRedis(server.url, 'worker')];
     const consumer = startStreamConsumer({
-      stream: 's', group: 'g', blocking, redis,
+      stream: 's',
+      group: 'g',
+      blocking,
+      redis,
       handler: async (event) => {
         handled(event);
         return { outcome: 'handled' };
       },
-      concurrency: 4, claimIdleMs: 1000, retryLater: async () => {}, log,
+      concurrency: 4,
+      claimIdleMs: 1000,
+      retryLater: async () => {},
+      log,
     });
     await new Promise((r) => setTimeout(r, 1500)); // the measured window
     const tries = await calls(admin, 'xgroup|create');

@@ -32,10 +32,18 @@ beforeAll(async () => {
   await whenReady(redis);
   intake = new StreamInboundIntake(redis, { prefix, dedupeTtlMs: 60_000 });
   producer = await Producer.create({
-    connection: redis, prefix, agents: [{ agentId: 'agent-a', ratePerSec: 10 }],
-    status: new StatusStore(redis, { prefix, ttlMs: 60_000 }), jobDefaults: { attempts: 1, backoffMs: 1, backoffJitter: 0 },
+    connection: redis,
+    prefix,
+    agents: [{ agentId: 'agent-a', ratePerSec: 10 }],
+    status: new StatusStore(redis, { prefix, ttlMs: 60_000 }),
+    jobDefaults: { attempts: 1, backoffMs: 1, backoffJitter: 0 },
   });
-  app = buildApi({ producer, apiKeys: [], openWithoutKeys: false, webhook: { clientTokens: TOKENS, intake, bodyLimitBytes: LIMIT, counters } });
+  app = buildApi({
+    producer,
+    apiKeys: [],
+    openWithoutKeys: false,
+    webhook: { clientTokens: TOKENS, intake, bodyLimitBytes: LIMIT, counters },
+  });
   url = `${await app.listen({ port: 0, host: '127.0.0.1' })}/webhooks/rbm`;
   queue = new Queue(INBOUND_QUEUE, { connection: redis, prefix });
 });
@@ -53,13 +61,29 @@ beforeEach(async () => {
 });
 
 const delivered = (eventId = 'evt-1', agent = 'agent-a') => ({
-  senderPhoneNumber: '+12223334444', eventType: 'DELIVERED', eventId, messageId: '8a0d3b9e-5c1f-4f6e-9b7a-2d4c6e8f0a1b',
-  sendTime: '2026-11-21T10:00:00Z', agentId: `${agent}@rbm.goog`,
+  senderPhoneNumber: '+12223334444',
+  eventType: 'DELIVERED',
+  eventId,
+  messageId: '8a0d3b9e-5c1f-4f6e-9b7a-2d4c6e8f0a1b',
+  sendTime: '2026-11-21T10:00:00Z',
+  agentId: `${agent}@rbm.goog`,
 });
 
 function envelope(payload: unknown, extra: Record<string, unknown> = {}) {
   const data = Buffer.from(typeof payload === 'string' ? payload : JSON.stringify(payload));
-  return { data, body: { message: { attributes: { business_id: 'agent-a@rbm.goog', product: 'RBM', type: 'event' }, data: data.toString('base64'), messageId: '1415', publishTime: '2026-11-21T10:00:00Z', ...extra }, subscription: 'projects/p/subscriptions/s' } };
+  return {
+    data,
+    body: {
+      message: {
+        attributes: { business_id: 'agent-a@rbm.goog', product: 'RBM', type: 'event' },
+        data: data.toString('base64'),
+        messageId: '1415',
+        publishTime: '2026-11-21T10:00:00Z',
+        ...extra,
+      },
+      subscription: 'projects/p/subscriptions/s',
+    },
+  };
 }
 
 async function post(body: string | object, headers: Record<string, string> = {}) {
@@ -106,18 +130,33 @@ const rows: Row[] = [
   ['data base64 without padding', () => ({ body: { message: { data: b64('{"a":1}').replace(/=+$/, '') } } }), 400, 'DATA_NOT_BASE64'],
   ['data not JSON', () => ({ body: { message: { data: b64('not json at all') } } }), 400, 'DATA_NOT_JSON'],
   ['data a JSON array', () => ({ body: { message: { data: b64('[1,2,3]') } } }), 400, 'DATA_NOT_JSON'],
-  ['data not UTF-8', () => ({ body: { message: { data: Buffer.from([0x7b, 0x22, 0xff, 0xfe, 0x22, 0x7d]).toString('base64') } } }), 400, 'DATA_NOT_JSON'],
+  [
+    'data not UTF-8',
+    () => ({ body: { message: { data: Buffer.from([0x7b, 0x22, 0xff, 0xfe, 0x22, 0x7d]).toString('base64') } } }),
+    400,
+    'DATA_NOT_JSON',
+  ],
   ['attributes not an object', () => ({ body: { message: { data: b64('{}'), attributes: 'x' } } }), 400, 'ENVELOPE_INVALID'],
   ['oversized body', () => ({ body: { message: { data: b64('{}'), pad: 'x'.repeat(LIMIT) } } }), 413, 'BODY_TOO_LARGE'],
   ['text/plain body', () => ({ body: 'hello', headers: { 'content-type': 'text/plain' } }), 415, 'UNSUPPORTED_MEDIA_TYPE'],
   ['no signature', () => ({ body: envelope(delivered()).body }), 401, 'SIGNATURE_INVALID'],
-  ['wrong signature', () => ({ body: envelope(delivered()).body, headers: { 'x-goog-signature': signWebhookData('not-the-token', Buffer.from('{}')) } }), 401, 'SIGNATURE_INVALID'],
+  [
+    'wrong signature',
+    () => ({ body: envelope(delivered()).body, headers: { 'x-goog-signature': signWebhookData('not-the-token', Buffer.from('{}')) } }),
+    401,
+    'SIGNATURE_INVALID',
+  ],
   ["signed with another agent's token", () => signed(delivered(), TOKENS['agent-b']), 401, 'SIGNATURE_INVALID'],
-  ['signature over other bytes (data tampered)', () => {
-    const s = signed(delivered());
-    const tampered = { ...s.body, message: { ...s.body.message, data: b64(JSON.stringify({ ...delivered(), eventType: 'READ' })) } };
-    return { body: tampered, headers: s.headers };
-  }, 401, 'SIGNATURE_INVALID'],
+  [
+    'signature over other bytes (data tampered)',
+    () => {
+      const s = signed(delivered());
+      const tampered = { ...s.body, message: { ...s.body.message, data: b64(JSON.stringify({ ...delivered(), eventType: 'READ' })) } };
+      return { body: tampered, headers: s.headers };
+    },
+    401,
+    'SIGNATURE_INVALID',
+  ],
   ['an agent with no token', () => signed(delivered('e', 'agent-z'), TOKENS['agent-a']), 401, 'SIGNATURE_INVALID'],
 ];
 

@@ -22,14 +22,16 @@ runProcess('rbm-dispatch', async () => {
   const loaded = loadConfig(process.env);
   const emulated = loaded.rbmEndpoint.kind === 'emulator';
   // In emulator mode with no CALLBACK_SECRET, one made up here signs status callbacks (GET /v1/callback shows it).
-  const config = emulated && loaded.callbacks.secret === undefined
-    ? { ...loaded, callbacks: { ...loaded.callbacks, secret: `whsec_${randomBytes(32).toString('base64')}` } }
-    : loaded;
+  const config =
+    emulated && loaded.callbacks.secret === undefined
+      ? { ...loaded, callbacks: { ...loaded.callbacks, secret: `whsec_${randomBytes(32).toString('base64')}` } }
+      : loaded;
   const log = createLogger(config.logLevel);
   const steps: Step[] = [];
   const redis = await ensureRedis(config.redisUrl);
   // In emulator mode with no tokens configured, one made up here signs and checks every webhook.
-  const clientTokens = Object.keys(config.webhookClientTokens).length > 0 || !emulated ? config.webhookClientTokens : { '*': randomBytes(16).toString('hex') };
+  const clientTokens =
+    Object.keys(config.webhookClientTokens).length > 0 || !emulated ? config.webhookClientTokens : { '*': randomBytes(16).toString('hex') };
 
   let rbm: { baseUrl: string; keyFile: string };
   let emulatorUrl: string | undefined;
@@ -46,7 +48,10 @@ runProcess('rbm-dispatch', async () => {
     await emulator.writeKeyFile(keyFile);
     rbm = { baseUrl: emulator.url, keyFile };
     emulatorUrl = emulator.url;
-    log.warn({ emulator: emulator.url, keyFile }, '*** EMULATOR MODE: no GOOGLE_APPLICATION_CREDENTIALS set, messages go to the built-in RBM emulator, not to Google ***');
+    log.warn(
+      { emulator: emulator.url, keyFile },
+      '*** EMULATOR MODE: no GOOGLE_APPLICATION_CREDENTIALS set, messages go to the built-in RBM emulator, not to Google ***',
+    );
     steps.push(['emulator', () => emulator.close()], ['emulator key', () => rm(keyDir, { recursive: true, force: true })]);
   } else {
     rbm = { baseUrl: loaded.rbmEndpoint.url, keyFile: config.credentialsFile! };
@@ -60,7 +65,10 @@ runProcess('rbm-dispatch', async () => {
   else log.info('status callbacks are off: set CALLBACK_SECRET to turn them on');
   const app = serviceApp(service, config, log, { open: emulated, clientTokens });
   await app.listen({ port: config.port, host: config.host });
-  log.info({ url: `http://${config.host}:${config.port}`, agents: config.agents, redis: redis.url, sms: config.sms.provider }, 'rbm-dispatch is up');
+  log.info(
+    { url: `http://${config.host}:${config.port}`, agents: config.agents, redis: redis.url, sms: config.sms.provider },
+    'rbm-dispatch is up',
+  );
 
   // Stop taking requests, finish the jobs in hand, then close what they used.
   steps.unshift(['http', () => app.close()], ['service', () => service.close()]);

@@ -11,5 +11,12 @@ runProcess('rbm-dispatch api', async () => {
   const app = serviceApp(service, config, log, { open: false, clientTokens: config.webhookClientTokens });
   await app.listen({ port: config.port, host: config.host });
   log.info({ url: `http://${config.host}:${config.port}` }, 'API listening');
-  return { log, timeoutMs: config.shutdownTimeoutMs, steps: [['http', () => app.close()], ['service', () => service.close()]] };
+  return {
+    log,
+    timeoutMs: config.shutdownTimeoutMs,
+    steps: [
+      ['http', () => app.close()],
+      ['service', () => service.close()],
+    ],
+  };
 });

@@ -11,7 +11,12 @@ import type { Config } from '../src/config.ts';
 import type { Logger } from '../src/logger.ts';
 import type { Service } from '../src/service.ts';
 
-export function serviceApp(service: Service, config: Readonly<Config>, log: Logger, opts: { open: boolean; clientTokens: Readonly<Record<string, string>> }): FastifyInstance {
+export function serviceApp(
+  service: Service,
+  config: Readonly<Config>,
+  log: Logger,
+  opts: { open: boolean; clientTokens: Readonly<Record<string, string>> },
+): FastifyInstance {
   const metrics = createMetrics({ read: () => service.metricsSource.read(), webhookCounters: service.webhookCounters });
   return buildApi({
     producer: service.producer,
@@ -20,7 +25,14 @@ export function serviceApp(service: Service, config: Readonly<Config>, log: Logg
     openWithoutKeys: opts.open,
     logger: log,
     timeouts: config.http,
-    webhook: { clientTokens: opts.clientTokens, intake: service.intake, bodyLimitBytes: config.inbound.bodyLimitBytes, counters: service.webhookCounters, log, observeLag: metrics.observeWebhookLag },
+    webhook: {
+      clientTokens: opts.clientTokens,
+      intake: service.intake,
+      bodyLimitBytes: config.inbound.bodyLimitBytes,
+      counters: service.webhookCounters,
+      log,
+      observeLag: metrics.observeWebhookLag,
+    },
     metrics,
     admin: { queues: service.metricsSource.queues, adminKey: config.adminApiKey, open: opts.open },
     readiness: service.readiness(),

@@ -23,7 +23,9 @@ export function runProcess(name: string, main: () => Promise<{ log: Logger; step
         log.info({ signal }, `${name}: shutting down, finishing jobs in hand`);
         // Closing connections rejects what was still waiting on them (a blocked read, a retry's
         // command after a Redis restart): expected now, and no reason to exit 1 mid-shutdown.
-        process.on('unhandledRejection', (err) => log.warn({ err: String((err as Error)?.message ?? err) }, `${name}: a pending call failed while stopping`));
+        process.on('unhandledRejection', (err) =>
+          log.warn({ err: String((err as Error)?.message ?? err) }, `${name}: a pending call failed while stopping`),
+        );
         const timer = setTimeout(() => {
           log.error({ timeoutMs }, `${name}: shutdown took too long, exiting`);
           process.exit(1);
@@ -72,11 +74,17 @@ function muteRepeatedWarnings(): void {
  * inbound, sms): config, logger, a real RBM endpoint with its key file (the
  * emulator is for `npm start`), Redis, and the service composed from them.
  */
-export async function composeAlone(role: string, sms?: (config: Config) => SmsSettings): Promise<{ config: Readonly<Config>; log: Logger; service: Service }> {
+export async function composeAlone(
+  role: string,
+  sms?: (config: Config) => SmsSettings,
+): Promise<{ config: Readonly<Config>; log: Logger; service: Service }> {
   const config = loadConfig(process.env);
   const log = createLogger(config.logLevel);
   if (config.rbmEndpoint.kind === 'emulator' || !config.credentialsFile) {
-    throw new Error(`${role} alone needs RBM_ENDPOINT and GOOGLE_APPLICATION_CREDENTIALS (npm start runs everything against the emulator; \`npm run emulator\` prints both for a standalone emulator)`);
+    throw new Error(
+      `${role} alone needs RBM_ENDPOINT and GOOGLE_APPLICATION_CREDENTIALS (npm start runs everything against the emulator; ` +
+        `\`npm run emulator\` prints both for a standalone emulator)`,
+    );
   }
   const redis = await ensureRedis(config.redisUrl);
   const service = await createService(config, {

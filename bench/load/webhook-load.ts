@@ -26,7 +26,12 @@ function signedEnvelope(): { body: string; signature: string } {
     }),
   );
   const body = JSON.stringify({
-    message: { attributes: { business_id: 'bench-agent@rbm.goog', product: 'RBM', type: 'event' }, data: data.toString('base64'), messageId: String(n), publishTime: new Date().toISOString() },
+    message: {
+      attributes: { business_id: 'bench-agent@rbm.goog', product: 'RBM', type: 'event' },
+      data: data.toString('base64'),
+      messageId: String(n),
+      publishTime: new Date().toISOString(),
+    },
     subscription: 'projects/bench/subscriptions/rbm',
   });
   return { body, signature: signWebhookData(args.token, data) };
@@ -47,13 +52,15 @@ const result = await autocannon({
     },
   ],
 });
-process.stdout.write(JSON.stringify({
-  requestsPerSec: result.requests.average,
-  total: result.requests.total,
-  non2xx: result.non2xx,
-  errors: result.errors,
-  timeouts: result.timeouts,
-  p50: result.latency.p50,
-  p99: result.latency.p99,
-  max: result.latency.max,
-}));
+process.stdout.write(
+  JSON.stringify({
+    requestsPerSec: result.requests.average,
+    total: result.requests.total,
+    non2xx: result.non2xx,
+    errors: result.errors,
+    timeouts: result.timeouts,
+    p50: result.latency.p50,
+    p99: result.latency.p99,
+    max: result.latency.max,
+  }),
+);

@@ -68,7 +68,11 @@ const stop = (child: ChildProcess) =>
     child.kill('SIGTERM');
   });
 
-export async function adaptive(emu: EmulatorProcess, redisUrl: string, opts: { configuredPerSec: number; quotaPerSec: number; seconds: number }): Promise<AdaptiveResult> {
+export async function adaptive(
+  emu: EmulatorProcess,
+  redisUrl: string,
+  opts: { configuredPerSec: number; quotaPerSec: number; seconds: number },
+): Promise<AdaptiveResult> {
   await emu.control('/reset', 'POST');
   await emu.control(`/quotas/${AGENT}`, 'PUT', { ratePerSec: opts.quotaPerSec });
   const { service, close } = await benchService(emu, redisUrl, { QUEUE_PREFIX: PREFIX, RBM_AGENTS: `${AGENT}:${opts.configuredPerSec}` });
@@ -98,7 +102,12 @@ export async function adaptive(emu: EmulatorProcess, redisUrl: string, opts: { c
       // Sampled on the second, against the run's start: a slow sample does not stretch the run.
       await new Promise((r) => setTimeout(r, Math.max(0, t0 + second * 1000 - performance.now())));
       const now = await counts();
-      timeline.push({ second, rate: Number((await redis.hget(rateKey, 'rate')) ?? NaN), accepted: now.accepted - last.accepted, rateLimited: now.rateLimited - last.rateLimited });
+      timeline.push({
+        second,
+        rate: Number((await redis.hget(rateKey, 'rate')) ?? NaN),
+        accepted: now.accepted - last.accepted,
+        rateLimited: now.rateLimited - last.rateLimited,
+      });
       last = now;
       if (second === 10) at10 = now;
     }

@@ -23,14 +23,22 @@ const settle = () => (globalThis as { gc?: () => void }).gc?.();
 
 function client(url: string, total: number, batchSize: number, concurrency: number): Promise<{ messagesPerSec: number; non2xx: number }> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', 'bench/load/api-load.ts', JSON.stringify({ url, total, batchSize, concurrency })], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const child = spawn(
+      process.execPath,
+      ['--import', 'tsx', 'bench/load/api-load.ts', JSON.stringify({ url, total, batchSize, concurrency })],
+      { stdio: ['ignore', 'pipe', 'inherit'] },
+    );
     let out = '';
     child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
     child.once('exit', (code) => (code === 0 ? resolve(JSON.parse(out)) : reject(new Error(`API load client exited with ${code}`))));
   });
 }
 
-export async function apiIntake(emu: EmulatorProcess, redisUrl: string, opts: { messages: number; singles: number; rounds: number }): Promise<ApiResult> {
+export async function apiIntake(
+  emu: EmulatorProcess,
+  redisUrl: string,
+  opts: { messages: number; singles: number; rounds: number },
+): Promise<ApiResult> {
   const prefix = 'bench-api';
   const { service, close } = await benchService(emu, redisUrl, { QUEUE_PREFIX: prefix, RBM_AGENTS: 'bench-agent:100000' });
   const app = buildApi({ producer: service.producer, apiKeys: [], openWithoutKeys: true });
@@ -40,7 +48,7 @@ export async function apiIntake(emu: EmulatorProcess, redisUrl: string, opts: { 
   let non2xx = 0;
   for (let round = 0; round <= opts.rounds; round++) {
     settle();
-    let start = performance.now();
+    const start = performance.now();
     await service.producer.sendMessages(inputs);
     const library = (opts.messages / (performance.now() - start)) * 1000;
     await deleteKeys(service.redis.producer, `${prefix}:*`);

@@ -34,7 +34,11 @@ export async function enqueue(emu: EmulatorProcess, redisUrl: string, opts: { me
   for (let round = 0; round <= opts.rounds; round++) {
     settle();
     let start = performance.now();
-    await bareAddBulk(bareQueue, inputs, 'bench-agent', { priority: 2, attempts: 8, backoff: { type: 'exponential', delay: 1000, jitter: 0.5 } });
+    await bareAddBulk(bareQueue, inputs, 'bench-agent', {
+      priority: 2,
+      attempts: 8,
+      backoff: { type: 'exponential', delay: 1000, jitter: 0.5 },
+    });
     const bareRate = (n / (performance.now() - start)) * 1000;
     await deleteKeys(connection, 'bench-enq-bare:*');
 

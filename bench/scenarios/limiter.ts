@@ -13,7 +13,11 @@ export interface LimiterResult {
   rateLimited: number;
 }
 
-export async function limiter(emu: EmulatorProcess, redisUrl: string, opts: { ratePerSec: number; seconds: number }): Promise<LimiterResult> {
+export async function limiter(
+  emu: EmulatorProcess,
+  redisUrl: string,
+  opts: { ratePerSec: number; seconds: number },
+): Promise<LimiterResult> {
   const agent = 'limit-agent';
   await emu.control('/reset', 'POST');
   await emu.control(`/quotas/${agent}`, 'PUT', { ratePerSec: opts.ratePerSec });

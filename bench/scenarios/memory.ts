@@ -25,7 +25,11 @@ export async function memory(emu: EmulatorProcess, redisUrl: string, opts: { mes
 
   const queue = new Queue('bare', { connection: redis, prefix: 'bench-mem-bare' });
   before = await usedMemory(redis);
-  await bareAddBulk(queue, Array.from({ length: n }, (_, i) => typicalMessage(i)), 'bench-agent');
+  await bareAddBulk(
+    queue,
+    Array.from({ length: n }, (_, i) => typicalMessage(i)),
+    'bench-agent',
+  );
   const bareBytesPerJob = ((await usedMemory(redis)) - before) / n;
   await queue.close();
   await deleteKeys(redis, 'bench-mem-bare:*');

@@ -15,14 +15,20 @@ export interface PriorityResult {
   rateLimited: number;
 }
 
-export async function priority(emu: EmulatorProcess, redisUrl: string, opts: { backlog: number; ratePerSec: number; samples: number }): Promise<PriorityResult> {
+export async function priority(
+  emu: EmulatorProcess,
+  redisUrl: string,
+  opts: { backlog: number; ratePerSec: number; samples: number },
+): Promise<PriorityResult> {
   const agent = 'prio-agent';
   await emu.control('/reset', 'POST');
   await emu.control(`/quotas/${agent}`, 'PUT', { ratePerSec: opts.ratePerSec });
   const { service, close } = await benchService(emu, redisUrl, { QUEUE_PREFIX: 'bench-prio', RBM_AGENTS: `${agent}:${opts.ratePerSec}` });
-  await service.producer.sendMessages(Array.from({ length: opts.backlog }, (_, i) => ({ ...typicalMessage(i, 'PROMOTION'), agentId: agent })));
+  await service.producer.sendMessages(
+    Array.from({ length: opts.backlog }, (_, i) => ({ ...typicalMessage(i, 'PROMOTION'), agentId: agent })),
+  );
   const dispatch = service.startDispatch();
-  const pending = new Map<string, (v: void) => void>();
+  const pending = new Map<string, () => void>();
   const completed = new Set<string>();
   dispatch.workers[0]!.worker.on('completed', (job) => {
     if (job.data.message?.messageTrafficType !== 'AUTHENTICATION') return;

@@ -28,7 +28,11 @@ async function bare(emu: EmulatorProcess, redisUrl: string, n: number, concurren
   const connection = createRedis(redisUrl, 'worker');
   await whenReady(connection);
   const queue = new Queue('bare', { connection, prefix });
-  await bareAddBulk(queue, Array.from({ length: n }, (_, i) => typicalMessage(i)), 'bare-agent');
+  await bareAddBulk(
+    queue,
+    Array.from({ length: n }, (_, i) => typicalMessage(i)),
+    'bare-agent',
+  );
   const token = await createTokenSource(await loadServiceAccountKey(emu.keyFile)).getToken();
   const pool = new Pool(emu.url, { connections: concurrency, keepAliveTimeout: 30_000 });
   const start = Date.now();

@@ -45,12 +45,18 @@ const TOKEN = 'bench-client-token-000000000001';
 
 function load(url: string, opts: { connections: number; durationSec: number; rate?: number }): Promise<LoadResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', 'bench/load/webhook-load.ts', JSON.stringify({ url, token: TOKEN, ...opts })], {
-      stdio: ['ignore', 'pipe', 'inherit'],
-    });
+    const child = spawn(
+      process.execPath,
+      ['--import', 'tsx', 'bench/load/webhook-load.ts', JSON.stringify({ url, token: TOKEN, ...opts })],
+      {
+        stdio: ['ignore', 'pipe', 'inherit'],
+      },
+    );
     let out = '';
     child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
-    child.once('exit', (code) => (code === 0 ? resolve(JSON.parse(out) as LoadResult) : reject(new Error(`load generator exited with ${code}`))));
+    child.once('exit', (code) =>
+      code === 0 ? resolve(JSON.parse(out) as LoadResult) : reject(new Error(`load generator exited with ${code}`)),
+    );
   });
 }
 
@@ -84,11 +90,21 @@ async function round(redisUrl: string, opts: { connections: number; durationSec:
   return { bare, intake: intakeRun, intakeQueued, halfRate, atHalf };
 }
 
-export async function webhook(redisUrl: string, opts: { connections: number; durationSec: number; rounds: number }): Promise<WebhookResult> {
+export async function webhook(
+  redisUrl: string,
+  opts: { connections: number; durationSec: number; rounds: number },
+): Promise<WebhookResult> {
   const rounds: WebhookResult['rounds'] = [];
   for (let i = 0; i < opts.rounds; i++) rounds.push(await round(redisUrl, opts));
   // autocannon's total leaves out requests in flight when it stops (at most one per connection); those were queued too.
-  const clean = rounds.every((r) => r.intake.non2xx === 0 && r.intake.errors === 0 && r.atHalf.non2xx === 0 && r.intakeQueued >= r.intake.total && r.intakeQueued <= r.intake.total + opts.connections);
+  const clean = rounds.every(
+    (r) =>
+      r.intake.non2xx === 0 &&
+      r.intake.errors === 0 &&
+      r.atHalf.non2xx === 0 &&
+      r.intakeQueued >= r.intake.total &&
+      r.intakeQueued <= r.intake.total + opts.connections,
+  );
   return {
     connections: opts.connections,
     durationSec: opts.durationSec,

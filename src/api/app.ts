@@ -7,62 +7,23 @@
 import { STATUS_CODES } from 'node:http';
 import type { Duplex } from 'node:stream';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
-import { HTTP_TIMEOUT_DEFAULTS, type ApiKeyConfig, type HttpTimeouts } from '../config.ts';
-import type { Logger } from '../logger.ts';
-import type { Producer } from '../queue/producer.ts';
-import { webhookRoutes, type WebhookOptions } from '../webhook/receiver.ts';
-import type { RevokeResult } from '../fallback/revoke.ts';
-import type { Queue } from 'bullmq';
+import { HTTP_TIMEOUT_DEFAULTS, type HttpTimeouts } from '../config.ts';
+import { webhookRoutes } from '../webhook/receiver.ts';
 import { adminRoutes } from './admin.ts';
 import { registerApiKeys } from './auth.ts';
 import { registerOpenApi } from './openapi.ts';
-import { healthRoutes, type ReadinessCheck } from './health.ts';
+import { healthRoutes } from './health.ts';
 import { registerJsonBodyParser } from './json-body.ts';
-import { metricsRoute, type Metrics } from './metrics.ts';
+import { metricsRoute } from './metrics.ts';
 import { errorBody, sendCode, sendError } from './errors.ts';
 import { ErrorCodes, statusOf } from '../errors.ts';
 import { eventRoutes } from './event-routes.ts';
 import { failureRoutes } from './failure-routes.ts';
-import type { RedriveResult } from '../queue/redrive.ts';
-import type { FailureEntry, FailureQuery, MessageRef } from '../status/store.ts';
 import { messageRoutes } from './message-routes.ts';
+import type { ApiOptions } from './options.ts';
 import { callbackRoutes } from './callback-routes.ts';
-import type { CallbackRegistry } from '../callbacks/registry.ts';
-import type { UrlRefusal } from '../egress/guard.ts';
 
-export interface ApiOptions {
-  producer: Producer;
-  /** DELETE /v1/messages/:id; absent: the route answers 501. */
-  revoke?: (ref: MessageRef, options: { fallback?: boolean }) => Promise<RevokeResult>;
-  /** POST /webhooks/rbm; absent: no webhook route. */
-  webhook?: WebhookOptions;
-  /** GET /v1/failures and POST /v1/failures:retry; absent: no such routes. */
-  failures?: {
-    list(options: FailureQuery): Promise<{ failures: FailureEntry[]; next?: number }>;
-    redrive(refs: readonly MessageRef[]): Promise<RedriveResult>;
-  };
-  /** Status callbacks: /v1/callback and replay; absent: no such routes, and sends carry no callback. */
-  callbacks?: {
-    registry: CallbackRegistry;
-    /** undefined: callbacks are off (no CALLBACK_SECRET). */
-    secretFor(scope: string): string | undefined;
-    replay(ref: MessageRef): Promise<{ messageId: string; replayed: number; url: string }>;
-    /** Refuses a URL that leads to a private, loopback or metadata address (src/egress/guard.ts); absent: not checked. */
-    egress?: { check(url: string): Promise<UrlRefusal | undefined> };
-  };
-  /** bull-board at /admin/queues over these queues; absent: no admin UI. */
-  admin?: { queues: readonly Queue[]; adminKey: string | undefined; open: boolean };
-  /** GET /metrics; absent: no metrics route. */
-  metrics?: Metrics;
-  /** /healthz and /readyz with these readiness checks; absent: no health routes. */
-  readiness?: readonly ReadinessCheck[];
-  apiKeys: readonly ApiKeyConfig[];
-  /** With no keys configured: true lets every caller in (emulator mode), false refuses all. */
-  openWithoutKeys: boolean;
-  logger?: Logger | false;
-  /** How long a client may take (config.http); absent: the defaults of HTTP_*_TIMEOUT_MS. */
-  timeouts?: HttpTimeouts;
-}
+export type { ApiOptions } from './options.ts';
 
 /**
  * The server's bounds on a client, so a slow or silent one cannot hold a
@@ -89,13 +50,18 @@ function serverOptions(t: HttpTimeouts) {
 function clientError(err: NodeJS.ErrnoException, socket: Duplex): void {
   if (err.code === 'ECONNRESET' || socket.destroyed) return;
   const [code, message] =
-    err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? [ErrorCodes.REQUEST_TIMEOUT, 'the request did not arrive in time']
-    : err.code === 'HPE_HEADER_OVERFLOW' ? [ErrorCodes.HEADERS_TOO_LARGE, 'the request headers are larger than this server accepts']
-    : [ErrorCodes.BAD_REQUEST, 'the request is not valid HTTP'];
+    err.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+      ? [ErrorCodes.REQUEST_TIMEOUT, 'the request did not arrive in time']
+      : err.code === 'HPE_HEADER_OVERFLOW'
+        ? [ErrorCodes.HEADERS_TOO_LARGE, 'the request headers are larger than this server accepts']
+        : [ErrorCodes.BAD_REQUEST, 'the request is not valid HTTP'];
   const status = statusOf(code);
   const body = JSON.stringify(errorBody(code, message));
   if (socket.writable) {
-    socket.write(`HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Length: ${Buffer.byteLength(body)}\r\nContent-Type: application/json\r\nConnection: close\r\n\r\n${body}`);
+    socket.write(
+      `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Length: ${Buffer.byteLength(body)}\r\n` +
+        `Content-Type: application/json\r\nConnection: close\r\n\r\n${body}`,
+    );
   }
   socket.destroy();
 }

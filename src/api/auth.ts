@@ -69,7 +69,13 @@ export function registerApiKeys(app: FastifyInstance, apiKeys: readonly ApiKeyCo
  * agentId is resolved once: a batch names a handful of agents 10,000 times,
  * and resolving a bad one throws (an Error, a stack trace) each time.
  */
-export function refuseForeignAgents(request: FastifyRequest, reply: FastifyReply, producer: Producer, items: readonly unknown[], path: string): boolean {
+export function refuseForeignAgents(
+  request: FastifyRequest,
+  reply: FastifyReply,
+  producer: Producer,
+  items: readonly unknown[],
+  path: string,
+): boolean {
   const allowed = (request as WithAgents).allowedAgents;
   if (!allowed) return false;
   const { defaultAgentId } = keyScopeOf(request);
@@ -92,7 +98,8 @@ export function refuseForeignAgents(request: FastifyRequest, reply: FastifyReply
     const agent = foreignOf((item as { agentId?: unknown } | null)?.agentId);
     if (agent === null) return;
     count += 1;
-    if (details.length < MAX_LISTED_PROBLEMS) details.push({ path: path ? `${path}.${i}.agentId` : 'agentId', problem: `this API key may not send for agent '${agent}'` });
+    if (details.length < MAX_LISTED_PROBLEMS)
+      details.push({ path: path ? `${path}.${i}.agentId` : 'agentId', problem: `this API key may not send for agent '${agent}'` });
   });
   if (count === 0) return false;
   sendCode(reply, 'FORBIDDEN', details[0]!.problem, details, count);

@@ -10,7 +10,7 @@ import { callbackUrl, validate } from '../../jobs/common.ts';
 import { ReplayError } from '../callbacks/replay.ts';
 import { PayloadError } from '../errors.ts';
 import type { SendOptions } from '../queue/producer.ts';
-import type { ApiOptions } from './app.ts';
+import type { ApiOptions } from './options.ts';
 import { callbackScopeOf } from './auth.ts';
 import { messageOf } from './locate.ts';
 import { sendCode } from './errors.ts';
@@ -33,42 +33,61 @@ export async function callbackRoutes(app: FastifyInstance, opts: ApiOptions): Pr
 
   app.get('/v1/callback', doc('callbacks', "This API key's callback URL and the secret its callbacks are signed with"), async (request) => {
     const scope = callbackScopeOf(request);
-    return { url: await callbacks.registry.get(scope), secret: callbacks.secretFor(scope) ?? null, enabled: callbacks.secretFor(scope) !== undefined };
+    return {
+      url: await callbacks.registry.get(scope),
+      secret: callbacks.secretFor(scope) ?? null,
+      enabled: callbacks.secretFor(scope) !== undefined,
+    };
   });
 
-  app.put('/v1/callback', doc('callbacks', 'Register the URL status changes are POSTed to (for messages without a callbackUrl of their own)', {
-    type: 'object', properties: { url: { type: 'string', format: 'uri' } }, required: ['url'],
-  }), async (request) => {
-    const scope = callbackScopeOf(request);
-    const secret = callbacks.secretFor(scope);
-    if (secret === undefined) throw new PayloadError('callback', [{ path: 'url', problem: OFF }]);
-    const body = request.body as { url?: unknown } | null;
-    if (!body || typeof body !== 'object' || Array.isArray(body)) throw new PayloadError('callback', [{ path: '', problem: 'expected an object { "url": "https://..." }' }]);
-    const extra = Object.keys(body).filter((k) => k !== 'url');
-    const checked = validate(callbackUrl, body.url);
-    const problems = [...extra.map((k) => ({ path: k, problem: 'unknown field: expected only url' })), ...(checked.ok ? [] : checked.problems.map((p) => ({ ...p, path: 'url' })))];
-    if (problems.length > 0) throw new PayloadError('callback', problems);
-    // Where it leads, once its shape is right: a name is resolved now (bounded), and again at every connect.
-    const refusal = await callbacks.egress?.check(body.url as string);
-    if (refusal) throw new PayloadError('callback', [{ path: 'url', problem: refusal.reason }], { code: refusal.code });
-    await callbacks.registry.set(scope, body.url as string);
-    return { url: body.url, secret, enabled: true };
-  });
+  app.put(
+    '/v1/callback',
+    doc('callbacks', 'Register the URL status changes are POSTed to (for messages without a callbackUrl of their own)', {
+      type: 'object',
+      properties: { url: { type: 'string', format: 'uri' } },
+      required: ['url'],
+    }),
+    async (request) => {
+      const scope = callbackScopeOf(request);
+      const secret = callbacks.secretFor(scope);
+      if (secret === undefined) throw new PayloadError('callback', [{ path: 'url', problem: OFF }]);
+      const body = request.body as { url?: unknown } | null;
+      if (!body || typeof body !== 'object' || Array.isArray(body))
+        throw new PayloadError('callback', [{ path: '', problem: 'expected an object { "url": "https://..." }' }]);
+      const extra = Object.keys(body).filter((k) => k !== 'url');
+      const checked = validate(callbackUrl, body.url);
+      const problems = [
+        ...extra.map((k) => ({ path: k, problem: 'unknown field: expected only url' })),
+        ...(checked.ok ? [] : checked.problems.map((p) => ({ ...p, path: 'url' }))),
+      ];
+      if (problems.length > 0) throw new PayloadError('callback', problems);
+      // Where it leads, once its shape is right: a name is resolved now (bounded), and again at every connect.
+      const refusal = await callbacks.egress?.check(body.url as string);
+      if (refusal) throw new PayloadError('callback', [{ path: 'url', problem: refusal.reason }], { code: refusal.code });
+      await callbacks.registry.set(scope, body.url as string);
+      return { url: body.url, secret, enabled: true };
+    },
+  );
 
   app.delete('/v1/callback', doc('callbacks', 'Stop sending callbacks for messages sent from now on'), async (request, reply) => {
-    if (!(await callbacks.registry.remove(callbackScopeOf(request)))) return sendCode(reply, 'NOT_FOUND', 'this API key has no callback URL');
+    if (!(await callbacks.registry.remove(callbackScopeOf(request))))
+      return sendCode(reply, 'NOT_FOUND', 'this API key has no callback URL');
     return reply.code(204).send();
   });
 
-  app.post('/v1/messages/:id/callbacks::replay', doc('callbacks', "Send every status change of a message to its callback URL again"), async (request, reply) => {
-    const { id } = request.params as { id: string };
-    const ref = await messageOf(request, opts.producer);
-    if (!ref) return sendCode(reply, 'NOT_FOUND', `no message ${id}`);
-    try {
-      return reply.code(202).send(await callbacks.replay(ref));
-    } catch (err) {
-      if (!(err instanceof ReplayError)) throw err;
-      return sendCode(reply, err.reason, err.message);
-    }
-  });
+  app.post(
+    '/v1/messages/:id/callbacks::replay',
+    doc('callbacks', 'Send every status change of a message to its callback URL again'),
+    async (request, reply) => {
+      const { id } = request.params as { id: string };
+      const ref = await messageOf(request, opts.producer);
+      if (!ref) return sendCode(reply, 'NOT_FOUND', `no message ${id}`);
+      try {
+        return reply.code(202).send(await callbacks.replay(ref));
+      } catch (err) {
+        if (!(err instanceof ReplayError)) throw err;
+        return sendCode(reply, err.reason, err.message);
+      }
+    },
+  );
 }

@@ -9,7 +9,19 @@
  */
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
 import { maskPhonesIn } from '../mask.ts';
-import { AmbiguousMessageIdError, DispatchError, ErrorCodes, MAX_LISTED_PROBLEMS, PayloadError, RbmApiError, RbmAuthError, RbmNetworkError, statusOf, UnknownAgentError, type HttpCode } from '../errors.ts';
+import {
+  AmbiguousMessageIdError,
+  DispatchError,
+  ErrorCodes,
+  MAX_LISTED_PROBLEMS,
+  PayloadError,
+  RbmApiError,
+  RbmAuthError,
+  RbmNetworkError,
+  statusOf,
+  UnknownAgentError,
+  type HttpCode,
+} from '../errors.ts';
 
 export interface ErrorBody {
   error: { code: HttpCode; message: string; details: Array<{ path: string; problem: string }>; problemCount: number };
@@ -17,14 +29,23 @@ export interface ErrorBody {
 
 type Details = ErrorBody['error']['details'];
 
-/** The body only; answer with sendCode(), which sets the code's status. `problemCount`: the total when `details` holds only the first problems. */
+/**
+ * The body only; answer with sendCode(), which sets the code's status.
+ * `problemCount`: the total when `details` holds only the first problems.
+ */
 export function errorBody(code: HttpCode, message: string, details: Details = [], problemCount = details.length): ErrorBody {
   const listed = details.length > MAX_LISTED_PROBLEMS ? details.slice(0, MAX_LISTED_PROBLEMS) : details;
   return { error: { code, message, details: listed, problemCount: Math.max(problemCount, details.length) } };
 }
 
 /** Answers a refusal: the code's status from the catalogue, the one error shape. */
-export function sendCode(reply: FastifyReply, code: HttpCode, message: string, details: Details = [], problemCount = details.length): FastifyReply {
+export function sendCode(
+  reply: FastifyReply,
+  code: HttpCode,
+  message: string,
+  details: Details = [],
+  problemCount = details.length,
+): FastifyReply {
   return reply.code(statusOf(code)).send(errorBody(code, message, details, problemCount));
 }
 
@@ -44,8 +65,21 @@ const FASTIFY_CODES: Record<string, { code: HttpCode; message: string }> = {
  * with the framework's message; BAD_REQUEST (400) for a status it has none for.
  */
 const BY_STATUS: ReadonlyMap<number, HttpCode> = new Map(
-  (['BAD_REQUEST', 'UNAUTHENTICATED', 'FORBIDDEN', 'NOT_FOUND', 'REQUEST_TIMEOUT', 'PRECONDITION_FAILED', 'BODY_TOO_LARGE', 'URI_TOO_LONG', 'UNSUPPORTED_MEDIA_TYPE', 'RANGE_NOT_SATISFIABLE', 'HEADERS_TOO_LARGE'] as const)
-    .map((code) => [statusOf(code), code]),
+  (
+    [
+      'BAD_REQUEST',
+      'UNAUTHENTICATED',
+      'FORBIDDEN',
+      'NOT_FOUND',
+      'REQUEST_TIMEOUT',
+      'PRECONDITION_FAILED',
+      'BODY_TOO_LARGE',
+      'URI_TOO_LONG',
+      'UNSUPPORTED_MEDIA_TYPE',
+      'RANGE_NOT_SATISFIABLE',
+      'HEADERS_TOO_LARGE',
+    ] as const
+  ).map((code) => [statusOf(code), code]),
 );
 
 function answer(code: HttpCode, message: string, details?: Details, problemCount?: number): { status: number; body: ErrorBody } {
@@ -56,7 +90,8 @@ function answer(code: HttpCode, message: string, details?: Details, problemCount
 export function toHttpError(err: unknown): { status: number; body: ErrorBody } {
   if (err instanceof PayloadError) return answer(err.code, err.message, [...err.problems], err.problemCount);
   if (err instanceof UnknownAgentError) return answer(ErrorCodes.UNKNOWN_AGENT, err.message, [{ path: 'agentId', problem: err.message }]);
-  if (err instanceof AmbiguousMessageIdError) return answer(ErrorCodes.MESSAGE_ID_AMBIGUOUS, err.message, [{ path: 'agentId', problem: `one of ${err.agents.join(', ')}` }]);
+  if (err instanceof AmbiguousMessageIdError)
+    return answer(ErrorCodes.MESSAGE_ID_AMBIGUOUS, err.message, [{ path: 'agentId', problem: `one of ${err.agents.join(', ')}` }]);
   if (err instanceof DispatchError && err.code === ErrorCodes.REDIS_UNAVAILABLE) return answer(err.code, err.message);
   // RBM failed a call made for this request (a revoke's DELETE): the upstream's fault, worth a retry.
   if (err instanceof RbmApiError || err instanceof RbmNetworkError || err instanceof RbmAuthError) {

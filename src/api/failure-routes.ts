@@ -6,7 +6,7 @@
 import type { FastifyInstance } from 'fastify';
 import { PayloadError } from '../errors.ts';
 import type { MessageRef } from '../status/store.ts';
-import type { ApiOptions } from './app.ts';
+import type { ApiOptions } from './options.ts';
 import { allowedAgentsOf } from './auth.ts';
 import { sendCode } from './errors.ts';
 import { doc } from './openapi.ts';
@@ -15,7 +15,8 @@ const MAX_LIST = 1000;
 
 function positiveInt(value: string | undefined, name: string, max: number): number | undefined {
   if (value === undefined) return undefined;
-  if (!/^\d+$/.test(value) || Number(value) < 1 || Number(value) > max) throw new PayloadError('query', [{ path: name, problem: `expected a whole number from 1 to ${max}, got '${value}'` }]);
+  if (!/^\d+$/.test(value) || Number(value) < 1 || Number(value) > max)
+    throw new PayloadError('query', [{ path: name, problem: `expected a whole number from 1 to ${max}, got '${value}'` }]);
   return Number(value);
 }
 
@@ -27,19 +28,31 @@ export async function failureRoutes(app: FastifyInstance, opts: ApiOptions): Pro
     const q = request.query as { reason?: string; limit?: string; before?: string };
     const limit = positiveInt(q.limit, 'limit', MAX_LIST) ?? 100;
     const before = positiveInt(q.before, 'before', Number.MAX_SAFE_INTEGER);
-    return failures.list({ limit, agents: allowedAgentsOf(request), ...(q.reason ? { code: q.reason } : {}), ...(before !== undefined ? { before } : {}) });
+    return failures.list({
+      limit,
+      agents: allowedAgentsOf(request),
+      ...(q.reason ? { code: q.reason } : {}),
+      ...(before !== undefined ? { before } : {}),
+    });
   });
 
   app.post('/v1/failures::retry', doc('failures', 'Re-drive failed messages by ID or by reason'), async (request, reply) => {
     const body = (request.body ?? {}) as { messageIds?: unknown; reason?: unknown };
-    if (typeof body !== 'object' || Array.isArray(body)) throw new PayloadError('retry', [{ path: '', problem: 'expected an object { messageIds } or { reason }' }]);
+    if (typeof body !== 'object' || Array.isArray(body))
+      throw new PayloadError('retry', [{ path: '', problem: 'expected an object { messageIds } or { reason }' }]);
     const ids = body.messageIds;
-    if (ids !== undefined && (!Array.isArray(ids) || ids.length === 0 || ids.length > MAX_LIST || !ids.every((id) => typeof id === 'string'))) {
+    if (
+      ids !== undefined &&
+      (!Array.isArray(ids) || ids.length === 0 || ids.length > MAX_LIST || !ids.every((id) => typeof id === 'string'))
+    ) {
       throw new PayloadError('retry', [{ path: 'messageIds', problem: `expected 1 to ${MAX_LIST} message IDs` }]);
     }
-    if (body.reason !== undefined && typeof body.reason !== 'string') throw new PayloadError('retry', [{ path: 'reason', problem: 'expected an error code like RBM_API' }]);
+    if (body.reason !== undefined && typeof body.reason !== 'string')
+      throw new PayloadError('retry', [{ path: 'reason', problem: 'expected an error code like RBM_API' }]);
     if (ids === undefined && body.reason === undefined) {
-      return sendCode(reply, 'PAYLOAD_INVALID', 'expected messageIds or reason', [{ path: '', problem: 'expected { "messageIds": [...] } or { "reason": "CODE" }' }]);
+      return sendCode(reply, 'PAYLOAD_INVALID', 'expected messageIds or reason', [
+        { path: '', problem: 'expected { "messageIds": [...] } or { "reason": "CODE" }' },
+      ]);
     }
     const agents = allowedAgentsOf(request);
     if (ids === undefined) {

@@ -18,7 +18,9 @@ export function healthRoutes(checks: readonly ReadinessCheck[]) {
         checks.map(async (c) => ({ name: c.name, ok: await Promise.race([c.check().catch(() => false), timeout(2000)]) })),
       );
       const ready = results.every((r) => r.ok);
-      return reply.code(ready ? 200 : 503).send({ status: ready ? 'ready' : 'not ready', checks: Object.fromEntries(results.map((r) => [r.name, r.ok ? 'ok' : 'failing'])) });
+      return reply
+        .code(ready ? 200 : 503)
+        .send({ status: ready ? 'ready' : 'not ready', checks: Object.fromEntries(results.map((r) => [r.name, r.ok ? 'ok' : 'failing'])) });
     });
   };
 }

@@ -16,4 +16,3 @@ export function messageOf(request: FastifyRequest, producer: Pick<Producer, 'loc
   const { agentId } = request.query as { agentId?: string };
   return producer.locateOne(id, { agents: allowedAgentsOf(request), agentId });
 }
-

@@ -11,7 +11,7 @@ import { callbackOption } from './callback-routes.ts';
 import { bulkItems, underField } from './bulk.ts';
 import { sendCode } from './errors.ts';
 import { doc, docSchemas } from './openapi.ts';
-import type { ApiOptions } from './app.ts';
+import type { ApiOptions } from './options.ts';
 
 /** A batch of 10,000 full-size messages is large; one message never is. */
 const BATCH_BODY_LIMIT = 32 * 1024 * 1024;
@@ -27,26 +27,49 @@ export function idempotencyHeader(request: FastifyRequest): string | undefined {
 export async function messageRoutes(app: FastifyInstance, opts: ApiOptions): Promise<void> {
   const { producer } = opts;
 
-  app.post('/v1/messages', doc('messages', 'Send one message (202: queued, with its messageId)', docSchemas.message), async (request, reply) => {
-    const body = request.body as Record<string, unknown> | null;
-    const key = idempotencyHeader(request);
-    const input = key && body && typeof body === 'object' && body.idempotencyKey === undefined ? { ...body, idempotencyKey: key } : body;
-    if (refuseForeignAgents(request, reply, producer, [input], '')) return reply;
-    return reply.code(202).send(await producer.sendMessage(input as never, { ...keyScopeOf(request), ...(await callbackOption(request, opts)) }));
-  });
+  app.post(
+    '/v1/messages',
+    doc('messages', 'Send one message (202: queued, with its messageId)', docSchemas.message),
+    async (request, reply) => {
+      const body = request.body as Record<string, unknown> | null;
+      const key = idempotencyHeader(request);
+      const input = key && body && typeof body === 'object' && body.idempotencyKey === undefined ? { ...body, idempotencyKey: key } : body;
+      if (refuseForeignAgents(request, reply, producer, [input], '')) return reply;
+      return reply
+        .code(202)
+        .send(await producer.sendMessage(input as never, { ...keyScopeOf(request), ...(await callbackOption(request, opts)) }));
+    },
+  );
 
-  app.post('/v1/messages::batch', { bodyLimit: BATCH_BODY_LIMIT, ...doc('messages', 'Send up to 10,000 messages, all or nothing', { type: 'object', properties: { messages: { type: 'array', maxItems: 10_000, items: docSchemas.message } }, required: ['messages'] }) }, async (request, reply) => {
-    const items = bulkItems(request.body, 'messages');
-    if (refuseForeignAgents(request, reply, producer, items, 'messages')) return reply;
-    const key = idempotencyHeader(request);
-    try {
-      return reply.code(202).send(await producer.sendBatch(items as never, { ...(key ? { idempotencyKey: key } : {}), ...keyScopeOf(request), ...(await callbackOption(request, opts)) }));
-    } catch (err) {
-      throw underField(err, 'messages');
-    }
-  });
+  app.post(
+    '/v1/messages::batch',
+    {
+      bodyLimit: BATCH_BODY_LIMIT,
+      ...doc('messages', 'Send up to 10,000 messages, all or nothing', {
+        type: 'object',
+        properties: { messages: { type: 'array', maxItems: 10_000, items: docSchemas.message } },
+        required: ['messages'],
+      }),
+    },
+    async (request, reply) => {
+      const items = bulkItems(request.body, 'messages');
+      if (refuseForeignAgents(request, reply, producer, items, 'messages')) return reply;
+      const key = idempotencyHeader(request);
+      try {
+        return reply.code(202).send(
+          await producer.sendBatch(items as never, {
+            ...(key ? { idempotencyKey: key } : {}),
+            ...keyScopeOf(request),
+            ...(await callbackOption(request, opts)),
+          }),
+        );
+      } catch (err) {
+        throw underField(err, 'messages');
+      }
+    },
+  );
 
-  app.get('/v1/messages/:id', doc('messages', 'A message\'s status and timeline'), async (request, reply) => {
+  app.get('/v1/messages/:id', doc('messages', "A message's status and timeline"), async (request, reply) => {
     const { id } = request.params as { id: string };
     // A message of an agent this key may not use is not shown, nor said to exist.
     const ref = await messageOf(request, producer);
@@ -60,7 +83,9 @@ export async function messageRoutes(app: FastifyInstance, opts: ApiOptions): Pro
     const { id } = request.params as { id: string };
     const fallback = (request.query as { fallback?: string }).fallback;
     if (fallback !== undefined && fallback !== 'true' && fallback !== 'false') {
-      return sendCode(reply, 'PAYLOAD_INVALID', `expected fallback=true or fallback=false, got '${fallback}'`, [{ path: 'fallback', problem: 'expected true or false' }]);
+      return sendCode(reply, 'PAYLOAD_INVALID', `expected fallback=true or fallback=false, got '${fallback}'`, [
+        { path: 'fallback', problem: 'expected true or false' },
+      ]);
     }
     const ref = await messageOf(request, producer);
     if (!ref) return sendCode(reply, 'NOT_FOUND', `no message ${id}`);
@@ -72,7 +97,7 @@ export async function messageRoutes(app: FastifyInstance, opts: ApiOptions): Pro
     }
   });
 
-  app.get('/v1/batches/:id', doc('messages', 'A batch\'s progress: counts per state'), async (request, reply) => {
+  app.get('/v1/batches/:id', doc('messages', "A batch's progress: counts per state"), async (request, reply) => {
     const { id } = request.params as { id: string };
     // A batch holding messages of agents this key may not use answers like an unknown one.
     const progress = await producer.batchProgress(id, allowedAgentsOf(request));

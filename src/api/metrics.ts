@@ -36,7 +36,13 @@ type Sample = { labels?: Record<string, string | number>; value: number; metricN
 const HISTOGRAM_BOUNDS = [...HISTOGRAM_BOUNDS_S.map(String), '+Inf'];
 
 /** A metric whose samples are computed at scrape time (duck-typed for prom-client's registry). */
-function computed(name: string, help: string, type: 'counter' | 'gauge' | 'histogram', samples: (s: MetricsSnapshot) => Sample[], snapshot: () => Promise<MetricsSnapshot>) {
+function computed(
+  name: string,
+  help: string,
+  type: 'counter' | 'gauge' | 'histogram',
+  samples: (s: MetricsSnapshot) => Sample[],
+  snapshot: () => Promise<MetricsSnapshot>,
+) {
   return {
     name,
     help,
@@ -65,7 +71,11 @@ function histogram(metric: string, name: string, counters: Record<string, number
     cumulative += counters[`h|${name}|${le}`] ?? 0;
     return { metricName: `${metric}_bucket`, labels: { le }, value: cumulative };
   });
-  return [...buckets, { metricName: `${metric}_sum`, value: (counters[`h|${name}|sum_ms`] ?? 0) / 1000 }, { metricName: `${metric}_count`, value: cumulative }];
+  return [
+    ...buckets,
+    { metricName: `${metric}_sum`, value: (counters[`h|${name}|sum_ms`] ?? 0) / 1000 },
+    { metricName: `${metric}_count`, value: cumulative },
+  ];
 }
 
 export interface Metrics {
@@ -84,25 +94,139 @@ export function createMetrics(deps: { read: () => Promise<MetricsSnapshot>; webh
   };
   const histo = (metric: string, name: string) => (s: MetricsSnapshot) => histogram(metric, name, s.counters);
   const metrics = [
-    computed('rbm_messages_total', 'Moves of messages into each state, by agent.', 'counter', (s) => byPrefix(s.counters, 'state', ['state', 'agent']), snapshot),
-    computed('rbm_fallbacks_total', 'SMS fallbacks queued, by what triggered them.', 'counter', (s) => byPrefix(s.counters, 'fallback', ['reason']), snapshot),
-    computed('rbm_rate_limited_total', '429 answers, by queue (an agent, or the SMS provider).', 'counter', (s) => byPrefix(s.counters, 'ratelimited', ['queue']), snapshot),
-    computed('rbm_throttled_seconds_total', 'Time queues were paused by 429s.', 'counter', (s) => byPrefix(s.counters, 'throttled_ms', ['queue'], 1 / 1000), snapshot),
-    computed('rbm_retries_total', 'Failed tries that will be retried, by queue.', 'counter', (s) => byPrefix(s.counters, 'retries', ['queue']), snapshot),
-    computed('rbm_deferred_total', 'Tries put back without using an attempt because no access token could be had, by queue.', 'counter', (s) => byPrefix(s.counters, 'deferred', ['queue']), snapshot),
-    computed('rbm_token_requests_total', 'OAuth token requests, by outcome: issued, unavailable, refused.', 'counter', (s) => byPrefix(s.counters, 'token', ['outcome']).filter((x) => x.labels?.outcome !== 'rejected'), snapshot),
-    computed('rbm_unauthorized_total', 'RBM calls answered 401 (each gets one fresh token; a second 401 fails the call with RBM_AUTH).', 'counter', (s) => [{ value: s.counters['token|rejected'] ?? 0 }], snapshot),
-    computed('rbm_time_to_delivered_seconds', 'From enqueue to the first news of delivery.', 'histogram', histo('rbm_time_to_delivered_seconds', 'delivered'), snapshot),
-    computed('rbm_time_to_fallback_seconds', 'From enqueue to the SMS being sent.', 'histogram', histo('rbm_time_to_fallback_seconds', 'fallback'), snapshot),
-    computed('rbm_inbound_events_total', 'Inbound events handled, and those about messages we do not know.', 'counter', (s) => byPrefix(s.counters, 'inbound', ['outcome']), snapshot),
-    computed('rbm_callbacks_total', 'Status callback attempts: delivered, retried, failed (for good).', 'counter', (s) => byPrefix(s.counters, 'callback', ['outcome']), snapshot),
-    computed('rbm_callback_feed_pending', 'Status changes not yet turned into callback deliveries.', 'gauge', (s) => [{ value: s.callbackFeedPending }], snapshot),
-    computed('rbm_callbacks_parked_total', 'Callback deliveries put back without a call or an attempt: open (the receiver\'s breaker), busy (its in-flight cap).', 'counter', (s) => byPrefix(s.counters, 'callback_parked', ['reason']), snapshot),
-    computed('rbm_callback_breakers_total', 'Callback receiver breakers opened and closed.', 'counter', (s) => byPrefix(s.counters, 'callback_breaker', ['event']), snapshot),
-    computed('rbm_callback_receivers_open', 'Callback receivers whose breaker is open now: their deliveries wait for a probe call to succeed.', 'gauge', (s) => [{ value: s.callbackReceiversOpen }], snapshot),
-    computed('rbm_queue_jobs', 'Jobs per queue and state.', 'gauge', (s) => s.queues.flatMap((q) => Object.entries(q.counts).map(([state, value]) => ({ labels: { queue: q.queue, state }, value }))), snapshot),
-    computed('rbm_agent_effective_rate', "Messages per second an agent's limiter allows now: its configured rate, or less after 429s.", 'gauge', (s) => s.agentRates.map(({ agent, rate }) => ({ labels: { agent }, value: rate })), snapshot),
-    computed('rbm_webhook_events_pending', 'Verified webhook events not yet handled by the inbound worker.', 'gauge', (s) => [{ value: s.webhookEventsPending }], snapshot),
+    computed(
+      'rbm_messages_total',
+      'Moves of messages into each state, by agent.',
+      'counter',
+      (s) => byPrefix(s.counters, 'state', ['state', 'agent']),
+      snapshot,
+    ),
+    computed(
+      'rbm_fallbacks_total',
+      'SMS fallbacks queued, by what triggered them.',
+      'counter',
+      (s) => byPrefix(s.counters, 'fallback', ['reason']),
+      snapshot,
+    ),
+    computed(
+      'rbm_rate_limited_total',
+      '429 answers, by queue (an agent, or the SMS provider).',
+      'counter',
+      (s) => byPrefix(s.counters, 'ratelimited', ['queue']),
+      snapshot,
+    ),
+    computed(
+      'rbm_throttled_seconds_total',
+      'Time queues were paused by 429s.',
+      'counter',
+      (s) => byPrefix(s.counters, 'throttled_ms', ['queue'], 1 / 1000),
+      snapshot,
+    ),
+    computed(
+      'rbm_retries_total',
+      'Failed tries that will be retried, by queue.',
+      'counter',
+      (s) => byPrefix(s.counters, 'retries', ['queue']),
+      snapshot,
+    ),
+    computed(
+      'rbm_deferred_total',
+      'Tries put back without using an attempt because no access token could be had, by queue.',
+      'counter',
+      (s) => byPrefix(s.counters, 'deferred', ['queue']),
+      snapshot,
+    ),
+    computed(
+      'rbm_token_requests_total',
+      'OAuth token requests, by outcome: issued, unavailable, refused.',
+      'counter',
+      (s) => byPrefix(s.counters, 'token', ['outcome']).filter((x) => x.labels?.outcome !== 'rejected'),
+      snapshot,
+    ),
+    computed(
+      'rbm_unauthorized_total',
+      'RBM calls answered 401 (each gets one fresh token; a second 401 fails the call with RBM_AUTH).',
+      'counter',
+      (s) => [{ value: s.counters['token|rejected'] ?? 0 }],
+      snapshot,
+    ),
+    computed(
+      'rbm_time_to_delivered_seconds',
+      'From enqueue to the first news of delivery.',
+      'histogram',
+      histo('rbm_time_to_delivered_seconds', 'delivered'),
+      snapshot,
+    ),
+    computed(
+      'rbm_time_to_fallback_seconds',
+      'From enqueue to the SMS being sent.',
+      'histogram',
+      histo('rbm_time_to_fallback_seconds', 'fallback'),
+      snapshot,
+    ),
+    computed(
+      'rbm_inbound_events_total',
+      'Inbound events handled, and those about messages we do not know.',
+      'counter',
+      (s) => byPrefix(s.counters, 'inbound', ['outcome']),
+      snapshot,
+    ),
+    computed(
+      'rbm_callbacks_total',
+      'Status callback attempts: delivered, retried, failed (for good).',
+      'counter',
+      (s) => byPrefix(s.counters, 'callback', ['outcome']),
+      snapshot,
+    ),
+    computed(
+      'rbm_callback_feed_pending',
+      'Status changes not yet turned into callback deliveries.',
+      'gauge',
+      (s) => [{ value: s.callbackFeedPending }],
+      snapshot,
+    ),
+    computed(
+      'rbm_callbacks_parked_total',
+      "Callback deliveries put back without a call or an attempt: open (the receiver's breaker), busy (its in-flight cap).",
+      'counter',
+      (s) => byPrefix(s.counters, 'callback_parked', ['reason']),
+      snapshot,
+    ),
+    computed(
+      'rbm_callback_breakers_total',
+      'Callback receiver breakers opened and closed.',
+      'counter',
+      (s) => byPrefix(s.counters, 'callback_breaker', ['event']),
+      snapshot,
+    ),
+    computed(
+      'rbm_callback_receivers_open',
+      'Callback receivers whose breaker is open now: their deliveries wait for a probe call to succeed.',
+      'gauge',
+      (s) => [{ value: s.callbackReceiversOpen }],
+      snapshot,
+    ),
+    computed(
+      'rbm_queue_jobs',
+      'Jobs per queue and state.',
+      'gauge',
+      (s) => s.queues.flatMap((q) => Object.entries(q.counts).map(([state, value]) => ({ labels: { queue: q.queue, state }, value }))),
+      snapshot,
+    ),
+    computed(
+      'rbm_agent_effective_rate',
+      "Messages per second an agent's limiter allows now: its configured rate, or less after 429s.",
+      'gauge',
+      (s) => s.agentRates.map(({ agent, rate }) => ({ labels: { agent }, value: rate })),
+      snapshot,
+    ),
+    computed(
+      'rbm_webhook_events_pending',
+      'Verified webhook events not yet handled by the inbound worker.',
+      'gauge',
+      (s) => [{ value: s.webhookEventsPending }],
+      snapshot,
+    ),
   ];
   for (const m of metrics) registry.registerMetric(m as never);
   const counters = deps.webhookCounters;
@@ -112,10 +236,21 @@ export function createMetrics(deps: { read: () => Promise<MetricsSnapshot>; webh
       help: 'Webhook requests received by this process, by outcome.',
       type: 'counter',
       aggregator: 'sum',
-      get: async () => ({ name: 'rbm_webhooks_total', help: '', type: 'counter', aggregator: 'sum', values: Object.entries(counters).map(([outcome, value]) => ({ labels: { outcome }, value })) }),
+      get: async () => ({
+        name: 'rbm_webhooks_total',
+        help: '',
+        type: 'counter',
+        aggregator: 'sum',
+        values: Object.entries(counters).map(([outcome, value]) => ({ labels: { outcome }, value })),
+      }),
     } as never);
   }
-  const lag = new Histogram({ name: 'rbm_webhook_lag_seconds', help: "From RBM's sendTime to our receipt of the webhook.", buckets: [0.1, 0.5, 1, 2, 5, 10, 30, 60, 300, 600], registers: [registry] });
+  const lag = new Histogram({
+    name: 'rbm_webhook_lag_seconds',
+    help: "From RBM's sendTime to our receipt of the webhook.",
+    buckets: [0.1, 0.5, 1, 2, 5, 10, 30, 60, 300, 600],
+    registers: [registry],
+  });
   return { registry, observeWebhookLag: (seconds) => lag.observe(Math.max(0, seconds)) };
 }
 

@@ -16,7 +16,9 @@ import { MAX_LISTED_PROBLEMS } from '../errors.ts';
 const OUTPUT_ONLY = ['name', 'sendTime', 'richMessageClassification', 'totalPayloadSizeBytes', 'carrier'];
 
 function documented(schema: unknown): Record<string, unknown> {
-  const json = z.toJSONSchema(schema as z.ZodType, { unrepresentable: 'any', io: 'input' }) as Record<string, unknown> & { properties?: Record<string, unknown> };
+  const json = z.toJSONSchema(schema as z.ZodType, { unrepresentable: 'any', io: 'input' }) as Record<string, unknown> & {
+    properties?: Record<string, unknown>;
+  };
   delete json.$schema;
   for (const key of OUTPUT_ONLY) delete json.properties?.[key];
   return json;
@@ -38,10 +40,15 @@ const error = {
         details: {
           type: 'array',
           maxItems: MAX_LISTED_PROBLEMS,
-          description: `the first ${MAX_LISTED_PROBLEMS} problems at most, in input order; for a batch the path starts with the item ("messages.37.to")`,
+          description:
+            `the first ${MAX_LISTED_PROBLEMS} problems at most, in input order; ` +
+            `for a batch the path starts with the item ("messages.37.to")`,
           items: { type: 'object', properties: { path: { type: 'string' }, problem: { type: 'string' } } },
         },
-        problemCount: { type: 'integer', description: 'how many problems there were in all; more than details.length when the list was cut' },
+        problemCount: {
+          type: 'integer',
+          description: 'how many problems there were in all; more than details.length when the list was cut',
+        },
       },
     },
   },
@@ -49,7 +56,14 @@ const error = {
 
 /** Route schemas for documentation: tags, summary, body, and the error answers. */
 export function doc(tag: string, summary: string, body?: Record<string, unknown>) {
-  return { schema: { tags: [tag], summary, ...(body ? { body } : {}), response: { '4XX': { description: 'refused; see error.code and error.details', ...error } } } };
+  return {
+    schema: {
+      tags: [tag],
+      summary,
+      ...(body ? { body } : {}),
+      response: { '4XX': { description: 'refused; see error.code and error.details', ...error } },
+    },
+  };
 }
 
 /** Registers the document and the UI; call before the routes, which it collects as they are added. */

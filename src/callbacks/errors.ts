@@ -12,7 +12,11 @@ export class CallbackDeliveryError extends DispatchError {
   /** The receiver's answer; undefined when none came (refused, reset, timeout). */
   readonly status: number | undefined;
   constructor(origin: string, status: number | undefined, detail: string, options?: { cause?: unknown }) {
-    super(ErrorCodes.CALLBACK_DELIVERY, `status callback to ${origin} ${status === undefined ? `got no answer (${detail})` : `answered ${status}`}`, options);
+    super(
+      ErrorCodes.CALLBACK_DELIVERY,
+      `status callback to ${origin} ${status === undefined ? `got no answer (${detail})` : `answered ${status}`}`,
+      options,
+    );
     this.name = 'CallbackDeliveryError';
     this.origin = origin;
     this.status = status;
@@ -31,7 +35,11 @@ export class CallbackParkedError extends DispatchError {
     readonly reason: 'open' | 'busy',
     readonly retryAfterMs: number,
   ) {
-    super(ErrorCodes.CALLBACK_PARKED, `status callback to ${origin} parked for up to ${retryAfterMs} ms: ${reason === 'open' ? 'its receiver is failing (breaker open)' : 'its receiver has as many calls in flight as it may'}`);
+    super(
+      ErrorCodes.CALLBACK_PARKED,
+      `status callback to ${origin} parked for up to ${retryAfterMs} ms: ` +
+        (reason === 'open' ? 'its receiver is failing (breaker open)' : 'its receiver has as many calls in flight as it may'),
+    );
     this.name = 'CallbackParkedError';
   }
 }
@@ -47,7 +55,11 @@ export class CallbackExpiredError extends DispatchError {
     readonly origin: string,
     readonly lastFailure: string,
   ) {
-    super(ErrorCodes.CALLBACK_EXPIRED, `status callback to ${origin} not delivered within the retry horizon: its receiver kept failing${lastFailure ? ` (last: ${lastFailure})` : ''}`);
+    super(
+      ErrorCodes.CALLBACK_EXPIRED,
+      `status callback to ${origin} not delivered within the retry horizon: ` +
+        `its receiver kept failing${lastFailure ? ` (last: ${lastFailure})` : ''}`,
+    );
     this.name = 'CallbackExpiredError';
   }
 }

@@ -22,7 +22,15 @@ export function createCallbackClient(timeoutMs: number, egress: EgressGuard): Ca
   let closing: Promise<void> | undefined;
   return {
     async post(url, body, headers) {
-      const res = await request(url, { dispatcher, method: 'POST', body, headers, headersTimeout: timeoutMs, bodyTimeout: timeoutMs, signal: AbortSignal.timeout(timeoutMs) });
+      const res = await request(url, {
+        dispatcher,
+        method: 'POST',
+        body,
+        headers,
+        headersTimeout: timeoutMs,
+        bodyTimeout: timeoutMs,
+        signal: AbortSignal.timeout(timeoutMs),
+      });
       // The answer's body means nothing here; read it so the socket is reused.
       await res.body.dump();
       return res.statusCode;

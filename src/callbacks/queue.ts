@@ -7,7 +7,13 @@
  */
 import type { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
-import { CALLBACK_QUEUE, callbackWebhookId, DELIVER_CALLBACK, deliverCallbackJobId, type DeliverCallbackPayload } from '../../jobs/deliver-callback.ts';
+import {
+  CALLBACK_QUEUE,
+  callbackWebhookId,
+  DELIVER_CALLBACK,
+  deliverCallbackJobId,
+  type DeliverCallbackPayload,
+} from '../../jobs/deliver-callback.ts';
 import { sharedQueue } from '../queue/shared-queue.ts';
 import type { Receivers } from './receivers.ts';
 import { retryDelays, type RetrySchedule } from './schedule.ts';
@@ -19,7 +25,12 @@ export class CallbackQueue {
   readonly queue: Queue;
   private readonly attempts: number;
 
-  constructor(connection: Redis, prefix: string, schedule: RetrySchedule, private readonly receivers: Pick<Receivers, 'priorities'>) {
+  constructor(
+    connection: Redis,
+    prefix: string,
+    schedule: RetrySchedule,
+    private readonly receivers: Pick<Receivers, 'priorities'>,
+  ) {
     this.queue = sharedQueue(CALLBACK_QUEUE, connection, prefix);
     this.attempts = retryDelays(schedule).length + 1;
   }
@@ -35,15 +46,24 @@ export class CallbackQueue {
       if (list) list.push(job);
       else byOrigin.set(origin, [job]);
     }
-    await Promise.all([...byOrigin].map(async ([origin, list]) => {
-      const priorities = await this.receivers.priorities(origin, list.map((j) => j.jobId));
-      list.forEach((j, i) => (j.priority = priorities[i]!));
-    }));
-    await this.queue.addBulk(jobs.map(({ d, jobId, priority }) => ({
-      name: DELIVER_CALLBACK,
-      data: d,
-      opts: { jobId, priority, attempts: this.attempts, backoff: { type: CALLBACK_BACKOFF } },
-    })));
+    await Promise.all(
+      [...byOrigin].map(async ([origin, list]) => {
+        const priorities = await this.receivers.priorities(
+          origin,
+          list.map((j) => j.jobId),
+        );
+        list.forEach((j, i) => {
+          j.priority = priorities[i]!;
+        });
+      }),
+    );
+    await this.queue.addBulk(
+      jobs.map(({ d, jobId, priority }) => ({
+        name: DELIVER_CALLBACK,
+        data: d,
+        opts: { jobId, priority, attempts: this.attempts, backoff: { type: CALLBACK_BACKOFF } },
+      })),
+    );
   }
 
   /**

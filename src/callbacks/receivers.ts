@@ -66,7 +66,13 @@ const REPORT = readFileSync(new URL('./lua/receiver-report.lua', import.meta.url
 
 type Scripts = Redis & {
   rbmCallbackPriorities(hash: string, jobs: string, ...args: Array<string | number>): Promise<number[]>;
-  rbmCallbackAdmit(hash: string, leases: string, parked: string, metrics: string, ...args: Array<string | number>): Promise<[string, ...Array<string | number>]>;
+  rbmCallbackAdmit(
+    hash: string,
+    leases: string,
+    parked: string,
+    metrics: string,
+    ...args: Array<string | number>
+  ): Promise<[string, ...Array<string | number>]>;
   rbmCallbackParked(hash: string, leases: string, parked: string, ...args: Array<string | number>): Promise<number>;
   rbmCallbackReport(...keysAndArgs: Array<string | number>): Promise<[string, string | number, ...string[]]>;
 };
@@ -166,7 +172,16 @@ export class Receivers implements ReceiverPort {
   async admit(origin: string, jobId: string): Promise<Admission> {
     const k = this.keys(origin);
     const now = this.now();
-    const [verdict, a, b, c] = await this.redis.rbmCallbackAdmit(k.hash, k.leases, k.parked, this.metrics, now, jobId, this.o.maxInFlight, this.leaseMs);
+    const [verdict, a, b, c] = await this.redis.rbmCallbackAdmit(
+      k.hash,
+      k.leases,
+      k.parked,
+      this.metrics,
+      now,
+      jobId,
+      this.o.maxInFlight,
+      this.leaseMs,
+    );
     if (verdict === 'call' || verdict === 'probe') return { verdict };
     if (verdict === 'busy') {
       // Its turn comes after the deliveries parked before it, maxInFlight at a time; the
@@ -184,7 +199,16 @@ export class Receivers implements ReceiverPort {
   /** After the runner delayed a parked delivery: list it for a wake-up (or wake it, if its slot came free meanwhile). */
   async parked(origin: string, jobId: string): Promise<void> {
     const k = this.keys(origin);
-    const freed = await this.redis.rbmCallbackParked(k.hash, k.leases, k.parked, this.now(), jobId, this.o.maxInFlight, this.ttlMs, this.leaseMs);
+    const freed = await this.redis.rbmCallbackParked(
+      k.hash,
+      k.leases,
+      k.parked,
+      this.now(),
+      jobId,
+      this.o.maxInFlight,
+      this.ttlMs,
+      this.leaseMs,
+    );
     if (freed === 1) await this.wake([jobId]);
   }
 
@@ -200,13 +224,37 @@ export class Receivers implements ReceiverPort {
     const k = this.keys(origin);
     const bit = (b: boolean) => (b ? 1 : 0);
     const [event, cooldown, ...wake] = await this.redis.rbmCallbackReport(
-      k.hash, k.leases, k.parked, k.jobs, openReceiversKey(this.prefix), this.metrics, k.failing,
-      this.now(), jobId, bit(called), bit(r.ok), bit(r.probe), bit(r.done),
-      this.o.threshold, this.o.cooldownMs, this.o.maxCooldownMs, this.o.maxInFlight, this.ttlMs, (r.failure ?? '').slice(0, 200), receiverDigest(origin), this.leaseMs, OPEN_STALE_MS,
+      k.hash,
+      k.leases,
+      k.parked,
+      k.jobs,
+      openReceiversKey(this.prefix),
+      this.metrics,
+      k.failing,
+      this.now(),
+      jobId,
+      bit(called),
+      bit(r.ok),
+      bit(r.probe),
+      bit(r.done),
+      this.o.threshold,
+      this.o.cooldownMs,
+      this.o.maxCooldownMs,
+      this.o.maxInFlight,
+      this.ttlMs,
+      (r.failure ?? '').slice(0, 200),
+      receiverDigest(origin),
+      this.leaseMs,
+      OPEN_STALE_MS,
     );
-    if (event === 'opened') this.log.warn({ origin, failures: this.o.threshold, cooldownMs: Number(cooldown), last: r.failure }, 'callback receiver failing: its deliveries are parked until a probe call succeeds');
+    if (event === 'opened')
+      this.log.warn(
+        { origin, failures: this.o.threshold, cooldownMs: Number(cooldown), last: r.failure },
+        'callback receiver failing: its deliveries are parked until a probe call succeeds',
+      );
     else if (event === 'closed') this.log.info({ origin }, 'callback receiver answers again: its parked deliveries resume');
-    else if (event === 'reopened') throttled(this.log).warn('callback receiver still failing', new Error(r.failure ?? 'probe failed'), origin);
+    else if (event === 'reopened')
+      throttled(this.log).warn('callback receiver still failing', new Error(r.failure ?? 'probe failed'), origin);
     if (wake.length > 0) await this.wake(wake);
   }
 }

@@ -54,11 +54,18 @@ export function createReplay(deps: ReplayDeps) {
   return async function replay(ref: MessageRef): Promise<{ messageId: string; replayed: number; url: string }> {
     const { messageId } = ref;
     const status = await deps.status.get(ref);
-    if (!status) throw new ReplayError(messageId, ErrorCodes.NOT_FOUND, `no message ${messageId} (or it is still queued: nothing to replay yet)`);
+    if (!status)
+      throw new ReplayError(messageId, ErrorCodes.NOT_FOUND, `no message ${messageId} (or it is still queued: nothing to replay yet)`);
     const scope = await deps.status.field(ref, 'cbs');
-    if (!status.callbackUrl || !scope) throw new ReplayError(messageId, ErrorCodes.NO_CALLBACK, `message ${messageId} has no callback URL: it was sent without one`);
+    if (!status.callbackUrl || !scope)
+      throw new ReplayError(messageId, ErrorCodes.NO_CALLBACK, `message ${messageId} has no callback URL: it was sent without one`);
     const replayAt = now();
-    const deliveries: DeliverCallbackPayload[] = changesOf(status).map((data) => ({ url: status.callbackUrl!, scope, data, replay: replayAt }));
+    const deliveries: DeliverCallbackPayload[] = changesOf(status).map((data) => ({
+      url: status.callbackUrl!,
+      scope,
+      data,
+      replay: replayAt,
+    }));
     await deps.queue.enqueue(deliveries);
     return { messageId, replayed: deliveries.length, url: status.callbackUrl };
   };

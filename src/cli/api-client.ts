@@ -171,7 +171,11 @@ export class ApiClient {
     return this.pool.close();
   }
 
-  private async call<T>(method: 'GET' | 'POST' | 'PUT' | 'DELETE', path: string, opts: { body?: unknown; idempotencyKey?: string | undefined } = {}): Promise<T> {
+  private async call<T>(
+    method: 'GET' | 'POST' | 'PUT' | 'DELETE',
+    path: string,
+    opts: { body?: unknown; idempotencyKey?: string | undefined } = {},
+  ): Promise<T> {
     const headers: Record<string, string> = { ...this.headers };
     if (opts.body !== undefined) headers['content-type'] = 'application/json';
     if (opts.idempotencyKey !== undefined) headers['idempotency-key'] = opts.idempotencyKey;

@@ -53,7 +53,12 @@ export class CliError extends DispatchError {
   readonly details: readonly Detail[];
   /** How many problems there were in all (≥ details.length). */
   readonly problemCount: number;
-  constructor(code: CliErrorCode, exitCode: ExitCode, message: string, options: { details?: readonly Detail[]; problemCount?: number; cause?: unknown } = {}) {
+  constructor(
+    code: CliErrorCode,
+    exitCode: ExitCode,
+    message: string,
+    options: { details?: readonly Detail[]; problemCount?: number; cause?: unknown } = {},
+  ) {
     super(code, message, { cause: options.cause });
     this.name = 'CliError';
     this.exitCode = exitCode;
@@ -94,7 +99,10 @@ export class ApiError extends CliError {
     code: CliErrorCode = CliErrorCodes.API_ERROR,
     exitCode: ExitCode = ExitCodes.SERVICE,
   ) {
-    super(code, exitCode, `the service answered ${fields.status} ${fields.apiCode}: ${fields.apiMessage}`, { details: fields.details, ...(fields.problemCount === undefined ? {} : { problemCount: fields.problemCount }) });
+    super(code, exitCode, `the service answered ${fields.status} ${fields.apiCode}: ${fields.apiMessage}`, {
+      details: fields.details,
+      ...(fields.problemCount === undefined ? {} : { problemCount: fields.problemCount }),
+    });
     this.name = 'ApiError';
     this.status = fields.status;
     this.apiCode = fields.apiCode;

@@ -125,16 +125,26 @@ async function* parseJsonLines(stream: Readable, options: ParseOptions): AsyncGe
       continue;
     }
     if (value === null || typeof value !== 'object' || Array.isArray(value)) {
-      yield { line, kind: 'invalid', problems: [{ path: '', problem: `expected a JSON object (a message or an event), got ${Array.isArray(value) ? 'an array' : JSON.stringify(value)}` }] };
+      yield {
+        line,
+        kind: 'invalid',
+        problems: [
+          {
+            path: '',
+            problem: `expected a JSON object (a message or an event), got ${Array.isArray(value) ? 'an array' : JSON.stringify(value)}`,
+          },
+        ],
+      };
       continue;
     }
     const obj = value as Record<string, unknown>;
     // An agent event names its eventType; a message never has one.
     const isEvent = 'eventType' in obj;
     const ownId = isEvent ? obj.eventId : obj.messageId;
-    const item = options.idempotencyBase !== undefined && obj.idempotencyKey === undefined && ownId === undefined
-      ? { ...obj, idempotencyKey: lineKey(options.idempotencyBase, line) }
-      : obj;
+    const item =
+      options.idempotencyBase !== undefined && obj.idempotencyKey === undefined && ownId === undefined
+        ? { ...obj, idempotencyKey: lineKey(options.idempotencyBase, line) }
+        : obj;
     const checked = isEvent ? checkEvent(item) : checkMessage(item, now);
     if (!checked.ok) yield { line, kind: 'invalid', problems: checked.problems };
     else if (isEvent) yield { line, kind: 'event', item: checked.value as SendEventInput };
@@ -167,7 +177,8 @@ async function* parseCsvLines(stream: Readable, options: ParseOptions): AsyncGen
         header.forEach((h, i) => {
           if (names[i] === undefined) headerProblems.push({ path: h, problem: `unknown column: expected ${CSV_COLUMNS.join(', ')}` });
         });
-        for (const c of REQUIRED_COLUMNS) if (!names.includes(c)) headerProblems.push({ path: c, problem: 'missing column: every CSV needs to and text' });
+        for (const c of REQUIRED_COLUMNS)
+          if (!names.includes(c)) headerProblems.push({ path: c, problem: 'missing column: every CSV needs to and text' });
         return names.map((n, i) => n ?? `unknown:${i}`);
       },
       // Runs in step with on_skip, so the broken rows before this one come with it, in file order.
@@ -177,10 +188,11 @@ async function* parseCsvLines(stream: Readable, options: ParseOptions): AsyncGen
   let lastBroken = 0;
   const broken = function* (skipped: Array<{ line: number; problem: string }>): Generator<ParsedLine> {
     // After a broken quote the parser may complain twice about one line: the first says it.
-    for (const s of skipped) if (s.line !== lastBroken) {
-      lastBroken = s.line;
-      yield { line: s.line, kind: 'invalid', problems: [{ path: '', problem: s.problem }] };
-    }
+    for (const s of skipped)
+      if (s.line !== lastBroken) {
+        lastBroken = s.line;
+        yield { line: s.line, kind: 'invalid', problems: [{ path: '', problem: s.problem }] };
+      }
   };
   type Row = { line: number; record: Record<CsvColumn, string | undefined>; skipped: Array<{ line: number; problem: string }> };
   for await (const { line, record, skipped } of parser as AsyncIterable<Row>) {
@@ -190,7 +202,15 @@ async function* parseCsvLines(stream: Readable, options: ParseOptions): AsyncGen
     if (options.idempotencyBase !== undefined && !fields.idempotencyKey) fields.idempotencyKey = lineKey(options.idempotencyBase, line);
     const checked = checkMessage(simpleMessage(fields), now);
     if (checked.ok) yield { line, kind: 'message', item: checked.value };
-    else yield { line, kind: 'invalid', problems: checked.problems.map((p) => ({ path: (Object.hasOwn(COLUMN_OF_PATH, p.path) ? COLUMN_OF_PATH[p.path] : undefined) ?? p.path, problem: p.problem })) };
+    else
+      yield {
+        line,
+        kind: 'invalid',
+        problems: checked.problems.map((p) => ({
+          path: (Object.hasOwn(COLUMN_OF_PATH, p.path) ? COLUMN_OF_PATH[p.path] : undefined) ?? p.path,
+          problem: p.problem,
+        })),
+      };
   }
   if (headerProblems.length > 0) {
     stream.destroy();

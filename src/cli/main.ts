@@ -36,7 +36,16 @@ Environment:
   RBM_DISPATCH_URL      default for --url (${DEFAULT_URL})
   RBM_DISPATCH_API_KEY  default for --api-key (prefer it: a flag shows in the process list)`;
 
-const COMMANDS: readonly Register[] = [registerSend, registerBatch, registerStatus, registerRevoke, registerFailures, registerCallbacks, registerEmulator, registerKeyfile];
+const COMMANDS: readonly Register[] = [
+  registerSend,
+  registerBatch,
+  registerStatus,
+  registerRevoke,
+  registerFailures,
+  registerCallbacks,
+  registerEmulator,
+  registerKeyfile,
+];
 
 export function buildProgram(run: (cmd: Command, body: CommandBody) => Promise<void>, streams: Streams = process): Command {
   const program = new Command('rbm-dispatch')

@@ -57,7 +57,10 @@ export class Output {
     const shown = details.slice(0, MAX_SHOWN);
     for (const d of shown) this.note(`  ${d.path ? `${d.path}: ` : ''}${d.problem}`);
     const more = (e?.problemCount ?? details.length) - shown.length;
-    if (more > 0) this.note(`  … and ${more.toLocaleString('en-US')} more${details.length > shown.length ? ` (the first ${details.length} with --json)` : ''}`);
+    if (more > 0)
+      this.note(
+        `  … and ${more.toLocaleString('en-US')} more${details.length > shown.length ? ` (the first ${details.length} with --json)` : ''}`,
+      );
   }
 }
 

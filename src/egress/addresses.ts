@@ -32,7 +32,18 @@ export type AddressKind = keyof typeof AddressKinds;
  */
 const RANGES: ReadonlyArray<readonly [AddressKind, readonly string[]]> = [
   // AWS, GCP, Azure, OpenStack IMDS; AWS ECS task metadata; Alibaba; Azure WireServer; Oracle's legacy one; AWS and GCP over IPv6.
-  ['metadata', ['169.254.169.254/32', '169.254.170.2/32', '100.100.100.200/32', '168.63.129.16/32', '192.0.0.192/32', 'fd00:ec2::254/128', 'fd20:ce::254/128']],
+  [
+    'metadata',
+    [
+      '169.254.169.254/32',
+      '169.254.170.2/32',
+      '100.100.100.200/32',
+      '168.63.129.16/32',
+      '192.0.0.192/32',
+      'fd00:ec2::254/128',
+      'fd20:ce::254/128',
+    ],
+  ],
   // 0.0.0.0/8 "this network": Linux connects 0.0.0.0 to the local host.
   ['unspecified', ['0.0.0.0/8', '::/128']],
   ['loopback', ['127.0.0.0/8', '::1/128']],
@@ -45,7 +56,21 @@ const RANGES: ReadonlyArray<readonly [AddressKind, readonly string[]]> = [
   ['broadcast', ['255.255.255.255/32']],
   // IETF protocol assignments, documentation, 6to4 relay anycast, benchmarking, class E;
   // IPv6 discard, Teredo (its client address is obfuscated: no receiver of ours lives there), documentation.
-  ['reserved', ['192.0.0.0/24', '192.0.2.0/24', '192.88.99.0/24', '198.18.0.0/15', '198.51.100.0/24', '203.0.113.0/24', '240.0.0.0/4', '100::/64', '2001::/32', '2001:db8::/32']],
+  [
+    'reserved',
+    [
+      '192.0.0.0/24',
+      '192.0.2.0/24',
+      '192.88.99.0/24',
+      '198.18.0.0/15',
+      '198.51.100.0/24',
+      '203.0.113.0/24',
+      '240.0.0.0/4',
+      '100::/64',
+      '2001::/32',
+      '2001:db8::/32',
+    ],
+  ],
 ];
 
 /** Parses "a.b.c.d/n" or "x::/n" into what BlockList.addSubnet takes. */

@@ -23,9 +23,7 @@ import { ErrorCodes, UrlForbiddenError } from '../errors.ts';
 import { blockedAddress, describeBlocked, effectiveAddress } from './addresses.ts';
 
 /** One entry of CALLBACK_ALLOW_HOSTS: a subnet (a bare address is a /32 or /128) or a host name. */
-export type AllowEntry =
-  | { kind: 'subnet'; address: string; prefix: number; family: 'ipv4' | 'ipv6' }
-  | { kind: 'host'; name: string };
+export type AllowEntry = { kind: 'subnet'; address: string; prefix: number; family: 'ipv4' | 'ipv6' } | { kind: 'host'; name: string };
 
 export interface EgressPolicy {
   /** CALLBACK_ALLOW_HOSTS: what the operator opened. */
@@ -141,7 +139,10 @@ export class EgressGuard {
       addresses = await this.resolve(host);
     } catch (err) {
       const why = (err as { code?: string }).code ?? (err as Error).message;
-      return { code: ErrorCodes.URL_UNRESOLVABLE, reason: `expected a host name that resolves, got ${host}, which did not (${why}); try again once it does` };
+      return {
+        code: ErrorCodes.URL_UNRESOLVABLE,
+        reason: `expected a host name that resolves, got ${host}, which did not (${why}); try again once it does`,
+      };
     }
     let refusal: UrlRefusal | undefined;
     for (const { address } of addresses) {
@@ -181,7 +182,8 @@ export class EgressGuard {
           if (refused) return callback(new UrlForbiddenError(hostname, `resolves to ${refused}`), '');
         }
         const usable = answers.filter((a) => family === 0 || a.family === family).map((a) => ({ address: a.address, family: a.family }));
-        if (usable.length === 0) return callback(Object.assign(new Error(`${hostname} has no IPv${family} address`), { code: 'ENOTFOUND' }), '');
+        if (usable.length === 0)
+          return callback(Object.assign(new Error(`${hostname} has no IPv${family} address`), { code: 'ENOTFOUND' }), '');
         if (options.all) return callback(null, usable);
         return callback(null, usable[0]!.address, usable[0]!.family);
       },
@@ -193,7 +195,10 @@ export class EgressGuard {
   private async resolve(host: string): Promise<ReadonlyArray<{ address: string; family: number }>> {
     let timer: NodeJS.Timeout | undefined;
     const late = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(Object.assign(new Error(`no answer within ${this.timeoutMs} ms`), { code: 'ETIMEOUT' })), this.timeoutMs);
+      timer = setTimeout(
+        () => reject(Object.assign(new Error(`no answer within ${this.timeoutMs} ms`), { code: 'ETIMEOUT' })),
+        this.timeoutMs,
+      );
     });
     try {
       const answers = await Promise.race([this.resolveHost(host), late]);
@@ -210,4 +215,3 @@ export class EgressGuard {
 function forbidden(reason: string): { refusal: UrlRefusal } {
   return { refusal: { code: ErrorCodes.URL_FORBIDDEN, reason } };
 }
-

@@ -23,7 +23,15 @@ function normalizePhone(raw: string): string {
   return raw.startsWith('+') ? raw : `+${raw.trim()}`;
 }
 
-const arrivalView = (a: Arrival) => ({ kind: a.kind, id: a.id, agentId: a.agentId, body: a.body, receivedAt: a.receivedAt, count: a.count, wire: a.wire });
+const arrivalView = (a: Arrival) => ({
+  kind: a.kind,
+  id: a.id,
+  agentId: a.agentId,
+  body: a.body,
+  receivedAt: a.receivedAt,
+  count: a.count,
+  wire: a.wire,
+});
 
 function badRequest(reply: FastifyReply, message: string): FastifyReply {
   return reply.code(400).send(googleError('INVALID_ARGUMENT', message));
@@ -145,8 +153,16 @@ export function registerControlRoutes(app: FastifyInstance, state: EmulatorState
         for (const m of state.messages.values()) {
           if (agentId !== undefined && m.agentId !== agentId) continue;
           out.push({
-            messageId: m.id, agentId: m.agentId, phone: m.phone, count: m.count, receivedAt: m.receivedAt,
-            delivered: m.delivered, deliveredAt: m.deliveredAt ?? null, read: m.read, revoked: m.revoked, ttlEvent: m.ttlEvent ?? null,
+            messageId: m.id,
+            agentId: m.agentId,
+            phone: m.phone,
+            count: m.count,
+            receivedAt: m.receivedAt,
+            delivered: m.delivered,
+            deliveredAt: m.deliveredAt ?? null,
+            read: m.read,
+            revoked: m.revoked,
+            ttlEvent: m.ttlEvent ?? null,
           });
         }
         return { messages: out };

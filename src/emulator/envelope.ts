@@ -44,7 +44,13 @@ export function pubsubMessageId(): string {
   return String(pubsubSeq);
 }
 
-export function userEvent(phone: string, agentId: string, eventType: UserEventType, at: number, messageId?: string): Record<string, unknown> {
+export function userEvent(
+  phone: string,
+  agentId: string,
+  eventType: UserEventType,
+  at: number,
+  messageId?: string,
+): Record<string, unknown> {
   const p: Record<string, unknown> = { senderPhoneNumber: phone, eventType, eventId: platformId() };
   if (messageId !== undefined) p.messageId = messageId;
   p.sendTime = new Date(at).toISOString();
@@ -53,7 +59,13 @@ export function userEvent(phone: string, agentId: string, eventType: UserEventTy
 }
 
 /** Note `phoneNumber`, not `senderPhoneNumber`: that is how receivers tell a ServerEvent apart (spec §6.7). */
-export function serverEvent(phone: string, agentId: string, eventType: ServerEventType, messageId: string, at: number): Record<string, unknown> {
+export function serverEvent(
+  phone: string,
+  agentId: string,
+  eventType: ServerEventType,
+  messageId: string,
+  at: number,
+): Record<string, unknown> {
   return {
     phoneNumber: phone,
     messageId,
@@ -64,8 +76,19 @@ export function serverEvent(phone: string, agentId: string, eventType: ServerEve
   };
 }
 
-export function userMessage(phone: string, agentId: string, content: Partial<Record<UserMessageContent, unknown>>, at: number): Record<string, unknown> {
-  return { senderPhoneNumber: phone, messageId: platformId(), sendTime: new Date(at).toISOString(), agentId: fullAgentId(agentId), ...content };
+export function userMessage(
+  phone: string,
+  agentId: string,
+  content: Partial<Record<UserMessageContent, unknown>>,
+  at: number,
+): Record<string, unknown> {
+  return {
+    senderPhoneNumber: phone,
+    messageId: platformId(),
+    sendTime: new Date(at).toISOString(),
+    agentId: fullAgentId(agentId),
+    ...content,
+  };
 }
 
 /** `message` for a UserMessage, `event` for user and server events (classification per spec §6.7). */
@@ -79,7 +102,10 @@ export function envelopeOf(agentId: string, data: string, at: number, type: stri
   const time = new Date(at).toISOString();
   const attributes: Record<string, string> = { business_id: fullAgentId(agentId), product: 'RBM', project_number: PROJECT_NUMBER, type };
   if (extra !== undefined) Object.assign(attributes, extra);
-  return { message: { attributes, data, messageId: id, message_id: id, publishTime: time, publish_time: time }, subscription: SUBSCRIPTION };
+  return {
+    message: { attributes, data, messageId: id, message_id: id, publishTime: time, publish_time: time },
+    subscription: SUBSCRIPTION,
+  };
 }
 
 /** base64(HMAC-SHA512(key = client token as UTF-8, message = the decoded data bytes)), spec §6.4. */

@@ -32,7 +32,10 @@ export type { ServiceAccountKey } from './oauth.ts';
 export { GOOGLE_TOKEN_URL, RBM_SCOPE } from './oauth.ts';
 export { CAPABILITY_FEATURES } from './rbm-routes.ts';
 
-/** What the platform does (see StateOptions: RCS rule, duplicate answer, quotas, delivery defaults, revoke failures, webhook), and where it listens. */
+/**
+ * What the platform does (see StateOptions: RCS rule, duplicate answer, quotas, delivery defaults, revoke failures, webhook),
+ * and where it listens.
+ */
 export interface EmulatorOptions extends StateOptions {
   host?: string;
   port?: number;
@@ -46,7 +49,6 @@ export interface RunningEmulator {
   writeKeyFile(path: string, opts?: { clientEmail?: string }): Promise<ServiceAccountKey>;
   close(): Promise<void>;
 }
-
 
 export function buildEmulatorApp(state: EmulatorState, opts: { logger?: boolean } = {}): FastifyInstance {
   // forceCloseConnections: close() must not wait for keep-alive sockets of clients under test.
@@ -87,7 +89,7 @@ export async function startEmulator(opts: EmulatorOptions = {}): Promise<Running
   const host = opts.host ?? '127.0.0.1';
   await app.listen({ host, port: opts.port ?? 0 });
   const address = app.server.address();
-  const port = typeof address === 'object' && address !== null ? address.port : opts.port ?? 0;
+  const port = typeof address === 'object' && address !== null ? address.port : (opts.port ?? 0);
   const url = `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
   state.baseUrl = url;
   return {

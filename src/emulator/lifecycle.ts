@@ -5,12 +5,26 @@
  * time on the emulator's clock, and each checks the message's state first, so
  * a message ends up delivered or revoked, never both.
  */
+import type { EventEmitter } from 'node:events';
 import { userEvent, serverEvent } from './envelope.ts';
+import type { Counters, EmulatorEvents, MessageArrival, Phone } from './records.ts';
+import type { Scheduler } from './scheduler.ts';
 import type { DeliverySettings } from './settings.ts';
-import type { EmulatorState, MessageArrival, Phone } from './state.ts';
+import type { WebhookSender } from './webhook.ts';
+
+/** What a Lifecycle uses of the emulator's state: EmulatorState implements it (so this file need not import state.ts). */
+export interface LifecycleHost {
+  readonly phoneDefaults: DeliverySettings;
+  readonly revokeFailedRate: number;
+  readonly scheduler: Scheduler;
+  readonly counters: Counters;
+  readonly events: EventEmitter<EmulatorEvents>;
+  readonly webhooks: WebhookSender;
+  phone(e164: string): Phone;
+}
 
 export class Lifecycle {
-  constructor(private readonly s: EmulatorState) {}
+  constructor(private readonly s: LifecycleHost) {}
 
   settingsOf(phone: Phone | undefined): DeliverySettings {
     const d = this.s.phoneDefaults;
@@ -42,7 +56,10 @@ export class Lifecycle {
 
   private scheduleDelivery(m: MessageArrival, phone: Phone, now: number): void {
     const { deliveryDelayMs, deliverBeforeExpiryMs } = this.settingsOf(phone);
-    const at = deliverBeforeExpiryMs !== undefined && m.expireAtMs !== undefined ? Math.max(now, m.expireAtMs - deliverBeforeExpiryMs) : now + deliveryDelayMs;
+    const at =
+      deliverBeforeExpiryMs !== undefined && m.expireAtMs !== undefined
+        ? Math.max(now, m.expireAtMs - deliverBeforeExpiryMs)
+        : now + deliveryDelayMs;
     this.s.scheduler.at(at, (t) => this.deliver(m, t));
   }
 

@@ -64,7 +64,9 @@ export class OAuthIssuer {
       private_key_id: kid,
       private_key: pem,
       client_email: email,
-      client_id: BigInt(`0x${randomBytes(8).toString('hex')}`).toString().padStart(21, '1'),
+      client_id: BigInt(`0x${randomBytes(8).toString('hex')}`)
+        .toString()
+        .padStart(21, '1'),
       auth_uri: 'https://accounts.google.com/o/oauth2/auth',
       token_uri: `${baseUrl}/token`,
       auth_provider_x509_cert_url: 'https://www.googleapis.com/oauth2/v1/certs',
@@ -104,7 +106,9 @@ export class OAuthIssuer {
     if (typeof claims.iss !== 'string') return fail('Invalid JWT: missing iss.');
     // google-auth-library's gtoken sends no `kid`, so the issuer's keys are the fallback.
     const candidates =
-      typeof header.kid === 'string' ? [this.keysById.get(header.kid)].filter((k) => k !== undefined) : this.keysByEmail.get(claims.iss) ?? [];
+      typeof header.kid === 'string'
+        ? [this.keysById.get(header.kid)].filter((k) => k !== undefined)
+        : (this.keysByEmail.get(claims.iss) ?? []);
     if (candidates.length === 0) return fail('Invalid JWT Signature.');
     const signed = Buffer.from(`${h}.${p}`);
     const signature = Buffer.from(s, 'base64url');
@@ -114,7 +118,8 @@ export class OAuthIssuer {
     if (typeof claims.aud !== 'string' || !audiences.includes(claims.aud)) {
       return fail(`Invalid JWT: aud must be one of ${audiences.join(', ')}, got ${JSON.stringify(claims.aud)}.`);
     }
-    if (typeof claims.exp !== 'number' || claims.exp <= nowSec) return fail('Invalid JWT: Token must be a short-lived token and in a reasonable timeframe.');
+    if (typeof claims.exp !== 'number' || claims.exp <= nowSec)
+      return fail('Invalid JWT: Token must be a short-lived token and in a reasonable timeframe.');
     if (typeof claims.iat === 'number' && claims.iat > nowSec + IAT_SKEW_SEC) return fail('Invalid JWT: iat is in the future.');
     const scopes = typeof claims.scope === 'string' ? claims.scope.split(' ') : [];
     if (!scopes.includes(RBM_SCOPE)) return fail(`Invalid JWT: scope must include ${RBM_SCOPE}.`);
@@ -163,7 +168,9 @@ export function registerTokenRoute(
         }
         // Google's answer to a deleted or disabled key.
         if (fault === '400') return reply.code(400).send({ error: 'invalid_grant', error_description: 'Invalid JWT Signature.' });
-        return reply.code(Number(fault)).send({ error: 'internal_failure', error_description: 'The token service is unavailable; try again later.' });
+        return reply
+          .code(Number(fault))
+          .send({ error: 'internal_failure', error_description: 'The token service is unavailable; try again later.' });
       }
       const form = new URLSearchParams(typeof request.body === 'string' ? request.body : '');
       const grantType = form.get('grant_type');

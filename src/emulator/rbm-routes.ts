@@ -97,7 +97,8 @@ export function registerRbmRoutes(app: FastifyInstance, state: EmulatorState): v
     if (kind === '401') return unauthorized(reply);
     if (kind === '500') return reply.code(500).send(googleError('INTERNAL', Messages.internal));
     // Permanent refusals RBM gives for valid-looking requests (spec §4.2): a feature the device lacks, an agent not allowed.
-    if (kind === '400') return reply.code(400).send(googleError('INVALID_ARGUMENT', 'The message uses a feature the device does not support.'));
+    if (kind === '400')
+      return reply.code(400).send(googleError('INVALID_ARGUMENT', 'The message uses a feature the device does not support.'));
     if (kind === '403') return reply.code(403).send(agentLookupFailed());
     return reply.code(503).send(googleError('UNAVAILABLE', Messages.unavailable));
   }
@@ -161,7 +162,13 @@ export function registerRbmRoutes(app: FastifyInstance, state: EmulatorState): v
   function duplicate(request: FastifyRequest, reply: FastifyReply, call: Call, original: Arrival): FastifyReply {
     state.recordDuplicate(original);
     if (state.duplicateResponse === '409') {
-      return finish(request, reply, call, 409, googleError('ALREADY_EXISTS', `Requested entity already exists: ${call.id} was used by an earlier ${original.kind} of this agent.`));
+      return finish(
+        request,
+        reply,
+        call,
+        409,
+        googleError('ALREADY_EXISTS', `Requested entity already exists: ${call.id} was used by an earlier ${original.kind} of this agent.`),
+      );
     }
     return finish(request, reply, call, 200, resourceOf(original));
   }
@@ -249,7 +256,13 @@ export function registerRbmRoutes(app: FastifyInstance, state: EmulatorState): v
       const call = await gate(request, reply, { idName: 'messageId', idInPath: true });
       if (call === undefined) return reply;
       if (state.revoke(call.agentId, call.phone, call.id)) return finish(request, reply, call, 200, {});
-      return finish(request, reply, call, 404, googleError('NOT_FOUND', `Requested entity was not found: message ${call.id} is unknown or already delivered.`));
+      return finish(
+        request,
+        reply,
+        call,
+        404,
+        googleError('NOT_FOUND', `Requested entity was not found: message ${call.id} is unknown or already delivered.`),
+      );
     });
 
     scope.get('/v1/phones/:phone/capabilities', async (request, reply) => {

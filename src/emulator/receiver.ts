@@ -98,15 +98,17 @@ export async function startWebhookReceiver(host = '127.0.0.1'): Promise<WebhookR
       }
       const r: ReceivedRequest = { seq: seq++, at: Date.now(), headers: req.headers, body, json, ...decode(json) };
       // Answer first, then tell listeners: a test that reconfigures on an event must not change this answer.
-      void Promise.resolve(r).then(receiver.respond).then(
-        (a) => {
-          const answer = typeof a === 'number' ? { status: a } : a;
-          res.writeHead(answer.status, { 'content-type': 'text/plain' }).end(answer.body ?? '');
-          receiver.received.push(r);
-          events.emit('request', r);
-        },
-        () => res.writeHead(500).end(),
-      );
+      void Promise.resolve(r)
+        .then(receiver.respond)
+        .then(
+          (a) => {
+            const answer = typeof a === 'number' ? { status: a } : a;
+            res.writeHead(answer.status, { 'content-type': 'text/plain' }).end(answer.body ?? '');
+            receiver.received.push(r);
+            events.emit('request', r);
+          },
+          () => res.writeHead(500).end(),
+        );
     });
   });
   await new Promise<void>((resolve) => server.listen(0, host, resolve));

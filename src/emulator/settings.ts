@@ -99,7 +99,8 @@ export interface PhonePatch {
 }
 
 export function checkPhonePatch(input: unknown): PhonePatch {
-  if (!isPlainObject(input)) fail('the body', '{rcs?, online?, deliveryDelayMs?, readDelayMs?, readProbability?, deliverBeforeExpiryMs?}', input);
+  if (!isPlainObject(input))
+    fail('the body', '{rcs?, online?, deliveryDelayMs?, readDelayMs?, readProbability?, deliverBeforeExpiryMs?}', input);
   const out: PhonePatch = checkDelivery(input, true);
   for (const k of ['rcs', 'online'] as const) {
     const v = input[k];
@@ -125,7 +126,8 @@ export function checkWebhookPatch(input: unknown): WebhookPatch {
   const out: WebhookPatch = {};
   if (input.url !== undefined) {
     if (input.url === null) out.url = null;
-    else if (typeof input.url !== 'string' || !/^https?:\/\/[^/]/.test(input.url) || !URL.canParse(input.url)) fail('url', 'an http(s) URL', input.url);
+    else if (typeof input.url !== 'string' || !/^https?:\/\/[^/]/.test(input.url) || !URL.canParse(input.url))
+      fail('url', 'an http(s) URL', input.url);
     else out.url = input.url;
   }
   if (input.clientTokens !== undefined) {

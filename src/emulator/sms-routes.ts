@@ -70,10 +70,12 @@ export function registerSmsRoutes(app: FastifyInstance, state: EmulatorState): v
 
       const form = (typeof request.body === 'object' && request.body !== null ? request.body : {}) as Record<string, string | undefined>;
       const to = form.To ?? '';
-      if (!isE164(to)) return reply.code(400).send(twilioError(400, 21211, `The 'To' number ${maskPhone(to)} is not a valid phone number.`));
+      if (!isE164(to))
+        return reply.code(400).send(twilioError(400, 21211, `The 'To' number ${maskPhone(to)} is not a valid phone number.`));
       const from = form.From || null;
       const messagingServiceSid = form.MessagingServiceSid || null;
-      if (from === null && messagingServiceSid === null) return reply.code(400).send(twilioError(400, 21603, "A 'From' phone number is required."));
+      if (from === null && messagingServiceSid === null)
+        return reply.code(400).send(twilioError(400, 21603, "A 'From' phone number is required."));
       const body = form.Body ?? '';
       if (body === '') return reply.code(400).send(twilioError(400, 21602, 'Message body is required.'));
 

@@ -83,12 +83,19 @@ export class SmsSink {
   }
 }
 
-export const smsView = (r: SmsRecord) => ({ sid: r.sid, to: r.to, from: r.from ?? r.messagingServiceSid, body: r.body, receivedAt: r.receivedAt });
+export const smsView = (r: SmsRecord) => ({
+  sid: r.sid,
+  to: r.to,
+  from: r.from ?? r.messagingServiceSid,
+  body: r.body,
+  receivedAt: r.receivedAt,
+});
 
 /** Validates PUT /_emulator/sms/faults; throws a TypeError naming the bad field. */
 export function checkSmsFaults(input: unknown): SmsFailNextEntry[] {
   const raw = input as { failNext?: unknown } | null;
-  if (typeof raw !== 'object' || raw === null || !Array.isArray(raw.failNext)) throw new TypeError('sms faults must be {failNext: [{kind, count}]}');
+  if (typeof raw !== 'object' || raw === null || !Array.isArray(raw.failNext))
+    throw new TypeError('sms faults must be {failNext: [{kind, count}]}');
   return raw.failNext.map((e: unknown, i) => {
     const entry = e as Partial<SmsFailNextEntry> | null;
     if (typeof entry !== 'object' || entry === null) throw new TypeError(`failNext[${i}] must be an object`);
@@ -108,7 +115,9 @@ export const messageSid = (): string => `SM${randomBytes(16).toString('hex')}`;
 export const rfc2822 = (ms: number): string => new Date(ms).toUTCString().replace('GMT', '+0000');
 
 // GSM 03.38: the basic set costs one septet, the extension set two; anything else makes the message UCS-2.
-const GSM_BASIC = new Set('@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !"#¤%&\'()*+,-./0123456789:;<=>?¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà');
+const GSM_BASIC = new Set(
+  '@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !"#¤%&\'()*+,-./0123456789:;<=>?¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà',
+);
 const GSM_EXT = new Set('^{}\\[~]|€\f');
 
 /** Segments as a carrier bills them: 160/153 septets (GSM-7) or 70/67 UTF-16 units (UCS-2). */

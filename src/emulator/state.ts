@@ -8,7 +8,7 @@
 import { EventEmitter } from 'node:events';
 import { Faults } from './faults.ts';
 import { TokenFaults } from './token-faults.ts';
-import { Lifecycle } from './lifecycle.ts';
+import { Lifecycle, type LifecycleHost } from './lifecycle.ts';
 import { OAuthIssuer } from './oauth.ts';
 import { TokenBucket, checkQuotaConfig, type QuotaConfig } from './quota.ts';
 import {
@@ -27,12 +27,21 @@ import { DELIVERY_DEFAULTS, checkDefaults, type DeliverySettings, type PhonePatc
 import { SmsSink } from './sms.ts';
 import { WebhookSender, type WebhookAttempt, type WebhookHost } from './webhook.ts';
 
-export type { Arrival, Counters, DuplicateResponse, EmulatorEvents, MessageArrival, Phone, StateOptions, WebhookOptions } from './records.ts';
+export type {
+  Arrival,
+  Counters,
+  DuplicateResponse,
+  EmulatorEvents,
+  MessageArrival,
+  Phone,
+  StateOptions,
+  WebhookOptions,
+} from './records.ts';
 
 /** Default reachability rule: a number ending in '0' is not RCS-enabled, every other number is. */
 export const defaultRcsRule = (e164: string): boolean => !e164.endsWith('0');
 
-export class EmulatorState implements WebhookHost {
+export class EmulatorState implements WebhookHost, LifecycleHost {
   readonly events = new EventEmitter<EmulatorEvents>();
   readonly scheduler = new Scheduler();
   readonly lifecycle = new Lifecycle(this);
@@ -194,7 +203,11 @@ export class EmulatorState implements WebhookHost {
   }
 
   /** Waits for the next `event` whose argument matches `pred`, e.g. waitFor('delivered', (m) => m.id === id). */
-  waitFor<K extends keyof EmulatorEvents>(event: K, pred: (arg: EmulatorEvents[K][0]) => boolean = () => true, timeoutMs = WAIT_DEFAULT_MS): Promise<EmulatorEvents[K][0]> {
+  waitFor<K extends keyof EmulatorEvents>(
+    event: K,
+    pred: (arg: EmulatorEvents[K][0]) => boolean = () => true,
+    timeoutMs = WAIT_DEFAULT_MS,
+  ): Promise<EmulatorEvents[K][0]> {
     const events = this.events as unknown as EventEmitter;
     return new Promise((resolve, reject) => {
       const on = (arg: EmulatorEvents[K][0]): void => {

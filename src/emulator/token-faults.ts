@@ -34,7 +34,11 @@ export class TokenFaults {
 
   set(config: TokenFaultConfig, now = Date.now()): void {
     this.latency = config.latencyMs ?? 0;
-    this.armed = (config.failNext ?? []).map((e) => ({ kind: e.kind, count: e.count, until: e.forMs === undefined ? undefined : now + e.forMs }));
+    this.armed = (config.failNext ?? []).map((e) => ({
+      kind: e.kind,
+      count: e.count,
+      until: e.forMs === undefined ? undefined : now + e.forMs,
+    }));
   }
 
   clear(): void {
@@ -77,11 +81,13 @@ export class TokenFaults {
 
 /** Validates PUT /_emulator/token/faults; throws a TypeError naming the bad field. */
 export function checkTokenFaults(input: unknown): TokenFaultConfig {
-  if (typeof input !== 'object' || input === null || Array.isArray(input)) throw new TypeError('token faults must be a JSON object {latencyMs?, failNext?}');
+  if (typeof input !== 'object' || input === null || Array.isArray(input))
+    throw new TypeError('token faults must be a JSON object {latencyMs?, failNext?}');
   const raw = input as Record<string, unknown>;
   const out: TokenFaultConfig = {};
   if (raw.latencyMs !== undefined) {
-    if (typeof raw.latencyMs !== 'number' || !(raw.latencyMs >= 0)) throw new TypeError(`latencyMs must be a number >= 0, got ${JSON.stringify(raw.latencyMs)}`);
+    if (typeof raw.latencyMs !== 'number' || !(raw.latencyMs >= 0))
+      throw new TypeError(`latencyMs must be a number >= 0, got ${JSON.stringify(raw.latencyMs)}`);
     out.latencyMs = raw.latencyMs;
   }
   if (raw.failNext !== undefined) {
@@ -99,7 +105,11 @@ export function checkTokenFaults(input: unknown): TokenFaultConfig {
       if (entry.forMs !== undefined && (typeof entry.forMs !== 'number' || !(entry.forMs > 0))) {
         throw new TypeError(`failNext[${i}].forMs must be a number > 0, got ${JSON.stringify(entry.forMs)}`);
       }
-      return { kind: entry.kind as TokenFaultKind, ...(entry.count === undefined ? {} : { count: entry.count }), ...(entry.forMs === undefined ? {} : { forMs: entry.forMs }) };
+      return {
+        kind: entry.kind as TokenFaultKind,
+        ...(entry.count === undefined ? {} : { count: entry.count }),
+        ...(entry.forMs === undefined ? {} : { forMs: entry.forMs }),
+      };
     });
   }
   return out;

@@ -8,7 +8,14 @@ const E164 = /^\+[1-9]\d{6,14}$/;
 // RFC 4122 / 9562 layout with a version and the RFC variant; the nil UUID is not an ID.
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[1-8][0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/i;
 const DURATION = /^\d{1,12}(\.\d{1,9})?s$/;
-const TRAFFIC_TYPES = new Set(['MESSAGE_TRAFFIC_TYPE_UNSPECIFIED', 'AUTHENTICATION', 'TRANSACTION', 'PROMOTION', 'SERVICEREQUEST', 'ACKNOWLEDGEMENT']);
+const TRAFFIC_TYPES = new Set([
+  'MESSAGE_TRAFFIC_TYPE_UNSPECIFIED',
+  'AUTHENTICATION',
+  'TRANSACTION',
+  'PROMOTION',
+  'SERVICEREQUEST',
+  'ACKNOWLEDGEMENT',
+]);
 const CONTENT_FIELDS = ['text', 'fileName', 'uploadedRbmFile', 'richCard', 'contentInfo'] as const;
 const MAX_TEXT = 3072;
 const MAX_SUGGESTIONS = 11;
@@ -47,7 +54,10 @@ export function checkAgentMessage(body: unknown): string | undefined {
   if (!isPlainObject(cm)) return 'Invalid AgentMessage: contentMessage is required and must be an object.';
   const present = CONTENT_FIELDS.filter((f) => cm[f] !== undefined);
   if (present.length !== 1) {
-    return `Invalid contentMessage: exactly one of ${CONTENT_FIELDS.join(', ')} must be set, got ${present.length === 0 ? 'none' : present.join(', ')}.`;
+    return (
+      `Invalid contentMessage: exactly one of ${CONTENT_FIELDS.join(', ')} must be set, ` +
+      `got ${present.length === 0 ? 'none' : present.join(', ')}.`
+    );
   }
   if (cm.text !== undefined && (typeof cm.text !== 'string' || cm.text.length > MAX_TEXT)) {
     return `Invalid contentMessage.text: must be a string of at most ${MAX_TEXT} characters.`;

@@ -24,7 +24,8 @@ function agentOf(body: Record<string, unknown>): string | undefined {
 export function registerWebhookControl(scope: FastifyInstance, state: EmulatorState, normalizePhone: (raw: string) => string): void {
   const hooks = state.webhooks;
   /** Injection needs a target: without a url the platform would drop the event, and a test would wait forever. */
-  const noTarget = (reply: FastifyReply) => badRequest(reply, 'no webhook url configured: PUT /_emulator/webhook {url, clientTokens} first');
+  const noTarget = (reply: FastifyReply) =>
+    badRequest(reply, 'no webhook url configured: PUT /_emulator/webhook {url, clientTokens} first');
 
   scope.get('/webhook', async () => hooks.view());
 

@@ -62,7 +62,10 @@ export class WebhookSender {
   /** Bumped by reset: answers of POSTs started before it are ignored. */
   private generation = 0;
 
-  constructor(private readonly host: WebhookHost, private readonly initial?: WebhookPatch) {
+  constructor(
+    private readonly host: WebhookHost,
+    private readonly initial?: WebhookPatch,
+  ) {
     this.config = this.initialConfig();
   }
 
@@ -115,7 +118,16 @@ export class WebhookSender {
     for (let i = 0; i < copies; i += 1) {
       const envelope = envelopeOf(agentId, b64, at, type, attributes);
       first ??= envelope.message.messageId;
-      const job: Job = { agentId, payload, envelope, body: JSON.stringify(envelope), data, publishedAt: at, failures: 0, unsignedCounted: false };
+      const job: Job = {
+        agentId,
+        payload,
+        envelope,
+        body: JSON.stringify(envelope),
+        data,
+        publishedAt: at,
+        failures: 0,
+        unsignedCounted: false,
+      };
       this.host.counters.webhooksPending += 1;
       const wait = c.extraDelayMs + (c.reorderWindowMs > 0 ? randomInt(0, Math.floor(c.reorderWindowMs) + 1) : 0);
       this.host.scheduler.at(Date.now() + wait, () => this.attempt(job));

@@ -46,7 +46,14 @@ export function createRevoke(deps: RevokeDeps) {
   async function thenFallback(ref: MessageRef, withFallback: boolean, fallback?: StoredFallback): Promise<RevokeResult> {
     const { messageId } = ref;
     if (!withFallback) return { messageId, state: 'REVOKED', fallback: false };
-    const r = await deps.requestFallback({ messageId, agentId: ref.agentId, reason: 'REVOKED_BY_PRODUCER', event, detail: 'revoked by the producer, SMS requested', ...(fallback ? { fallback } : {}) });
+    const r = await deps.requestFallback({
+      messageId,
+      agentId: ref.agentId,
+      reason: 'REVOKED_BY_PRODUCER',
+      event,
+      detail: 'revoked by the producer, SMS requested',
+      ...(fallback ? { fallback } : {}),
+    });
     return { messageId, state: r.outcome === 'FALLBACK_QUEUED' ? 'FALLBACK_QUEUED' : 'REVOKED', fallback: r.outcome === 'FALLBACK_QUEUED' };
   }
 

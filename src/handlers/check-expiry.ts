@@ -32,14 +32,21 @@ export function createCheckExpiryHandler(deps: CheckExpiryDeps): Handler {
     try {
       revoked = await deps.rbm.revokeMessage({ agentId, to, messageId });
     } catch (err) {
-      if (classify(err, 'revoke') === 'permanent') deps.log.error({ messageId, err: (err as Error).message }, 'revoke at the local deadline refused');
+      if (classify(err, 'revoke') === 'permanent')
+        deps.log.error({ messageId, err: (err as Error).message }, 'revoke at the local deadline refused');
       throw err;
     }
     if (!revoked) {
       await deps.status.transition(p, 'DELIVERED', { event: 'DEADLINE', detail: 'revoke answered 404: already delivered' });
       return { outcome: 'DELIVERED' };
     }
-    const r = await deps.requestFallback({ messageId, agentId, reason: 'DEADLINE', event: 'DEADLINE', detail: 'nothing heard by expireTime + grace; revoke answered 200' });
+    const r = await deps.requestFallback({
+      messageId,
+      agentId,
+      reason: 'DEADLINE',
+      event: 'DEADLINE',
+      detail: 'nothing heard by expireTime + grace; revoke answered 200',
+    });
     return { ...r };
   };
 }

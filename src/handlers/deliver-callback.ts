@@ -23,9 +23,7 @@ import type { CallResult, ReceiverPort } from '../callbacks/receivers.ts';
 import { PayloadError, UrlForbiddenError } from '../errors.ts';
 import { isFinalAttempt, type Handler, type Logger, type Outcome } from './types.ts';
 
-export interface CallbackPost {
-  (url: string, body: string, headers: Record<string, string>): Promise<number>;
-}
+export type CallbackPost = (url: string, body: string, headers: Record<string, string>) => Promise<number>;
 
 export interface DeliverCallbackDeps {
   /** The Standard Webhooks secret of a scope (see src/callbacks/secrets.ts). */
@@ -47,7 +45,10 @@ export function createDeliverCallbackHandler(deps: DeliverCallbackDeps): Handler
   const signers = new Map<string, Webhook>();
   const signer = (scope: string) => {
     let s = signers.get(scope);
-    if (!s) signers.set(scope, (s = new Webhook(deps.secretFor(scope))));
+    if (!s) {
+      s = new Webhook(deps.secretFor(scope));
+      signers.set(scope, s);
+    }
     return s;
   };
   // The call is made: its outcome stands even if Redis cannot take the report
@@ -56,7 +57,7 @@ export function createDeliverCallbackHandler(deps: DeliverCallbackDeps): Handler
     try {
       await deps.receivers.report(origin, jobId, result);
     } catch (err) {
-      deps.log.warn({ origin, err: (err as Error).message }, 'could not report a callback call to its receiver\'s state');
+      deps.log.warn({ origin, err: (err as Error).message }, "could not report a callback call to its receiver's state");
     }
   };
   return async (payload, ctx): Promise<Outcome> => {
@@ -73,7 +74,10 @@ export function createDeliverCallbackHandler(deps: DeliverCallbackDeps): Handler
       if (now() >= horizon) {
         await deps.receivers.forget(origin, ctx.jobId);
         await deps.count('failed');
-        deps.log.error({ webhookId: id, origin, last: admission.lastFailure }, 'status callback failed for good (its receiver kept failing); replay it with POST /v1/messages/:id/callbacks:replay');
+        deps.log.error(
+          { webhookId: id, origin, last: admission.lastFailure },
+          'status callback failed for good (its receiver kept failing); replay it with POST /v1/messages/:id/callbacks:replay',
+        );
         throw new CallbackExpiredError(origin, admission.lastFailure);
       }
       throw new CallbackParkedError(origin, 'open', Math.max(1, Math.min(admission.untilMs, horizon) - now()));
@@ -94,9 +98,18 @@ export function createDeliverCallbackHandler(deps: DeliverCallbackDeps): Handler
     } catch (err) {
       if (err instanceof UrlForbiddenError) {
         // The slot it held goes back; nothing will be tried again.
-        await settle(origin, ctx.jobId, { ok: false, probe: admission.verdict === 'probe', done: true, failure: 'refused: forbidden address' });
+        await settle(origin, ctx.jobId, {
+          ok: false,
+          probe: admission.verdict === 'probe',
+          done: true,
+          failure: 'refused: forbidden address',
+        });
         await deps.count('failed');
-        deps.log.error({ webhookId: id, origin, reason: err.reason }, 'status callback refused for good: its URL leads to an address callbacks may not reach (CALLBACK_ALLOW_HOSTS opens private hosts)');
+        deps.log.error(
+          { webhookId: id, origin, reason: err.reason },
+          'status callback refused for good: its URL leads to an address callbacks may not reach ' +
+            '(CALLBACK_ALLOW_HOSTS opens private hosts)',
+        );
         throw err;
       }
       noAnswer = (err as Error).message;
@@ -108,7 +121,12 @@ export function createDeliverCallbackHandler(deps: DeliverCallbackDeps): Handler
       return { outcome: 'DELIVERED', status };
     }
     const final = isFinalAttempt(ctx);
-    await settle(origin, ctx.jobId, { ok: false, probe, done: final, failure: status === undefined ? `no answer (${noAnswer})` : `answered ${status}` });
+    await settle(origin, ctx.jobId, {
+      ok: false,
+      probe,
+      done: final,
+      failure: status === undefined ? `no answer (${noAnswer})` : `answered ${status}`,
+    });
     await deps.count(final ? 'failed' : 'retried');
     const entry = { webhookId: id, origin, status, attempt: ctx.attempt, of: ctx.maxAttempts };
     if (final) deps.log.error(entry, 'status callback failed for good; replay it with POST /v1/messages/:id/callbacks:replay');

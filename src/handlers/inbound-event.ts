@@ -16,7 +16,13 @@
  * otherwise). Either way it is acknowledged and changes nothing.
  */
 import { validate } from '../../jobs/common.ts';
-import { inboundEventPayload, serverEventSchema, userEventSchema, userMessageSchema, type InboundEventPayload } from '../../jobs/inbound-event.ts';
+import {
+  inboundEventPayload,
+  serverEventSchema,
+  userEventSchema,
+  userMessageSchema,
+  type InboundEventPayload,
+} from '../../jobs/inbound-event.ts';
 import { classify, PayloadError, StatusTransitionError } from '../errors.ts';
 import type { RequestFallback } from '../fallback/fallback.ts';
 import type { DeadlinePort, InboundConsumerPort } from '../fallback/ports.ts';
@@ -48,7 +54,10 @@ export interface InboundEventDeps {
  * handler, caught by its outer loop, which has the whole event to park.
  */
 class MustWait extends Error {
-  constructor(readonly ref: MessageRef, readonly eventType: string) {
+  constructor(
+    readonly ref: MessageRef,
+    readonly eventType: string,
+  ) {
     super(`message ${ref.messageId} is still being sent: ${eventType} waits for it`);
   }
 }
@@ -77,7 +86,11 @@ export function createInboundEventHandler(deps: InboundEventDeps): Handler {
     const at = Date.now();
     if (at - (lastLogged.get(kind) ?? 0) < MISMATCH_LOG_EVERY_MS) return;
     lastLogged.set(kind, at);
-    deps.log.warn(fields, `webhook event ignored: ${kind} (further ones are counted in rbm_inbound_events_total, logged at most every ${MISMATCH_LOG_EVERY_MS / 1000} s)`);
+    deps.log.warn(
+      fields,
+      `webhook event ignored: ${kind} ` +
+        `(further ones are counted in rbm_inbound_events_total, logged at most every ${MISMATCH_LOG_EVERY_MS / 1000} s)`,
+    );
   }
 
   /**
@@ -110,7 +123,12 @@ export function createInboundEventHandler(deps: InboundEventDeps): Handler {
   }
 
   async function ttlRevoked(ref: MessageRef): Promise<Outcome> {
-    const r = await deps.requestFallback({ ...ref, reason: 'TTL_EXPIRATION_REVOKED', event: 'TTL_EXPIRATION_REVOKED', detail: 'RBM revoked the message at its TTL' });
+    const r = await deps.requestFallback({
+      ...ref,
+      reason: 'TTL_EXPIRATION_REVOKED',
+      event: 'TTL_EXPIRATION_REVOKED',
+      detail: 'RBM revoked the message at its TTL',
+    });
     if (r.outcome === 'REFUSED') return refused(ref, 'TTL_EXPIRATION_REVOKED', r.state);
     await deps.deadlines.cancel(ref);
     return r;
@@ -127,7 +145,12 @@ export function createInboundEventHandler(deps: InboundEventDeps): Handler {
     const trafficType = current.trafficType ?? 'UNSPECIFIED';
     if (deps.immediateOnRevokeFailed.includes(trafficType)) {
       // Google's advice for time-critical messages: SMS now, even at the risk of a duplicate.
-      const r = await deps.requestFallback({ ...ref, reason: 'TTL_EXPIRATION_REVOKE_FAILED', event, detail: `${trafficType}: falling back at once` });
+      const r = await deps.requestFallback({
+        ...ref,
+        reason: 'TTL_EXPIRATION_REVOKE_FAILED',
+        event,
+        detail: `${trafficType}: falling back at once`,
+      });
       await deps.deadlines.cancel(ref);
       return r.outcome === 'REFUSED' ? refused(ref, event, r.state) : r;
     }
@@ -136,7 +159,10 @@ export function createInboundEventHandler(deps: InboundEventDeps): Handler {
       revoked = await deps.rbm.revokeMessage({ agentId: ref.agentId, to: phone, messageId: ref.messageId });
     } catch (err) {
       if (classify(err, 'revoke') === 'permanent') {
-        deps.log.error({ messageId: ref.messageId, err: (err as Error).message }, 'revoke after TTL_EXPIRATION_REVOKE_FAILED refused; leaving the message to its local deadline');
+        deps.log.error(
+          { messageId: ref.messageId, err: (err as Error).message },
+          'revoke after TTL_EXPIRATION_REVOKE_FAILED refused; leaving the message to its local deadline',
+        );
         return { outcome: 'REVOKE_REFUSED' };
       }
       throw err;
@@ -146,7 +172,12 @@ export function createInboundEventHandler(deps: InboundEventDeps): Handler {
       const t = await status.transition(ref, 'DELIVERED', { event, detail: 'revoke answered 404: already delivered' });
       return t.ok ? { outcome: 'DELIVERED' } : refused(ref, event, t.from);
     }
-    const r = await deps.requestFallback({ ...ref, reason: 'TTL_EXPIRATION_REVOKE_FAILED', event, detail: 'revoked after the failed TTL revocation (200)' });
+    const r = await deps.requestFallback({
+      ...ref,
+      reason: 'TTL_EXPIRATION_REVOKE_FAILED',
+      event,
+      detail: 'revoked after the failed TTL revocation (200)',
+    });
     return r.outcome === 'REFUSED' ? refused(ref, event, r.state) : r;
   }
 

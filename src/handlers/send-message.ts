@@ -59,7 +59,8 @@ export function createSendMessageHandler(deps: SendMessageDeps): Handler {
     if (!checked.ok) {
       const { messageId, agentId } = (payload ?? {}) as { messageId?: unknown; agentId?: unknown };
       const error = new PayloadError('send-message payload', checked.problems);
-      if (typeof messageId === 'string' && typeof agentId === 'string') await status.transition({ agentId, messageId }, 'FAILED', { error: errorOf(error) });
+      if (typeof messageId === 'string' && typeof agentId === 'string')
+        await status.transition({ agentId, messageId }, 'FAILED', { error: errorOf(error) });
       throw error;
     }
     const p = checked.value;
@@ -70,8 +71,13 @@ export function createSendMessageHandler(deps: SendMessageDeps): Handler {
 
     if (p.expireAt !== undefined && p.expireAt <= now()) {
       // Too late for RCS before it was even sent: SMS now, if the message has one.
-      await status.transition(p, 'EXPIRED', { create, event: 'EXPIRED_IN_QUEUE', detail: 'the TTL passed before the message could be sent' });
-      if (fallback) await deps.requestFallback({ messageId: id, agentId: p.agentId, reason: 'DEADLINE', event: 'EXPIRED_IN_QUEUE', fallback });
+      await status.transition(p, 'EXPIRED', {
+        create,
+        event: 'EXPIRED_IN_QUEUE',
+        detail: 'the TTL passed before the message could be sent',
+      });
+      if (fallback)
+        await deps.requestFallback({ messageId: id, agentId: p.agentId, reason: 'DEADLINE', event: 'EXPIRED_IN_QUEUE', fallback });
       return { outcome: 'EXPIRED' };
     }
 
@@ -112,7 +118,10 @@ export function createSendMessageHandler(deps: SendMessageDeps): Handler {
       const error = errorOf(err);
       const final = kind === 'permanent' || isFinalAttempt(ctx);
       await status.transition(p, final ? 'FAILED' : 'SENDING', { countAttempt: true, error });
-      log[final ? 'error' : 'warn']({ messageId: id, to: maskPhone(p.to), attempt: ctx.attempt, ...error }, final ? 'message failed' : 'send failed, will retry');
+      log[final ? 'error' : 'warn'](
+        { messageId: id, to: maskPhone(p.to), attempt: ctx.attempt, ...error },
+        final ? 'message failed' : 'send failed, will retry',
+      );
       throw err;
     }
     const sent = await status.transition(p, 'SENT', { countAttempt: true });

@@ -34,10 +34,16 @@ export function createSendSmsHandler(deps: SendSmsDeps): Handler {
     const id = p.messageId;
 
     const wasInFlight = (await status.field(p, IN_FLIGHT)) === '1';
-    const claim = await status.transition(p, 'FALLBACK_SENDING', { fields: { [IN_FLIGHT]: '1' }, detail: `SMS try ${ctx.attempt} (${p.reason})` });
+    const claim = await status.transition(p, 'FALLBACK_SENDING', {
+      fields: { [IN_FLIGHT]: '1' },
+      detail: `SMS try ${ctx.attempt} (${p.reason})`,
+    });
     if (!claim.ok) return { outcome: 'CANCELLED', state: claim.from };
     if (claim.from === 'FALLBACK_SENDING' && wasInFlight && !deps.idempotent) {
-      const error = { code: ErrorCodes.SMS_OUTCOME_UNKNOWN, message: 'a previous try stopped after handing the SMS to the provider; not sending a second one' };
+      const error = {
+        code: ErrorCodes.SMS_OUTCOME_UNKNOWN,
+        message: 'a previous try stopped after handing the SMS to the provider; not sending a second one',
+      };
       await status.transition(p, 'FALLBACK_FAILED', { error, fields: { [IN_FLIGHT]: '0' } });
       log.error({ messageId: id, to: maskPhone(p.to) }, error.message);
       return { outcome: 'OUTCOME_UNKNOWN' };
@@ -45,7 +51,12 @@ export function createSendSmsHandler(deps: SendSmsDeps): Handler {
 
     let providerMessageId: string;
     try {
-      ({ providerMessageId } = await deps.provider.send({ to: p.to, text: p.text, ...(p.from ? { from: p.from } : {}), idempotencyKey: smsIdempotencyKey(p) }));
+      ({ providerMessageId } = await deps.provider.send({
+        to: p.to,
+        text: p.text,
+        ...(p.from ? { from: p.from } : {}),
+        idempotencyKey: smsIdempotencyKey(p),
+      }));
     } catch (err) {
       const kind = classify(err);
       // The provider answered: nothing is in flight any more.
@@ -53,13 +64,22 @@ export function createSendSmsHandler(deps: SendSmsDeps): Handler {
         await status.setField(p, IN_FLIGHT, '0');
         throw err;
       }
-      const error = { code: String((err as { code?: string }).code ?? ErrorCodes.SMS_PROVIDER), message: String((err as Error).message).slice(0, 500) };
+      const error = {
+        code: String((err as { code?: string }).code ?? ErrorCodes.SMS_PROVIDER),
+        message: String((err as Error).message).slice(0, 500),
+      };
       const final = kind === 'permanent' || isFinalAttempt(ctx);
       await status.transition(p, final ? 'FALLBACK_FAILED' : 'FALLBACK_SENDING', { error, fields: { [IN_FLIGHT]: '0' } });
-      log[final ? 'error' : 'warn']({ messageId: id, to: maskPhone(p.to), attempt: ctx.attempt, ...error }, final ? 'SMS fallback failed' : 'SMS send failed, will retry');
+      log[final ? 'error' : 'warn'](
+        { messageId: id, to: maskPhone(p.to), attempt: ctx.attempt, ...error },
+        final ? 'SMS fallback failed' : 'SMS send failed, will retry',
+      );
       throw err;
     }
-    await status.transition(p, 'FALLBACK_SENT', { fields: { [IN_FLIGHT]: '0', smsId: providerMessageId, smsProvider: deps.provider.name }, detail: `SMS sent (${p.reason})` });
+    await status.transition(p, 'FALLBACK_SENT', {
+      fields: { [IN_FLIGHT]: '0', smsId: providerMessageId, smsProvider: deps.provider.name },
+      detail: `SMS sent (${p.reason})`,
+    });
     return { outcome: 'FALLBACK_SENT', providerMessageId };
   };
 }

@@ -42,7 +42,15 @@ interface Stored {
 }
 
 type Scripts = Redis & {
-  rbmRateRead(key: string, now: number, id: string, accepted: number, limited: number, freshMs: number, forgetMs: number): Promise<[string, string, string, string, string, number, number]>;
+  rbmRateRead(
+    key: string,
+    now: number,
+    id: string,
+    accepted: number,
+    limited: number,
+    freshMs: number,
+    forgetMs: number,
+  ): Promise<[string, string, string, string, string, number, number]>;
   rbmRateApply(key: string, meta: string, ...args: Array<string | number>): Promise<number>;
 };
 
@@ -117,16 +125,35 @@ export class AdaptiveRate {
     const acceptedHere = this.acceptedHere.total(now);
     const limitedHere = this.limitedHere.total(now);
     this.reportedSome = acceptedHere + limitedHere > 0;
-    const [v, ceiling, rate, decreasedAt, increasedAt, accepted, limited] = await this.redis.rbmRateRead(this.o.stateKey, now, this.id, acceptedHere, limitedHere, FRESH_MS, FORGET_MS);
-    const state = rate === '' || Number(ceiling) !== this.o.ceiling
-      ? undefined
-      : { ceiling: Number(ceiling), rate: Number(rate), decreasedAt: Number(decreasedAt), increasedAt: Number(increasedAt) };
+    const [v, ceiling, rate, decreasedAt, increasedAt, accepted, limited] = await this.redis.rbmRateRead(
+      this.o.stateKey,
+      now,
+      this.id,
+      acceptedHere,
+      limitedHere,
+      FRESH_MS,
+      FORGET_MS,
+    );
+    const state =
+      rate === '' || Number(ceiling) !== this.o.ceiling
+        ? undefined
+        : { ceiling: Number(ceiling), rate: Number(rate), decreasedAt: Number(decreasedAt), increasedAt: Number(increasedAt) };
     return { version: Number(v), state, last: { accepted, limited } };
   }
 
   private async apply(version: number, s: RateState): Promise<boolean> {
     const { max, duration } = limiterForRate(s.rate, this.o.limiterWindowMs);
-    const done = await this.redis.rbmRateApply(this.o.stateKey, this.o.metaKey, version, s.ceiling, s.rate, s.decreasedAt, s.increasedAt, max, duration);
+    const done = await this.redis.rbmRateApply(
+      this.o.stateKey,
+      this.o.metaKey,
+      version,
+      s.ceiling,
+      s.rate,
+      s.decreasedAt,
+      s.increasedAt,
+      max,
+      duration,
+    );
     return done === 1;
   }
 

@@ -49,7 +49,10 @@ export class StreamInboundIntake implements InboundIntake {
   private readonly redis: AppendRedis;
   private readonly stream: string;
 
-  constructor(redis: Redis, private readonly opts: { prefix: string; dedupeTtlMs: number }) {
+  constructor(
+    redis: Redis,
+    private readonly opts: { prefix: string; dedupeTtlMs: number },
+  ) {
     this.redis = withInboundScripts(redis);
     this.stream = inboundStreamKey(opts.prefix);
   }
@@ -106,7 +109,8 @@ export function startStreamConsumer(opts: StreamConsumerOptions): StreamConsumer
       await opts.handler(event, { jobId: id, attempt: 1, maxAttempts: 1 });
     } catch (err) {
       const kind = classify(err);
-      if (kind === 'permanent') opts.log.error({ stream, entry: id, err: (err as Error).message }, 'stream entry dropped: it cannot be processed');
+      if (kind === 'permanent')
+        opts.log.error({ stream, entry: id, err: (err as Error).message }, 'stream entry dropped: it cannot be processed');
       else await opts.retryLater(event, err);
     }
     // Handled, dropped for good, or handed to a retry job: done with the entry either way.
@@ -147,7 +151,10 @@ export function startStreamConsumer(opts: StreamConsumerOptions): StreamConsumer
   }
 
   async function claimStale(): Promise<void> {
-    const [, entries] = (await opts.redis.xautoclaim(stream, group, consumer, opts.claimIdleMs, '0-0', 'COUNT', 100)) as [string, Array<[string, string[]] | null>];
+    const [, entries] = (await opts.redis.xautoclaim(stream, group, consumer, opts.claimIdleMs, '0-0', 'COUNT', 100)) as [
+      string,
+      Array<[string, string[]] | null>,
+    ];
     for (const entry of entries) if (entry) start(entry[0], entry[1]);
   }
 
@@ -178,9 +185,18 @@ export function startStreamConsumer(opts: StreamConsumerOptions): StreamConsumer
           await heartbeat();
           await claimStale();
         }
-        const read = (await opts.blocking.xreadgroup('GROUP', group, consumer, 'COUNT', opts.concurrency - inFlight, 'BLOCK', Math.min(1000, opts.claimIdleMs), 'STREAMS', stream, '>')) as
-          | Array<[string, Array<[string, string[]]>]>
-          | null;
+        const read = (await opts.blocking.xreadgroup(
+          'GROUP',
+          group,
+          consumer,
+          'COUNT',
+          opts.concurrency - inFlight,
+          'BLOCK',
+          Math.min(1000, opts.claimIdleMs),
+          'STREAMS',
+          stream,
+          '>',
+        )) as Array<[string, Array<[string, string[]]>]> | null;
         failures = 0;
         for (const [, entries] of read ?? []) for (const [id, fields] of entries) start(id, fields);
       } catch (err) {

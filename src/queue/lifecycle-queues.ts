@@ -14,7 +14,11 @@ import { sharedQueue } from './shared-queue.ts';
 
 export class BullSmsQueue implements SmsQueuePort {
   readonly queue: Queue;
-  constructor(connection: Redis, prefix: string, private readonly retry: { attempts: number; backoffMs: number }) {
+  constructor(
+    connection: Redis,
+    prefix: string,
+    private readonly retry: { attempts: number; backoffMs: number },
+  ) {
     this.queue = sharedQueue(SMS_QUEUE, connection, prefix);
   }
 
@@ -33,7 +37,11 @@ export class BullSmsQueue implements SmsQueuePort {
 
 export class BullDeadlines implements DeadlinePort {
   readonly queue: Queue;
-  constructor(connection: Redis, prefix: string, private readonly now: () => number = Date.now) {
+  constructor(
+    connection: Redis,
+    prefix: string,
+    private readonly now: () => number = Date.now,
+  ) {
     this.queue = sharedQueue(INBOUND_QUEUE, connection, prefix);
   }
 
@@ -95,8 +103,21 @@ export class RedisInboundStream implements InboundConsumerPort {
   }
 
   async publish(event: InboundEventPayload): Promise<void> {
-    await this.redis.xadd(this.key, 'MAXLEN', '~', this.maxLen, '*',
-      'kind', event.kind, 'agentId', event.agentId, 'payload', JSON.stringify(event.payload), 'receivedAt', String(event.receivedAt));
+    await this.redis.xadd(
+      this.key,
+      'MAXLEN',
+      '~',
+      this.maxLen,
+      '*',
+      'kind',
+      event.kind,
+      'agentId',
+      event.agentId,
+      'payload',
+      JSON.stringify(event.payload),
+      'receivedAt',
+      String(event.receivedAt),
+    );
     await this.callback?.(event);
   }
 }

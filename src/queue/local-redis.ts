@@ -66,7 +66,8 @@ async function waitUntilUp(child: ChildProcess, port: number): Promise<void> {
       err.code === 'ENOENT'
         ? new DispatchError(
             ErrorCodes.REDIS_UNAVAILABLE,
-            'redis-server was not found and no Redis answers on 127.0.0.1:6379. Install one (Debian/Ubuntu: apt-get install redis-server; macOS: brew install redis) or set REDIS_URL.',
+            'redis-server was not found and no Redis answers on 127.0.0.1:6379. ' +
+              'Install one (Debian/Ubuntu: apt-get install redis-server; macOS: brew install redis) or set REDIS_URL.',
           )
         : err;
   });

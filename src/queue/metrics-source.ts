@@ -34,8 +34,14 @@ export class MetricsSource {
   readonly queues: Queue[];
   private readonly rateKeys: Array<{ agent: string; key: string }>;
 
-  constructor(private readonly redis: Redis, private readonly prefix: string, agentIds: readonly string[]) {
-    this.queues = [...agentIds.map(outboundQueueName), INBOUND_QUEUE, SMS_QUEUE, CALLBACK_QUEUE].map((name) => sharedQueue(name, redis, prefix));
+  constructor(
+    private readonly redis: Redis,
+    private readonly prefix: string,
+    agentIds: readonly string[],
+  ) {
+    this.queues = [...agentIds.map(outboundQueueName), INBOUND_QUEUE, SMS_QUEUE, CALLBACK_QUEUE].map((name) =>
+      sharedQueue(name, redis, prefix),
+    );
     this.rateKeys = agentIds.map((agent, i) => ({ agent, key: this.queues[i]!.toKey(ADAPTIVE_RATE_KEY_TYPE) }));
   }
 
@@ -51,7 +57,9 @@ export class MetricsSource {
     return {
       counters: Object.fromEntries(Object.entries(hash as Record<string, string>).map(([k, v]) => [k, Number(v)])),
       queues: this.queues.map((q, i) => ({ queue: q.name, counts: counts[i] as Record<string, number> })),
-      agentRates: (rates as Array<{ agent: string; rate: number | undefined }>).flatMap(({ agent, rate }) => (rate === undefined ? [] : [{ agent, rate }])),
+      agentRates: (rates as Array<{ agent: string; rate: number | undefined }>).flatMap(({ agent, rate }) =>
+        rate === undefined ? [] : [{ agent, rate }],
+      ),
       webhookEventsPending: pending as number,
       callbackFeedPending: feed as number,
       callbackReceiversOpen: open as number,

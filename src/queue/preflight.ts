@@ -66,9 +66,16 @@ export async function checkRedis(url: string, opts: RedisCheckOptions): Promise<
   let timer: NodeJS.Timeout | undefined;
   const deadline = new Promise<never>((_, reject) => {
     timer = setTimeout(() => {
-      reject(connected
-        ? fail('not-redis', `accepted a connection but sent no Redis reply within ${seconds}; it is not Redis, or it is stuck`, 'a reply to INFO', 'nothing')
-        : fail('unreachable', unreachable, `a connection within ${seconds}`, 'no answer'));
+      reject(
+        connected
+          ? fail(
+              'not-redis',
+              `accepted a connection but sent no Redis reply within ${seconds}; it is not Redis, or it is stuck`,
+              'a reply to INFO',
+              'nothing',
+            )
+          : fail('unreachable', unreachable, `a connection within ${seconds}`, 'no answer'),
+      );
     }, opts.timeoutMs);
   });
   const step = <T>(p: Promise<T>) => Promise.race([p, deadline]);
@@ -91,16 +98,27 @@ export async function checkRedis(url: string, opts: RedisCheckOptions): Promise<
     const field = (name: string) => new RegExp(`^${name}:(.*)$`, 'm').exec(info)?.[1]?.trim();
 
     const version = field('redis_version');
-    if (version === undefined) throw fail('not-redis', 'answered INFO without a redis_version; it is not Redis', 'a Redis INFO reply', `'${info.slice(0, 60)}'`);
+    if (version === undefined)
+      throw fail('not-redis', 'answered INFO without a redis_version; it is not Redis', 'a Redis INFO reply', `'${info.slice(0, 60)}'`);
     if (field('cluster_enabled') === '1') {
-      throw fail('cluster', 'is a Redis Cluster node; set REDIS_CLUSTER_NODES (not supported yet) or point REDIS_URL at a standalone Redis', 'a standalone Redis', 'cluster_enabled:1');
+      throw fail(
+        'cluster',
+        'is a Redis Cluster node; set REDIS_CLUSTER_NODES (not supported yet) or point REDIS_URL at a standalone Redis',
+        'a standalone Redis',
+        'cluster_enabled:1',
+      );
     }
     if (field('role') === 'slave') {
       const primary = `${field('master_host') ?? '?'}:${field('master_port') ?? '?'}`;
       throw fail('replica', `is a read-only replica of ${primary}; point REDIS_URL at the primary`, 'role:master', 'role:slave');
     }
     if (olderThan(version, MIN_REDIS_VERSION)) {
-      throw fail('version', `is Redis ${version}; rbm-dispatch needs ${MIN_REDIS_VERSION} or later`, `redis_version ${MIN_REDIS_VERSION} or later`, version);
+      throw fail(
+        'version',
+        `is Redis ${version}; rbm-dispatch needs ${MIN_REDIS_VERSION} or later`,
+        `redis_version ${MIN_REDIS_VERSION} or later`,
+        version,
+      );
     }
     // A write tells what INFO cannot: a proxy in front of a Cluster (MOVED/ASK), READONLY, an ACL without
     // write rights (NOPERM), a full Redis (OOM) or one that stopped writes after a failed save (MISCONF).
@@ -114,7 +132,10 @@ export async function checkRedis(url: string, opts: RedisCheckOptions): Promise<
     const warnings: string[] = [];
     const policy = field('maxmemory_policy');
     if (policy !== undefined && policy !== 'noeviction') {
-      warnings.push(`Redis at ${shown} has maxmemory-policy ${policy}: when memory runs out it will evict queue and status keys; BullMQ needs noeviction (CONFIG SET maxmemory-policy noeviction)`);
+      warnings.push(
+        `Redis at ${shown} has maxmemory-policy ${policy}: when memory runs out it will evict queue and status keys; ` +
+          `BullMQ needs noeviction (CONFIG SET maxmemory-policy noeviction)`,
+      );
     }
     return { version, warnings };
   } finally {
@@ -128,24 +149,58 @@ export async function checkRedis(url: string, opts: RedisCheckOptions): Promise<
     const code = (err as NodeJS.ErrnoException).code ?? '';
     if (AUTH_ERROR.test(message)) {
       return credentialsGiven
-        ? fail('auth', 'refused the password; check the credentials in REDIS_URL', 'AUTH to succeed', (authError ?? err).message, authError ?? err)
+        ? fail(
+            'auth',
+            'refused the password; check the credentials in REDIS_URL',
+            'AUTH to succeed',
+            (authError ?? err).message,
+            authError ?? err,
+          )
         : fail('auth', 'requires a password; give it in REDIS_URL (redis://:PASSWORD@host:port)', 'AUTH to succeed', message, err);
     }
     if (/^(MOVED|ASK|CLUSTERDOWN)\b/.test(message)) {
-      return fail('cluster', 'is a Redis Cluster node; set REDIS_CLUSTER_NODES (not supported yet) or point REDIS_URL at a standalone Redis', 'a standalone Redis', message, err);
+      return fail(
+        'cluster',
+        'is a Redis Cluster node; set REDIS_CLUSTER_NODES (not supported yet) or point REDIS_URL at a standalone Redis',
+        'a standalone Redis',
+        message,
+        err,
+      );
     }
-    if (/^READONLY\b/.test(message)) return fail('replica', 'is read-only (a replica); point REDIS_URL at the primary', 'a write to succeed', message, err);
+    if (/^READONLY\b/.test(message))
+      return fail('replica', 'is read-only (a replica); point REDIS_URL at the primary', 'a write to succeed', message, err);
     if (err.name === 'ParserError' || /protocol error/i.test(message)) {
-      return fail('not-redis', 'is not Redis (it answered something else); check the host and port in REDIS_URL', 'a Redis reply', `a protocol error: ${message}`, err);
+      return fail(
+        'not-redis',
+        'is not Redis (it answered something else); check the host and port in REDIS_URL',
+        'a Redis reply',
+        `a protocol error: ${message}`,
+        err,
+      );
     }
     if (/command timed out/i.test(message)) {
-      return fail('not-redis', `accepted a connection but sent no Redis reply within ${seconds}; it is not Redis, or it is stuck`, 'a reply to INFO', 'nothing', err);
+      return fail(
+        'not-redis',
+        `accepted a connection but sent no Redis reply within ${seconds}; it is not Redis, or it is stuck`,
+        'a reply to INFO',
+        'nothing',
+        err,
+      );
     }
-    if (!afterConnect || ['ECONNREFUSED', 'ECONNRESET', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH', 'ETIMEDOUT'].includes(code)) {
+    if (
+      !afterConnect ||
+      ['ECONNREFUSED', 'ECONNRESET', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH', 'ETIMEDOUT'].includes(code)
+    ) {
       return fail('unreachable', unreachable, `a connection within ${seconds}`, code ? `${code} (${message})` : message, err);
     }
     if (/connection is closed/i.test(message)) {
-      return fail('not-redis', 'closed the connection without a Redis reply; check the host, port and redis:// or rediss:// in REDIS_URL', 'a Redis reply', 'the connection closed', err);
+      return fail(
+        'not-redis',
+        'closed the connection without a Redis reply; check the host, port and redis:// or rediss:// in REDIS_URL',
+        'a Redis reply',
+        'the connection closed',
+        err,
+      );
     }
     return fail('refused', 'refused what BullMQ needs (INFO and a write)', 'OK', message, err);
   }

@@ -12,10 +12,22 @@ import { validateBounded, type Problem } from '../../jobs/common.ts';
 import { outboundQueueName } from '../../jobs/index.ts';
 import { expirationMs } from '../../jobs/agent-message.ts';
 import {
-  checkInputTiming, priorityFor, SEND_MESSAGE, sendMessageInput, sendMessageJobId,
-  type SendMessageInput, type SendMessagePayload,
+  checkInputTiming,
+  priorityFor,
+  SEND_MESSAGE,
+  sendMessageInput,
+  sendMessageJobId,
+  type SendMessageInput,
+  type SendMessagePayload,
 } from '../../jobs/send-message.ts';
-import { EVENT_PRIORITY, SEND_EVENT, sendEventInput, sendEventJobId, type SendEventInput, type SendEventPayload } from '../../jobs/send-event.ts';
+import {
+  EVENT_PRIORITY,
+  SEND_EVENT,
+  sendEventInput,
+  sendEventJobId,
+  type SendEventInput,
+  type SendEventPayload,
+} from '../../jobs/send-event.ts';
 import type { AgentConfig } from '../config.ts';
 import type { UrlRefusal } from '../egress/guard.ts';
 import { AmbiguousMessageIdError, ErrorCodes, MAX_LISTED_PROBLEMS, PayloadError, UnknownAgentError } from '../errors.ts';
@@ -131,15 +143,20 @@ export class Producer {
    */
   async sendMessages(inputs: readonly SendMessageInput[], options: SendOptions = {}): Promise<EnqueuedMessage[]> {
     const now = this.now();
-    await this.checkAll(inputs, (raw, room) => {
-      const checked = validateBounded(sendMessageInput, raw, room);
-      if (!checked.ok) return checked;
-      const problems = checkInputTiming(checked.value, now);
-      if (checked.value.callbackUrl !== undefined && !this.opts.callbacks) {
-        problems.push({ path: 'callbackUrl', problem: 'status callbacks are off in this service: CALLBACK_SECRET is not configured' });
-      }
-      return problems.length > 0 ? { ok: false as const, problems, count: problems.length } : checked;
-    }, 'message', options.defaultAgentId);
+    await this.checkAll(
+      inputs,
+      (raw, room) => {
+        const checked = validateBounded(sendMessageInput, raw, room);
+        if (!checked.ok) return checked;
+        const problems = checkInputTiming(checked.value, now);
+        if (checked.value.callbackUrl !== undefined && !this.opts.callbacks) {
+          problems.push({ path: 'callbackUrl', problem: 'status callbacks are off in this service: CALLBACK_SECRET is not configured' });
+        }
+        return problems.length > 0 ? { ok: false as const, problems, count: problems.length } : checked;
+      },
+      'message',
+      options.defaultAgentId,
+    );
     await this.checkCallbackUrls(inputs);
     const scope = options.callback?.scope ?? DEFAULT_SCOPE;
     const toPayload = (input: SendMessageInput): SendMessagePayload => {
@@ -200,14 +217,31 @@ export class Producer {
    * key the batchId is derived from it and every item without a key of its own
    * gets `<key>:<index>`, so a retried batch queues nothing twice.
    */
-  async sendBatch(inputs: readonly SendMessageInput[], options: { idempotencyKey?: string } & Pick<SendOptions, 'callback' | 'keyScope' | 'defaultAgentId'> = {}): Promise<EnqueuedBatch> {
+  async sendBatch(
+    inputs: readonly SendMessageInput[],
+    options: { idempotencyKey?: string } & Pick<SendOptions, 'callback' | 'keyScope' | 'defaultAgentId'> = {},
+  ): Promise<EnqueuedBatch> {
     const key = options.idempotencyKey;
     const batchId = key ? idOf('batch', '', key, options.keyScope) : uuidv4();
     const items = key
-      ? inputs.map((m, i) => (m && typeof m === 'object' && m.idempotencyKey === undefined && m.messageId === undefined ? { ...m, idempotencyKey: `${key}:${i}` } : m))
+      ? inputs.map((m, i) =>
+          m && typeof m === 'object' && m.idempotencyKey === undefined && m.messageId === undefined
+            ? { ...m, idempotencyKey: `${key}:${i}` }
+            : m,
+        )
       : inputs;
-    const results = await this.sendMessages(items, { batchId, keyScope: options.keyScope, defaultAgentId: options.defaultAgentId, ...(options.callback ? { callback: options.callback } : {}) });
-    await this.opts.batches?.record(batchId, results.flatMap((r, i) => (r.duplicate ? [] : [{ messageId: r.messageId, agentId: this.agentFor(items[i]!.agentId, options.defaultAgentId) }])));
+    const results = await this.sendMessages(items, {
+      batchId,
+      keyScope: options.keyScope,
+      defaultAgentId: options.defaultAgentId,
+      ...(options.callback ? { callback: options.callback } : {}),
+    });
+    await this.opts.batches?.record(
+      batchId,
+      results.flatMap((r, i) =>
+        r.duplicate ? [] : [{ messageId: r.messageId, agentId: this.agentFor(items[i]!.agentId, options.defaultAgentId) }],
+      ),
+    );
     return { batchId, messageIds: results.map((r) => r.messageId), duplicates: results.filter((r) => r.duplicate).length };
   }
 
@@ -254,7 +288,11 @@ export class Producer {
         return isNew;
       });
       try {
-        await this.addJobs(fresh, (p) => ({ name: SEND_EVENT, data: p, opts: { ...this.jobOptions(sendEventJobId(p.eventId), EVENT_PRIORITY), ...this.coalesce(p) } }));
+        await this.addJobs(fresh, (p) => ({
+          name: SEND_EVENT,
+          data: p,
+          opts: { ...this.jobOptions(sendEventJobId(p.eventId), EVENT_PRIORITY), ...this.coalesce(p) },
+        }));
       } catch (err) {
         // Give the keys back, so the caller's retry with the same keys is not taken for a duplicate.
         const claimed = fresh.filter((p) => keyedIds.has(eventRef(p))).map((p) => this.eventKey(eventRef(p)));
@@ -282,7 +320,9 @@ export class Producer {
    * of the others'. A message still waiting with no record is found by its job.
    */
   async locate(messageId: string, scope: LocateScope = {}): Promise<MessageRef[]> {
-    const agents = this.opts.agents.map((a) => a.agentId).filter((a) => (!scope.agents || scope.agents.has(a)) && (scope.agentId === undefined || scope.agentId === a));
+    const agents = this.opts.agents
+      .map((a) => a.agentId)
+      .filter((a) => (!scope.agents || scope.agents.has(a)) && (scope.agentId === undefined || scope.agentId === a));
     const holding = new Set(await this.opts.status.agentsHolding(messageId, agents));
     for (const agentId of agents) {
       if (!holding.has(agentId) && (await this.queue(agentId).getJob(sendMessageJobId(messageId)))) holding.add(agentId);
@@ -293,7 +333,11 @@ export class Producer {
   /** The one message with this ID a caller may see; throws AmbiguousMessageIdError when several agents hold one. */
   async locateOne(messageId: string, scope: LocateScope = {}): Promise<MessageRef | null> {
     const found = await this.locate(messageId, scope);
-    if (found.length > 1) throw new AmbiguousMessageIdError(messageId, found.map((r) => r.agentId));
+    if (found.length > 1)
+      throw new AmbiguousMessageIdError(
+        messageId,
+        found.map((r) => r.agentId),
+      );
     return found[0] ?? null;
   }
 
@@ -395,7 +439,9 @@ export class Producer {
       problems.push({ path: inputs.length > 1 ? `${i}.callbackUrl` : 'callbackUrl', problem: refusal.reason });
     });
     // Forbidden says more than "could not resolve now": it wins when a batch has both.
-    const code = [...refused.values()].some((r) => r.code === ErrorCodes.URL_FORBIDDEN) ? ErrorCodes.URL_FORBIDDEN : ErrorCodes.URL_UNRESOLVABLE;
+    const code = [...refused.values()].some((r) => r.code === ErrorCodes.URL_FORBIDDEN)
+      ? ErrorCodes.URL_FORBIDDEN
+      : ErrorCodes.URL_UNRESOLVABLE;
     throw new PayloadError('message', problems, { index: inputs.length > 1 ? firstBad : undefined, code });
   }
 
@@ -404,9 +450,18 @@ export class Producer {
     if (agentId === undefined && defaultAgentId !== undefined) return this.agentFor(defaultAgentId);
     if (agentId === undefined) {
       if (agents.length === 1) return agents[0]!.agentId;
-      throw new PayloadError('message', [{ path: 'agentId', problem: `expected one of ${agents.map((a) => a.agentId).join(', ')} (several agents are configured), got nothing` }]);
+      throw new PayloadError('message', [
+        {
+          path: 'agentId',
+          problem: `expected one of ${agents.map((a) => a.agentId).join(', ')} (several agents are configured), got nothing`,
+        },
+      ]);
     }
-    if (!agents.some((a) => a.agentId === agentId)) throw new UnknownAgentError(agentId, agents.map((a) => a.agentId));
+    if (!agents.some((a) => a.agentId === agentId))
+      throw new UnknownAgentError(
+        agentId,
+        agents.map((a) => a.agentId),
+      );
     return agentId;
   }
 

@@ -61,12 +61,19 @@ export function startQueueWorker(opts: QueueWorkerOptions): QueueWorker {
   // Pauses this queue for every worker process at once (Retry-After), and names its keys.
   // Its errors are the shared connection's, which the worker below reports too.
   const queue = sharedQueue(opts.queueName, opts.connection, opts.prefix);
-  const adaptive = opts.adaptRate && opts.ratePerSec
-    ? new AdaptiveRate({
-        redis: opts.connection, queueName: opts.queueName, stateKey: queue.toKey(ADAPTIVE_RATE_KEY_TYPE), metaKey: queue.toKey('meta'),
-        ceiling: opts.ratePerSec, limiterWindowMs: opts.limiterWindowMs, adapt: opts.adaptRate, log: opts.log,
-      })
-    : undefined;
+  const adaptive =
+    opts.adaptRate && opts.ratePerSec
+      ? new AdaptiveRate({
+          redis: opts.connection,
+          queueName: opts.queueName,
+          stateKey: queue.toKey(ADAPTIVE_RATE_KEY_TYPE),
+          metaKey: queue.toKey('meta'),
+          ceiling: opts.ratePerSec,
+          limiterWindowMs: opts.limiterWindowMs,
+          adapt: opts.adaptRate,
+          log: opts.log,
+        })
+      : undefined;
   const processor = async (job: Job, token?: string): Promise<Outcome> => {
     // Own keys only: a job named 'constructor' (whoever wrote it to Redis) has no handler.
     const handler = Object.hasOwn(opts.handlers, job.name) ? opts.handlers[job.name] : undefined;
@@ -88,7 +95,11 @@ export function startQueueWorker(opts: QueueWorkerOptions): QueueWorker {
         } else {
           opts.log.warn({ queue: opts.queueName, pauseMs }, 'upstream answered 429: pausing the queue');
           await queue.rateLimit(pauseMs);
-          await opts.connection.multi().hincrby(metricsKey(opts.prefix), `ratelimited|${opts.queueName}`, 1).hincrby(metricsKey(opts.prefix), `throttled_ms|${opts.queueName}`, pauseMs).exec();
+          await opts.connection
+            .multi()
+            .hincrby(metricsKey(opts.prefix), `ratelimited|${opts.queueName}`, 1)
+            .hincrby(metricsKey(opts.prefix), `throttled_ms|${opts.queueName}`, pauseMs)
+            .exec();
         }
         // Not Worker.RateLimitError(): in bullmq 6.7 that puts a prioritized job
         // back without the marker that wakes a long-polling worker, which then
@@ -104,7 +115,9 @@ export function startQueueWorker(opts: QueueWorkerOptions): QueueWorker {
         await countMetric(opts.connection, opts.prefix, 'deferred', opts.queueName);
         await job.moveToDelayed(Date.now() + delayMs, token);
         // Only now, once it is delayed, may something promote it (see onDeferred).
-        await opts.onDeferred?.({ id: job.id ?? '', data: job.data }, err).catch((e: Error) => throttled(opts.log).warn('after deferring a job', e, opts.queueName));
+        await opts
+          .onDeferred?.({ id: job.id ?? '', data: job.data }, err)
+          .catch((e: Error) => throttled(opts.log).warn('after deferring a job', e, opts.queueName));
         throw new DelayedError();
       }
       // Answered, though not with success: the call still counted against the quota.

@@ -78,33 +78,46 @@ function set(workers: QueueWorker[]): WorkerSet {
   };
 }
 
-export function startDispatchWorkers(deps: Common & {
-  rbm: Pick<RbmClient, 'createMessage' | 'createEvent' | 'ready'>;
-  requestFallback: RequestFallback;
-  deadlines: DeadlinePort;
-}): WorkerSet {
+export function startDispatchWorkers(
+  deps: Common & {
+    rbm: Pick<RbmClient, 'createMessage' | 'createEvent' | 'ready'>;
+    requestFallback: RequestFallback;
+    deadlines: DeadlinePort;
+  },
+): WorkerSet {
   const { config, log } = deps;
   const handlers = {
     [SEND_MESSAGE]: createSendMessageHandler({
-      rbm: deps.rbm, status: deps.status, requestFallback: deps.requestFallback, deadlines: deps.deadlines, graceMs: config.fallback.graceMs, log,
+      rbm: deps.rbm,
+      status: deps.status,
+      requestFallback: deps.requestFallback,
+      deadlines: deps.deadlines,
+      graceMs: config.fallback.graceMs,
+      log,
     }),
     [SEND_EVENT]: createSendEventHandler({ rbm: deps.rbm, log, typingMaxAgeMs: config.dispatch.typingMaxAgeMs }),
   };
-  return set(config.agents.map((agent) => startQueueWorker({
-    ...base(deps),
-    queueName: outboundQueueName(agent.agentId),
-    handlers,
-    concurrency: concurrencyFor(config, agent),
-    ratePerSec: agent.ratePerSec,
-    adaptRate: { decrease: config.dispatch.rateAdapt.decrease, increase: config.dispatch.rateAdapt.increasePerSec },
-  })));
+  return set(
+    config.agents.map((agent) =>
+      startQueueWorker({
+        ...base(deps),
+        queueName: outboundQueueName(agent.agentId),
+        handlers,
+        concurrency: concurrencyFor(config, agent),
+        ratePerSec: agent.ratePerSec,
+        adaptRate: { decrease: config.dispatch.rateAdapt.decrease, increase: config.dispatch.rateAdapt.increasePerSec },
+      }),
+    ),
+  );
 }
 
 /**
  * Webhook events from the inbound stream (the fast path), and from the
  * inbound BullMQ queue the local deadlines and events that had to wait.
  */
-export function startInboundWorker(deps: Common & Omit<InboundEventDeps, 'status' | 'log' | 'immediateOnRevokeFailed'> & { retryLater: (event: unknown) => Promise<void> }): WorkerSet {
+export function startInboundWorker(
+  deps: Common & Omit<InboundEventDeps, 'status' | 'log' | 'immediateOnRevokeFailed'> & { retryLater: (event: unknown) => Promise<void> },
+): WorkerSet {
   const { config } = deps;
   const inboundEvent = createInboundEventHandler({ ...deps, immediateOnRevokeFailed: config.fallback.immediateOnRevokeFailed });
   const handlers = {
@@ -112,7 +125,11 @@ export function startInboundWorker(deps: Common & Omit<InboundEventDeps, 'status
     [CHECK_EXPIRY]: createCheckExpiryHandler({ status: deps.status, requestFallback: deps.requestFallback, rbm: deps.rbm, log: deps.log }),
   };
   const queueWorker = startQueueWorker({
-    ...base(deps), queueName: INBOUND_QUEUE, handlers, concurrency: config.inbound.concurrency, backoffStrategy: backoffStrategy(inboundRetrySchedule),
+    ...base(deps),
+    queueName: INBOUND_QUEUE,
+    handlers,
+    concurrency: config.inbound.concurrency,
+    backoffStrategy: backoffStrategy(inboundRetrySchedule),
   });
   const consumer = startStreamConsumer({
     stream: inboundStreamKey(config.queuePrefix),
@@ -130,14 +147,18 @@ export function startInboundWorker(deps: Common & Omit<InboundEventDeps, 'status
 
 export function startSmsWorker(deps: Common & { provider: SmsProvider }): WorkerSet {
   const { config } = deps;
-  const handlers = { [SEND_SMS]: createSendSmsHandler({ status: deps.status, provider: deps.provider, idempotent: config.sms.idempotent, log: deps.log }) };
-  return set([startQueueWorker({
-    ...base(deps),
-    queueName: SMS_QUEUE,
-    handlers,
-    concurrency: Math.max(4, Math.ceil(config.sms.ratePerSec * 0.5)),
-    ratePerSec: config.sms.ratePerSec,
-  })]);
+  const handlers = {
+    [SEND_SMS]: createSendSmsHandler({ status: deps.status, provider: deps.provider, idempotent: config.sms.idempotent, log: deps.log }),
+  };
+  return set([
+    startQueueWorker({
+      ...base(deps),
+      queueName: SMS_QUEUE,
+      handlers,
+      concurrency: Math.max(4, Math.ceil(config.sms.ratePerSec * 0.5)),
+      ratePerSec: config.sms.ratePerSec,
+    }),
+  ]);
 }
 
 /**
@@ -146,7 +167,9 @@ export function startSmsWorker(deps: Common & { provider: SmsProvider }): Worker
  * kept apart (receivers.ts): a parked delivery is listed for a wake-up once
  * the runner has delayed it.
  */
-export function startCallbackWorker(deps: Common & Omit<DeliverCallbackDeps, 'log' | 'retryForMs' | 'receivers'> & { queue: CallbackQueue; receivers: Receivers }): WorkerSet {
+export function startCallbackWorker(
+  deps: Common & Omit<DeliverCallbackDeps, 'log' | 'retryForMs' | 'receivers'> & { queue: CallbackQueue; receivers: Receivers },
+): WorkerSet {
   const { config } = deps;
   const cb = config.callbacks;
   const handlers = { [DELIVER_CALLBACK]: createDeliverCallbackHandler({ ...deps, retryForMs: cb.retryForMs, log: deps.log }) };

@@ -128,11 +128,16 @@ export function createTokenSource(key: ServiceAccountKey, options: TokenSourceOp
   let refusalLoggedAt = 0;
 
   const usable = (now: number): string | undefined =>
-    current !== undefined && (jwt.credentials.expiry_date ?? 0) > now + USABLE_FOR_MS && jwt.credentials.access_token === current ? current : undefined;
+    current !== undefined && (jwt.credentials.expiry_date ?? 0) > now + USABLE_FOR_MS && jwt.credentials.access_token === current
+      ? current
+      : undefined;
 
   const unavailable = (cause?: unknown): RbmTokenUnavailableError => {
     const retryAfterMs = Math.max(1, retryAt - Date.now());
-    return new RbmTokenUnavailableError(`token endpoint unavailable (${lastFailure}); next token request in ${retryAfterMs} ms`, { retryAfterMs, cause });
+    return new RbmTokenUnavailableError(`token endpoint unavailable (${lastFailure}); next token request in ${retryAfterMs} ms`, {
+      retryAfterMs,
+      cause,
+    });
   };
 
   /** One trip through the library: its cache, or one token request. `forced`: the cached token was refused, never fall back to it. */
@@ -216,7 +221,11 @@ export function createTokenSource(key: ServiceAccountKey, options: TokenSourceOp
         refusalLoggedAt = now;
         refusalsLogged = refusals;
       }
-      return new RbmAuthError(`RBM answered 401 to a freshly issued token of ${key.client_email} (${cause.method} ${cause.path}): the key may be revoked or lack RBM access`, { cause });
+      return new RbmAuthError(
+        `RBM answered 401 to a freshly issued token of ${key.client_email} (${cause.method} ${cause.path}): ` +
+          `the key may be revoked or lack RBM access`,
+        { cause },
+      );
     },
 
     accepted() {

@@ -7,7 +7,7 @@
  * token) and one retry; a 401 on the fresh token fails the call with RBM_AUTH.
  * Everything slower, a token outage included, is the queue's job.
  */
-import { Pool } from 'undici';
+import { type Dispatcher, Pool } from 'undici';
 import pRetry from 'p-retry';
 import { RbmApiError, RbmNetworkError, RbmTokenUnavailableError } from '../errors.ts';
 import { maskPhonesIn } from '../mask.ts';
@@ -32,8 +32,17 @@ interface Call {
 }
 
 const NETWORK_CODES = new Set([
-  'ECONNRESET', 'ECONNREFUSED', 'EPIPE', 'ETIMEDOUT', 'EAI_AGAIN', 'ENOTFOUND',
-  'UND_ERR_SOCKET', 'UND_ERR_CLOSED', 'UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT',
+  'ECONNRESET',
+  'ECONNREFUSED',
+  'EPIPE',
+  'ETIMEDOUT',
+  'EAI_AGAIN',
+  'ENOTFOUND',
+  'UND_ERR_SOCKET',
+  'UND_ERR_CLOSED',
+  'UND_ERR_CONNECT_TIMEOUT',
+  'UND_ERR_HEADERS_TIMEOUT',
+  'UND_ERR_BODY_TIMEOUT',
 ]);
 
 /** Server errors worth one more try inside the same call (never 429: the limiter handles it). */
@@ -96,7 +105,12 @@ export class RbmClient {
   }
 
   /** POST phones/{to}/agentMessages. A 409 on our own ID means it was already accepted. */
-  async createMessage(args: { agentId: string; to: string; messageId: string; body: AgentMessageBody }): Promise<AgentMessageResource | { duplicate: true }> {
+  async createMessage(args: {
+    agentId: string;
+    to: string;
+    messageId: string;
+    body: AgentMessageBody;
+  }): Promise<AgentMessageResource | { duplicate: true }> {
     const path = `${phonePath(args.to)}/agentMessages?${query({ messageId: args.messageId, agentId: args.agentId })}`;
     return this.call<AgentMessageResource>({ method: 'POST', path, body: args.body }, true);
   }
@@ -113,7 +127,12 @@ export class RbmClient {
     }
   }
 
-  async createEvent(args: { agentId: string; to: string; eventId: string; body: AgentEventBody }): Promise<AgentEventResource | { duplicate: true }> {
+  async createEvent(args: {
+    agentId: string;
+    to: string;
+    eventId: string;
+    body: AgentEventBody;
+  }): Promise<AgentEventResource | { duplicate: true }> {
     const path = `${phonePath(args.to)}/agentEvents?${query({ eventId: args.eventId, agentId: args.agentId })}`;
     return this.call<AgentEventResource>({ method: 'POST', path, body: args.body }, true);
   }
@@ -156,7 +175,7 @@ export class RbmClient {
   }
 
   private async once<T>(call: Call, token: string, conflictIsDuplicate: boolean): Promise<T | { duplicate: true }> {
-    let res;
+    let res: Dispatcher.ResponseData;
     try {
       res = await this.pool.request({
         method: call.method,
@@ -170,7 +189,9 @@ export class RbmClient {
     } catch (cause) {
       const code = (cause as { code?: string }).code ?? '';
       if (NETWORK_CODES.has(code) || (cause as Error).name === 'SocketError') {
-        throw new RbmNetworkError(`RBM ${call.method} ${maskPhonesIn(call.path.split('?')[0]!)}: ${code || (cause as Error).message}`, { cause });
+        throw new RbmNetworkError(`RBM ${call.method} ${maskPhonesIn(call.path.split('?')[0]!)}: ${code || (cause as Error).message}`, {
+          cause,
+        });
       }
       throw new RbmNetworkError(`RBM ${call.method} failed: ${(cause as Error).message}`, { cause });
     }

@@ -15,7 +15,11 @@ export interface RbmHooks {
   onTokenEvent?: (event: TokenEvent) => void;
 }
 
-export async function connectRbm(config: Readonly<Config>, target: { baseUrl: string; keyFile: string }, hooks: RbmHooks = {}): Promise<RbmClient> {
+export async function connectRbm(
+  config: Readonly<Config>,
+  target: { baseUrl: string; keyFile: string },
+  hooks: RbmHooks = {},
+): Promise<RbmClient> {
   const key = await loadServiceAccountKey(target.keyFile);
   // One socket per request in flight across all agents, so no request waits for a socket.
   const connections = config.agents.reduce((sum, a) => sum + concurrencyFor(config, a), 0);

@@ -16,6 +16,13 @@ export function smsSettingsFrom(sms: SmsConfig, emulatorUrl: string | undefined)
       return { provider: 'log', ...(sms.from ? { from: sms.from } : {}) };
     case 'emulator':
       if (!emulatorUrl) throw new Error("SMS_PROVIDER 'emulator' needs the built-in emulator running");
-      return { provider: 'twilio', accountSid: 'ACemulator', authToken: 'emulator', baseUrl: emulatorUrl, from: sms.from ?? '+15550000000', timeoutMs: sms.timeoutMs };
+      return {
+        provider: 'twilio',
+        accountSid: 'ACemulator',
+        authToken: 'emulator',
+        baseUrl: emulatorUrl,
+        from: sms.from ?? '+15550000000',
+        timeoutMs: sms.timeoutMs,
+      };
   }
 }

@@ -5,7 +5,7 @@
  * into a retry and a refused address into a permanent failure, and the
  * scrubbing that keeps phone numbers and secrets out of error messages.
  */
-import { Pool } from 'undici';
+import { type Dispatcher, Pool } from 'undici';
 import { e164 } from '../../jobs/common.ts';
 import { guardedConnector } from '../egress/connector.ts';
 import type { EgressGuard } from '../egress/guard.ts';
@@ -43,6 +43,7 @@ export function openPool(origin: string, timeoutMs: number, egress?: EgressGuard
   return {
     pool,
     close: async () => {
+      // biome-ignore lint/suspicious/noAssignInExpressions: deliberate: the first close() is shared by every caller
       await (closing ??= pool.close());
     },
   };
@@ -84,14 +85,18 @@ export async function exchange(
   request: { path: string; headers: Record<string, string>; body: string },
   to: string,
 ): Promise<HttpAnswer> {
-  let res;
+  let res: Dispatcher.ResponseData;
   try {
     res = await pool.request({ method: 'POST', path: request.path, headers: request.headers, body: request.body });
   } catch (cause) {
     if (cause instanceof UrlForbiddenError) {
       // Nothing was sent, and every retry would lead to the same address.
       throw new SmsProviderError(
-        { provider, kind: 'permanent', message: `${provider}: the SMS to ${maskPhone(to)} was not sent: ${cause.message} (CALLBACK_ALLOW_HOSTS opens private hosts)` },
+        {
+          provider,
+          kind: 'permanent',
+          message: `${provider}: the SMS to ${maskPhone(to)} was not sent: ${cause.message} (CALLBACK_ALLOW_HOSTS opens private hosts)`,
+        },
         { cause },
       );
     }
@@ -114,12 +119,7 @@ function noAnswer(provider: SmsProviderName, to: string, what: string, cause: un
 }
 
 /** An answer that is not a success, with the kind its status implies. */
-export function refusal(
-  provider: SmsProviderName,
-  answer: HttpAnswer,
-  message: string,
-  providerCode?: string | number,
-): SmsProviderError {
+export function refusal(provider: SmsProviderName, answer: HttpAnswer, message: string, providerCode?: string | number): SmsProviderError {
   return new SmsProviderError({
     provider,
     kind: kindForStatus(answer.status),

@@ -50,7 +50,7 @@ export function createTwilioProvider(settings: TwilioSettings): SmsProvider {
       },
       to,
     );
-    const body = parseJson(answer.text) as { sid?: unknown } & TwilioError | undefined;
+    const body = parseJson(answer.text) as ({ sid?: unknown } & TwilioError) | undefined;
     if (answer.status === 200 || answer.status === 201) {
       if (typeof body?.sid === 'string' && body.sid) return { providerMessageId: body.sid, provider: 'twilio' };
       // Accepted or not, we cannot tell: a retry with the same idempotency token is the safe move.
@@ -58,7 +58,9 @@ export function createTwilioProvider(settings: TwilioSettings): SmsProvider {
         provider: 'twilio',
         kind: 'retry',
         status: answer.status,
-        message: `twilio: expected a JSON body with a sid for the SMS to ${maskPhone(to)}, got ${answer.status}: ${excerpt(answer.text, scrub)}`,
+        message:
+          `twilio: expected a JSON body with a sid for the SMS to ${maskPhone(to)}, ` +
+          `got ${answer.status}: ${excerpt(answer.text, scrub)}`,
       });
     }
     const providerCode = typeof body?.code === 'number' || typeof body?.code === 'string' ? body.code : undefined;
@@ -66,7 +68,8 @@ export function createTwilioProvider(settings: TwilioSettings): SmsProvider {
     throw refusal(
       'twilio',
       answer,
-      `twilio: expected 201 for the SMS to ${maskPhone(to)}, got ${answer.status}${providerCode === undefined ? '' : ` (Twilio error ${providerCode})`}: ${detail}`,
+      `twilio: expected 201 for the SMS to ${maskPhone(to)}, got ${answer.status}` +
+        `${providerCode === undefined ? '' : ` (Twilio error ${providerCode})`}: ${detail}`,
       providerCode,
     );
   }

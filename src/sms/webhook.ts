@@ -48,7 +48,10 @@ export function verifyWebhookSignature(
  * `egress`: where the webhook may connect (the service's CALLBACK_ALLOW_HOSTS
  * policy); without one, only public addresses.
  */
-export function createWebhookProvider(settings: WebhookSettings, egress: EgressGuard = new EgressGuard({ allow: [], allowLoopback: false })): SmsProvider {
+export function createWebhookProvider(
+  settings: WebhookSettings,
+  egress: EgressGuard = new EgressGuard({ allow: [], allowLoopback: false }),
+): SmsProvider {
   const url = new URL(settings.url);
   const http = openPool(url.origin, settings.timeoutMs, egress);
   const path = `${basePath(url) || '/'}${url.search}`;
@@ -91,7 +94,8 @@ export function createWebhookProvider(settings: WebhookSettings, egress: EgressG
     throw refusal(
       'webhook',
       answer,
-      `webhook: expected a 2xx for the SMS to ${maskPhone(to)}, got ${answer.status}: ${excerpt(answer.text, scrubber(to, [settings.secret]))}`,
+      `webhook: expected a 2xx for the SMS to ${maskPhone(to)}, ` +
+        `got ${answer.status}: ${excerpt(answer.text, scrubber(to, [settings.secret]))}`,
       providerCode,
     );
   }

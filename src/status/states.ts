@@ -85,4 +85,3 @@ export function canMove(from: MessageState, to: MessageState): boolean {
 export function isFinal(state: MessageState): boolean {
   return EDGES[state].length === 0;
 }
-

@@ -93,8 +93,14 @@ export interface NewStatus {
 /** The record of a queued message, as its job describes it (createdAt: when it was enqueued). */
 export function newStatusOf(p: SendMessagePayload): NewStatus & { createdAt: number } {
   return {
-    messageId: p.messageId, agentId: p.agentId, to: p.to, createdAt: p.enqueuedAt,
-    trafficType: p.message.messageTrafficType, batchId: p.batchId, expireAt: p.expireAt, callback: p.callback,
+    messageId: p.messageId,
+    agentId: p.agentId,
+    to: p.to,
+    createdAt: p.enqueuedAt,
+    trafficType: p.message.messageTrafficType,
+    batchId: p.batchId,
+    expireAt: p.expireAt,
+    callback: p.callback,
   };
 }
 
@@ -198,7 +204,14 @@ const PARK = readFileSync(new URL('./lua/park.lua', import.meta.url), 'utf8');
 
 type ScriptRedis = Redis & {
   rbmStatusCreateMany(numKeys: number, ...args: (string | number)[]): Promise<string[]>;
-  rbmStatusTransition(key: string, failures: string, metrics: string, feed: string, intake: string, ...args: (string | number)[]): Promise<[number, string | null, string?]>;
+  rbmStatusTransition(
+    key: string,
+    failures: string,
+    metrics: string,
+    feed: string,
+    intake: string,
+    ...args: (string | number)[]
+  ): Promise<[number, string | null, string?]>;
   rbmStatusPark(key: string, metrics: string, ...args: (string | number)[]): Promise<string | null>;
 };
 
@@ -244,7 +257,8 @@ export class StatusStore implements StatusPort {
       const page = await this.redis.zrevrangebyscore(this.failuresKey, max, '-inf', 'WITHSCORES', 'LIMIT', skip, 500);
       if (page.length === 0) return boundary === undefined ? { failures: out } : { failures: out, next: boundary };
       const pipeline = this.redis.pipeline();
-      for (let i = 0; i < page.length; i += 2) pipeline.hmget(this.key(parseRefString(page[i]!)), 'state', 'agentId', 'to', 'lastErrorCode', 'lastError');
+      for (let i = 0; i < page.length; i += 2)
+        pipeline.hmget(this.key(parseRefString(page[i]!)), 'state', 'agentId', 'to', 'lastErrorCode', 'lastError');
       const rows = (await pipeline.exec()) ?? [];
       for (let i = 0; i < rows.length; i++) {
         const [state, agentId, to, code, message] = rows[i]![1] as (string | null)[];
@@ -253,7 +267,15 @@ export class StatusStore implements StatusPort {
         if (!state) continue; // the record expired; the index forgets it lazily
         if (options.code && code !== options.code) continue;
         if (options.agents && !options.agents.has(agentId ?? '')) continue;
-        out.push({ messageId: parseRefString(page[i * 2]!).messageId, state: state as MessageState, agentId: agentId ?? '', to: to ?? '', reason: code ?? 'UNKNOWN', message: message ?? '', failedAt });
+        out.push({
+          messageId: parseRefString(page[i * 2]!).messageId,
+          state: state as MessageState,
+          agentId: agentId ?? '',
+          to: to ?? '',
+          reason: code ?? 'UNKNOWN',
+          message: message ?? '',
+          failedAt,
+        });
         if (boundary === undefined && out.length === options.limit) boundary = failedAt;
       }
       const last = page[page.length - 1]!;
@@ -290,7 +312,15 @@ export class StatusStore implements StatusPort {
     const keys = records.map((r) => this.key(r));
     const args: (string | number)[] = [this.options.ttlMs, now];
     for (const r of records) {
-      args.push(r.agentId, maskPhone(r.to), r.trafficType ?? '', r.batchId ?? '', r.expireAt ?? '', r.callback?.url ?? '', r.callback?.scope ?? '');
+      args.push(
+        r.agentId,
+        maskPhone(r.to),
+        r.trafficType ?? '',
+        r.batchId ?? '',
+        r.expireAt ?? '',
+        r.callback?.url ?? '',
+        r.callback?.scope ?? '',
+      );
     }
     const out = await this.redis.rbmStatusCreateMany(keys.length, ...keys, ...args);
     return out.map((s) => (s === '' ? null : (s as MessageState)));
@@ -310,7 +340,12 @@ export class StatusStore implements StatusPort {
       ...(c
         ? {
             create: {
-              agentId: c.agentId, to: maskPhone(c.to), createdAt: c.createdAt, trafficType: c.trafficType ?? '', batchId: c.batchId ?? '', expireAt: c.expireAt ?? '',
+              agentId: c.agentId,
+              to: maskPhone(c.to),
+              createdAt: c.createdAt,
+              trafficType: c.trafficType ?? '',
+              batchId: c.batchId ?? '',
+              expireAt: c.expireAt ?? '',
               ...(c.callback ? { cb: c.callback.url, cbs: c.callback.scope } : {}),
             },
           }
@@ -334,11 +369,20 @@ export class StatusStore implements StatusPort {
       HISTOGRAM_BOUNDS_LIST,
       ...statesLeadingTo(to),
     );
-    return ok === 1 ? { ok: true, from: from as MessageState, state: (state ?? to) as MessageState } : { ok: false, from: (from || null) as MessageState | null };
+    return ok === 1
+      ? { ok: true, from: from as MessageState, state: (state ?? to) as MessageState }
+      : { ok: false, from: (from || null) as MessageState | null };
   }
 
   async park(ref: MessageRef, eventType: string, event: unknown): Promise<ParkResult> {
-    const r = await this.redis.rbmStatusPark(this.key(ref), metricsKey(this.options.prefix), WAITING_LIST, eventType, JSON.stringify(event), MAX_PARKED);
+    const r = await this.redis.rbmStatusPark(
+      this.key(ref),
+      metricsKey(this.options.prefix),
+      WAITING_LIST,
+      eventType,
+      JSON.stringify(event),
+      MAX_PARKED,
+    );
     return (r || null) as ParkResult;
   }
 

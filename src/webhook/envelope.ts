@@ -7,7 +7,11 @@ import type { InboundKind } from '../../jobs/inbound-event.ts';
 import { DispatchError, type ErrorCodes } from '../errors.ts';
 
 /** The codes of a malformed webhook body: each answered 400 (src/errors.ts). */
-export type WebhookBodyCode = typeof ErrorCodes.BODY_INVALID_JSON | typeof ErrorCodes.ENVELOPE_INVALID | typeof ErrorCodes.DATA_NOT_BASE64 | typeof ErrorCodes.DATA_NOT_JSON;
+export type WebhookBodyCode =
+  | typeof ErrorCodes.BODY_INVALID_JSON
+  | typeof ErrorCodes.ENVELOPE_INVALID
+  | typeof ErrorCodes.DATA_NOT_BASE64
+  | typeof ErrorCodes.DATA_NOT_JSON;
 
 export class WebhookBodyError extends DispatchError {
   declare readonly code: WebhookBodyCode;
@@ -36,12 +40,15 @@ export function asHandshake(body: unknown): { clientToken: string; secret: strin
 }
 
 export function parseEnvelope(body: unknown): Envelope {
-  if (!isObject(body)) throw new WebhookBodyError('ENVELOPE_INVALID', `expected a JSON object, got ${Array.isArray(body) ? 'an array' : typeof body}`);
+  if (!isObject(body))
+    throw new WebhookBodyError('ENVELOPE_INVALID', `expected a JSON object, got ${Array.isArray(body) ? 'an array' : typeof body}`);
   const message = body.message;
   if (!isObject(message)) throw new WebhookBodyError('ENVELOPE_INVALID', 'expected a Pub/Sub envelope with a "message" object');
   const raw = message.data;
-  if (typeof raw !== 'string' || raw.length === 0) throw new WebhookBodyError('ENVELOPE_INVALID', 'expected message.data to be a non-empty base64 string');
-  if (raw.length % 4 !== 0 || !BASE64.test(raw)) throw new WebhookBodyError('DATA_NOT_BASE64', 'expected message.data in standard base64 with padding');
+  if (typeof raw !== 'string' || raw.length === 0)
+    throw new WebhookBodyError('ENVELOPE_INVALID', 'expected message.data to be a non-empty base64 string');
+  if (raw.length % 4 !== 0 || !BASE64.test(raw))
+    throw new WebhookBodyError('DATA_NOT_BASE64', 'expected message.data in standard base64 with padding');
   const data = Buffer.from(raw, 'base64');
   let payload: unknown;
   try {
@@ -51,7 +58,8 @@ export function parseEnvelope(body: unknown): Envelope {
   }
   if (!isObject(payload)) throw new WebhookBodyError('DATA_NOT_JSON', 'expected message.data to decode to a JSON object');
   const attributes = message.attributes;
-  if (attributes !== undefined && !isObject(attributes)) throw new WebhookBodyError('ENVELOPE_INVALID', 'expected message.attributes to be an object');
+  if (attributes !== undefined && !isObject(attributes))
+    throw new WebhookBodyError('ENVELOPE_INVALID', 'expected message.attributes to be an object');
   const id = message.messageId ?? message.message_id;
   return { data, payload, attributes: attributes ?? {}, envelopeMessageId: typeof id === 'string' ? id : undefined };
 }
@@ -62,13 +70,15 @@ export function classify(payload: Record<string, unknown>, attributes: Record<st
   const hasEvent = typeof payload.eventType === 'string';
   if (hasEvent && typeof payload.phoneNumber === 'string' && payload.senderPhoneNumber === undefined) return 'serverEvent';
   if (hasEvent && typeof payload.senderPhoneNumber === 'string') return 'userEvent';
-  if (typeof payload.senderPhoneNumber === 'string' && ['text', 'userFile', 'location', 'suggestionResponse'].some((k) => k in payload)) return 'userMessage';
+  if (typeof payload.senderPhoneNumber === 'string' && ['text', 'userFile', 'location', 'suggestionResponse'].some((k) => k in payload))
+    return 'userMessage';
   return 'unknown';
 }
 
 /** The agent a payload belongs to, without '@rbm.goog'. */
 export function agentOf(payload: Record<string, unknown>, attributes: Record<string, unknown>): string | undefined {
-  const full = typeof payload.agentId === 'string' ? payload.agentId : typeof attributes.business_id === 'string' ? attributes.business_id : undefined;
+  const full =
+    typeof payload.agentId === 'string' ? payload.agentId : typeof attributes.business_id === 'string' ? attributes.business_id : undefined;
   return full?.replace(/@rbm\.goog$/, '');
 }
 

@@ -69,9 +69,12 @@ export function webhookRoutes(opts: WebhookOptions) {
       counters.malformed++;
       if (err instanceof WebhookBodyError) return sendCode(reply, err.code, err.message);
       // Statuses from the catalogue (src/errors.ts), as on the API: 413, and 415 for a body that is not JSON.
-      if (err.code === 'FST_ERR_CTP_BODY_TOO_LARGE') return sendCode(reply, 'BODY_TOO_LARGE', `expected a body of at most ${opts.bodyLimitBytes} bytes`);
-      if (err.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE') return sendCode(reply, 'UNSUPPORTED_MEDIA_TYPE', 'expected Content-Type: application/json');
-      if (err.code === 'FST_ERR_CTP_EMPTY_JSON_BODY') return sendCode(reply, 'BODY_INVALID_JSON', 'expected a JSON body, got an empty body');
+      if (err.code === 'FST_ERR_CTP_BODY_TOO_LARGE')
+        return sendCode(reply, 'BODY_TOO_LARGE', `expected a body of at most ${opts.bodyLimitBytes} bytes`);
+      if (err.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE')
+        return sendCode(reply, 'UNSUPPORTED_MEDIA_TYPE', 'expected Content-Type: application/json');
+      if (err.code === 'FST_ERR_CTP_EMPTY_JSON_BODY')
+        return sendCode(reply, 'BODY_INVALID_JSON', 'expected a JSON body, got an empty body');
       counters.malformed--;
       request.log.error({ err: maskPhonesIn(String(err.message)) }, 'webhook intake failed');
       // Not 200: RBM retries for 7 days, so nothing is lost while Redis is away.
@@ -92,18 +95,34 @@ export function webhookRoutes(opts: WebhookOptions) {
       const token = agentId === undefined ? anyAgent : (tokenOf.get(agentId) ?? anyAgent);
       if (typeof signature !== 'string' || token === undefined || !verifyWebhookData(token, envelope.data, signature)) {
         counters.badSignature++;
-        opts.log?.warn({ agentId, signed: typeof signature === 'string', tokenKnown: token !== undefined }, 'webhook refused: bad or missing X-Goog-Signature');
-        return sendCode(reply, 'SIGNATURE_INVALID', 'expected X-Goog-Signature: base64 HMAC-SHA512 of message.data with the agent\'s client token');
+        opts.log?.warn(
+          { agentId, signed: typeof signature === 'string', tokenKnown: token !== undefined },
+          'webhook refused: bad or missing X-Goog-Signature',
+        );
+        return sendCode(
+          reply,
+          'SIGNATURE_INVALID',
+          "expected X-Goog-Signature: base64 HMAC-SHA512 of message.data with the agent's client token",
+        );
       }
       const kind = classify(envelope.payload, envelope.attributes);
       if (kind === 'unknown' || agentId === undefined) {
         // Spec §6.7: log and acknowledge, or RBM would retry it for a week.
         counters.unknownKind++;
-        opts.log?.warn({ agentId, keys: Object.keys(envelope.payload).slice(0, 20) }, 'webhook payload of unknown kind: acknowledged, not processed');
+        opts.log?.warn(
+          { agentId, keys: Object.keys(envelope.payload).slice(0, 20) },
+          'webhook payload of unknown kind: acknowledged, not processed',
+        );
         return reply.code(200).send();
       }
       const outcome = await opts.intake.enqueue(
-        { kind, agentId, payload: envelope.payload, receivedAt: now(), ...(envelope.envelopeMessageId ? { envelopeMessageId: envelope.envelopeMessageId } : {}) },
+        {
+          kind,
+          agentId,
+          payload: envelope.payload,
+          receivedAt: now(),
+          ...(envelope.envelopeMessageId ? { envelopeMessageId: envelope.envelopeMessageId } : {}),
+        },
         dedupeIdOf(kind, envelope.payload, envelope.envelopeMessageId),
       );
       if (outcome === 'duplicate') counters.duplicates++;

@@ -57,7 +57,9 @@ export async function waitUntil<T>(what: string, check: () => Promise<T | undefi
       lastErr = err;
     }
     if (Date.now() >= deadline) {
-      throw new Error(`timed out after ${Math.round(timeoutMs / 1000)} s waiting for ${what}${lastErr ? ` (last error: ${(lastErr as Error).message})` : ''}`);
+      throw new Error(
+        `timed out after ${Math.round(timeoutMs / 1000)} s waiting for ${what}${lastErr ? ` (last error: ${(lastErr as Error).message})` : ''}`,
+      );
     }
     await sleep(intervalMs);
   }
@@ -68,7 +70,13 @@ export interface HttpAnswer {
   body: any;
 }
 
-export async function http(method: string, url: string, body?: unknown, headers: Record<string, string> = {}, timeoutMs = 30_000): Promise<HttpAnswer> {
+export async function http(
+  method: string,
+  url: string,
+  body?: unknown,
+  headers: Record<string, string> = {},
+  timeoutMs = 30_000,
+): Promise<HttpAnswer> {
   const res = await fetch(url, {
     method,
     headers: { ...(body === undefined ? {} : { 'content-type': 'application/json' }), ...headers },
@@ -90,7 +98,11 @@ export type Fsync = 'everysec' | 'always';
 export class RedisServer {
   proc: Proc | undefined;
   restarts = 0;
-  constructor(readonly dir: string, readonly port: number, readonly fsync: Fsync) {}
+  constructor(
+    readonly dir: string,
+    readonly port: number,
+    readonly fsync: Fsync,
+  ) {}
 
   get url(): string {
     return `redis://127.0.0.1:${this.port}`;
@@ -98,12 +110,39 @@ export class RedisServer {
 
   async start(): Promise<void> {
     const args = [
-      '--port', String(this.port), '--bind', '127.0.0.1', '--dir', this.dir,
-      '--appendonly', 'yes', '--appendfsync', this.fsync, '--save', '',
-      '--maxmemory-policy', 'noeviction', '--daemonize', 'no', '--protected-mode', 'no',
+      '--port',
+      String(this.port),
+      '--bind',
+      '127.0.0.1',
+      '--dir',
+      this.dir,
+      '--appendonly',
+      'yes',
+      '--appendfsync',
+      this.fsync,
+      '--save',
+      '',
+      '--maxmemory-policy',
+      'noeviction',
+      '--daemonize',
+      'no',
+      '--protected-mode',
+      'no',
     ];
-    this.proc = spawnProc({ name: `redis${this.restarts ? `#${this.restarts}` : ''}`, command: 'redis-server', args, env: process.env, cwd: this.dir, logPath: join(this.dir, 'redis.log') });
-    await waitUntil('redis-server to answer PING', async () => ((await redisAnswers('127.0.0.1', this.port)) ? true : undefined), 20_000, 50);
+    this.proc = spawnProc({
+      name: `redis${this.restarts ? `#${this.restarts}` : ''}`,
+      command: 'redis-server',
+      args,
+      env: process.env,
+      cwd: this.dir,
+      logPath: join(this.dir, 'redis.log'),
+    });
+    await waitUntil(
+      'redis-server to answer PING',
+      async () => ((await redisAnswers('127.0.0.1', this.port)) ? true : undefined),
+      20_000,
+      50,
+    );
   }
 
   /** SIGTERM (a clean shutdown, the AOF flushed) or SIGKILL (whatever was not yet fsynced is lost). */
@@ -206,10 +245,19 @@ export class Cluster {
       ...o.env,
     };
     // Webhooks to the api process, signed with the token it knows; retries capped at 5 s apart (Google: up to 600 s) so a scenario settles in minutes.
-    const hook = await this.emu('PUT', '/_emulator/webhook', { url: `${this.apiUrl}/webhooks/rbm`, clientTokens: { [AGENT]: CLIENT_TOKEN }, retryMaxMs: 5000 });
+    const hook = await this.emu('PUT', '/_emulator/webhook', {
+      url: `${this.apiUrl}/webhooks/rbm`,
+      clientTokens: { [AGENT]: CLIENT_TOKEN },
+      retryMaxMs: 5000,
+    });
     if (hook.status !== 200) throw new Error(`PUT /_emulator/webhook: ${hook.status} ${JSON.stringify(hook.body)}`);
 
-    const roles: Array<[Role, number]> = [['api', 0], ['inbound', 0], ['sms', 0], ['callbacks', 0]];
+    const roles: Array<[Role, number]> = [
+      ['api', 0],
+      ['inbound', 0],
+      ['sms', 0],
+      ['callbacks', 0],
+    ];
     for (let i = 0; i < (o.dispatchers ?? 2); i += 1) roles.push(['dispatch', i]);
     await Promise.all(roles.map(([r, i]) => this.startRole(r, i)));
   }
@@ -255,7 +303,19 @@ export class Cluster {
     return http(method, `${this.apiUrl}${path}`, body, { authorization: `Bearer ${API_KEY}`, ...headers });
   }
 
-  async counters(): Promise<{ accepted: number; rateLimited: number; tokensIssued: number; tokensRefused: number; tokenFaults: number; unauthorized: number; smsReceived: number; ttlRevoked: number; delivered: number; messagesAccepted: number; perAgent: Record<string, { accepted: number; rateLimited: number }> }> {
+  async counters(): Promise<{
+    accepted: number;
+    rateLimited: number;
+    tokensIssued: number;
+    tokensRefused: number;
+    tokenFaults: number;
+    unauthorized: number;
+    smsReceived: number;
+    ttlRevoked: number;
+    delivered: number;
+    messagesAccepted: number;
+    perAgent: Record<string, { accepted: number; rateLimited: number }>;
+  }> {
     const r = await this.emu('GET', '/_emulator/counters');
     return r.body;
   }

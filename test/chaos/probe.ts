@@ -71,7 +71,9 @@ export async function submit(c: Cluster, specs: MessageSpec[], o: SubmitOptions)
           if (r.status === 202) {
             const at = Date.now();
             const ids = r.body.messageIds as string[];
-            ids.forEach((id, i) => sent.push({ messageId: id, to: batch[i]!.to, fallback: batch[i]!.fallback !== undefined, acceptedAt: at }));
+            ids.forEach((id, i) => {
+              sent.push({ messageId: id, to: batch[i]!.to, fallback: batch[i]!.fallback !== undefined, acceptedAt: at });
+            });
             o.onAccepted?.(sent.length);
             ok = true;
           } else {
@@ -191,11 +193,34 @@ export interface Verdict {
   settledInMs: number | null;
 }
 
-export function judge(sent: Sent[], st: Map<string, { state: string; attempts: number; error: string }>, t: Truth, promiseDelivery: boolean): Verdict {
-  const v: Verdict = { messages: sent.length, lost: 0, twice: 0, smsBad: 0, smsNotDue: 0, wrong: 0, stuck: 0, failed: 0, dupSends: 0, maxAttempts: 0, byState: {}, examples: {}, settledInMs: null };
+export function judge(
+  sent: Sent[],
+  st: Map<string, { state: string; attempts: number; error: string }>,
+  t: Truth,
+  promiseDelivery: boolean,
+): Verdict {
+  const v: Verdict = {
+    messages: sent.length,
+    lost: 0,
+    twice: 0,
+    smsBad: 0,
+    smsNotDue: 0,
+    wrong: 0,
+    stuck: 0,
+    failed: 0,
+    dupSends: 0,
+    maxAttempts: 0,
+    byState: {},
+    examples: {},
+    settledInMs: null,
+  };
   const ex = (col: string, m: Sent, s: string, tm: EmuMessage | undefined, extra = ''): void => {
-    const list = (v.examples[col] ??= []);
-    if (list.length < 5) list.push(`${m.messageId} ${s}${s === 'FAILED' || s === 'FALLBACK_FAILED' ? '' : ''} rbm:${tm ? `${tm.delivered ? 'delivered' : tm.revoked ? `revoked(${tm.ttlEvent ?? 'revoke'})` : 'accepted'}${tm.read ? '+read' : ''}` : 'never'}${extra}`);
+    v.examples[col] ??= [];
+    const list = v.examples[col];
+    if (list.length < 5)
+      list.push(
+        `${m.messageId} ${s}${s === 'FAILED' || s === 'FALLBACK_FAILED' ? '' : ''} rbm:${tm ? `${tm.delivered ? 'delivered' : tm.revoked ? `revoked(${tm.ttlEvent ?? 'revoke'})` : 'accepted'}${tm.read ? '+read' : ''}` : 'never'}${extra}`,
+      );
   };
   for (const m of sent) {
     const s = st.get(m.messageId) ?? { state: 'MISSING', attempts: 0, error: '' };
@@ -330,7 +355,12 @@ async function unmoved(c: Cluster, snap: InFlight): Promise<string[]> {
  * Milliseconds from `since` until every job and entry of the snapshot has
  * moved (bounded by timeoutMs; null when some never did, with what was left).
  */
-export async function recovery(c: Cluster, snap: InFlight, since: number, timeoutMs: number): Promise<{ ms: number | null; inFlight: number; left: string[] }> {
+export async function recovery(
+  c: Cluster,
+  snap: InFlight,
+  since: number,
+  timeoutMs: number,
+): Promise<{ ms: number | null; inFlight: number; left: string[] }> {
   const n = snap.jobs.size + [...snap.pending.values()].reduce((a, p) => a + p.ids.size, 0);
   let left: string[] = [];
   for (;;) {

@@ -26,7 +26,10 @@ if (!(scale > 0)) {
   console.error(`CHAOS_SCALE must be a number > 0, got ${process.env.CHAOS_SCALE}`);
   process.exit(2);
 }
-const only = (process.env.CHAOS_ONLY ?? '').split(',').map((s) => s.trim()).filter(Boolean);
+const only = (process.env.CHAOS_ONLY ?? '')
+  .split(',')
+  .map((s) => s.trim())
+  .filter(Boolean);
 const chosen = only.length ? SCENARIOS.filter((s) => only.some((o) => s.name.startsWith(o))) : SCENARIOS;
 if (chosen.length === 0) {
   console.error(`CHAOS_ONLY matches no scenario; the scenarios: ${SCENARIOS.map((s) => s.name).join(', ')}`);
@@ -64,7 +67,11 @@ killAll();
 
 const BAD = ['lost', 'twice', 'smsBad', 'smsNotDue', 'wrong', 'stuck', 'failed'] as const;
 const worstRecovery = (r: Row): number | null | undefined =>
-  r.recoveries.length === 0 ? undefined : r.recoveries.some((x) => x.ms === null) ? null : Math.max(...r.recoveries.map((x) => x.ms as number));
+  r.recoveries.length === 0
+    ? undefined
+    : r.recoveries.some((x) => x.ms === null)
+      ? null
+      : Math.max(...r.recoveries.map((x) => x.ms as number));
 
 function ok(r: Row): boolean {
   if (r.error || !r.verdict) return false;
@@ -82,16 +89,25 @@ const table = rows.map((r) => {
   return [
     r.scenario,
     v ? String(v.messages) : '–',
-    cell('lost'), cell('twice'), cell('smsBad'), cell('smsNotDue'), cell('wrong'), cell('stuck'), cell('failed'),
+    cell('lost'),
+    cell('twice'),
+    cell('smsBad'),
+    cell('smsNotDue'),
+    cell('wrong'),
+    cell('stuck'),
+    cell('failed'),
     rec === undefined ? '–' : rec === null ? 'never' : (rec / 1000).toFixed(1),
     r.target ? (r.target.ok ? 'met' : 'MISSED') : '–',
     ok(r) ? 'yes' : r.error ? 'ERROR' : 'NO',
   ];
 });
 const widths = header.map((h, i) => Math.max(h.length, ...table.map((row) => row[i]!.length)));
-const line = (cells: string[]): string => `| ${cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join(' | ')} |`;
+const line = (cells: string[]): string =>
+  `| ${cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join(' | ')} |`;
 const out: string[] = [];
-out.push(`chaos run ${new Date().toISOString()}, scale ${scale}, lock/stalled ${process.env.CHAOS_LOCK_MS ?? 'default'}/${process.env.CHAOS_STALLED_MS ?? 'default'} ms, settle ≤ ${ctx.settleMs / 1000} s`);
+out.push(
+  `chaos run ${new Date().toISOString()}, scale ${scale}, lock/stalled ${process.env.CHAOS_LOCK_MS ?? 'default'}/${process.env.CHAOS_STALLED_MS ?? 'default'} ms, settle ≤ ${ctx.settleMs / 1000} s`,
+);
 out.push('');
 out.push(line(header));
 out.push(`|${widths.map((w, i) => (i === 0 ? '-'.repeat(w + 2) : `${'-'.repeat(w + 1)}:`)).join('|')}|`);
@@ -102,9 +118,18 @@ for (const r of rows) {
   if (r.error) out.push(`  ERROR: ${r.error}`);
   for (const n of r.notes) out.push(`  - ${n}`);
   if (r.target) out.push(`  - target: ${r.target.text}`);
-  for (const x of r.recoveries) out.push(`  - recovery ${x.what}: ${x.ms === null ? 'NOT within 120 s' : `${(x.ms / 1000).toFixed(1)} s`} (${x.inFlight} in flight)${x.left?.length ? ` left: ${x.left.join(', ')}` : ''}`);
+  for (const x of r.recoveries)
+    out.push(
+      `  - recovery ${x.what}: ${x.ms === null ? 'NOT within 120 s' : `${(x.ms / 1000).toFixed(1)} s`} (${x.inFlight} in flight)${x.left?.length ? ` left: ${x.left.join(', ')}` : ''}`,
+    );
   if (r.verdict) {
-    out.push(`  - final states: ${Object.entries(r.verdict.byState).map(([k, n]) => `${k} ${n}`).join(', ')}${r.verdict.settledInMs === null ? ' (did not settle)' : `; settled ${(r.verdict.settledInMs / 1000).toFixed(0)} s after the traffic`}`);
+    out.push(
+      `  - final states: ${Object.entries(r.verdict.byState)
+        .map(([k, n]) => `${k} ${n}`)
+        .join(
+          ', ',
+        )}${r.verdict.settledInMs === null ? ' (did not settle)' : `; settled ${(r.verdict.settledInMs / 1000).toFixed(0)} s after the traffic`}`,
+    );
     for (const [col, list] of Object.entries(r.verdict.examples)) out.push(`  - ${col}: ${list.join('; ')}`);
   }
 }
@@ -113,6 +138,9 @@ console.log(out.join('\n'));
 const dir = join(ROOT, 'test/chaos/results');
 await mkdir(dir, { recursive: true });
 const file = join(dir, only.length || scale !== 1 ? 'partial.json' : 'latest.json');
-await writeFile(file, `${JSON.stringify({ at: new Date().toISOString(), scale, node: process.version, settleMs: ctx.settleMs, lockMs: process.env.CHAOS_LOCK_MS ?? 'default', stalledMs: process.env.CHAOS_STALLED_MS ?? 'default', rows: rows.map((r) => ({ ...r, ok: ok(r) })) }, null, 2)}\n`);
+await writeFile(
+  file,
+  `${JSON.stringify({ at: new Date().toISOString(), scale, node: process.version, settleMs: ctx.settleMs, lockMs: process.env.CHAOS_LOCK_MS ?? 'default', stalledMs: process.env.CHAOS_STALLED_MS ?? 'default', rows: rows.map((r) => ({ ...r, ok: ok(r) })) }, null, 2)}\n`,
+);
 console.error(`chaos: results in ${file}`);
 process.exit(rows.every(ok) ? 0 : 1);

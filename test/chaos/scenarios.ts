@@ -50,7 +50,12 @@ export interface Scenario {
 }
 
 /** Builds the world, runs the body, always tears it down. */
-async function inWorld(ctx: Ctx, row: Row, opts: Omit<ClusterOptions, 'name' | 'baseDir'>, body: (c: Cluster) => Promise<void>): Promise<void> {
+async function inWorld(
+  ctx: Ctx,
+  row: Row,
+  opts: Omit<ClusterOptions, 'name' | 'baseDir'>,
+  body: (c: Cluster) => Promise<void>,
+): Promise<void> {
   const c = await Cluster.start({ name: row.scenario, baseDir: ctx.baseDir, ...opts });
   row.logs = c.dir;
   try {
@@ -76,12 +81,22 @@ async function failedJobs(c: Cluster): Promise<string[]> {
 }
 
 async function waitAccepted(c: Cluster, n: number, timeoutMs = 600_000): Promise<void> {
-  await waitUntil(`RBM to accept ${n} messages`, async () => ((await c.counters()).messagesAccepted >= n ? true : undefined), timeoutMs, 100);
+  await waitUntil(
+    `RBM to accept ${n} messages`,
+    async () => ((await c.counters()).messagesAccepted >= n ? true : undefined),
+    timeoutMs,
+    100,
+  );
 }
 
 /** Time from `since` until RBM accepts more than it had at `since` (throughput resumed). */
 async function resumed(c: Cluster, since: number, before: number): Promise<number> {
-  await waitUntil('throughput to resume', async () => ((await c.counters()).messagesAccepted > before ? true : undefined), RECOVERY_BOUND_MS, 100);
+  await waitUntil(
+    'throughput to resume',
+    async () => ((await c.counters()).messagesAccepted > before ? true : undefined),
+    RECOVERY_BOUND_MS,
+    100,
+  );
   return Date.now() - since;
 }
 
@@ -128,26 +143,36 @@ const dispatchersDown: Scenario = {
     const n = sz(ctx, 2000, 200);
     const down = dur(ctx, 150_000, 20_000);
     // 300 ms per RBM call: many messages are SENDING when the kill comes; RBM still takes them (the socket dies, the call was made).
-    await inWorld(ctx, row, { agentRate: 200, beforeService: async (c) => void (await c.emu('PUT', '/_emulator/faults', { latencyMs: 300 })) }, async (c) => {
-      const { sent } = await submit(c, messages(n), { keyBase: 'down' });
-      await waitAccepted(c, Math.floor(n * 0.4));
-      const t = Date.now();
-      await Promise.all([c.kill9('dispatch', 0), c.kill9('dispatch', 1)]);
-      const snap = await inFlight(c, [OUTBOUND]);
-      const ids = sent.map((m) => m.messageId);
-      const st = await states(c, ids);
-      const sending = [...st.values()].filter((s) => s.state === 'SENDING').length;
-      await sleep(down); // the scenario: nobody dispatches while the webhooks of what RBM took keep coming
-      const before = (await c.counters()).messagesAccepted;
-      const tStart = Date.now();
-      await Promise.all([c.startRole('dispatch', 0), c.startRole('dispatch', 1)]);
-      const tUp = Date.now(); // measured from "dispatch worker running": the outage was the scenario, not the recovery
-      row.notes.push(`the restarted dispatchers took ${((tUp - tStart) / 1000).toFixed(1)} s to start`);
-      const [orphans, resume] = await Promise.all([recovery(c, snap, tUp, RECOVERY_BOUND_MS), resumed(c, tUp, before)]);
-      row.recoveries.push({ what: 'jobs in flight at the kill, after the restart', ...orphans }, { what: 'throughput after the restart', ms: resume, inFlight: 0 });
-      row.verdict = await settle(c, sent, ctx.settleMs);
-      row.notes.push(`${n} messages, RBM latency 300 ms; both dispatchers killed at ${before} accepted (${sending} SENDING, ${snap.jobs.size} jobs active), down ${Math.round((tUp - t) / 1000)} s, then restarted`);
-    });
+    await inWorld(
+      ctx,
+      row,
+      { agentRate: 200, beforeService: async (c) => void (await c.emu('PUT', '/_emulator/faults', { latencyMs: 300 })) },
+      async (c) => {
+        const { sent } = await submit(c, messages(n), { keyBase: 'down' });
+        await waitAccepted(c, Math.floor(n * 0.4));
+        const t = Date.now();
+        await Promise.all([c.kill9('dispatch', 0), c.kill9('dispatch', 1)]);
+        const snap = await inFlight(c, [OUTBOUND]);
+        const ids = sent.map((m) => m.messageId);
+        const st = await states(c, ids);
+        const sending = [...st.values()].filter((s) => s.state === 'SENDING').length;
+        await sleep(down); // the scenario: nobody dispatches while the webhooks of what RBM took keep coming
+        const before = (await c.counters()).messagesAccepted;
+        const tStart = Date.now();
+        await Promise.all([c.startRole('dispatch', 0), c.startRole('dispatch', 1)]);
+        const tUp = Date.now(); // measured from "dispatch worker running": the outage was the scenario, not the recovery
+        row.notes.push(`the restarted dispatchers took ${((tUp - tStart) / 1000).toFixed(1)} s to start`);
+        const [orphans, resume] = await Promise.all([recovery(c, snap, tUp, RECOVERY_BOUND_MS), resumed(c, tUp, before)]);
+        row.recoveries.push(
+          { what: 'jobs in flight at the kill, after the restart', ...orphans },
+          { what: 'throughput after the restart', ms: resume, inFlight: 0 },
+        );
+        row.verdict = await settle(c, sent, ctx.settleMs);
+        row.notes.push(
+          `${n} messages, RBM latency 300 ms; both dispatchers killed at ${before} accepted (${sending} SENDING, ${snap.jobs.size} jobs active), down ${Math.round((tUp - t) / 1000)} s, then restarted`,
+        );
+      },
+    );
   },
 };
 
@@ -161,15 +186,30 @@ const expiryWave: Scenario = {
       // Every phone offline: nothing is delivered, every OTP expires at RBM and is owed one SMS.
       const phones = Array.from({ length: n }, (_, i) => phoneOf(i));
       for (let i = 0; i < phones.length; i += 50) {
-        await Promise.all(phones.slice(i, i + 50).map((p) => c.emu('PUT', `/_emulator/phones/${encodeURIComponent(p)}`, { online: false })));
+        await Promise.all(
+          phones.slice(i, i + 50).map((p) => c.emu('PUT', `/_emulator/phones/${encodeURIComponent(p)}`, { online: false })),
+        );
       }
-      const specs = messages(n, (i) => ({ messageTrafficType: 'AUTHENTICATION', ttl: '5s', contentMessage: { text: `Your code is ${String(100000 + i)}` }, fallback: { sms: { text: `Your code is ${String(100000 + i)}` } } }));
+      const specs = messages(n, (i) => ({
+        messageTrafficType: 'AUTHENTICATION',
+        ttl: '5s',
+        contentMessage: { text: `Your code is ${String(100000 + i)}` },
+        fallback: { sms: { text: `Your code is ${String(100000 + i)}` } },
+      }));
       // Paced at about 200/s (batches of 100, one in flight, 0.5 s apart) so that a loaded machine still sends each OTP within its 5 s:
       // the wave is RBM expiring them, not our own queue.
       const { sent } = await submit(c, specs, { keyBase: 'otp', chunk: 100, inFlight: 1, pauseMs: 500 });
 
-      const wave = await waitUntil('a quarter of the TTL events', async () => ((await c.counters()).ttlRevoked >= n / 4 ? true : undefined), 120_000, 50).catch(() => false);
-      if (!wave) row.notes.push(`fewer than ${Math.ceil(n / 4)} TTL events at RBM within 120 s (${(await c.counters()).ttlRevoked}): inbound killed anyway`);
+      const wave = await waitUntil(
+        'a quarter of the TTL events',
+        async () => ((await c.counters()).ttlRevoked >= n / 4 ? true : undefined),
+        120_000,
+        50,
+      ).catch(() => false);
+      if (!wave)
+        row.notes.push(
+          `fewer than ${Math.ceil(n / 4)} TTL events at RBM within 120 s (${(await c.counters()).ttlRevoked}): inbound killed anyway`,
+        );
       let t = Date.now();
       await c.kill9('inbound');
       let snap = await inFlight(c, ['rbm-inbound'], [{ key: `${PREFIX}:webhook-events`, group: 'inbound' }]);
@@ -178,7 +218,12 @@ const expiryWave: Scenario = {
       row.notes.push(`inbound restarted and running ${((Date.now() - t) / 1000).toFixed(1)} s after the kill`);
       row.recoveries.push({ what: 'kill inbound', ...(await inbound) });
 
-      const half = await waitUntil('a quarter of the SMS', async () => ((await c.counters()).smsReceived >= n / 4 ? true : undefined), 180_000, 50).catch(() => false);
+      const half = await waitUntil(
+        'a quarter of the SMS',
+        async () => ((await c.counters()).smsReceived >= n / 4 ? true : undefined),
+        180_000,
+        50,
+      ).catch(() => false);
       if (!half) row.notes.push(`fewer than ${Math.ceil(n / 4)} SMS within 180 s (${(await c.counters()).smsReceived}): sms killed anyway`);
       t = Date.now();
       await c.kill9('sms');
@@ -189,7 +234,9 @@ const expiryWave: Scenario = {
       row.recoveries.push({ what: 'kill sms', ...(await sms) });
 
       row.verdict = await settle(c, sent, ctx.settleMs);
-      row.notes.push(`${n} OTPs (AUTHENTICATION, ttl 5s, SMS fallback) to offline phones; inbound killed at 25 % of the TTL events, sms at 25 % of the SMS`);
+      row.notes.push(
+        `${n} OTPs (AUTHENTICATION, ttl 5s, SMS fallback) to offline phones; inbound killed at 25 % of the TTL events, sms at 25 % of the SMS`,
+      );
     });
   },
 };
@@ -236,9 +283,13 @@ function redisScenario(name: string, signal: 'SIGTERM' | 'SIGKILL', fsync: Fsync
         const window = lostAll.length ? Math.max(...lostAll.map((m) => tKill - m.acceptedAt)) : 0;
         const intake = atKill / ((tKill - start) / 1000);
         const drain = rbmAtKill / ((tKill - start) / 1000);
-        row.notes.push(`${n} messages posted in batches of 100 (2 in flight) as fast as the API takes them; Redis ${signal === 'SIGTERM' ? 'SIGTERM' : 'kill -9'} (appendfsync ${fsync}) at ${atKill} accepted, down ${downMs} ms; ${refused} batch posts refused meanwhile (retried, same Idempotency-Key)`);
+        row.notes.push(
+          `${n} messages posted in batches of 100 (2 in flight) as fast as the API takes them; Redis ${signal === 'SIGTERM' ? 'SIGTERM' : 'kill -9'} (appendfsync ${fsync}) at ${atKill} accepted, down ${downMs} ms; ${refused} batch posts refused meanwhile (retried, same Idempotency-Key)`,
+        );
         row.notes.push(`before the kill: API intake ${intake.toFixed(0)} msg/s, RBM drain ${drain.toFixed(0)} msg/s`);
-        row.notes.push(`lost: ${lostAll.length} accepted messages gone (no record, no job, never at RBM)${lostAll.length ? `, accepted up to ${window} ms before the kill` : ''}`);
+        row.notes.push(
+          `lost: ${lostAll.length} accepted messages gone (no record, no job, never at RBM)${lostAll.length ? `, accepted up to ${window} ms before the kill` : ''}`,
+        );
         row.extra = { intakePerSec: intake, drainPerSec: drain, lostCount: lostAll.length, lostWindowMs: window };
       });
     },
@@ -247,7 +298,10 @@ function redisScenario(name: string, signal: 'SIGTERM' | 'SIGKILL', fsync: Fsync
 
 async function lostMessages(c: Cluster, sent: Sent[], v: Verdict): Promise<Sent[]> {
   if (v.lost === 0) return [];
-  const st = await states(c, sent.map((m) => m.messageId));
+  const st = await states(
+    c,
+    sent.map((m) => m.messageId),
+  );
   const t = await truth(c);
   return sent.filter((m) => !t.messages.has(m.messageId) && st.get(m.messageId)?.state === 'MISSING');
 }
@@ -258,12 +312,22 @@ const rbmFaults: Scenario = {
   name: 'rbm-30pct-5xx-5pct-resets',
   async run(ctx, row) {
     const n = sz(ctx, 2000, 200);
-    await inWorld(ctx, row, { agentRate: 200, beforeService: async (c) => void (await c.emu('PUT', '/_emulator/faults', { status5xxRate: 0.3, resetRate: 0.05 })) }, async (c) => {
-      const { sent } = await submit(c, messages(n), { keyBase: 'faults' });
-      row.verdict = await settle(c, sent, ctx.settleMs, true);
-      const k = await c.counters();
-      row.notes.push(`${n} messages; RBM answered 503 to 30 % and reset 5 % of calls (${(k as unknown as { faultsInjected: number }).faultsInjected} faults injected); ${row.verdict.dupSends} suppressed re-sends of an ID; max attempts ${row.verdict.maxAttempts}`);
-    });
+    await inWorld(
+      ctx,
+      row,
+      {
+        agentRate: 200,
+        beforeService: async (c) => void (await c.emu('PUT', '/_emulator/faults', { status5xxRate: 0.3, resetRate: 0.05 })),
+      },
+      async (c) => {
+        const { sent } = await submit(c, messages(n), { keyBase: 'faults' });
+        row.verdict = await settle(c, sent, ctx.settleMs, true);
+        const k = await c.counters();
+        row.notes.push(
+          `${n} messages; RBM answered 503 to 30 % and reset 5 % of calls (${(k as unknown as { faultsInjected: number }).faultsInjected} faults injected); ${row.verdict.dupSends} suppressed re-sends of an ID; max attempts ${row.verdict.maxAttempts}`,
+        );
+      },
+    );
   },
 };
 
@@ -274,26 +338,36 @@ const quota: Scenario = {
   async run(ctx, row) {
     const windowMs = dur(ctx, 60_000, 20_000);
     const n = Math.max(sz(ctx, 3000, 600), Math.ceil((50 * windowMs) / 1000) + 200);
-    await inWorld(ctx, row, { agentRate: 200, beforeService: async (c) => void (await c.emu('PUT', `/_emulator/quotas/${AGENT}`, { ratePerSec: 50 })) }, async (c) => {
-      const { sent } = await submit(c, messages(n), { keyBase: 'quota' });
-      const sample = async () => {
-        const k = (await c.counters()).perAgent[AGENT] ?? { accepted: 0, rateLimited: 0 };
-        return { at: Date.now(), ...k };
-      };
-      const s0 = await sample();
-      await sleep(10_000);
-      const s10 = await sample();
-      await sleep(windowMs - 10_000);
-      const s60 = await sample();
-      const rate = (s60.accepted - s0.accepted) / ((s60.at - s0.at) / 1000);
-      const calls = s60.accepted - s10.accepted + (s60.rateLimited - s10.rateLimited);
-      const share = calls ? (s60.rateLimited - s10.rateLimited) / calls : 0;
-      row.target = { text: `${rate.toFixed(1)}/s accepted of RBM's 50/s (${((rate / 50) * 100).toFixed(0)} %, target ≥ 80 %); 429 share after 10 s ${(share * 100).toFixed(1)} % (target ≤ 5 %)`, ok: rate >= 40 && share <= 0.05 };
-      await c.emu('DELETE', `/_emulator/quotas/${AGENT}`); // then let the rest drain, for the other columns
-      row.verdict = await settle(c, sent, ctx.settleMs, true);
-      row.notes.push(`${n} messages queued at once, agent configured at 200/s, RBM quota 50/s (token bucket) for ${Math.round(windowMs / 1000)} s, then lifted; max attempts ${row.verdict.maxAttempts} (a 429 should use none)`);
-      row.extra = { acceptedPerSec: rate, share429After10s: share };
-    });
+    await inWorld(
+      ctx,
+      row,
+      { agentRate: 200, beforeService: async (c) => void (await c.emu('PUT', `/_emulator/quotas/${AGENT}`, { ratePerSec: 50 })) },
+      async (c) => {
+        const { sent } = await submit(c, messages(n), { keyBase: 'quota' });
+        const sample = async () => {
+          const k = (await c.counters()).perAgent[AGENT] ?? { accepted: 0, rateLimited: 0 };
+          return { at: Date.now(), ...k };
+        };
+        const s0 = await sample();
+        await sleep(10_000);
+        const s10 = await sample();
+        await sleep(windowMs - 10_000);
+        const s60 = await sample();
+        const rate = (s60.accepted - s0.accepted) / ((s60.at - s0.at) / 1000);
+        const calls = s60.accepted - s10.accepted + (s60.rateLimited - s10.rateLimited);
+        const share = calls ? (s60.rateLimited - s10.rateLimited) / calls : 0;
+        row.target = {
+          text: `${rate.toFixed(1)}/s accepted of RBM's 50/s (${((rate / 50) * 100).toFixed(0)} %, target ≥ 80 %); 429 share after 10 s ${(share * 100).toFixed(1)} % (target ≤ 5 %)`,
+          ok: rate >= 40 && share <= 0.05,
+        };
+        await c.emu('DELETE', `/_emulator/quotas/${AGENT}`); // then let the rest drain, for the other columns
+        row.verdict = await settle(c, sent, ctx.settleMs, true);
+        row.notes.push(
+          `${n} messages queued at once, agent configured at 200/s, RBM quota 50/s (token bucket) for ${Math.round(windowMs / 1000)} s, then lifted; max attempts ${row.verdict.maxAttempts} (a 429 should use none)`,
+        );
+        row.extra = { acceptedPerSec: rate, share429After10s: share };
+      },
+    );
   },
 };
 
@@ -304,18 +378,32 @@ const tokenDown: Scenario = {
   async run(ctx, row) {
     const n = sz(ctx, 1000, 100);
     const outage = dur(ctx, 60_000, 15_000);
-    await inWorld(ctx, row, { agentRate: 200, beforeService: async (c) => void (await c.emu('PUT', '/_emulator/token/faults', { failNext: [{ kind: '503', forMs: 3_600_000 }] })) }, async (c) => {
-      const t0 = Date.now();
-      const { sent } = await submit(c, messages(n), { keyBase: 'token' });
-      await sleep(Math.max(0, outage - (Date.now() - t0))); // the outage: the token endpoint answers 503 from before the start
-      const k0 = await c.counters();
-      await c.emu('DELETE', '/_emulator/token/faults');
-      const tUp = Date.now();
-      row.recoveries.push({ what: 'throughput after the token endpoint came back', ms: await resumed(c, tUp, k0.messagesAccepted), inFlight: 0 });
-      row.verdict = await settle(c, sent, ctx.settleMs, true);
-      const k1 = await c.counters();
-      row.notes.push(`${n} messages sent while the token endpoint answered 503 for ${Math.round(outage / 1000)} s: ${k0.tokenFaults} token requests answered 503, ${k0.messagesAccepted} accepted by RBM during it; after: ${k1.tokensIssued} tokens issued`);
-    });
+    await inWorld(
+      ctx,
+      row,
+      {
+        agentRate: 200,
+        beforeService: async (c) => void (await c.emu('PUT', '/_emulator/token/faults', { failNext: [{ kind: '503', forMs: 3_600_000 }] })),
+      },
+      async (c) => {
+        const t0 = Date.now();
+        const { sent } = await submit(c, messages(n), { keyBase: 'token' });
+        await sleep(Math.max(0, outage - (Date.now() - t0))); // the outage: the token endpoint answers 503 from before the start
+        const k0 = await c.counters();
+        await c.emu('DELETE', '/_emulator/token/faults');
+        const tUp = Date.now();
+        row.recoveries.push({
+          what: 'throughput after the token endpoint came back',
+          ms: await resumed(c, tUp, k0.messagesAccepted),
+          inFlight: 0,
+        });
+        row.verdict = await settle(c, sent, ctx.settleMs, true);
+        const k1 = await c.counters();
+        row.notes.push(
+          `${n} messages sent while the token endpoint answered 503 for ${Math.round(outage / 1000)} s: ${k0.tokenFaults} token requests answered 503, ${k0.messagesAccepted} accepted by RBM during it; after: ${k1.tokensIssued} tokens issued`,
+        );
+      },
+    );
   },
 };
 
@@ -328,13 +416,19 @@ const once401: Scenario = {
       await settle(c, warm.sent, 60_000);
       const k0 = await c.counters();
       await c.emu('PUT', '/_emulator/faults', { failNext: [{ kind: '401', count: 1 }] });
-      const { sent } = await submit(c, messages(n, () => ({}), 1000), { keyBase: 'after401' });
+      const { sent } = await submit(
+        c,
+        messages(n, () => ({}), 1000),
+        { keyBase: 'after401' },
+      );
       row.verdict = await settle(c, sent, ctx.settleMs, true);
       const k1 = await c.counters();
       const fresh = k1.tokensIssued - k0.tokensIssued;
       const stuckLines = await countInLogs(c, ['dispatch-0.log', 'dispatch-1.log'], /No refresh token|refresh handler/);
       row.target = { text: `${fresh} new token request(s) after one 401 (target exactly 1)`, ok: fresh === 1 };
-      row.notes.push(`one 401 from RBM, then ${n} messages; token requests before ${k0.tokensIssued}, after ${k1.tokensIssued} (${k1.tokensRefused - k0.tokensRefused} refused); ${stuckLines} dispatcher log lines about a missing refresh token`);
+      row.notes.push(
+        `one 401 from RBM, then ${n} messages; token requests before ${k0.tokensIssued}, after ${k1.tokensIssued} (${k1.tokensRefused - k0.tokensRefused} refused); ${stuckLines} dispatcher log lines about a missing refresh token`,
+      );
     });
   },
 };
@@ -351,7 +445,9 @@ const webhooks: Scenario = {
       const { sent } = await submit(c, messages(n), { keyBase: 'hooks' });
       row.verdict = await settle(c, sent, ctx.settleMs, true);
       const k = (await c.counters()) as unknown as { webhooksSent: number; webhookAttempts: number };
-      row.notes.push(`${n} messages, each DELIVERED then READ 0.5 s later; every webhook 2 s late plus 0-3 s random (READ often before DELIVERED), 20 % sent twice: ${k.webhookAttempts} webhook POSTs for ${k.webhooksSent} envelopes`);
+      row.notes.push(
+        `${n} messages, each DELIVERED then READ 0.5 s later; every webhook 2 s late plus 0-3 s random (READ often before DELIVERED), 20 % sent twice: ${k.webhookAttempts} webhook POSTs for ${k.webhooksSent} envelopes`,
+      );
     });
   },
 };

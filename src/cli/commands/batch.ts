@@ -63,7 +63,10 @@ export const registerBatch: Register = (program, run) => {
 async function batch(ctx: CommandContext, file: string, opts: BatchOptions): Promise<ExitCode> {
   const format = opts.format ?? formatFromPath(file);
   if (!format) throw new UsageError(`cannot tell the format of '${file}': name it .csv, .jsonl or .ndjson, or give --format`);
-  const size = await stat(file).then((s) => (s.isFile() ? s.size : -1), () => -1);
+  const size = await stat(file).then(
+    (s) => (s.isFile() ? s.size : -1),
+    () => -1,
+  );
   if (size < 0) throw new UsageError(`cannot read '${file}': not a file`);
   const read = () => parseInput(createReadStream(file), { format, idempotencyBase: opts.idempotencyKey });
 
@@ -81,16 +84,33 @@ async function batch(ctx: CommandContext, file: string, opts: BatchOptions): Pro
     }
     badLines += 1;
     problemCount += parsed.problems.length;
-    for (const p of parsed.problems.slice(0, MAX_DETAILS - problems.length)) problems.push({ path: `line ${parsed.line}${p.path ? `: ${p.path}` : ''}`, problem: p.problem });
+    for (const p of parsed.problems.slice(0, MAX_DETAILS - problems.length))
+      problems.push({ path: `line ${parsed.line}${p.path ? `: ${p.path}` : ''}`, problem: p.problem });
   }
   if (problemCount > 0) {
-    throw new InputError(`${file}: ${badLines} bad line${badLines === 1 ? '' : 's'}; nothing was sent`, problems.sort((a, b) => lineOf(a) - lineOf(b)), problemCount);
+    throw new InputError(
+      `${file}: ${badLines} bad line${badLines === 1 ? '' : 's'}; nothing was sent`,
+      problems.sort((a, b) => lineOf(a) - lineOf(b)),
+      problemCount,
+    );
   }
   if (items === 0) throw new UsageError(`${file} has no messages or events; nothing was sent`);
 
-  const summary: BatchSummary = { file, format, linesRead: items, messagesQueued: 0, eventsQueued: 0, duplicates: 0, batchIds: [], failed: 0 };
+  const summary: BatchSummary = {
+    file,
+    format,
+    linesRead: items,
+    messagesQueued: 0,
+    eventsQueued: 0,
+    duplicates: 0,
+    batchIds: [],
+    failed: 0,
+  };
   const bar = ctx.out.interactive
-    ? new cliProgress.SingleBar({ stream: ctx.out.stderr, format: 'queueing [{bar}] {value}/{total} {percentage}% | ETA {eta_formatted}', hideCursor: true }, cliProgress.Presets.shades_classic)
+    ? new cliProgress.SingleBar(
+        { stream: ctx.out.stderr, format: 'queueing [{bar}] {value}/{total} {percentage}% | ETA {eta_formatted}', hideCursor: true },
+        cliProgress.Presets.shades_classic,
+      )
     : undefined;
   bar?.start(items, 0);
   const stop = ctx.stopSignal();
@@ -151,7 +171,8 @@ async function sendAll(
   };
   for await (const parsed of lines) {
     // The file changed between the passes: stop rather than send what was never checked.
-    if (parsed.kind === 'invalid') throw new CliError(CliErrorCodes.INPUT_CHANGED, ExitCodes.SERVICE, `line ${parsed.line} changed since the file was checked; stopped`);
+    if (parsed.kind === 'invalid')
+      throw new CliError(CliErrorCodes.INPUT_CHANGED, ExitCodes.SERVICE, `line ${parsed.line} changed since the file was checked; stopped`);
     const kind = parsed.kind === 'message' ? 'messages' : 'events';
     chunks[kind].lines.push(parsed.line);
     chunks[kind].items.push(parsed.item);
@@ -177,12 +198,15 @@ function lineOf(d: Detail): number {
 
 function summaryLines(s: BatchSummary, opts: BatchOptions): string[] {
   const n = (x: number) => x.toLocaleString('en-US');
+  const rerun = opts.idempotencyKey
+    ? '; re-run with the same --idempotency-key to queue only the rest'
+    : '; without --idempotency-key a re-run sends everything again';
   return [
     `lines read       ${n(s.linesRead)}`,
     `messages queued  ${n(s.messagesQueued)}`,
     `events queued    ${n(s.eventsQueued)}`,
     `duplicates       ${n(s.duplicates)}${s.duplicates > 0 ? ' (already queued before: not sent again)' : ''}`,
     `batches          ${s.batchIds.length}${s.batchIds.length > 0 ? `: ${s.batchIds.join(' ')}` : ''}`,
-    `failed           ${n(s.failed)}${s.failed > 0 ? ` (not queued: the run stopped${opts.idempotencyKey ? '; re-run with the same --idempotency-key to queue only the rest' : '; without --idempotency-key a re-run sends everything again'})` : ''}`,
+    `failed           ${n(s.failed)}${s.failed > 0 ? ` (not queued: the run stopped${rerun})` : ''}`,
   ];
 }

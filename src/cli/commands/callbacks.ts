@@ -16,7 +16,12 @@ export const registerCallbacks: Register = (program, run) => {
     .action((_opts, cmd) =>
       run(cmd, async ({ api, out }) => {
         const c = await api().getCallback();
-        out.result(c, c.enabled ? [`url ${c.url ?? '(none)'}`, `secret ${c.secret}`] : ['status callbacks are off in this service (no CALLBACK_SECRET)']);
+        out.result(
+          c,
+          c.enabled
+            ? [`url ${c.url ?? '(none)'}`, `secret ${c.secret}`]
+            : ['status callbacks are off in this service (no CALLBACK_SECRET)'],
+        );
         return ExitCodes.OK;
       }),
     );
@@ -51,7 +56,7 @@ export const registerCallbacks: Register = (program, run) => {
 
   callbacks
     .command('replay <messageId>')
-    .description("send every status change of a message to its callback URL again (same webhook-ids and bodies)")
+    .description('send every status change of a message to its callback URL again (same webhook-ids and bodies)')
     .addHelpText('after', '\nExit 3 for an unknown message; exit 1 when it was sent without a callback URL.')
     .action((messageId: string, _opts, cmd) =>
       run(cmd, async ({ api, out }) => {

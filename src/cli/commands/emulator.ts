@@ -18,7 +18,12 @@ export const registerEmulator: Register = (program, run) => {
   program
     .command('emulator')
     .description('run the RBM platform emulator (RBM REST paths, OAuth token endpoint, SMS sink) until Ctrl-C')
-    .addOption(new Option('--port <port>', 'port to listen on').env('RBM_EMULATOR_PORT').argParser(intOption('--port', 0, 65_535)).default(3001))
+    .addOption(
+      new Option('--port <port>', 'port to listen on')
+        .env('RBM_EMULATOR_PORT')
+        .argParser(intOption('--port', 0, 65_535))
+        .default(3001),
+    )
     .option('--host <host>', 'address to listen on', '127.0.0.1')
     .option('--key-file <path>', 'service-account key for the service; reused when it was made for this port', DEFAULT_KEY_FILE)
     .addHelpText('after', '\nPoint a service at it with RBM_ENDPOINT=<url> GOOGLE_APPLICATION_CREDENTIALS=<key file>.')
@@ -38,7 +43,8 @@ export const registerEmulator: Register = (program, run) => {
             `service-account key: ${keyFile}${reusable ? ' (reused)' : ''}`,
             `  RBM_ENDPOINT=${emulator.url} GOOGLE_APPLICATION_CREDENTIALS=${keyFile}`,
           ]);
-          if (existing !== undefined && !reusable) out.note(`note: the key at ${keyFile} was made for ${existing.token_uri}; replaced with one for this port`);
+          if (existing !== undefined && !reusable)
+            out.note(`note: the key at ${keyFile} was made for ${existing.token_uri}; replaced with one for this port`);
           await new Promise<void>((done) => (stop.aborted ? done() : stop.addEventListener('abort', () => done(), { once: true })));
           out.note('closing the emulator');
         } finally {

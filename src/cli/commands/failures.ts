@@ -18,11 +18,19 @@ export const registerFailures: Register = (program, run) => {
     .action((opts: { reason?: string; limit: string; before?: string }, cmd) =>
       run(cmd, async ({ api, out }) => {
         const limit = Number(opts.limit);
-        if (!Number.isInteger(limit) || limit < 1 || limit > 1000) throw new UsageError(`--limit: expected a whole number from 1 to 1000, got '${opts.limit}'`);
+        if (!Number.isInteger(limit) || limit < 1 || limit > 1000)
+          throw new UsageError(`--limit: expected a whole number from 1 to 1000, got '${opts.limit}'`);
         const before = opts.before === undefined ? undefined : Number(opts.before);
-        if (before !== undefined && (!Number.isSafeInteger(before) || before < 1)) throw new UsageError(`--before: expected a time in ms since the epoch (a page's next), got '${opts.before}'`);
-        const list = await api().listFailures({ ...(opts.reason ? { reason: opts.reason } : {}), limit, ...(before !== undefined ? { before } : {}) });
-        const lines = list.failures.map((f) => `${f.messageId} ${f.state} ${f.reason} ${f.to} ${new Date(f.failedAt).toISOString()} ${f.message}`);
+        if (before !== undefined && (!Number.isSafeInteger(before) || before < 1))
+          throw new UsageError(`--before: expected a time in ms since the epoch (a page's next), got '${opts.before}'`);
+        const list = await api().listFailures({
+          ...(opts.reason ? { reason: opts.reason } : {}),
+          limit,
+          ...(before !== undefined ? { before } : {}),
+        });
+        const lines = list.failures.map(
+          (f) => `${f.messageId} ${f.state} ${f.reason} ${f.to} ${new Date(f.failedAt).toISOString()} ${f.message}`,
+        );
         out.result(list, lines.length === 0 ? ['no failures'] : list.next === undefined ? lines : [...lines, `next ${list.next}`]);
         return ExitCodes.OK;
       }),

@@ -34,12 +34,21 @@ which reuses the key instead of writing a new one. Plain \`rbm-dispatch emulator
           throw new UsageError(`--emulator-url: expected an http(s) URL like http://127.0.0.1:3001, got '${opts.emulatorUrl}'`);
         }
         const file = resolve(path);
-        if (!opts.force && (await stat(file).then(() => true, () => false))) throw new UsageError(`${file} exists; give --force to replace it`);
+        if (
+          !opts.force &&
+          (await stat(file).then(
+            () => true,
+            () => false,
+          ))
+        )
+          throw new UsageError(`${file} exists; give --force to replace it`);
         const key = await new OAuthIssuer().createKey(url.origin);
         await mkdir(dirname(file), { recursive: true });
         await writeFile(file, `${JSON.stringify(key, null, 2)}\n`, { mode: 0o600 });
         const port = url.port || (url.protocol === 'https:' ? '443' : '80');
-        out.result({ keyFile: file, tokenUri: key.token_uri, clientEmail: key.client_email }, [`service-account key: ${file} (token_uri ${key.token_uri})`]);
+        out.result({ keyFile: file, tokenUri: key.token_uri, clientEmail: key.client_email }, [
+          `service-account key: ${file} (token_uri ${key.token_uri})`,
+        ]);
         out.note(`warning: valid only while an emulator that trusts it runs: rbm-dispatch emulator --port ${port} --key-file ${file}`);
         return ExitCodes.OK;
       }),

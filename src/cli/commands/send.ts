@@ -18,15 +18,36 @@ export const registerSend: Register = (program, run) => {
     .option('--sms-fallback <text>', 'SMS to send when RCS cannot deliver (not RCS, expired, revoked)')
     .option('--idempotency-key <key>', 'the same key (per agent) never queues twice: a retry is safe')
     .addHelpText('after', '\nPrints the messageId and its state; with --json the API answer { messageId, state, duplicate }.')
-    .action((opts: { to: string; text: string; agent?: string; trafficType?: string; ttl?: string; smsFallback?: string; idempotencyKey?: string }, cmd) =>
-      run(cmd, async ({ api, out }) => {
-        const message = simpleMessage({ ...opts, agentId: opts.agent });
-        const checked = checkMessage(message);
-        if (!checked.ok) throw new InputError('the message is invalid; nothing was sent', checked.problems.map((p) => ({ path: (Object.hasOwn(FLAG_OF_PATH, p.path) ? FLAG_OF_PATH[p.path] : undefined) ?? p.path, problem: p.problem })));
-        const queued = await api().sendMessage(checked.value);
-        out.result(queued, [`${queued.messageId} ${queued.state}${queued.duplicate ? ' (duplicate: already queued under this key, nothing new sent)' : ''}`]);
-        return ExitCodes.OK;
-      }),
+    .action(
+      (
+        opts: {
+          to: string;
+          text: string;
+          agent?: string;
+          trafficType?: string;
+          ttl?: string;
+          smsFallback?: string;
+          idempotencyKey?: string;
+        },
+        cmd,
+      ) =>
+        run(cmd, async ({ api, out }) => {
+          const message = simpleMessage({ ...opts, agentId: opts.agent });
+          const checked = checkMessage(message);
+          if (!checked.ok)
+            throw new InputError(
+              'the message is invalid; nothing was sent',
+              checked.problems.map((p) => ({
+                path: (Object.hasOwn(FLAG_OF_PATH, p.path) ? FLAG_OF_PATH[p.path] : undefined) ?? p.path,
+                problem: p.problem,
+              })),
+            );
+          const queued = await api().sendMessage(checked.value);
+          out.result(queued, [
+            `${queued.messageId} ${queued.state}${queued.duplicate ? ' (duplicate: already queued under this key, nothing new sent)' : ''}`,
+          ]);
+          return ExitCodes.OK;
+        }),
     );
 };
 
