@@ -82,12 +82,17 @@ describe('the catalogue', () => {
     // Node's own errno codes, which egress/guard.ts puts on its DNS errors as dns.lookup would.
     const errno = new Set(['ENOTFOUND', 'ETIMEOUT']);
     for (const { file, text } of sources) {
-      for (const line of text.split('\n')) {
-        // Every code-like literal in the arguments of a sendCode or errorBody call (a ternary's both sides).
-        const call = /\b(?:sendCode|errorBody)\(/.exec(line);
-        if (call && !/function (sendCode|errorBody)\b/.test(line)) {
-          for (const m of line.slice(call.index).matchAll(/'([A-Z][A-Z0-9_]{2,})'/g)) note(m[1]!, file);
+      // Every code-like literal in the arguments of a sendCode or errorBody call (a ternary's both sides),
+      // the call read to its closing parenthesis, over as many lines as the formatter gave it.
+      for (const call of text.matchAll(/\b(?:sendCode|errorBody)\(/g)) {
+        if (/function\s+$/.test(text.slice(Math.max(0, call.index - 20), call.index))) continue;
+        let depth = 0;
+        let end = call.index + call[0].length - 1;
+        for (; end < text.length; end++) {
+          if (text[end] === '(') depth++;
+          else if (text[end] === ')' && --depth === 0) break;
         }
+        for (const m of text.slice(call.index, end).matchAll(/'([A-Z][A-Z0-9_]{2,})'/g)) note(m[1]!, file);
       }
       for (const m of text.matchAll(/new (?:WebhookBodyError|DispatchError|ReplayError)\(\s*'([A-Z][A-Z0-9_]+)'/g)) note(m[1]!, file);
       for (const m of text.matchAll(/\bcode: '([A-Z][A-Z0-9_]+)'/g)) if (!errno.has(m[1]!)) note(m[1]!, file);

@@ -17,7 +17,7 @@
  *   rbm_agent_effective_rate{agent}          messages/s the agent's limiter allows now (≤ its configured rate; lower after 429s)
  *   rbm_webhook_events_pending               verified webhook events not yet handled
  *   rbm_webhooks_total{outcome}              webhook requests by outcome (this process)
- *   rbm_inbound_events_total{outcome}        inbound events handled (inboundEvents), and about unknown messages (unknownMessageEvents)
+ *   rbm_inbound_events_total{outcome}        inbound events: handled, unknown message, agent or phone mismatch, parked
  *   rbm_callbacks_total{outcome}             status callback attempts: delivered, retried, failed (for good)
  *   rbm_callback_feed_pending                status changes not yet turned into callback deliveries
  *   rbm_callbacks_parked_total{reason}       deliveries put back without a call: open (breaker), busy (in-flight cap)
