@@ -23,6 +23,10 @@ import { throttled } from '../log-throttle.ts';
 import { intakeStreamKey } from '../status/store.ts';
 import type { InboundIntake } from '../webhook/receiver.ts';
 import { reconnectDelay } from './connection.ts';
+import { settlesWithin } from './settles-within.ts';
+
+/** How long a stopping consumer waits for its read loop, beyond which it is let go. */
+const STOP_MARGIN_MS = 3000;
 
 /** The consumer group of the webhook stream. */
 export const INBOUND_GROUP = 'inbound';
@@ -226,8 +230,9 @@ export function startStreamConsumer(opts: StreamConsumerOptions): StreamConsumer
       wake?.();
       // Wake the blocked read: closing its connection ends it.
       opts.blocking.disconnect();
-      await done;
-      if (inFlight > 0) await new Promise<void>((resolve) => (idle = resolve));
+      // Bounded (settles-within.ts): an entry still in hand stays pending and is claimed again.
+      await settlesWithin(done, STOP_MARGIN_MS);
+      if (inFlight > 0) await settlesWithin(new Promise<void>((resolve) => (idle = resolve)), opts.claimIdleMs + STOP_MARGIN_MS);
     },
   };
 }

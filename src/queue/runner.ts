@@ -22,6 +22,10 @@ import { AdaptiveRate, ADAPTIVE_RATE_KEY_TYPE } from './adaptive-rate.ts';
 import { limiterFor } from './limiter.ts';
 import type { RateAdaptOptions } from './rate-controller.ts';
 import { sharedQueue } from './shared-queue.ts';
+import { settlesWithin } from './settles-within.ts';
+
+/** Beyond the lock's time, how long a closing worker or queue may take before it is let go. */
+const CLOSE_MARGIN_MS = 3000;
 
 export interface QueueWorkerOptions {
   queueName: string;
@@ -163,8 +167,16 @@ export function startQueueWorker(opts: QueueWorkerOptions): QueueWorker {
     close() {
       closing ??= (async () => {
         adaptive?.close();
-        await worker.close();
-        await queue.close();
+        // Jobs in hand get their lock's time to finish; past that the worker is let go (settles-within.ts).
+        const bound = opts.lockDurationMs + CLOSE_MARGIN_MS;
+        if (!(await settlesWithin(worker.close(), bound))) {
+          opts.log.warn(
+            { queue: opts.queueName, afterMs: bound },
+            'worker did not close in time; letting it go (its jobs run again elsewhere)',
+          );
+          void worker.close(true).catch(() => undefined);
+        }
+        await settlesWithin(queue.close(), CLOSE_MARGIN_MS);
       })();
       return closing;
     },
