@@ -6,7 +6,6 @@
  */
 import { z } from 'zod';
 import { agentId, e164, epochMs, uuid, type JobContract, type JobDefaults } from './common.ts';
-import { INBOUND_QUEUE } from './inbound-event.ts';
 
 export const CHECK_EXPIRY = 'check-expiry';
 
@@ -29,10 +28,12 @@ export const defaultCheckExpiryOptions = {
   backoff: { type: 'exponential', delay: 1000, jitter: 0.5 },
 } as const satisfies JobDefaults;
 
+export type CheckExpiryKey = Pick<CheckExpiryPayload, 'agentId' | 'messageId'>;
+
 export const checkExpiryJob = {
   name: CHECK_EXPIRY,
-  queue: () => INBOUND_QUEUE,
+  queue: 'inbound',
   schema: checkExpiryPayload,
-  jobId: checkExpiryJobId,
+  jobId: (key: CheckExpiryKey) => checkExpiryJobId(key.messageId, key.agentId),
   defaultOptions: defaultCheckExpiryOptions,
-} as const satisfies JobContract<typeof CHECK_EXPIRY, CheckExpiryPayload>;
+} as const satisfies JobContract<typeof CHECK_EXPIRY, CheckExpiryPayload, CheckExpiryKey>;

@@ -4,33 +4,37 @@
  * Imports only zod: producers and workers both load it.
  */
 import { z } from 'zod';
+import type { QueueKind } from './queues.ts';
 
 /** One problem with an input, addressed by its path ("contentMessage.suggestions.3.reply.text"). */
 export type Problem = { path: string; problem: string };
 
 export type Validation<T> = { ok: true; value: T } | { ok: false; problems: Problem[] };
 
-/** BullMQ options a job contract defaults to; the worker config may override them. */
+/** BullMQ options a job contract defaults to; the config overrides some in one place (src/queue/job-options.ts). */
 export type JobDefaults = {
   readonly attempts: number;
   /** BullMQ's own types, or a named schedule the queue's worker implements (see src/queue/workers.ts). */
-  readonly backoff: { readonly type: 'exponential' | 'fixed' | 'inbound-schedule'; readonly delay: number; readonly jitter?: number };
+  readonly backoff: {
+    readonly type: 'exponential' | 'fixed' | 'inbound-schedule' | 'callback-schedule';
+    readonly delay: number;
+    readonly jitter?: number;
+  };
 };
 
-/** What each jobs/<name>.ts exports as its contract; jobs/index.ts collects them. */
-export type JobContract<N extends string, P> = {
+/**
+ * What each jobs/<name>.ts exports as its contract; jobs/index.ts collects
+ * them. `K` is what the job ID is made of: the payload, or for a lookup just
+ * those fields (an outbound job's key names its agent, whose queue it is in).
+ */
+export type JobContract<N extends string, P, K = P> = {
   readonly name: N;
-  readonly queue: (agentId: string) => string;
+  readonly queue: QueueKind;
   readonly schema: z.ZodType<P>;
-  /** IDs live in their agent's namespace: a job of a shared queue names the agent too. */
-  readonly jobId: (id: string, agentId: string) => string;
+  /** IDs live in their agent's namespace: a job of a shared queue names the agent too. Undefined: BullMQ numbers it. */
+  readonly jobId: (key: K) => string | undefined;
   readonly defaultOptions: JobDefaults;
 };
-
-/** Messages and events of one agent share its queue, so the agent's RBM quota is one BullMQ limiter. */
-export function outboundQueueName(agentId: string): string {
-  return `rbm-outbound.${agentId}`;
-}
 
 // ---- describing what came ---------------------------------------------------
 

@@ -7,7 +7,6 @@
 import { z } from 'zod';
 import { callbackUrl, epochMs, uuid, type JobContract, type JobDefaults } from './common.ts';
 
-export const CALLBACK_QUEUE = 'status-callbacks';
 export const DELIVER_CALLBACK = 'deliver-callback';
 /** The `type` of every callback body. */
 export const STATUS_CHANGED = 'message.status_changed';
@@ -48,16 +47,22 @@ export function deliverCallbackJobId(webhookId: string, replay?: number): string
   return replay === undefined ? `cb-${webhookId}` : `cbr-${webhookId}-${replay}`;
 }
 
-/** The service replaces the backoff with its own schedule (CALLBACK_RETRY_*): see src/callbacks/schedule.ts. */
+/**
+ * The callback worker's own schedule (src/callbacks/schedule.ts); the service
+ * sets the attempts from CALLBACK_RETRY_* (src/queue/job-options.ts).
+ */
 export const defaultDeliverCallbackOptions = {
   attempts: 33,
-  backoff: { type: 'exponential', delay: 5000 },
+  backoff: { type: 'callback-schedule', delay: 5000 },
 } as const satisfies JobDefaults;
+
+/** A delivery's job is named by its change (and replay): see callbackWebhookId. */
+export type DeliverCallbackKey = { data: Pick<StatusChange, 'messageId' | 'state' | 'at'>; replay?: number | undefined };
 
 export const deliverCallbackJob = {
   name: DELIVER_CALLBACK,
-  queue: () => CALLBACK_QUEUE,
+  queue: 'callbacks',
   schema: deliverCallbackPayload,
-  jobId: (webhookId: string) => deliverCallbackJobId(webhookId),
+  jobId: (key: DeliverCallbackKey) => deliverCallbackJobId(callbackWebhookId(key.data), key.replay),
   defaultOptions: defaultDeliverCallbackOptions,
-} as const satisfies JobContract<typeof DELIVER_CALLBACK, DeliverCallbackPayload>;
+} as const satisfies JobContract<typeof DELIVER_CALLBACK, DeliverCallbackPayload, DeliverCallbackKey>;

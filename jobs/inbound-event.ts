@@ -7,7 +7,6 @@
 import { z } from 'zod';
 import { e164, epochMs, type JobContract, type JobDefaults } from './common.ts';
 
-export const INBOUND_QUEUE = 'rbm-inbound';
 export const INBOUND_EVENT = 'inbound-event';
 
 /** Spec §6.7: how a decoded payload is classified. */
@@ -59,11 +58,6 @@ export const userMessageSchema = z.looseObject({
 });
 export type UserMessage = z.output<typeof userMessageSchema>;
 
-/** `key` is a hex digest of (agent, event or message ID): never ':' nor all digits after the prefix. */
-export function inboundEventJobId(key: string): string {
-  return `in-${key}`;
-}
-
 /**
  * An event that could not be applied for a passing reason (Redis, a revoke call
  * that failed) is retried on this schedule: 0.5 s doubling to 5 min, for as long
@@ -79,10 +73,14 @@ export const defaultInboundEventOptions = {
   backoff: { type: INBOUND_RETRY_BACKOFF, delay: inboundRetrySchedule.baseMs },
 } as const satisfies JobDefaults;
 
+/**
+ * Numbered by BullMQ: an event comes here only after its webhook was
+ * deduplicated at intake, and the handler applies a fact once however often it runs.
+ */
 export const inboundEventJob = {
   name: INBOUND_EVENT,
-  queue: () => INBOUND_QUEUE,
+  queue: 'inbound',
   schema: inboundEventPayload,
-  jobId: inboundEventJobId,
+  jobId: () => undefined,
   defaultOptions: defaultInboundEventOptions,
 } as const satisfies JobContract<typeof INBOUND_EVENT, InboundEventPayload>;

@@ -4,18 +4,8 @@
  * Also the public producer input for it.
  */
 import { z } from 'zod';
-import {
-  agentId,
-  e164,
-  epochMs,
-  idempotencyKey,
-  outboundQueueName,
-  rbmEnum,
-  strictObject,
-  uuid,
-  type JobContract,
-  type JobDefaults,
-} from './common.ts';
+import { agentId, e164, epochMs, idempotencyKey, rbmEnum, strictObject, uuid, type JobContract } from './common.ts';
+import { defaultSendMessageOptions } from './send-message.ts';
 
 export const SEND_EVENT = 'send-event';
 
@@ -88,18 +78,22 @@ export function sendEventJobId(eventId: string): string {
   return `evt-${eventId}`;
 }
 
-export const defaultSendEventOptions = {
-  attempts: 5,
-  backoff: { type: 'exponential', delay: 500, jitter: 0.5 },
-} as const satisfies JobDefaults;
+/**
+ * Events share their agent's queue with its messages, and its retry policy
+ * (DISPATCH_ATTEMPTS, DISPATCH_BACKOFF_MS): a 429 or a token outage costs no
+ * attempt, so attempts only count answers that failed.
+ */
+export const defaultSendEventOptions = defaultSendMessageOptions;
 
 /** 0 = no priority, which BullMQ serves first: a read receipt or typing dot is stale in seconds. */
 export const EVENT_PRIORITY = 0;
 
+export type SendEventKey = Pick<SendEventPayload, 'agentId' | 'eventId'>;
+
 export const sendEventJob = {
   name: SEND_EVENT,
-  queue: outboundQueueName,
+  queue: 'outbound',
   schema: sendEventPayload,
-  jobId: sendEventJobId,
+  jobId: (key: SendEventKey) => sendEventJobId(key.eventId),
   defaultOptions: defaultSendEventOptions,
-} as const satisfies JobContract<typeof SEND_EVENT, SendEventPayload>;
+} as const satisfies JobContract<typeof SEND_EVENT, SendEventPayload, SendEventKey>;

@@ -11,7 +11,6 @@ import {
   e164,
   epochMs,
   idempotencyKey,
-  outboundQueueName,
   strictObject,
   uuid,
   type JobContract,
@@ -127,10 +126,13 @@ export function priorityFor(trafficType: MessageTrafficType | undefined): number
   return trafficType === undefined ? UNSET_PRIORITY : PRIORITIES[trafficType];
 }
 
+/** A message's job is found by its ref: the agent (whose queue holds it) and the messageId. */
+export type SendMessageKey = Pick<SendMessagePayload, 'agentId' | 'messageId'>;
+
 export const sendMessageJob = {
   name: SEND_MESSAGE,
-  queue: outboundQueueName,
+  queue: 'outbound',
   schema: sendMessagePayload,
-  jobId: sendMessageJobId,
+  jobId: (key: SendMessageKey) => sendMessageJobId(key.messageId),
   defaultOptions: defaultSendMessageOptions,
-} as const satisfies JobContract<typeof SEND_MESSAGE, SendMessagePayload>;
+} as const satisfies JobContract<typeof SEND_MESSAGE, SendMessagePayload, SendMessageKey>;

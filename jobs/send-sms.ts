@@ -7,7 +7,6 @@ import { v5 as uuidv5 } from 'uuid';
 import { z } from 'zod';
 import { agentId, e164, epochMs, uuid, type JobContract, type JobDefaults } from './common.ts';
 
-export const SMS_QUEUE = 'sms-outbound';
 export const SEND_SMS = 'send-sms';
 
 /** Why a message fell back to SMS. */
@@ -53,10 +52,12 @@ export const defaultSendSmsOptions = {
   backoff: { type: 'exponential', delay: 2000, jitter: 0.5 },
 } as const satisfies JobDefaults;
 
+export type SendSmsKey = Pick<SendSmsPayload, 'agentId' | 'messageId'>;
+
 export const sendSmsJob = {
   name: SEND_SMS,
-  queue: () => SMS_QUEUE,
+  queue: 'sms',
   schema: sendSmsPayload,
-  jobId: sendSmsJobId,
+  jobId: (key: SendSmsKey) => sendSmsJobId(key.messageId, key.agentId),
   defaultOptions: defaultSendSmsOptions,
-} as const satisfies JobContract<typeof SEND_SMS, SendSmsPayload>;
+} as const satisfies JobContract<typeof SEND_SMS, SendSmsPayload, SendSmsKey>;

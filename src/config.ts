@@ -4,6 +4,8 @@
  * naming the variable, what was expected and what came. Durations are in ms.
  */
 import { isIP } from 'node:net';
+import { defaultSendMessageOptions } from '../jobs/send-message.ts';
+import { defaultSendSmsOptions } from '../jobs/send-sms.ts';
 import { subnetOf } from './egress/addresses.ts';
 import { EgressGuard, type AllowEntry, type EgressPolicy } from './egress/guard.ts';
 import { ConfigError, type Problem } from './errors.ts';
@@ -293,8 +295,8 @@ function parseSms(r: EnvReader, emulator: boolean, egress: EgressPolicy): SmsCon
     },
     webhook: { url: r.url('SMS_WEBHOOK_URL') ?? '', secret: r.raw('SMS_WEBHOOK_SECRET') ?? '' },
     ratePerSec: r.int('SMS_RATE_PER_SEC', 10, 1, 10_000),
-    attempts: r.int('SMS_ATTEMPTS', 5, 1, 100),
-    backoffMs: r.int('SMS_BACKOFF_MS', 2000, 1, 3_600_000),
+    attempts: r.int('SMS_ATTEMPTS', defaultSendSmsOptions.attempts, 1, 100),
+    backoffMs: r.int('SMS_BACKOFF_MS', defaultSendSmsOptions.backoff.delay, 1, 3_600_000),
     timeoutMs: r.int('SMS_TIMEOUT_MS', 10_000, 100, 600_000),
     // The emulator's sink honours the key; a real provider only where its operator says so.
     idempotent: r.bool('SMS_IDEMPOTENT', provider === 'emulator' || provider === 'log'),
@@ -514,9 +516,9 @@ export function loadConfig(env: Env): Readonly<Config> {
     emulatorPort: r.int('RBM_EMULATOR_PORT', 3001, 0, 65_535),
     dispatch: {
       concurrency: concurrencyRaw === undefined || concurrencyRaw === 'auto' ? 'auto' : parseConcurrency(r, concurrencyRaw),
-      attempts: r.int('DISPATCH_ATTEMPTS', 8, 1, 100),
-      backoffMs: r.int('DISPATCH_BACKOFF_MS', 1000, 1, 3_600_000),
-      backoffJitter: r.fraction('DISPATCH_BACKOFF_JITTER', 0.5),
+      attempts: r.int('DISPATCH_ATTEMPTS', defaultSendMessageOptions.attempts, 1, 100),
+      backoffMs: r.int('DISPATCH_BACKOFF_MS', defaultSendMessageOptions.backoff.delay, 1, 3_600_000),
+      backoffJitter: r.fraction('DISPATCH_BACKOFF_JITTER', defaultSendMessageOptions.backoff.jitter),
       rateLimitPauseMs: r.int('RBM_RATE_LIMIT_PAUSE_MS', 1000, 1, 3_600_000),
       limiterWindowMs: r.int('LIMITER_WINDOW_MS', 100, 10, 60_000),
       rateAdapt: {

@@ -10,6 +10,8 @@
 export { loadConfig, type Config, type AgentConfig } from './config.ts';
 export { createService, type Service } from './service.ts';
 export { Producer, type EnqueuedMessage, type EnqueuedEvent, type ProducerOptions, type SendOptions } from './queue/producer.ts';
+export { JobQueues, type AddOptions } from './queue/job-queues.ts';
+export { contractJobOptions, jobOptionsFrom, type JobOptionsTable } from './queue/job-options.ts';
 export { ensureRedis } from './queue/local-redis.ts';
 export { smsSettingsFrom } from './sms/from-config.ts';
 export { callbackSecretFor, scopeOfApiKey } from './callbacks/secrets.ts';

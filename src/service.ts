@@ -23,6 +23,8 @@ import { createRedis, whenReady } from './queue/connection.ts';
 import { checkRedis } from './queue/preflight.ts';
 import { inboundStreamKey, StreamInboundIntake } from './queue/inbound-stream.ts';
 import { BullDeadlines, BullInboundRetries, BullSmsQueue, RedisInboundStream } from './queue/lifecycle-queues.ts';
+import { jobOptionsFrom } from './queue/job-options.ts';
+import { JobQueues } from './queue/job-queues.ts';
 import { MetricsSource } from './queue/metrics-source.ts';
 import { Producer } from './queue/producer.ts';
 import { redrive, type RedriveResult } from './queue/redrive.ts';
@@ -39,6 +41,8 @@ export interface Service {
   config: Readonly<Config>;
   rbm: RbmClient;
   producer: Producer;
+  /** Every BullMQ queue of the service, on the producers' (fail-fast) connection: jobs by contract, for tools and tests. */
+  queues: JobQueues;
   /** The store as producers see it (fail-fast connection). */
   status: StatusStore;
   /** Revoke a message, optionally falling back to SMS. */
@@ -113,22 +117,25 @@ export async function createService(config: Readonly<Config>, deps: ServiceDeps)
   const status = new StatusStore(producerRedis, storeOptions);
   // Workers write through the waiting connection: a Redis blip delays a job, it does not fail it.
   const workerStatus = new StatusStore(workerRedis, storeOptions);
+  // One registry of queues per connection role: producers fail fast, workers wait out a blip.
+  const jobOptions = jobOptionsFrom(config);
+  const producerQueues = new JobQueues(producerRedis, config.queuePrefix, jobOptions);
+  const workerQueues = new JobQueues(workerRedis, config.queuePrefix, jobOptions);
   const producer = await Producer.create({
-    connection: producerRedis,
-    prefix: config.queuePrefix,
+    queues: producerQueues,
     agents: config.agents,
     status,
     batches: new BatchStore(producerRedis, { ...storeOptions, statusKey: (ref) => status.key(ref) }),
-    jobDefaults: config.dispatch,
+    eventCoalesceWindowMs: config.dispatch.eventCoalesceWindowMs,
     callbacks: config.callbacks.secret !== undefined,
     egress,
     ...(deps.now ? { now: deps.now } : {}),
   });
-  const smsQueue = new BullSmsQueue(workerRedis, config.queuePrefix, config.sms);
-  const deadlines = new BullDeadlines(workerRedis, config.queuePrefix, deps.now);
+  const smsQueue = new BullSmsQueue(workerQueues);
+  const deadlines = new BullDeadlines(workerQueues, deps.now);
   const requestFallback = createFallback({ status: workerStatus, sms: smsQueue, ...(deps.now ? { now: deps.now } : {}) });
   const intake = new StreamInboundIntake(producerRedis, { prefix: config.queuePrefix, dedupeTtlMs: config.inbound.dedupeTtlMs });
-  const inboundRetries = new BullInboundRetries(workerRedis, config.queuePrefix);
+  const inboundRetries = new BullInboundRetries(workerQueues);
   const stream = new RedisInboundStream(workerRedis, config.queuePrefix, config.inbound.streamMaxLen, deps.onInbound);
   const cb = config.callbacks;
   // Each needs the other: the queue asks the receivers for priorities, the receivers wake parked jobs of the queue.
@@ -146,19 +153,14 @@ export async function createService(config: Readonly<Config>, deps: ServiceDeps)
     (jobIds): Promise<void> => callbackQueue.wake(jobIds),
     log,
   );
-  const callbackQueue: CallbackQueue = new CallbackQueue(
-    workerRedis,
-    config.queuePrefix,
-    { baseMs: cb.retryBaseMs, maxDelayMs: cb.retryMaxDelayMs, forMs: cb.retryForMs },
-    receivers,
-  );
+  const callbackQueue: CallbackQueue = new CallbackQueue(workerQueues, receivers);
   const secretFor = (scope: string) => (cb.secret === undefined ? undefined : callbackSecretFor(cb.secret, scope));
   const metricsSource = new MetricsSource(
     producerRedis,
-    config.queuePrefix,
+    producerQueues,
     config.agents.map((a) => a.agentId),
   );
-  const common = { config, connection: workerRedis, status: workerStatus, log };
+  const common = { config, queues: workerQueues, status: workerStatus, log };
 
   const sets: WorkerSet[] = [];
   const providers: Array<{ close(): Promise<void> }> = [];
@@ -171,6 +173,7 @@ export async function createService(config: Readonly<Config>, deps: ServiceDeps)
     config,
     rbm,
     producer,
+    queues: producerQueues,
     status,
     revoke: createRevoke({ status, producer, rbm, requestFallback: createFallback({ status, sms: smsQueue }), deadlines }),
     intake,
@@ -232,7 +235,7 @@ export async function createService(config: Readonly<Config>, deps: ServiceDeps)
     egress,
     metricsSource,
     failures: (options) => status.failures(options),
-    redrive: (refs) => redrive({ status, outbound: (agentId) => producer.queueOf(agentId), sms: smsQueue.queue }, refs),
+    redrive: (refs) => redrive({ status, queues: producerQueues }, refs),
     readiness: () => [
       { name: 'redis', check: async () => (await producerRedis.ping()) === 'PONG' },
       { name: 'workers', check: async () => sets.every((s) => s.running()) },
@@ -240,15 +243,7 @@ export async function createService(config: Readonly<Config>, deps: ServiceDeps)
     close() {
       closing ??= (async () => {
         await Promise.all(sets.map((s) => s.close()));
-        await Promise.all([
-          producer.close(),
-          metricsSource.close(),
-          inboundRetries.close(),
-          smsQueue.close(),
-          deadlines.close(),
-          callbackQueue.close(),
-          ...providers.map((p) => p.close()),
-        ]);
+        await Promise.all([producerQueues.close(), workerQueues.close(), ...providers.map((p) => p.close())]);
         await rbm.close();
         await Promise.all([producerRedis.quit(), workerRedis.quit()]);
       })();

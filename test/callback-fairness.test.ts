@@ -9,7 +9,7 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Queue } from 'bullmq';
-import { CALLBACK_QUEUE, deliverCallbackJobId, callbackWebhookId, type DeliverCallbackPayload } from '../jobs/deliver-callback.ts';
+import { CALLBACK_QUEUE, deliverCallbackJobId, callbackWebhookId, type DeliverCallbackPayload } from '../jobs/index.ts';
 import { createMetrics } from '../src/api/metrics.ts';
 import { metricsKey } from '../src/status/store.ts';
 import { freePort, startCallbackReceiver, startHarness, waitFor, type Harness } from './helpers.ts';

@@ -194,15 +194,13 @@ describe('dispatch', () => {
     h = await startHarness({ name: 'typing', env: { TYPING_MAX_AGE_MS: '15000' } });
     // A producer whose clock is a minute behind: its IS_TYPING is a minute old when a worker sees it.
     const late = await Producer.create({
-      connection: h.redis.producer,
-      prefix: h.config.queuePrefix,
+      queues: h.service.queues,
       agents: h.config.agents,
       status: h.status,
-      jobDefaults: h.config.dispatch,
+      eventCoalesceWindowMs: h.config.dispatch.eventCoalesceWindowMs,
       now: () => Date.now() - 60_000,
     });
     const stale = await late.startTyping('+12223334444');
-    await late.close();
     const fresh = await h.producer.startTyping('+12223334444');
     const read = await h.producer.markRead('+12223334444', 'MxIgT-4pWCQu2tH9hMkSTljQ');
     h.startDispatch();

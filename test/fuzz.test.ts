@@ -298,7 +298,7 @@ afterAll(async () => {
 async function queuedJobs(): Promise<number> {
   let total = 0;
   for (const agent of ['agent-a', 'agent-b']) {
-    const counts = await h.producer.queueOf(agent).getJobCounts('wait', 'prioritized', 'delayed', 'active');
+    const counts = await h.service.queues.queue('outbound', agent).getJobCounts('wait', 'prioritized', 'delayed', 'active');
     total += Object.values(counts).reduce((a, b) => a + b, 0);
   }
   return total;

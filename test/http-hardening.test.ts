@@ -19,6 +19,8 @@ import { startEmulator } from '../src/emulator/index.ts';
 import { createLogger } from '../src/logger.ts';
 import { createRedis, whenReady } from '../src/queue/connection.ts';
 import { StreamInboundIntake } from '../src/queue/inbound-stream.ts';
+import { contractJobOptions } from '../src/queue/job-options.ts';
+import { JobQueues } from '../src/queue/job-queues.ts';
 import { Producer } from '../src/queue/producer.ts';
 import { StatusStore } from '../src/status/store.ts';
 import { signWebhookData } from '../src/webhook/signature.ts';
@@ -29,6 +31,7 @@ const API_KEY = 'hardening-api-key-000000001';
 const ADMIN_KEY = 'hardening-admin-key-00000001';
 let redis: ReturnType<typeof createRedis>;
 let producer: Producer;
+let jobQueues: JobQueues;
 let intake: StreamInboundIntake;
 const apps: FastifyInstance[] = [];
 
@@ -36,17 +39,16 @@ beforeAll(async () => {
   redis = createRedis(redisUrl(), 'producer');
   await whenReady(redis);
   intake = new StreamInboundIntake(redis, { prefix, dedupeTtlMs: 60_000 });
+  jobQueues = new JobQueues(redis, prefix, contractJobOptions);
   producer = await Producer.create({
-    connection: redis,
-    prefix,
+    queues: jobQueues,
     agents: [{ agentId: 'agent-a', ratePerSec: 10 }],
     status: new StatusStore(redis, { prefix, ttlMs: 60_000 }),
-    jobDefaults: { attempts: 1, backoffMs: 1, backoffJitter: 0 },
   });
 });
 afterAll(async () => {
   await Promise.all(apps.map((a) => a.close()));
-  await producer.close();
+  await jobQueues.close();
   const keys = await redis.keys(`${prefix}:*`);
   if (keys.length) await redis.del(...keys);
   await redis.quit();

@@ -12,10 +12,12 @@ import {
   defaultSendMessageOptions,
   EVENT_PRIORITY,
   expirationMs,
+  jobNamesOf,
   jobs,
   outboundQueueName,
   parseTtlMs,
   priorityFor,
+  queueName,
   sendEventInput,
   sendEventJobId,
   sendEventPayload,
@@ -582,7 +584,11 @@ describe('job IDs, queues, options, priorities', () => {
 
   it('job IDs never contain ":" and are never all digits', () => {
     for (const id of ids) {
-      for (const jobId of Object.values(jobs).map((contract) => contract.jobId(id, 'agent-a'))) {
+      const key = { agentId: 'agent-a', messageId: id, eventId: id, data: { messageId: id, state: 'SENT', at: 1 } };
+      const jobIds = Object.values(jobs).map((contract) => (contract.jobId as (k: typeof key) => string | undefined)(key));
+      const named = jobIds.filter((j) => j !== undefined);
+      expect(named).toHaveLength(Object.keys(jobs).length - 1);
+      for (const jobId of named) {
         expect(jobId).not.toContain(':');
         expect(jobId).not.toMatch(/^\d+$/);
       }
@@ -590,19 +596,29 @@ describe('job IDs, queues, options, priorities', () => {
     expect(sendMessageJobId(ID)).toBe(`msg-${ID}`);
     expect(sendEventJobId(ID)).toBe(`evt-${ID}`);
     // Message IDs live per agent: jobs of shared queues name the agent too.
-    expect(jobs['send-sms'].jobId(ID, 'agent-a')).toBe(`sms-agent-a-${ID}`);
-    expect(jobs['check-expiry'].jobId(ID, 'agent-a')).toBe(`exp-agent-a-${ID}`);
-    expect(jobs['send-sms'].jobId(ID, 'agent-b')).not.toBe(jobs['send-sms'].jobId(ID, 'agent-a'));
-    expect(jobs['inbound-event'].jobId('ab12')).toBe('in-ab12');
+    const ref = { agentId: 'agent-a', messageId: ID };
+    expect(jobs['send-sms'].jobId(ref)).toBe(`sms-agent-a-${ID}`);
+    expect(jobs['check-expiry'].jobId(ref)).toBe(`exp-agent-a-${ID}`);
+    expect(jobs['send-sms'].jobId({ ...ref, agentId: 'agent-b' })).not.toBe(jobs['send-sms'].jobId(ref));
+    // Inbound events are numbered by BullMQ: their webhook was deduplicated at intake.
+    expect(jobs['inbound-event'].jobId()).toBeUndefined();
   });
 
   it('registry entries carry their contract', () => {
-    expect(jobs['send-message'].jobId(ID)).toBe(`msg-${ID}`);
-    expect(jobs['send-event'].defaultOptions).toEqual({ attempts: 5, backoff: { type: 'exponential', delay: 500, jitter: 0.5 } });
+    expect(jobs['send-message'].jobId({ agentId: 'agent-a', messageId: ID })).toBe(`msg-${ID}`);
     expect(defaultSendMessageOptions).toEqual({ attempts: 8, backoff: { type: 'exponential', delay: 1000, jitter: 0.5 } });
-    expect(defaultSendEventOptions.attempts).toBe(5);
+    // Events share their agent's queue with its messages, and its retry policy.
+    expect(jobs['send-event'].defaultOptions).toEqual(defaultSendMessageOptions);
+    expect(defaultSendEventOptions).toBe(defaultSendMessageOptions);
     expect(outboundQueueName('agent-a')).toBe('rbm-outbound.agent-a');
-    expect(jobs['send-message'].queue('agent-a')).toBe(jobs['send-event'].queue('agent-a'));
+    expect(jobs['send-message'].queue).toBe('outbound');
+    expect(jobs['send-event'].queue).toBe('outbound');
+    expect(queueName('outbound', 'agent-a')).toBe('rbm-outbound.agent-a');
+    expect(() => queueName('outbound')).toThrow(/agentId is required/);
+    expect(jobNamesOf('outbound')).toEqual(['send-message', 'send-event']);
+    expect(jobNamesOf('inbound')).toEqual(['inbound-event', 'check-expiry']);
+    expect(jobNamesOf('sms')).toEqual(['send-sms']);
+    expect(jobNamesOf('callbacks')).toEqual(['deliver-callback']);
   });
 
   it('priorityFor puts OTPs first and promotions last', () => {

@@ -6,9 +6,7 @@
 import { randomUUID } from 'node:crypto';
 import { Queue } from 'bullmq';
 import { afterEach, describe, expect, it } from 'vitest';
-import { checkExpiryJobId } from '../jobs/check-expiry.ts';
-import { INBOUND_QUEUE } from '../jobs/inbound-event.ts';
-import { sendSmsJobId, SMS_QUEUE } from '../jobs/send-sms.ts';
+import { checkExpiryJobId, INBOUND_QUEUE, sendSmsJobId, SMS_QUEUE } from '../jobs/index.ts';
 import { signWebhookData } from '../src/webhook/signature.ts';
 import { arrivals, rcsPhone, startHarness, waitFor, type Harness } from './helpers.ts';
 

@@ -6,9 +6,8 @@
  * promoting the delayed job, which proves the event was held by the record,
  * not by a retry timer.
  */
-import { Job } from 'bullmq';
 import { afterEach, describe, expect, it } from 'vitest';
-import { sendMessageJobId } from '../jobs/send-message.ts';
+import { SEND_MESSAGE } from '../jobs/send-message.ts';
 import { rcsPhone, startHarness, waitFor, type Harness } from './helpers.ts';
 
 let h: Harness | undefined;
@@ -44,7 +43,7 @@ async function acceptThenFail(to: string): Promise<void> {
 
 /** Runs the held retry now, as if the hour had passed (or a dispatcher came back). */
 async function promoteSend(messageId: string): Promise<void> {
-  const job = await Job.fromId(h!.producer.queueOf('agent-a'), sendMessageJobId(messageId));
+  const job = await h!.service.queues.find(SEND_MESSAGE, { agentId: 'agent-a', messageId });
   expect(await job!.getState()).toBe('delayed');
   await job!.promote();
 }

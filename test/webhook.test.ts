@@ -6,10 +6,12 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { Queue } from 'bullmq';
 import type { FastifyInstance } from 'fastify';
-import { INBOUND_QUEUE } from '../jobs/inbound-event.ts';
+import { INBOUND_QUEUE } from '../jobs/index.ts';
 import { buildApi } from '../src/api/app.ts';
 import { createRedis, whenReady } from '../src/queue/connection.ts';
 import { inboundStreamKey, StreamInboundIntake } from '../src/queue/inbound-stream.ts';
+import { contractJobOptions } from '../src/queue/job-options.ts';
+import { JobQueues } from '../src/queue/job-queues.ts';
 import { Producer } from '../src/queue/producer.ts';
 import { StatusStore } from '../src/status/store.ts';
 import { newWebhookCounters } from '../src/webhook/receiver.ts';
@@ -25,18 +27,18 @@ let queue: Queue;
 let redis: ReturnType<typeof createRedis>;
 let intake: StreamInboundIntake;
 let producer: Producer;
+let jobQueues: JobQueues;
 const counters = newWebhookCounters();
 
 beforeAll(async () => {
   redis = createRedis(redisUrl(), 'producer');
   await whenReady(redis);
   intake = new StreamInboundIntake(redis, { prefix, dedupeTtlMs: 60_000 });
+  jobQueues = new JobQueues(redis, prefix, contractJobOptions);
   producer = await Producer.create({
-    connection: redis,
-    prefix,
+    queues: jobQueues,
     agents: [{ agentId: 'agent-a', ratePerSec: 10 }],
     status: new StatusStore(redis, { prefix, ttlMs: 60_000 }),
-    jobDefaults: { attempts: 1, backoffMs: 1, backoffJitter: 0 },
   });
   app = buildApi({
     producer,
@@ -50,7 +52,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await app.close();
   await queue.close();
-  await producer.close();
+  await jobQueues.close();
   const keys = await redis.keys(`${prefix}:*`);
   if (keys.length) await redis.del(...keys);
   await redis.quit();

@@ -4,14 +4,20 @@
  * the emulator's own token endpoint.
  */
 import { resolve } from 'node:path';
+import { loadConfig } from '../src/config.ts';
 import { startEmulator } from '../src/emulator/index.ts';
+import type { ConfigError } from '../src/errors.ts';
 
-const port = Number(process.env.RBM_EMULATOR_PORT ?? 3001);
-const host = process.env.RBM_EMULATOR_HOST ?? '127.0.0.1';
-if (!Number.isInteger(port) || port < 0 || port > 65535) {
-  console.error(`RBM_EMULATOR_PORT: expected a port number 0-65535, got ${JSON.stringify(process.env.RBM_EMULATOR_PORT)}`);
+// The one parser of RBM_EMULATOR_PORT (src/config.ts), given only that variable: the rest of the
+// environment configures a service, not this process.
+let port: number;
+try {
+  port = loadConfig({ RBM_EMULATOR_PORT: process.env.RBM_EMULATOR_PORT }).emulatorPort;
+} catch (err) {
+  console.error((err as ConfigError).message);
   process.exit(1);
 }
+const host = process.env.RBM_EMULATOR_HOST ?? '127.0.0.1';
 
 const emulator = await startEmulator({ host, port });
 const keyFile = resolve('.data/emulator-key.json');

@@ -1,65 +1,40 @@
 /**
  * BullMQ and Redis behind the lifecycle ports: the SMS queue (one job per
  * message, ID from the messageId), local deadlines (delayed check-expiry jobs
- * on the inbound queue), and the inbound stream consumers read.
+ * on the inbound queue), and the inbound stream consumers read. Each adds
+ * through the queue registry, which knows each job's queue, ID and options.
  */
-import type { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
-import { CHECK_EXPIRY, checkExpiryJobId, defaultCheckExpiryOptions, type CheckExpiryPayload } from '../../jobs/check-expiry.ts';
-import { defaultInboundEventOptions, INBOUND_EVENT, INBOUND_QUEUE, type InboundEventPayload } from '../../jobs/inbound-event.ts';
-import { SEND_SMS, SMS_QUEUE, sendSmsJobId, type SendSmsPayload } from '../../jobs/send-sms.ts';
+import { CHECK_EXPIRY, type CheckExpiryPayload } from '../../jobs/check-expiry.ts';
+import { defaultInboundEventOptions, INBOUND_EVENT, type InboundEventPayload } from '../../jobs/inbound-event.ts';
+import { SEND_SMS, type SendSmsPayload } from '../../jobs/send-sms.ts';
+import { validatePayload } from '../../jobs/index.ts';
+import { PayloadError } from '../errors.ts';
 import type { DeadlinePort, InboundConsumerPort, SmsQueuePort } from '../fallback/ports.ts';
 import type { MessageRef } from '../status/store.ts';
-import { sharedQueue } from './shared-queue.ts';
+import type { JobQueues } from './job-queues.ts';
 
 export class BullSmsQueue implements SmsQueuePort {
-  readonly queue: Queue;
-  constructor(
-    connection: Redis,
-    prefix: string,
-    private readonly retry: { attempts: number; backoffMs: number },
-  ) {
-    this.queue = sharedQueue(SMS_QUEUE, connection, prefix);
-  }
+  constructor(private readonly queues: JobQueues) {}
 
-  async enqueue(payload: SendSmsPayload): Promise<void> {
-    await this.queue.add(SEND_SMS, payload, {
-      jobId: sendSmsJobId(payload.messageId, payload.agentId),
-      attempts: this.retry.attempts,
-      backoff: { type: 'exponential', delay: this.retry.backoffMs, jitter: 0.5 },
-    });
-  }
-
-  close(): Promise<void> {
-    return this.queue.close();
+  enqueue(payload: SendSmsPayload): Promise<void> {
+    return this.queues.add(SEND_SMS, payload);
   }
 }
 
 export class BullDeadlines implements DeadlinePort {
-  readonly queue: Queue;
   constructor(
-    connection: Redis,
-    prefix: string,
+    private readonly queues: JobQueues,
     private readonly now: () => number = Date.now,
-  ) {
-    this.queue = sharedQueue(INBOUND_QUEUE, connection, prefix);
-  }
+  ) {}
 
-  async schedule(payload: CheckExpiryPayload, runAt: number): Promise<void> {
-    await this.queue.add(CHECK_EXPIRY, payload, {
-      jobId: checkExpiryJobId(payload.messageId, payload.agentId),
-      delay: Math.max(0, runAt - this.now()),
-      ...defaultCheckExpiryOptions,
-    });
+  schedule(payload: CheckExpiryPayload, runAt: number): Promise<void> {
+    return this.queues.add(CHECK_EXPIRY, payload, { delay: Math.max(0, runAt - this.now()) });
   }
 
   /** Best effort: a check that runs anyway finds the message delivered and does nothing. */
   async cancel(ref: MessageRef): Promise<void> {
-    await this.queue.remove(checkExpiryJobId(ref.messageId, ref.agentId)).catch(() => 0);
-  }
-
-  close(): Promise<void> {
-    return this.queue.close();
+    await this.queues.remove(CHECK_EXPIRY, ref).catch(() => 'absent');
   }
 }
 
@@ -69,19 +44,15 @@ export class BullDeadlines implements DeadlinePort {
  * retries on the inbound schedule; the stream stays a fast path.
  */
 export class BullInboundRetries {
-  readonly queue: Queue;
-  constructor(connection: Redis, prefix: string) {
-    this.queue = sharedQueue(INBOUND_QUEUE, connection, prefix);
-  }
+  constructor(private readonly queues: JobQueues) {}
 
-  async retryLater(event: unknown): Promise<void> {
+  /** `event` is a stream entry the handler took as valid (an invalid one is permanent, never retried). */
+  retryLater(event: unknown): Promise<void> {
+    const checked = validatePayload(INBOUND_EVENT, event);
+    if (!checked.ok) return Promise.reject(new PayloadError('inbound event', checked.problems));
     const { attempts, backoff } = defaultInboundEventOptions;
     // The stream's try was the first: the job starts after the schedule's first delay.
-    await this.queue.add(INBOUND_EVENT, event, { attempts: attempts - 1, backoff, delay: backoff.delay });
-  }
-
-  close(): Promise<void> {
-    return this.queue.close();
+    return this.queues.add(INBOUND_EVENT, checked.value, { attempts: attempts - 1, delay: backoff.delay });
   }
 }
 

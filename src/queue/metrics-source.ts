@@ -6,15 +6,11 @@
  */
 import type { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
-import { INBOUND_QUEUE } from '../../jobs/inbound-event.ts';
-import { outboundQueueName } from '../../jobs/index.ts';
-import { SMS_QUEUE } from '../../jobs/send-sms.ts';
-import { CALLBACK_QUEUE } from '../../jobs/deliver-callback.ts';
 import { openReceiversKey } from '../callbacks/receivers.ts';
 import { callbackFeedKey, metricsKey } from '../status/store.ts';
 import { ADAPTIVE_RATE_KEY_TYPE, readEffectiveRate } from './adaptive-rate.ts';
 import { inboundStreamKey } from './inbound-stream.ts';
-import { sharedQueue } from './shared-queue.ts';
+import type { JobQueues } from './job-queues.ts';
 
 export interface MetricsSnapshot {
   /** Fields like `state|SENT|agent-a`, `fallback|NOT_RCS`, `retries|<queue>`, `h|delivered|5`. */
@@ -34,14 +30,18 @@ export class MetricsSource {
   readonly queues: Queue[];
   private readonly rateKeys: Array<{ agent: string; key: string }>;
 
+  private readonly prefix: string;
+
   constructor(
     private readonly redis: Redis,
-    private readonly prefix: string,
+    queues: JobQueues,
     agentIds: readonly string[],
   ) {
-    this.queues = [...agentIds.map(outboundQueueName), INBOUND_QUEUE, SMS_QUEUE, CALLBACK_QUEUE].map((name) =>
-      sharedQueue(name, redis, prefix),
-    );
+    this.prefix = queues.prefix;
+    this.queues = [
+      ...agentIds.map((agent) => queues.queue('outbound', agent)),
+      ...(['inbound', 'sms', 'callbacks'] as const).map((k) => queues.queue(k)),
+    ];
     this.rateKeys = agentIds.map((agent, i) => ({ agent, key: this.queues[i]!.toKey(ADAPTIVE_RATE_KEY_TYPE) }));
   }
 
@@ -64,9 +64,5 @@ export class MetricsSource {
       callbackFeedPending: feed as number,
       callbackReceiversOpen: open as number,
     };
-  }
-
-  async close(): Promise<void> {
-    await Promise.all(this.queues.map((q) => q.close()));
   }
 }

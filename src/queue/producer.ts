@@ -5,43 +5,32 @@
  * a UUIDv5 of (agent, key), so the same key returns the same ID and queues
  * nothing the second time. Bad input is refused whole: nothing is queued.
  */
-import type { JobsOptions, Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
-import { v4 as uuidv4, v5 as uuidv5 } from 'uuid';
-import { validateBounded, type Problem } from '../../jobs/common.ts';
-import { outboundQueueName } from '../../jobs/index.ts';
-import { expirationMs } from '../../jobs/agent-message.ts';
-import {
-  checkInputTiming,
-  priorityFor,
-  SEND_MESSAGE,
-  sendMessageInput,
-  sendMessageJobId,
-  type SendMessageInput,
-  type SendMessagePayload,
-} from '../../jobs/send-message.ts';
-import {
-  EVENT_PRIORITY,
-  SEND_EVENT,
-  sendEventInput,
-  sendEventJobId,
-  type SendEventInput,
-  type SendEventPayload,
-} from '../../jobs/send-event.ts';
+import { v4 as uuidv4 } from 'uuid';
+import type { Problem } from '../../jobs/common.ts';
+import { priorityFor, SEND_MESSAGE, type SendMessageInput, type SendMessagePayload } from '../../jobs/send-message.ts';
+import { EVENT_PRIORITY, SEND_EVENT, type SendEventInput, type SendEventPayload } from '../../jobs/send-event.ts';
 import type { AgentConfig } from '../config.ts';
 import type { UrlRefusal } from '../egress/guard.ts';
-import { AmbiguousMessageIdError, ErrorCodes, MAX_LISTED_PROBLEMS, PayloadError, UnknownAgentError } from '../errors.ts';
+import { AmbiguousMessageIdError, ErrorCodes, PayloadError } from '../errors.ts';
 import type { MessageState } from '../status/states.ts';
 import type { BatchProgress, BatchStore } from '../status/batches.ts';
 import { newStatusOf, refString, type MessageRef, type MessageStatus, type StatusStore } from '../status/store.ts';
 import { DEFAULT_SCOPE } from '../callbacks/secrets.ts';
-import { maskPhone } from '../mask.ts';
-import { startPacer } from '../turn-budget.ts';
 import { whenReady } from './connection.ts';
-import { sharedQueue } from './shared-queue.ts';
+import type { AddOptions, JobQueues } from './job-queues.ts';
+import {
+  agentFor,
+  checkAll,
+  eventCheck,
+  eventPayload,
+  idOf,
+  keyedBatchItems,
+  messageCheck,
+  messagePayload,
+  queuedStatus,
+} from './outbound-input.ts';
 
-/** Namespace of rbm-dispatch's UUIDv5 IDs; changing it would break every stored idempotency key. */
-const ID_NAMESPACE = '6f1c3e0a-7b52-4d1e-9a38-2f5d8c4b7e91';
 /** Chunks per Redis round trip, and how many round trips are in flight at once. */
 const CHUNK = 500;
 const PARALLEL_CHUNKS = 4;
@@ -51,12 +40,12 @@ const EVENT_KEY_TTL_MS = 7 * 86_400_000;
 const URL_CHECKS_IN_FLIGHT = 8;
 
 export interface ProducerOptions {
-  /** A fail-fast connection (enableOfflineQueue: false). */
-  connection: Redis;
-  prefix: string;
+  /** The producer's queue registry: a fail-fast connection (enableOfflineQueue: false). */
+  queues: JobQueues;
   agents: readonly AgentConfig[];
   status: StatusStore;
-  jobDefaults: { attempts: number; backoffMs: number; backoffJitter: number; eventCoalesceWindowMs?: number };
+  /** READ and IS_TYPING coalescing (EVENT_COALESCE_WINDOW_MS); 0 or absent: every event is sent. */
+  eventCoalesceWindowMs?: number | undefined;
   /** Where batches remember their message IDs (sendBatch). */
   batches?: BatchStore;
   /** Whether status callbacks are on (CALLBACK_SECRET is set); off, a callbackUrl is refused. */
@@ -75,12 +64,6 @@ export interface KeyScope {
   keyScope?: string | undefined;
   /** The agent of items without agentId, when the caller may use only one (an API key of one agent). */
   defaultAgentId?: string | undefined;
-}
-
-/** The UUIDv5 of an idempotency key, in its kind's, agent's and scope's namespace. */
-function idOf(kind: 'message' | 'event' | 'batch', agentId: string, key: string, scope: string | undefined): string {
-  const agent = kind === 'batch' ? '' : `${agentId}:`;
-  return uuidv5(scope === undefined ? `${kind}:${agent}${key}` : `${kind}:${agent}${scope}:${key}`, ID_NAMESPACE);
 }
 
 export interface SendOptions extends KeyScope {
@@ -117,15 +100,20 @@ export interface EventShorthandOptions {
 }
 
 export class Producer {
-  private readonly queues = new Map<string, Queue>();
   private readonly now: () => number;
+  private readonly queues: JobQueues;
+  private readonly redis: Redis;
+  private readonly agentIds: readonly string[];
 
   private constructor(private readonly opts: ProducerOptions) {
     this.now = opts.now ?? Date.now;
+    this.queues = opts.queues;
+    this.redis = opts.queues.connection;
+    this.agentIds = opts.agents.map((a) => a.agentId);
   }
 
   static async create(opts: ProducerOptions): Promise<Producer> {
-    await whenReady(opts.connection);
+    await whenReady(opts.queues.connection);
     return new Producer(opts);
   }
 
@@ -143,38 +131,15 @@ export class Producer {
    */
   async sendMessages(inputs: readonly SendMessageInput[], options: SendOptions = {}): Promise<EnqueuedMessage[]> {
     const now = this.now();
-    await this.checkAll(
-      inputs,
-      (raw, room) => {
-        const checked = validateBounded(sendMessageInput, raw, room);
-        if (!checked.ok) return checked;
-        const problems = checkInputTiming(checked.value, now);
-        if (checked.value.callbackUrl !== undefined && !this.opts.callbacks) {
-          problems.push({ path: 'callbackUrl', problem: 'status callbacks are off in this service: CALLBACK_SECRET is not configured' });
-        }
-        return problems.length > 0 ? { ok: false as const, problems, count: problems.length } : checked;
-      },
-      'message',
-      options.defaultAgentId,
-    );
+    await checkAll(inputs, messageCheck(now, this.opts.callbacks === true), 'message', this.agentIds, options.defaultAgentId);
     await this.checkCallbackUrls(inputs);
-    const scope = options.callback?.scope ?? DEFAULT_SCOPE;
-    const toPayload = (input: SendMessageInput): SendMessagePayload => {
-      const agentId = this.agentFor(input.agentId, options.defaultAgentId);
-      const { to, fallback, idempotencyKey, messageId, agentId: _a, callbackUrl, ...message } = input;
-      const expireAt = expirationMs(message, now);
-      const url = callbackUrl ?? options.callback?.url;
-      return {
-        messageId: messageId ?? (idempotencyKey ? idOf('message', agentId, idempotencyKey, options.keyScope) : uuidv4()),
-        agentId,
-        to,
-        message: message as SendMessagePayload['message'],
-        ...(fallback ? { fallback } : {}),
-        enqueuedAt: now,
-        ...(expireAt !== undefined ? { expireAt } : {}),
-        ...(options.batchId ? { batchId: options.batchId } : {}),
-        ...(url ? { callback: { url, scope } } : {}),
-      };
+    const context = {
+      agents: this.agentIds,
+      now,
+      keyScope: options.keyScope,
+      defaultAgentId: options.defaultAgentId,
+      batchId: options.batchId,
+      callback: { scope: options.callback?.scope ?? DEFAULT_SCOPE, url: options.callback?.url },
     };
 
     // A message whose ID the caller fixed (idempotency key or messageId) may
@@ -185,7 +150,7 @@ export class Producer {
     const results: EnqueuedMessage[] = new Array(inputs.length);
     const seen = new Set<string>();
     await inChunks(inputs.length, async (from, to) => {
-      const chunk = inputs.slice(from, to).map(toPayload);
+      const chunk = inputs.slice(from, to).map((input) => messagePayload(input, context));
       const keyedAt = chunk.flatMap((_, i) => (keyed[from + i] ? [i] : []));
       const existing = await this.opts.status.createMany(
         keyedAt.map((i) => newStatusOf(chunk[i]!)),
@@ -203,11 +168,10 @@ export class Producer {
         if (!repeated && (state === null || state === 'QUEUED')) fresh.push(p);
         results[from + i] = { messageId: p.messageId, state: state ?? 'QUEUED', duplicate: state !== null || repeated };
       });
-      await this.addJobs(fresh, (p) => ({
-        name: SEND_MESSAGE,
-        data: p,
-        opts: this.jobOptions(sendMessageJobId(p.messageId), priorityFor(p.message.messageTrafficType)),
-      }));
+      await this.queues.addMany(
+        SEND_MESSAGE,
+        fresh.map((p) => ({ payload: p, opts: { priority: priorityFor(p.message.messageTrafficType) } })),
+      );
     });
     return results;
   }
@@ -223,13 +187,7 @@ export class Producer {
   ): Promise<EnqueuedBatch> {
     const key = options.idempotencyKey;
     const batchId = key ? idOf('batch', '', key, options.keyScope) : uuidv4();
-    const items = key
-      ? inputs.map((m, i) =>
-          m && typeof m === 'object' && m.idempotencyKey === undefined && m.messageId === undefined
-            ? { ...m, idempotencyKey: `${key}:${i}` }
-            : m,
-        )
-      : inputs;
+    const items = keyedBatchItems(inputs, key);
     const results = await this.sendMessages(items, {
       batchId,
       keyScope: options.keyScope,
@@ -239,7 +197,7 @@ export class Producer {
     await this.opts.batches?.record(
       batchId,
       results.flatMap((r, i) =>
-        r.duplicate ? [] : [{ messageId: r.messageId, agentId: this.agentFor(items[i]!.agentId, options.defaultAgentId) }],
+        r.duplicate ? [] : [{ messageId: r.messageId, agentId: agentFor(this.agentIds, items[i]!.agentId, options.defaultAgentId) }],
       ),
     );
     return { batchId, messageIds: results.map((r) => r.messageId), duplicates: results.filter((r) => r.duplicate).length };
@@ -253,7 +211,7 @@ export class Producer {
 
   /** The agent a message or event without agentId goes to; throws like an enqueue would. */
   resolveAgent(agentId: string | undefined, defaultAgentId?: string): string {
-    return this.agentFor(agentId, defaultAgentId);
+    return agentFor(this.agentIds, agentId, defaultAgentId);
   }
 
   async sendEvent(input: SendEventInput, options: KeyScope = {}): Promise<EnqueuedEvent> {
@@ -263,19 +221,9 @@ export class Producer {
 
   async sendEvents(inputs: readonly SendEventInput[], options: KeyScope = {}): Promise<EnqueuedEvent[]> {
     const now = this.now();
-    await this.checkAll(inputs, (raw, room) => validateBounded(sendEventInput, raw, room), 'event', options.defaultAgentId);
-    const payloads = inputs.map((input): SendEventPayload => {
-      const agentId = this.agentFor(input.agentId, options.defaultAgentId);
-      const keyed = input.eventId ?? (input.idempotencyKey ? idOf('event', agentId, input.idempotencyKey, options.keyScope) : undefined);
-      return {
-        eventId: keyed ?? uuidv4(),
-        agentId,
-        to: input.to,
-        eventType: input.eventType,
-        ...(input.messageId !== undefined ? { messageId: input.messageId } : {}),
-        enqueuedAt: now,
-      };
-    });
+    await checkAll(inputs, eventCheck, 'event', this.agentIds, options.defaultAgentId);
+    const context = { agents: this.agentIds, now, keyScope: options.keyScope, defaultAgentId: options.defaultAgentId };
+    const payloads: SendEventPayload[] = inputs.map((input) => eventPayload(input, context));
     const keyedIds = new Set(inputs.flatMap((input, i) => (input.eventId || input.idempotencyKey ? [eventRef(payloads[i]!)] : [])));
     const results: EnqueuedEvent[] = new Array(payloads.length);
     await inChunks(payloads.length, async (from, to) => {
@@ -288,15 +236,14 @@ export class Producer {
         return isNew;
       });
       try {
-        await this.addJobs(fresh, (p) => ({
-          name: SEND_EVENT,
-          data: p,
-          opts: { ...this.jobOptions(sendEventJobId(p.eventId), EVENT_PRIORITY), ...this.coalesce(p) },
-        }));
+        await this.queues.addMany(
+          SEND_EVENT,
+          fresh.map((p) => ({ payload: p, opts: { priority: EVENT_PRIORITY, ...this.coalesce(p) } })),
+        );
       } catch (err) {
         // Give the keys back, so the caller's retry with the same keys is not taken for a duplicate.
         const claimed = fresh.filter((p) => keyedIds.has(eventRef(p))).map((p) => this.eventKey(eventRef(p)));
-        if (claimed.length > 0) await this.opts.connection.del(...claimed).catch(() => undefined);
+        if (claimed.length > 0) await this.redis.del(...claimed).catch(() => undefined);
         throw err;
       }
     });
@@ -320,12 +267,12 @@ export class Producer {
    * of the others'. A message still waiting with no record is found by its job.
    */
   async locate(messageId: string, scope: LocateScope = {}): Promise<MessageRef[]> {
-    const agents = this.opts.agents
-      .map((a) => a.agentId)
-      .filter((a) => (!scope.agents || scope.agents.has(a)) && (scope.agentId === undefined || scope.agentId === a));
+    const agents = this.agentIds.filter(
+      (a) => (!scope.agents || scope.agents.has(a)) && (scope.agentId === undefined || scope.agentId === a),
+    );
     const holding = new Set(await this.opts.status.agentsHolding(messageId, agents));
     for (const agentId of agents) {
-      if (!holding.has(agentId) && (await this.queue(agentId).getJob(sendMessageJobId(messageId)))) holding.add(agentId);
+      if (!holding.has(agentId) && (await this.queues.find(SEND_MESSAGE, { agentId, messageId }))) holding.add(agentId);
     }
     return agents.filter((a) => holding.has(a)).map((agentId) => ({ agentId, messageId }));
   }
@@ -350,8 +297,8 @@ export class Producer {
     if (!ref) return null;
     const status = await this.opts.status.get(ref);
     if (status) return status;
-    const job = await this.queue(ref.agentId).getJob(sendMessageJobId(ref.messageId));
-    return job ? queuedStatus(job.data as SendMessagePayload) : null;
+    const job = await this.queues.find(SEND_MESSAGE, ref);
+    return job ? queuedStatus(job.data) : null;
   }
 
   /**
@@ -359,55 +306,12 @@ export class Producer {
    * 'in-flight' when a worker holds it (it is being sent), null when no job waits.
    */
   async takeQueued(ref: MessageRef): Promise<SendMessagePayload | 'in-flight' | null> {
-    if (!this.opts.agents.some((a) => a.agentId === ref.agentId)) return null;
-    const queue = this.queue(ref.agentId);
-    const job = await queue.getJob(sendMessageJobId(ref.messageId));
+    if (!this.agentIds.includes(ref.agentId)) return null;
+    const job = await this.queues.find(SEND_MESSAGE, ref);
     if (!job) return null;
     // remove() refuses a job a worker holds the lock of: that one is being sent now.
-    return (await queue.remove(job.id!)) === 1 ? (job.data as SendMessagePayload) : 'in-flight';
-  }
-
-  async close(): Promise<void> {
-    await Promise.all([...this.queues.values()].map((q) => q.close()));
-    this.queues.clear();
-  }
-
-  /**
-   * Validates every item; one bad item refuses the call, naming the first
-   * MAX_LISTED_PROBLEMS problems (indexed) and counting all of them. A batch
-   * of 10,000 bad items is ~0.5 s of zod: the loop takes its share of each
-   * turn of the event loop (see turn-budget.ts), so health checks, webhooks
-   * and the workers in this process keep their turns meanwhile.
-   */
-  private async checkAll(
-    inputs: readonly unknown[],
-    check: (raw: unknown, room: number) => { ok: true } | { ok: false; problems: Problem[]; count: number },
-    what: string,
-    defaultAgentId?: string,
-  ): Promise<void> {
-    if (!Array.isArray(inputs)) throw new PayloadError(`${what} list`, [{ path: '', problem: `expected an array, got ${typeof inputs}` }]);
-    const problems: Problem[] = [];
-    let count = 0;
-    let firstBad: number | undefined;
-    const pacer = startPacer();
-    try {
-      for (let i = 0; i < inputs.length; i++) {
-        if (pacer.due()) await pacer.nextTurn();
-        const checked = check(inputs[i], MAX_LISTED_PROBLEMS - problems.length);
-        if (checked.ok) continue;
-        firstBad ??= i;
-        count += checked.count;
-        const prefix = inputs.length > 1 ? `${i}.` : '';
-        for (const p of checked.problems.slice(0, MAX_LISTED_PROBLEMS - problems.length)) {
-          problems.push({ path: `${prefix}${p.path}`.replace(/\.$/, ''), problem: p.problem });
-        }
-      }
-    } finally {
-      pacer.end();
-    }
-    if (count > 0) throw new PayloadError(what, problems, { index: inputs.length > 1 ? firstBad : undefined, count });
-    // Agents are checked before anything is written, so an unknown one queues nothing either.
-    for (const item of inputs) this.agentFor((item as { agentId?: string }).agentId, defaultAgentId);
+    const taken = await this.queues.remove(SEND_MESSAGE, ref);
+    return taken === 'removed' ? job.data : taken === 'locked' ? 'in-flight' : null;
   }
 
   /**
@@ -445,53 +349,10 @@ export class Producer {
     throw new PayloadError('message', problems, { index: inputs.length > 1 ? firstBad : undefined, code });
   }
 
-  private agentFor(agentId: string | undefined, defaultAgentId?: string): string {
-    const agents = this.opts.agents;
-    if (agentId === undefined && defaultAgentId !== undefined) return this.agentFor(defaultAgentId);
-    if (agentId === undefined) {
-      if (agents.length === 1) return agents[0]!.agentId;
-      throw new PayloadError('message', [
-        {
-          path: 'agentId',
-          problem: `expected one of ${agents.map((a) => a.agentId).join(', ')} (several agents are configured), got nothing`,
-        },
-      ]);
-    }
-    if (!agents.some((a) => a.agentId === agentId))
-      throw new UnknownAgentError(
-        agentId,
-        agents.map((a) => a.agentId),
-      );
-    return agentId;
-  }
-
-  private jobOptions(jobId: string, priority: number): JobsOptions {
-    const d = this.opts.jobDefaults;
-    return {
-      jobId,
-      ...(priority > 0 ? { priority } : {}),
-      attempts: d.attempts,
-      backoff: { type: 'exponential', delay: d.backoffMs, jitter: d.backoffJitter },
-    };
-  }
-
-  private async addJobs<P extends { agentId: string }>(
-    payloads: readonly P[],
-    toJob: (p: P) => { name: string; data: P; opts: JobsOptions },
-  ): Promise<void> {
-    const byAgent = new Map<string, Array<{ name: string; data: P; opts: JobsOptions }>>();
-    for (const p of payloads) {
-      const list = byAgent.get(p.agentId) ?? [];
-      list.push(toJob(p));
-      byAgent.set(p.agentId, list);
-    }
-    await Promise.all([...byAgent].map(([agentId, jobs]) => this.queue(agentId).addBulk(jobs)));
-  }
-
   /** SET NX per keyed event (agent and eventId, see eventRef): the set of those seen here for the first time. */
   private async claimEventIds(eventIds: readonly string[]): Promise<Set<string>> {
     if (eventIds.length === 0) return new Set();
-    const pipeline = this.opts.connection.pipeline();
+    const pipeline = this.redis.pipeline();
     for (const id of eventIds) pipeline.set(this.eventKey(id), '1', 'PX', EVENT_KEY_TTL_MS, 'NX');
     const replies = (await pipeline.exec()) ?? [];
     const fresh = new Set<string>();
@@ -509,8 +370,8 @@ export class Producer {
    * ends a little before the job can run: a READ that comes while the last
    * one is being sent is queued, never dropped.
    */
-  private coalesce(p: SendEventPayload): JobsOptions {
-    const window = this.opts.jobDefaults.eventCoalesceWindowMs ?? 0;
+  private coalesce(p: SendEventPayload): AddOptions {
+    const window = this.opts.eventCoalesceWindowMs ?? 0;
     if (window <= 0) return {};
     const ttl = window - Math.min(100, Math.floor(window / 5));
     return { delay: window, deduplication: { id: `coalesce:${p.eventType}:${p.agentId}:${p.to}`, ttl, replace: true } };
@@ -518,21 +379,7 @@ export class Producer {
 
   /** Event IDs live in their agent's namespace, like message IDs: one agent's never blocks another's. */
   private eventKey(ref: string): string {
-    return `${this.opts.prefix}:event-id:${ref}`;
-  }
-
-  /** The outbound queue of an agent (one per agent). */
-  queueOf(agentId: string): Queue {
-    return this.queue(agentId);
-  }
-
-  private queue(agentId: string): Queue {
-    let queue = this.queues.get(agentId);
-    if (!queue) {
-      queue = sharedQueue(outboundQueueName(agentId), this.opts.connection, this.opts.prefix);
-      this.queues.set(agentId, queue);
-    }
-    return queue;
+    return `${this.queues.prefix}:event-id:${ref}`;
   }
 }
 
@@ -545,23 +392,6 @@ export interface LocateScope {
 /** An outbound event's claim key: its agent and eventId. */
 function eventRef(p: Pick<SendEventPayload, 'agentId' | 'eventId'>): string {
   return `${p.agentId}:${p.eventId}`;
-}
-
-function queuedStatus(p: SendMessagePayload): MessageStatus {
-  return {
-    messageId: p.messageId,
-    state: 'QUEUED',
-    agentId: p.agentId,
-    to: maskPhone(p.to),
-    channel: 'rcs',
-    ...(p.message.messageTrafficType ? { trafficType: p.message.messageTrafficType } : {}),
-    ...(p.batchId ? { batchId: p.batchId } : {}),
-    ...(p.expireAt !== undefined ? { expireAt: p.expireAt } : {}),
-    createdAt: p.enqueuedAt,
-    updatedAt: p.enqueuedAt,
-    attempts: 0,
-    timeline: [{ state: 'QUEUED', at: p.enqueuedAt }],
-  };
 }
 
 /** Runs work over [0, total) in CHUNK-sized slices, PARALLEL_CHUNKS at a time. */

@@ -6,18 +6,25 @@
  * again, unless a try may have handed the SMS to the provider
  * (SMS_OUTCOME_UNKNOWN): that one is left for a person to decide.
  */
-import type { Queue } from 'bullmq';
-import { sendMessageJobId } from '../../jobs/send-message.ts';
-import { sendSmsJobId } from '../../jobs/send-sms.ts';
+import type { Job } from 'bullmq';
+import { SEND_MESSAGE, SEND_SMS } from '../../jobs/index.ts';
+import type { MessageState } from '../status/states.ts';
 import type { MessageRef, StatusStore } from '../status/store.ts';
+import type { JobQueues } from './job-queues.ts';
 
 export interface RedriveResult {
   retried: string[];
   skipped: Array<{ messageId: string; why: string }>;
 }
 
+/** What re-driving a failed state means: its failed job, the state it goes back to, and why. */
+const REDRIVES = {
+  FAILED: { job: SEND_MESSAGE, to: 'QUEUED', what: 'its job', detail: 're-driven by an operator' },
+  FALLBACK_FAILED: { job: SEND_SMS, to: 'FALLBACK_QUEUED', what: 'its SMS job', detail: 'SMS re-driven by an operator' },
+} as const satisfies Partial<Record<MessageState, { job: string; to: MessageState; what: string; detail: string }>>;
+
 export async function redrive(
-  deps: { status: StatusStore; outbound: (agentId: string) => Queue; sms: Queue },
+  deps: { status: StatusStore; queues: JobQueues },
   /** The messages, each in its agent's namespace (the caller resolved IDs to the agents it may use). */
   refs: readonly MessageRef[],
 ): Promise<RedriveResult> {
@@ -30,39 +37,27 @@ export async function redrive(
       skip('no such message');
       continue;
     }
-    if (record.state === 'FAILED') {
-      const job = await deps.outbound(record.agentId).getJob(sendMessageJobId(id));
-      if (!job || !(await job.isFailed())) {
-        skip('its job is no longer kept (JOB_KEEP_FAILED_MS)');
-        continue;
-      }
-      const t = await deps.status.transition(ref, 'QUEUED', { event: 'REDRIVE', detail: 're-driven by an operator' });
-      if (!t.ok) {
-        skip(`it moved to ${t.from}`);
-        continue;
-      }
-      await job.retry('failed', { resetAttemptsMade: true });
-      result.retried.push(id);
-    } else if (record.state === 'FALLBACK_FAILED') {
-      if (record.lastError?.code === 'SMS_OUTCOME_UNKNOWN') {
-        skip('a try may have handed the SMS to the provider; re-sending could send it twice');
-        continue;
-      }
-      const job = await deps.sms.getJob(sendSmsJobId(id, ref.agentId));
-      if (!job || !(await job.isFailed())) {
-        skip('its SMS job is no longer kept (JOB_KEEP_FAILED_MS)');
-        continue;
-      }
-      const t = await deps.status.transition(ref, 'FALLBACK_QUEUED', { event: 'REDRIVE', detail: 'SMS re-driven by an operator' });
-      if (!t.ok) {
-        skip(`it moved to ${t.from}`);
-        continue;
-      }
-      await job.retry('failed', { resetAttemptsMade: true });
-      result.retried.push(id);
-    } else {
+    if (record.state !== 'FAILED' && record.state !== 'FALLBACK_FAILED') {
       skip(`it is ${record.state}, not failed`);
+      continue;
     }
+    if (record.state === 'FALLBACK_FAILED' && record.lastError?.code === 'SMS_OUTCOME_UNKNOWN') {
+      skip('a try may have handed the SMS to the provider; re-sending could send it twice');
+      continue;
+    }
+    const how = REDRIVES[record.state];
+    const job: Job | undefined = await deps.queues.find(how.job, ref);
+    if (!job || !(await job.isFailed())) {
+      skip(`${how.what} is no longer kept (JOB_KEEP_FAILED_MS)`);
+      continue;
+    }
+    const t = await deps.status.transition(ref, how.to, { event: 'REDRIVE', detail: how.detail });
+    if (!t.ok) {
+      skip(`it moved to ${t.from}`);
+      continue;
+    }
+    await job.retry('failed', { resetAttemptsMade: true });
+    result.retried.push(id);
   }
   return result;
 }

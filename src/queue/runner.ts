@@ -13,7 +13,6 @@
  *   retry       → rethrow: BullMQ retries with the job's backoff
  */
 import { DelayedError, UnrecoverableError, Worker, type Job } from 'bullmq';
-import type { Redis } from 'ioredis';
 import { classify } from '../errors.ts';
 import type { Handler, Logger, Outcome } from '../handlers/types.ts';
 import { throttled } from '../log-throttle.ts';
@@ -21,18 +20,23 @@ import { countMetric, metricsKey } from '../status/store.ts';
 import { AdaptiveRate, ADAPTIVE_RATE_KEY_TYPE } from './adaptive-rate.ts';
 import { limiterFor } from './limiter.ts';
 import type { RateAdaptOptions } from './rate-controller.ts';
-import { sharedQueue } from './shared-queue.ts';
+import type { JobsOf, QueueKind } from '../../jobs/index.ts';
+import type { JobQueues } from './job-queues.ts';
 import { settlesWithin } from './settles-within.ts';
 
-/** Beyond the lock's time, how long a closing worker or queue may take before it is let go. */
+/** Beyond the lock's time, how long a closing worker may take before it is let go. */
 const CLOSE_MARGIN_MS = 3000;
 
-export interface QueueWorkerOptions {
-  queueName: string;
-  prefix: string;
-  /** A blocking connection (maxRetriesPerRequest: null); BullMQ duplicates it as needed. */
-  connection: Redis;
-  handlers: Readonly<Record<string, Handler>>;
+/** A handler for each job name a queue kind carries (jobs/index.ts): the compiler rejects a missing one. */
+export type HandlersOf<K extends QueueKind> = { readonly [N in JobsOf<K>]: Handler };
+
+export interface QueueWorkerOptions<K extends QueueKind = QueueKind> {
+  /** Which queue: its kind, and for an outbound queue its agent. */
+  kind: K;
+  agentId?: string | undefined;
+  /** The workers' queue registry: its connection is a blocking one (maxRetriesPerRequest: null), which BullMQ duplicates. */
+  queues: JobQueues;
+  handlers: HandlersOf<K>;
   concurrency: number;
   /** The upstream's quota (an RBM agent's, the SMS provider's); the limiter spreads it over short windows. None: unlimited. */
   ratePerSec?: number;
@@ -61,10 +65,12 @@ export interface QueueWorker {
   close(): Promise<void>;
 }
 
-export function startQueueWorker(opts: QueueWorkerOptions): QueueWorker {
+export function startQueueWorker<K extends QueueKind>(options: QueueWorkerOptions<K>): QueueWorker {
   // Pauses this queue for every worker process at once (Retry-After), and names its keys.
   // Its errors are the shared connection's, which the worker below reports too.
-  const queue = sharedQueue(opts.queueName, opts.connection, opts.prefix);
+  const queue = options.queues.queue(options.kind, options.agentId);
+  const opts = { ...options, queueName: queue.name, prefix: options.queues.prefix, connection: options.queues.connection };
+  const handlers: Readonly<Record<string, Handler>> = options.handlers;
   const adaptive =
     opts.adaptRate && opts.ratePerSec
       ? new AdaptiveRate({
@@ -80,7 +86,7 @@ export function startQueueWorker(opts: QueueWorkerOptions): QueueWorker {
       : undefined;
   const processor = async (job: Job, token?: string): Promise<Outcome> => {
     // Own keys only: a job named 'constructor' (whoever wrote it to Redis) has no handler.
-    const handler = Object.hasOwn(opts.handlers, job.name) ? opts.handlers[job.name] : undefined;
+    const handler = Object.hasOwn(handlers, job.name) ? handlers[job.name] : undefined;
     if (!handler) throw new UnrecoverableError(`no handler for job '${job.name}' on ${opts.queueName}`);
     const maxAttempts = job.opts.attempts ?? 1;
     try {
@@ -176,7 +182,6 @@ export function startQueueWorker(opts: QueueWorkerOptions): QueueWorker {
           );
           void worker.close(true).catch(() => undefined);
         }
-        await settlesWithin(queue.close(), CLOSE_MARGIN_MS);
       })();
       return closing;
     },

@@ -5,14 +5,15 @@
  *   sms       the SMS fallback at the provider's rate: send-sms
  *   callbacks status changes from the callback feed to the producers' URLs: deliver-callback
  */
-import type { Redis } from 'ioredis';
-import { CHECK_EXPIRY } from '../../jobs/check-expiry.ts';
-import { INBOUND_EVENT, INBOUND_QUEUE, inboundRetrySchedule } from '../../jobs/inbound-event.ts';
-import { outboundQueueName } from '../../jobs/index.ts';
-import { SEND_EVENT } from '../../jobs/send-event.ts';
-import { SEND_MESSAGE } from '../../jobs/send-message.ts';
-import { SEND_SMS, SMS_QUEUE } from '../../jobs/send-sms.ts';
-import { CALLBACK_QUEUE, DELIVER_CALLBACK } from '../../jobs/deliver-callback.ts';
+import {
+  CHECK_EXPIRY,
+  DELIVER_CALLBACK,
+  INBOUND_EVENT,
+  inboundRetrySchedule,
+  SEND_EVENT,
+  SEND_MESSAGE,
+  SEND_SMS,
+} from '../../jobs/index.ts';
 import { CALLBACK_FEED_GROUP, createFeedHandler } from '../callbacks/feed.ts';
 import { CallbackParkedError } from '../callbacks/errors.ts';
 import type { CallbackQueue } from '../callbacks/queue.ts';
@@ -32,6 +33,7 @@ import type { RbmClient } from '../rbm/client.ts';
 import type { SmsProvider } from '../sms/index.ts';
 import { callbackFeedKey, type StatusPort } from '../status/store.ts';
 import { INBOUND_GROUP, inboundStreamKey, startStreamConsumer } from './inbound-stream.ts';
+import type { JobQueues } from './job-queues.ts';
 import { startQueueWorker, type QueueWorker, type QueueWorkerOptions } from './runner.ts';
 
 export interface WorkerSet {
@@ -44,17 +46,16 @@ export interface WorkerSet {
 
 interface Common {
   config: Readonly<Config>;
-  /** Blocking role: maxRetriesPerRequest null. */
-  connection: Redis;
+  /** The workers' queue registry (its connection: blocking role, maxRetriesPerRequest null). */
+  queues: JobQueues;
   status: StatusPort;
   log: Logger;
 }
 
-function base(c: Common): Omit<QueueWorkerOptions, 'queueName' | 'handlers' | 'concurrency'> {
+function base(c: Common): Omit<QueueWorkerOptions, 'kind' | 'handlers' | 'concurrency'> {
   const { config } = c;
   return {
-    prefix: config.queuePrefix,
-    connection: c.connection,
+    queues: c.queues,
     limiterWindowMs: config.dispatch.limiterWindowMs,
     rateLimitPauseMs: config.dispatch.rateLimitPauseMs,
     keepCompleted: config.dispatch.keepCompleted,
@@ -101,7 +102,8 @@ export function startDispatchWorkers(
     config.agents.map((agent) =>
       startQueueWorker({
         ...base(deps),
-        queueName: outboundQueueName(agent.agentId),
+        kind: 'outbound',
+        agentId: agent.agentId,
         handlers,
         concurrency: concurrencyFor(config, agent),
         ratePerSec: agent.ratePerSec,
@@ -126,7 +128,7 @@ export function startInboundWorker(
   };
   const queueWorker = startQueueWorker({
     ...base(deps),
-    queueName: INBOUND_QUEUE,
+    kind: 'inbound',
     handlers,
     concurrency: config.inbound.concurrency,
     backoffStrategy: backoffStrategy(inboundRetrySchedule),
@@ -134,8 +136,8 @@ export function startInboundWorker(
   const consumer = startStreamConsumer({
     stream: inboundStreamKey(config.queuePrefix),
     group: INBOUND_GROUP,
-    blocking: deps.connection.duplicate(),
-    redis: deps.connection,
+    blocking: deps.queues.connection.duplicate(),
+    redis: deps.queues.connection,
     handler: inboundEvent,
     concurrency: config.inbound.concurrency,
     claimIdleMs: config.worker.lockDurationMs,
@@ -153,7 +155,7 @@ export function startSmsWorker(deps: Common & { provider: SmsProvider }): Worker
   return set([
     startQueueWorker({
       ...base(deps),
-      queueName: SMS_QUEUE,
+      kind: 'sms',
       handlers,
       concurrency: Math.max(4, Math.ceil(config.sms.ratePerSec * 0.5)),
       ratePerSec: config.sms.ratePerSec,
@@ -175,7 +177,7 @@ export function startCallbackWorker(
   const handlers = { [DELIVER_CALLBACK]: createDeliverCallbackHandler({ ...deps, retryForMs: cb.retryForMs, log: deps.log }) };
   const queueWorker = startQueueWorker({
     ...base(deps),
-    queueName: CALLBACK_QUEUE,
+    kind: 'callbacks',
     handlers,
     concurrency: cb.concurrency,
     backoffStrategy: backoffStrategy({ baseMs: cb.retryBaseMs, maxDelayMs: cb.retryMaxDelayMs, forMs: cb.retryForMs }),
@@ -186,8 +188,8 @@ export function startCallbackWorker(
   const feed = startStreamConsumer({
     stream: callbackFeedKey(config.queuePrefix),
     group: CALLBACK_FEED_GROUP,
-    blocking: deps.connection.duplicate(),
-    redis: deps.connection,
+    blocking: deps.queues.connection.duplicate(),
+    redis: deps.queues.connection,
     handler: createFeedHandler(deps.queue),
     concurrency: cb.concurrency,
     claimIdleMs: config.worker.lockDurationMs,
