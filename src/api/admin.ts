@@ -8,7 +8,7 @@ import { createBullBoard } from '@bull-board/api';
 import { BullMQAdapter } from '@bull-board/api/bullMQAdapter';
 import { FastifyAdapter } from '@bull-board/fastify';
 import type { Queue } from 'bullmq';
-import type { FastifyInstance } from 'fastify';
+import type { FastifyPluginAsync } from 'fastify';
 import { credentialsOf } from '../authorization.ts';
 import { sendCode } from './errors.ts';
 
@@ -25,23 +25,29 @@ function presentedKey(authorization: string | undefined): string | undefined {
   return decoded.slice(decoded.indexOf(':') + 1);
 }
 
-export function adminRoutes(opts: { queues: readonly Queue[]; adminKey: string | undefined; open: boolean }) {
-  return async function plugin(app: FastifyInstance): Promise<void> {
-    if (!opts.adminKey && !opts.open) return;
-    const expected = opts.adminKey ? digest(opts.adminKey) : undefined;
-    const serverAdapter = new FastifyAdapter();
-    serverAdapter.setBasePath(ADMIN_PATH);
-    createBullBoard({ queues: opts.queues.map((q) => new BullMQAdapter(q)), serverAdapter });
-    app.register(async (scope) => {
-      if (expected) {
-        scope.addHook('onRequest', async (request, reply) => {
-          const key = presentedKey(request.headers.authorization);
-          if (key !== undefined && timingSafeEqual(digest(key), expected)) return;
-          reply.header('www-authenticate', 'Basic realm="rbm-dispatch admin"');
-          return sendCode(reply, 'UNAUTHENTICATED', 'expected the admin key (ADMIN_API_KEY) as Bearer, or as the password of HTTP Basic');
-        });
-      }
-      await scope.register(serverAdapter.registerPlugin() as never, { prefix: ADMIN_PATH });
-    });
-  };
+export interface AdminRoutesOptions {
+  queues: readonly Queue[];
+  /** ADMIN_API_KEY; undefined: no key, and the UI is served only when open. */
+  adminKey: string | undefined;
+  /** Serve the UI without a key (emulator mode). */
+  open: boolean;
 }
+
+export const adminRoutes: FastifyPluginAsync<AdminRoutesOptions> = async (app, opts) => {
+  if (!opts.adminKey && !opts.open) return;
+  const expected = opts.adminKey ? digest(opts.adminKey) : undefined;
+  const serverAdapter = new FastifyAdapter();
+  serverAdapter.setBasePath(ADMIN_PATH);
+  createBullBoard({ queues: opts.queues.map((q) => new BullMQAdapter(q)), serverAdapter });
+  app.register(async (scope) => {
+    if (expected) {
+      scope.addHook('onRequest', async (request, reply) => {
+        const key = presentedKey(request.headers.authorization);
+        if (key !== undefined && timingSafeEqual(digest(key), expected)) return;
+        reply.header('www-authenticate', 'Basic realm="rbm-dispatch admin"');
+        return sendCode(reply, 'UNAUTHENTICATED', 'expected the admin key (ADMIN_API_KEY) as Bearer, or as the password of HTTP Basic');
+      });
+    }
+    await scope.register(serverAdapter.registerPlugin(), { prefix: ADMIN_PATH });
+  });
+};

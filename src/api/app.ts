@@ -6,24 +6,52 @@
  */
 import { STATUS_CODES } from 'node:http';
 import type { Duplex } from 'node:stream';
-import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
-import { HTTP_TIMEOUT_DEFAULTS, type HttpTimeouts } from '../config.ts';
-import { webhookRoutes } from '../webhook/receiver.ts';
-import { adminRoutes } from './admin.ts';
+import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import { type ApiKeyConfig, HTTP_TIMEOUT_DEFAULTS, type HttpTimeouts } from '../config.ts';
+import type { Logger } from '../logger.ts';
+import type { Producer } from '../queue/producer.ts';
+import { type WebhookOptions, webhookRoutes } from '../webhook/receiver.ts';
+import { type AdminRoutesOptions, adminRoutes } from './admin.ts';
 import { registerApiKeys } from './auth.ts';
 import { registerOpenApi } from './openapi.ts';
-import { healthRoutes } from './health.ts';
+import { healthRoutes, type ReadinessCheck } from './health.ts';
 import { registerJsonBodyParser } from './json-body.ts';
-import { metricsRoute } from './metrics.ts';
+import { type Metrics, metricsRoute } from './metrics.ts';
 import { errorBody, sendCode, sendError } from './errors.ts';
 import { ErrorCodes, statusOf } from '../errors.ts';
 import { eventRoutes } from './event-routes.ts';
-import { failureRoutes } from './failure-routes.ts';
-import { messageRoutes } from './message-routes.ts';
-import type { ApiOptions } from './options.ts';
-import { callbackRoutes } from './callback-routes.ts';
+import { type Failures, failureRoutes } from './failure-routes.ts';
+import { messageRoutes, type Revoke } from './message-routes.ts';
+import { type Callbacks, callbackRoutes } from './callback-routes.ts';
 
-export type { ApiOptions } from './options.ts';
+/**
+ * What buildApi() is given: the producer, the optional parts (revoke, webhook,
+ * failures, callbacks, admin UI, metrics, health) and the API keys. Each route
+ * plugin declares the options it takes; buildApi hands each its part.
+ */
+export interface ApiOptions {
+  producer: Producer;
+  /** DELETE /v1/messages/:id; absent: the route answers 501. */
+  revoke?: Revoke;
+  /** POST /webhooks/rbm; absent: no webhook route. */
+  webhook?: WebhookOptions;
+  /** GET /v1/failures and POST /v1/failures:retry; absent: no such routes. */
+  failures?: Failures;
+  /** Status callbacks: /v1/callback and replay; absent: no such routes, and sends carry no callback. */
+  callbacks?: Callbacks;
+  /** bull-board at /admin/queues over these queues; absent: no admin UI. */
+  admin?: AdminRoutesOptions;
+  /** GET /metrics; absent: no metrics route. */
+  metrics?: Metrics;
+  /** /healthz and /readyz with these readiness checks; absent: no health routes. */
+  readiness?: readonly ReadinessCheck[];
+  apiKeys: readonly ApiKeyConfig[];
+  /** With no keys configured: true lets every caller in (emulator mode), false refuses all. */
+  openWithoutKeys: boolean;
+  logger?: Logger | false;
+  /** How long a client may take (config.http); absent: the defaults of HTTP_*_TIMEOUT_MS. */
+  timeouts?: HttpTimeouts;
+}
 
 /**
  * The server's bounds on a client, so a slow or silent one cannot hold a
@@ -67,23 +95,25 @@ function clientError(err: NodeJS.ErrnoException, socket: Duplex): void {
 }
 
 export function buildApi(opts: ApiOptions): FastifyInstance {
+  // Typed as Fastify's logger, so the instance is the plain FastifyInstance every route file takes.
+  const loggerInstance: FastifyBaseLogger | undefined = opts.logger || undefined;
   const app = Fastify({
-    loggerInstance: opts.logger || undefined,
+    loggerInstance,
     bodyLimit: 1024 * 1024,
     clientErrorHandler: clientError,
     // The router's own refusals (a path that does not decode, a path parameter over 100 characters)
     // in the one error shape, not Fastify's.
     frameworkErrors: (err: unknown, request: FastifyRequest, reply: FastifyReply) => sendError(reply, err, request),
     ...serverOptions(opts.timeouts ?? HTTP_TIMEOUT_DEFAULTS),
-  } as never) as unknown as FastifyInstance;
+  });
   app.setNotFoundHandler((request, reply) => sendCode(reply, 'NOT_FOUND', `no route ${request.method} ${request.url}`));
   // Every route outside the API (metrics, health, admin) answers failures in the one error shape too.
   app.setErrorHandler((err, request, reply) => sendError(reply, err, request));
   registerOpenApi(app);
-  if (opts.webhook) app.register(webhookRoutes(opts.webhook));
-  if (opts.readiness) app.register(healthRoutes(opts.readiness));
-  if (opts.metrics) app.register(metricsRoute(opts.metrics));
-  if (opts.admin) app.register(adminRoutes(opts.admin));
+  if (opts.webhook) app.register(webhookRoutes, opts.webhook);
+  if (opts.readiness) app.register(healthRoutes, { checks: opts.readiness });
+  if (opts.metrics) app.register(metricsRoute, { registry: opts.metrics.registry });
+  if (opts.admin) app.register(adminRoutes, opts.admin);
   app.register(async (api) => apiRoutes(api, opts));
   return app;
 }
@@ -96,8 +126,9 @@ async function apiRoutes(app: FastifyInstance, opts: ApiOptions): Promise<void> 
   // Route schemas document (OpenAPI); zod validates, so every refusal keeps the one error shape.
   app.setValidatorCompiler(() => () => true);
   registerApiKeys(app, opts.apiKeys, opts.openWithoutKeys);
-  await messageRoutes(app, opts);
-  await eventRoutes(app, opts);
-  await failureRoutes(app, opts);
-  await callbackRoutes(app, opts);
+  const { producer, callbacks, failures } = opts;
+  app.register(messageRoutes, { producer, revoke: opts.revoke, callbacks });
+  app.register(eventRoutes, { producer });
+  if (failures) app.register(failureRoutes, { failures, producer });
+  if (callbacks) app.register(callbackRoutes, { callbacks, producer });
 }

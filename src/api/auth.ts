@@ -72,7 +72,7 @@ export function registerApiKeys(app: FastifyInstance, apiKeys: readonly ApiKeyCo
 export function refuseForeignAgents(
   request: FastifyRequest,
   reply: FastifyReply,
-  producer: Producer,
+  producer: Pick<Producer, 'resolveAgent'>,
   items: readonly unknown[],
   path: string,
 ): boolean {

@@ -5,32 +5,52 @@
  * A message's own callbackUrl overrides it. POST
  * /v1/messages/:id/callbacks:replay sends a message's changes again.
  */
-import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
 import { callbackUrl, validate } from '../../jobs/common.ts';
+import type { CallbackRegistry } from '../callbacks/registry.ts';
 import { ReplayError } from '../callbacks/replay.ts';
+import type { UrlRefusal } from '../egress/guard.ts';
 import { PayloadError } from '../errors.ts';
-import type { SendOptions } from '../queue/producer.ts';
-import type { ApiOptions } from './options.ts';
+import type { Producer, SendOptions } from '../queue/producer.ts';
+import type { MessageRef } from '../status/store.ts';
 import { callbackScopeOf } from './auth.ts';
 import { messageOf } from './locate.ts';
 import { sendCode } from './errors.ts';
 import { doc } from './openapi.ts';
 
+/** What a send needs of the callbacks: whether they are on for the caller, and its registered URL. */
+export interface CallbackLookup {
+  registry: Pick<CallbackRegistry, 'get'>;
+  /** undefined: callbacks are off (no CALLBACK_SECRET). */
+  secretFor(scope: string): string | undefined;
+}
+
+export interface Callbacks extends CallbackLookup {
+  registry: CallbackRegistry;
+  replay(ref: MessageRef): Promise<{ messageId: string; replayed: number; url: string }>;
+  /** Refuses a URL that leads to a private, loopback or metadata address (src/egress/guard.ts); absent: not checked. */
+  egress?: { check(url: string): Promise<UrlRefusal | undefined> };
+}
+
+export interface CallbackRoutesOptions {
+  callbacks: Callbacks;
+  producer: Pick<Producer, 'locateOne'>;
+}
+
 const OFF = 'status callbacks are off in this service: CALLBACK_SECRET is not configured';
 
 /** The callback option of a send: the caller's scope and registered URL, when callbacks are on. */
-export async function callbackOption(request: FastifyRequest, opts: ApiOptions): Promise<Pick<SendOptions, 'callback'>> {
-  const callbacks = opts.callbacks;
+export async function callbackOption(
+  request: FastifyRequest,
+  callbacks: CallbackLookup | undefined,
+): Promise<Pick<SendOptions, 'callback'>> {
   const scope = callbackScopeOf(request);
   if (!callbacks || callbacks.secretFor(scope) === undefined) return {};
   const url = await callbacks.registry.get(scope);
   return { callback: { scope, ...(url ? { url } : {}) } };
 }
 
-export async function callbackRoutes(app: FastifyInstance, opts: ApiOptions): Promise<void> {
-  const callbacks = opts.callbacks;
-  if (!callbacks) return;
-
+export const callbackRoutes: FastifyPluginAsync<CallbackRoutesOptions> = async (app, { callbacks, producer }) => {
   app.get('/v1/callback', doc('callbacks', "This API key's callback URL and the secret its callbacks are signed with"), async (request) => {
     const scope = callbackScopeOf(request);
     return {
@@ -80,7 +100,7 @@ export async function callbackRoutes(app: FastifyInstance, opts: ApiOptions): Pr
     doc('callbacks', 'Send every status change of a message to its callback URL again'),
     async (request, reply) => {
       const { id } = request.params as { id: string };
-      const ref = await messageOf(request, opts.producer);
+      const ref = await messageOf(request, producer);
       if (!ref) return sendCode(reply, 'NOT_FOUND', `no message ${id}`);
       try {
         return reply.code(202).send(await callbacks.replay(ref));
@@ -90,4 +110,4 @@ export async function callbackRoutes(app: FastifyInstance, opts: ApiOptions): Pr
       }
     },
   );
-}
+};

@@ -2,35 +2,35 @@
  * Agent events: POST /v1/events and POST /v1/events:batch (READ receipts and
  * typing indicators, up to 10,000 per call, all or nothing).
  */
-import type { FastifyInstance } from 'fastify';
+import type { FastifyPluginAsync } from 'fastify';
+import type { SendEventInput } from '../../jobs/send-event.ts';
+import type { EnqueuedEvent, Producer } from '../queue/producer.ts';
 import { keyScopeOf, refuseForeignAgents } from './auth.ts';
-import { bulkItems, underField } from './bulk.ts';
-import { idempotencyHeader } from './message-routes.ts';
-import type { ApiOptions } from './options.ts';
-import type { EnqueuedEvent } from '../queue/producer.ts';
+import { bulkItems, bulkRoute, underField } from './bulk.ts';
+import { idempotencyHeader, withIdempotencyKey } from './idempotency.ts';
 import { doc, docSchemas } from './openapi.ts';
 
-export async function eventRoutes(app: FastifyInstance, opts: ApiOptions): Promise<void> {
-  const { producer } = opts;
+export interface EventRoutesOptions {
+  producer: Pick<Producer, 'sendEvent' | 'sendEvents' | 'resolveAgent'>;
+}
 
-  app.post('/v1/events', doc('events', 'Send a READ receipt or IS_TYPING', docSchemas.event), async (request, reply) => {
-    const body = request.body as Record<string, unknown> | null;
-    const key = idempotencyHeader(request);
-    const input = key && body && typeof body === 'object' && body.idempotencyKey === undefined ? { ...body, idempotencyKey: key } : body;
-    if (refuseForeignAgents(request, reply, producer, [input], '')) return reply;
-    return reply.code(202).send(await producer.sendEvent(input as never, keyScopeOf(request)));
-  });
+// Request bodies are typed as what the producer takes: Fastify does not validate them (the API's validator is
+// off), the producer does, with the zod schemas of jobs/, before anything is queued.
 
-  app.post(
-    '/v1/events::batch',
-    {
-      bodyLimit: 8 * 1024 * 1024,
-      ...doc('events', 'Send up to 10,000 events, all or nothing', {
-        type: 'object',
-        properties: { events: { type: 'array', maxItems: 10_000, items: docSchemas.event } },
-        required: ['events'],
-      }),
+export const eventRoutes: FastifyPluginAsync<EventRoutesOptions> = async (app, { producer }) => {
+  app.post<{ Body: SendEventInput }>(
+    '/v1/events',
+    doc('events', 'Send a READ receipt or IS_TYPING', docSchemas.event),
+    async (request, reply) => {
+      const input = withIdempotencyKey(request, request.body);
+      if (refuseForeignAgents(request, reply, producer, [input], '')) return reply;
+      return reply.code(202).send(await producer.sendEvent(input, keyScopeOf(request)));
     },
+  );
+
+  app.post<{ Body: { events: SendEventInput[] } }>(
+    '/v1/events::batch',
+    bulkRoute('events', 'Send up to 10,000 events, all or nothing', docSchemas.event, 8 * 1024 * 1024),
     async (request, reply) => {
       const items = bulkItems(request.body, 'events');
       if (refuseForeignAgents(request, reply, producer, items, 'events')) return reply;
@@ -42,11 +42,11 @@ export async function eventRoutes(app: FastifyInstance, opts: ApiOptions): Promi
         : items;
       let results: EnqueuedEvent[];
       try {
-        results = await producer.sendEvents(keyed as never, keyScopeOf(request));
+        results = await producer.sendEvents(keyed, keyScopeOf(request));
       } catch (err) {
         throw underField(err, 'events');
       }
       return reply.code(202).send({ eventIds: results.map((r) => r.eventId), duplicates: results.filter((r) => r.duplicate).length });
     },
   );
-}
+};

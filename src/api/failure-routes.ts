@@ -3,15 +3,27 @@
  * their reason (?reason=CODE, ?limit, ?before cursor); POST /v1/failures:retry
  * re-drives the given messageIds, or every failure with a reason.
  */
-import type { FastifyInstance } from 'fastify';
+import type { FastifyPluginAsync } from 'fastify';
 import { PayloadError } from '../errors.ts';
-import type { MessageRef } from '../status/store.ts';
-import type { ApiOptions } from './options.ts';
+import type { Producer } from '../queue/producer.ts';
+import type { RedriveResult } from '../queue/redrive.ts';
+import type { FailureEntry, FailureQuery, MessageRef } from '../status/store.ts';
 import { allowedAgentsOf } from './auth.ts';
 import { sendCode } from './errors.ts';
 import { doc } from './openapi.ts';
 
 const MAX_LIST = 1000;
+
+/** The dead letters: listed from the failures index, re-driven by reference. */
+export interface Failures {
+  list(options: FailureQuery): Promise<{ failures: FailureEntry[]; next?: number }>;
+  redrive(refs: readonly MessageRef[]): Promise<RedriveResult>;
+}
+
+export interface FailureRoutesOptions {
+  failures: Failures;
+  producer: Pick<Producer, 'locate'>;
+}
 
 function positiveInt(value: string | undefined, name: string, max: number): number | undefined {
   if (value === undefined) return undefined;
@@ -20,10 +32,7 @@ function positiveInt(value: string | undefined, name: string, max: number): numb
   return Number(value);
 }
 
-export async function failureRoutes(app: FastifyInstance, opts: ApiOptions): Promise<void> {
-  const failures = opts.failures;
-  if (!failures) return;
-
+export const failureRoutes: FastifyPluginAsync<FailureRoutesOptions> = async (app, { failures, producer }) => {
   app.get('/v1/failures', doc('failures', 'Messages that failed for good, with their reason'), async (request) => {
     const q = request.query as { reason?: string; limit?: string; before?: string };
     const limit = positiveInt(q.limit, 'limit', MAX_LIST) ?? 100;
@@ -63,11 +72,11 @@ export async function failureRoutes(app: FastifyInstance, opts: ApiOptions): Pro
     const refs: MessageRef[] = [];
     const unknown: string[] = [];
     for (const id of new Set(ids as string[])) {
-      const found = await opts.producer.locate(id, { agents });
+      const found = await producer.locate(id, { agents });
       if (found.length === 0) unknown.push(id);
       refs.push(...found);
     }
     const result = await failures.redrive(refs);
     return { ...result, skipped: [...result.skipped, ...unknown.map((messageId) => ({ messageId, why: 'no such message' }))] };
   });
-}
+};

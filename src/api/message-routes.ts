@@ -3,64 +3,66 @@
  * 10,000, all or nothing), GET /v1/messages/:id, DELETE /v1/messages/:id
  * (revoke, optional SMS), GET /v1/batches/:id (counts per state).
  */
-import type { FastifyInstance, FastifyRequest } from 'fastify';
-import { RevokeError } from '../fallback/revoke.ts';
+import type { FastifyPluginAsync } from 'fastify';
+import type { SendMessageInput } from '../../jobs/send-message.ts';
+import { RevokeError, type RevokeResult } from '../fallback/revoke.ts';
+import type { Producer } from '../queue/producer.ts';
+import type { MessageRef } from '../status/store.ts';
 import { allowedAgentsOf, keyScopeOf, refuseForeignAgents } from './auth.ts';
 import { messageOf } from './locate.ts';
-import { callbackOption } from './callback-routes.ts';
-import { bulkItems, underField } from './bulk.ts';
+import { type CallbackLookup, callbackOption } from './callback-routes.ts';
+import { bulkItems, bulkRoute, underField } from './bulk.ts';
 import { sendCode } from './errors.ts';
+import { idempotencyHeader, withIdempotencyKey } from './idempotency.ts';
 import { doc, docSchemas } from './openapi.ts';
-import type { ApiOptions } from './options.ts';
+
+/** Revokes a queued or sent message (src/fallback/revoke.ts). */
+export type Revoke = (ref: MessageRef, options: { fallback?: boolean }) => Promise<RevokeResult>;
+
+export interface MessageRoutesOptions {
+  producer: Pick<Producer, 'sendMessage' | 'sendBatch' | 'getStatus' | 'batchProgress' | 'locateOne' | 'resolveAgent'>;
+  /** DELETE /v1/messages/:id; absent: the route answers 501. */
+  revoke?: Revoke | undefined;
+  /** Status callbacks; absent: sends carry no callback. */
+  callbacks?: CallbackLookup | undefined;
+}
 
 /** A batch of 10,000 full-size messages is large; one message never is. */
 const BATCH_BODY_LIMIT = 32 * 1024 * 1024;
 
-export function idempotencyHeader(request: FastifyRequest): string | undefined {
-  const key = request.headers['idempotency-key'];
-  return typeof key === 'string' && key.length > 0 ? key : undefined;
-}
-
 // Google-style custom methods ("/v1/messages:batch"): in Fastify's router a
 // colon starts a path parameter, so the literal colon is written '::'.
+// Request bodies are typed as what the producer takes: Fastify does not validate them (the API's validator is
+// off), the producer does, with the zod schemas of jobs/, before anything is queued.
 
-export async function messageRoutes(app: FastifyInstance, opts: ApiOptions): Promise<void> {
-  const { producer } = opts;
+export const messageRoutes: FastifyPluginAsync<MessageRoutesOptions> = async (app, opts) => {
+  const { producer, callbacks } = opts;
 
-  app.post(
+  app.post<{ Body: SendMessageInput }>(
     '/v1/messages',
     doc('messages', 'Send one message (202: queued, with its messageId)', docSchemas.message),
     async (request, reply) => {
-      const body = request.body as Record<string, unknown> | null;
-      const key = idempotencyHeader(request);
-      const input = key && body && typeof body === 'object' && body.idempotencyKey === undefined ? { ...body, idempotencyKey: key } : body;
+      const input = withIdempotencyKey(request, request.body);
       if (refuseForeignAgents(request, reply, producer, [input], '')) return reply;
       return reply
         .code(202)
-        .send(await producer.sendMessage(input as never, { ...keyScopeOf(request), ...(await callbackOption(request, opts)) }));
+        .send(await producer.sendMessage(input, { ...keyScopeOf(request), ...(await callbackOption(request, callbacks)) }));
     },
   );
 
-  app.post(
+  app.post<{ Body: { messages: SendMessageInput[] } }>(
     '/v1/messages::batch',
-    {
-      bodyLimit: BATCH_BODY_LIMIT,
-      ...doc('messages', 'Send up to 10,000 messages, all or nothing', {
-        type: 'object',
-        properties: { messages: { type: 'array', maxItems: 10_000, items: docSchemas.message } },
-        required: ['messages'],
-      }),
-    },
+    bulkRoute('messages', 'Send up to 10,000 messages, all or nothing', docSchemas.message, BATCH_BODY_LIMIT),
     async (request, reply) => {
       const items = bulkItems(request.body, 'messages');
       if (refuseForeignAgents(request, reply, producer, items, 'messages')) return reply;
       const key = idempotencyHeader(request);
       try {
         return reply.code(202).send(
-          await producer.sendBatch(items as never, {
+          await producer.sendBatch(items, {
             ...(key ? { idempotencyKey: key } : {}),
             ...keyScopeOf(request),
-            ...(await callbackOption(request, opts)),
+            ...(await callbackOption(request, callbacks)),
           }),
         );
       } catch (err) {
@@ -104,4 +106,4 @@ export async function messageRoutes(app: FastifyInstance, opts: ApiOptions): Pro
     if (!progress) return sendCode(reply, 'NOT_FOUND', `no batch ${id}`);
     return progress;
   });
-}
+};

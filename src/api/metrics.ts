@@ -24,8 +24,8 @@
  *   rbm_callback_breakers_total{event}       receiver breakers opened, closed
  *   rbm_callback_receivers_open              receivers whose breaker is open now (a count: origins are user input, never labels)
  */
-import type { FastifyInstance } from 'fastify';
-import { collectDefaultMetrics, Histogram, Registry } from 'prom-client';
+import type { FastifyPluginAsync } from 'fastify';
+import { collectDefaultMetrics, Histogram, type Metric, Registry } from 'prom-client';
 import type { MetricsSnapshot } from '../queue/metrics-source.ts';
 import { HISTOGRAM_BOUNDS_S } from '../status/store.ts';
 import type { WebhookCounters } from '../webhook/receiver.ts';
@@ -35,14 +35,30 @@ type Sample = { labels?: Record<string, string | number>; value: number; metricN
 /** The `le` labels of the time histograms: the bounds the transition script fills (each its own field), then +Inf. */
 const HISTOGRAM_BOUNDS = [...HISTOGRAM_BOUNDS_S.map(String), '+Inf'];
 
+type MetricKind = 'counter' | 'gauge' | 'histogram';
+
+/** What prom-client's registry reads of a metric: its name, and get() for the samples (the rest is for show). */
+interface ComputedMetric {
+  name: string;
+  help: string;
+  type: MetricKind;
+  aggregator: 'sum';
+  get(): Promise<{ name: string; help: string; type: MetricKind; aggregator: 'sum'; values: Sample[] }>;
+}
+
+function register(registry: Registry, metric: ComputedMetric): void {
+  // prom-client types registerMetric for its own metric classes only; no class can report precomputed histogram buckets.
+  registry.registerMetric(metric as unknown as Metric);
+}
+
 /** A metric whose samples are computed at scrape time (duck-typed for prom-client's registry). */
 function computed(
   name: string,
   help: string,
-  type: 'counter' | 'gauge' | 'histogram',
+  type: MetricKind,
   samples: (s: MetricsSnapshot) => Sample[],
   snapshot: () => Promise<MetricsSnapshot>,
-) {
+): ComputedMetric {
   return {
     name,
     help,
@@ -228,10 +244,10 @@ export function createMetrics(deps: { read: () => Promise<MetricsSnapshot>; webh
       snapshot,
     ),
   ];
-  for (const m of metrics) registry.registerMetric(m as never);
+  for (const m of metrics) register(registry, m);
   const counters = deps.webhookCounters;
   if (counters) {
-    registry.registerMetric({
+    register(registry, {
       name: 'rbm_webhooks_total',
       help: 'Webhook requests received by this process, by outcome.',
       type: 'counter',
@@ -243,7 +259,7 @@ export function createMetrics(deps: { read: () => Promise<MetricsSnapshot>; webh
         aggregator: 'sum',
         values: Object.entries(counters).map(([outcome, value]) => ({ labels: { outcome }, value })),
       }),
-    } as never);
+    });
   }
   const lag = new Histogram({
     name: 'rbm_webhook_lag_seconds',
@@ -254,8 +270,10 @@ export function createMetrics(deps: { read: () => Promise<MetricsSnapshot>; webh
   return { registry, observeWebhookLag: (seconds) => lag.observe(Math.max(0, seconds)) };
 }
 
-export function metricsRoute(metrics: Metrics) {
-  return async function plugin(app: FastifyInstance): Promise<void> {
-    app.get('/metrics', async (_request, reply) => reply.type(metrics.registry.contentType).send(await metrics.registry.metrics()));
-  };
+export interface MetricsRouteOptions {
+  registry: Pick<Registry, 'contentType' | 'metrics'>;
 }
+
+export const metricsRoute: FastifyPluginAsync<MetricsRouteOptions> = async (app, { registry }) => {
+  app.get('/metrics', async (_request, reply) => reply.type(registry.contentType).send(await registry.metrics()));
+};

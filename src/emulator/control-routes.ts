@@ -13,6 +13,7 @@ import { checkTokenFaults } from './token-faults.ts';
 import { googleError } from './google-error.ts';
 import { checkQuotaConfig } from './quota.ts';
 import { checkDefaults, checkPhonePatch } from './settings.ts';
+import { registerSettingRoutes } from './setting-routes.ts';
 import { registerSmsControl } from './sms-routes.ts';
 import type { Arrival, EmulatorState, MessageArrival } from './state.ts';
 import { isE164 } from './validate.ts';
@@ -114,37 +115,22 @@ export function registerControlRoutes(app: FastifyInstance, state: EmulatorState
         deleted: state.deleteQuota(request.params.agentId),
       }));
 
-      scope.get('/faults', async () => state.faults.snapshot());
-
-      scope.put('/faults', async (request, reply) => {
-        try {
-          state.faults.set(checkFaultConfig(request.body));
-          return state.faults.snapshot();
-        } catch (err) {
-          return badRequest(reply, (err as Error).message);
-        }
-      });
-
-      scope.delete('/faults', async () => {
-        state.faults.clear();
-        return state.faults.snapshot();
-      });
-
-      scope.get('/token/faults', async () => state.tokenFaults.snapshot());
-
-      scope.put('/token/faults', async (request, reply) => {
-        try {
-          state.tokenFaults.set(checkTokenFaults(request.body));
-          return state.tokenFaults.snapshot();
-        } catch (err) {
-          return badRequest(reply, (err as Error).message);
-        }
-      });
-
-      scope.delete('/token/faults', async () => {
-        state.tokenFaults.clear();
-        return state.tokenFaults.snapshot();
-      });
+      registerSettingRoutes(
+        scope,
+        '/faults',
+        { read: () => state.faults.snapshot(), set: (config) => state.faults.set(config), clear: () => state.faults.clear() },
+        checkFaultConfig,
+      );
+      registerSettingRoutes(
+        scope,
+        '/token/faults',
+        {
+          read: () => state.tokenFaults.snapshot(),
+          set: (config) => state.tokenFaults.set(config),
+          clear: () => state.tokenFaults.clear(),
+        },
+        checkTokenFaults,
+      );
 
       // Every accepted message in one answer (fault suites compare thousands at once): its fate, not its body.
       scope.get<{ Querystring: { agentId?: string } }>('/messages', async (request) => {

@@ -3,6 +3,7 @@
  * deterministic failNext script that tests use to prove retries and
  * exactly-once (an `accept-then-*` fault records the call, then fails it).
  */
+import { checkCount, checkLatencyMs, failNextEntry } from './fault-checks.ts';
 
 /** `401`: the call's token refused, as after a key rotation or an early revocation (the token itself stays valid for later calls). */
 export const FaultKinds = ['503', '500', 'reset', 'accept-then-503', 'accept-then-reset', '429', '400', '401', '403'] as const;
@@ -92,12 +93,8 @@ export function checkFaultConfig(input: unknown): FaultConfig {
   if (typeof input !== 'object' || input === null || Array.isArray(input)) throw new TypeError('faults must be a JSON object');
   const raw = input as Record<string, unknown>;
   const out: FaultConfig = {};
-  if (raw.latencyMs !== undefined) {
-    if (typeof raw.latencyMs !== 'number' || !(raw.latencyMs >= 0)) {
-      throw new TypeError(`latencyMs must be a number >= 0, got ${JSON.stringify(raw.latencyMs)}`);
-    }
-    out.latencyMs = raw.latencyMs;
-  }
+  const latencyMs = checkLatencyMs(raw.latencyMs);
+  if (latencyMs !== undefined) out.latencyMs = latencyMs;
   const s5 = rate('status5xxRate', raw.status5xxRate);
   if (s5 !== undefined) out.status5xxRate = s5;
   const rr = rate('resetRate', raw.resetRate);
@@ -105,15 +102,8 @@ export function checkFaultConfig(input: unknown): FaultConfig {
   if (raw.failNext !== undefined) {
     if (!Array.isArray(raw.failNext)) throw new TypeError('failNext must be an array');
     out.failNext = raw.failNext.map((e: unknown, i) => {
-      const entry = e as Partial<FailNextEntry> | null;
-      if (typeof entry !== 'object' || entry === null) throw new TypeError(`failNext[${i}] must be an object`);
-      if (!FaultKinds.includes(entry.kind as FaultKind)) {
-        throw new TypeError(`failNext[${i}].kind must be one of ${FaultKinds.join(', ')}, got ${JSON.stringify(entry.kind)}`);
-      }
-      if (typeof entry.count !== 'number' || !Number.isInteger(entry.count) || entry.count < 1) {
-        throw new TypeError(`failNext[${i}].count must be an integer >= 1, got ${JSON.stringify(entry.count)}`);
-      }
-      const ok: FailNextEntry = { kind: entry.kind as FaultKind, count: entry.count };
+      const entry = failNextEntry<FailNextEntry>(e, i, FaultKinds);
+      const ok: FailNextEntry = { kind: entry.kind, count: checkCount(entry.count, i) };
       if (entry.retryAfterSec !== undefined) ok.retryAfterSec = entry.retryAfterSec;
       if (entry.agentId !== undefined) ok.agentId = entry.agentId;
       if (entry.phone !== undefined) ok.phone = entry.phone;

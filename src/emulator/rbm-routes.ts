@@ -178,6 +178,42 @@ export function registerRbmRoutes(app: FastifyInstance, state: EmulatorState): v
     return finish(request, reply, call, 404, googleError('NOT_FOUND', Messages.notReachable));
   }
 
+  /** A send (message or event): the gate with the quota, then a reused ID and an unreachable phone; undefined: answered. */
+  async function admitSend(
+    request: FastifyRequest,
+    reply: FastifyReply,
+    spec: { idName: 'messageId' | 'eventId'; checkBody: (body: unknown) => string | undefined },
+  ) {
+    const call = await gate(request, reply, { ...spec, quota: true });
+    if (call === undefined) return undefined;
+    const original = state.usedId(call.agentId, call.id);
+    if (original !== undefined) {
+      duplicate(request, reply, call, original);
+      return undefined;
+    }
+    if (!state.isRcs(call.phone)) {
+      notReachable(request, reply, call);
+      return undefined;
+    }
+    return call;
+  }
+
+  /** What a message and an event record alike on first arrival. */
+  function arrival<K extends Arrival['kind']>(kind: K, request: FastifyRequest, call: Call, now: number) {
+    return {
+      kind,
+      id: call.id,
+      agentId: call.agentId,
+      phone: call.phone,
+      body: request.body as Record<string, unknown>,
+      sendTime: new Date(now).toISOString(),
+      receivedAt: now,
+      count: 1,
+      arrivalTimes: [now],
+      wire: wireOf(request),
+    };
+  }
+
   app.register(async (scope) => {
     // Own parsers: a bad body must reach the gate (so 401/403 still win over 400) instead of failing in Fastify's parser.
     scope.removeAllContentTypeParsers();
@@ -196,29 +232,11 @@ export function registerRbmRoutes(app: FastifyInstance, state: EmulatorState): v
     });
 
     scope.post('/v1/phones/:phone/agentMessages', async (request, reply) => {
-      const call = await gate(request, reply, { idName: 'messageId', checkBody: checkAgentMessage, quota: true });
+      const call = await admitSend(request, reply, { idName: 'messageId', checkBody: checkAgentMessage });
       if (call === undefined) return reply;
-      const original = state.usedId(call.agentId, call.id);
-      if (original !== undefined) return duplicate(request, reply, call, original);
-      if (!state.isRcs(call.phone)) return notReachable(request, reply, call);
-      const body = request.body as Record<string, unknown>;
       const now = Date.now();
-      const m: MessageArrival = {
-        kind: 'message',
-        id: call.id,
-        agentId: call.agentId,
-        phone: call.phone,
-        body,
-        sendTime: new Date(now).toISOString(),
-        receivedAt: now,
-        count: 1,
-        arrivalTimes: [now],
-        wire: wireOf(request),
-        delivered: false,
-        revoked: false,
-        read: false,
-      };
-      const expireTime = expireTimeOf(body, now);
+      const m: MessageArrival = { ...arrival('message', request, call, now), delivered: false, revoked: false, read: false };
+      const expireTime = expireTimeOf(m.body, now);
       if (expireTime !== undefined) {
         m.expireTime = expireTime;
         m.expireAtMs = Date.parse(expireTime);
@@ -230,24 +248,9 @@ export function registerRbmRoutes(app: FastifyInstance, state: EmulatorState): v
     });
 
     scope.post('/v1/phones/:phone/agentEvents', async (request, reply) => {
-      const call = await gate(request, reply, { idName: 'eventId', checkBody: checkAgentEvent, quota: true });
+      const call = await admitSend(request, reply, { idName: 'eventId', checkBody: checkAgentEvent });
       if (call === undefined) return reply;
-      const original = state.usedId(call.agentId, call.id);
-      if (original !== undefined) return duplicate(request, reply, call, original);
-      if (!state.isRcs(call.phone)) return notReachable(request, reply, call);
-      const now = Date.now();
-      const e: Arrival = {
-        kind: 'event',
-        id: call.id,
-        agentId: call.agentId,
-        phone: call.phone,
-        body: request.body as Record<string, unknown>,
-        sendTime: new Date(now).toISOString(),
-        receivedAt: now,
-        count: 1,
-        arrivalTimes: [now],
-        wire: wireOf(request),
-      };
+      const e: Arrival = arrival('event', request, call, Date.now());
       state.recordArrival(e);
       return finish(request, reply, call, 200, eventResource(e));
     });

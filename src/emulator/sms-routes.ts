@@ -7,8 +7,8 @@
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { credentialsOf } from '../authorization.ts';
-import { googleError } from './google-error.ts';
 import { checkSmsFaults, messageSid, numSegments, rfc2822, smsView, twilioError, type SmsFaultKind, type SmsRecord } from './sms.ts';
+import { registerSettingRoutes } from './setting-routes.ts';
 import type { EmulatorState } from './state.ts';
 import { maskPhone } from '../mask.ts';
 import { isE164 } from './validate.ts';
@@ -121,21 +121,12 @@ export function registerSmsControl(scope: FastifyInstance, state: EmulatorState,
     perNumber: Object.fromEntries([...state.sms.perNumber].map(([to, list]) => [to, list.length])),
   }));
 
-  scope.get('/sms/faults', async () => state.sms.faults());
-
-  scope.put('/sms/faults', async (request, reply) => {
-    try {
-      state.sms.setFaults(checkSmsFaults(request.body));
-      return state.sms.faults();
-    } catch (err) {
-      return reply.code(400).send(googleError('INVALID_ARGUMENT', (err as Error).message));
-    }
-  });
-
-  scope.delete('/sms/faults', async () => {
-    state.sms.setFaults([]);
-    return state.sms.faults();
-  });
+  registerSettingRoutes(
+    scope,
+    '/sms/faults',
+    { read: () => state.sms.faults(), set: (failNext) => state.sms.setFaults(failNext), clear: () => state.sms.setFaults([]) },
+    checkSmsFaults,
+  );
 
   scope.get<{ Params: { e164: string } }>('/sms/:e164', async (request) => {
     const e164 = normalizePhone(request.params.e164);

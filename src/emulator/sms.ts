@@ -3,6 +3,7 @@
  * fallback SMS per number), its idempotency keys, and a failNext script of its
  * own. Also the Twilio wire shapes: error bodies and the Message resource.
  */
+import { checkCount, failNextEntry } from './fault-checks.ts';
 import { randomBytes } from 'node:crypto';
 
 export const SmsFaultKinds = ['500', '503', '429', '400', 'reset'] as const;
@@ -97,15 +98,8 @@ export function checkSmsFaults(input: unknown): SmsFailNextEntry[] {
   if (typeof raw !== 'object' || raw === null || !Array.isArray(raw.failNext))
     throw new TypeError('sms faults must be {failNext: [{kind, count}]}');
   return raw.failNext.map((e: unknown, i) => {
-    const entry = e as Partial<SmsFailNextEntry> | null;
-    if (typeof entry !== 'object' || entry === null) throw new TypeError(`failNext[${i}] must be an object`);
-    if (!SmsFaultKinds.includes(entry.kind as SmsFaultKind)) {
-      throw new TypeError(`failNext[${i}].kind must be one of ${SmsFaultKinds.join(', ')}, got ${JSON.stringify(entry.kind)}`);
-    }
-    if (typeof entry.count !== 'number' || !Number.isInteger(entry.count) || entry.count < 1) {
-      throw new TypeError(`failNext[${i}].count must be an integer >= 1, got ${JSON.stringify(entry.count)}`);
-    }
-    return { kind: entry.kind as SmsFaultKind, count: entry.count };
+    const entry = failNextEntry<SmsFailNextEntry>(e, i, SmsFaultKinds);
+    return { kind: entry.kind, count: checkCount(entry.count, i) };
   });
 }
 

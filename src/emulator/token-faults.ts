@@ -5,6 +5,7 @@
  * whichever ends first. `400` is Google's answer to a revoked or unknown key
  * (invalid_grant); the others are an outage.
  */
+import { checkCount, checkLatencyMs, failNextEntry } from './fault-checks.ts';
 
 export const TokenFaultKinds = ['503', '500', 'reset', '400'] as const;
 export type TokenFaultKind = (typeof TokenFaultKinds)[number];
@@ -85,28 +86,19 @@ export function checkTokenFaults(input: unknown): TokenFaultConfig {
     throw new TypeError('token faults must be a JSON object {latencyMs?, failNext?}');
   const raw = input as Record<string, unknown>;
   const out: TokenFaultConfig = {};
-  if (raw.latencyMs !== undefined) {
-    if (typeof raw.latencyMs !== 'number' || !(raw.latencyMs >= 0))
-      throw new TypeError(`latencyMs must be a number >= 0, got ${JSON.stringify(raw.latencyMs)}`);
-    out.latencyMs = raw.latencyMs;
-  }
+  const latencyMs = checkLatencyMs(raw.latencyMs);
+  if (latencyMs !== undefined) out.latencyMs = latencyMs;
   if (raw.failNext !== undefined) {
     if (!Array.isArray(raw.failNext)) throw new TypeError('failNext must be an array');
     out.failNext = raw.failNext.map((e: unknown, i) => {
-      const entry = e as Partial<TokenFailEntry> | null;
-      if (typeof entry !== 'object' || entry === null) throw new TypeError(`failNext[${i}] must be an object`);
-      if (!TokenFaultKinds.includes(entry.kind as TokenFaultKind)) {
-        throw new TypeError(`failNext[${i}].kind must be one of ${TokenFaultKinds.join(', ')}, got ${JSON.stringify(entry.kind)}`);
-      }
+      const entry = failNextEntry<TokenFailEntry>(e, i, TokenFaultKinds);
       if (entry.count === undefined && entry.forMs === undefined) throw new TypeError(`failNext[${i}] needs count, forMs or both`);
-      if (entry.count !== undefined && (typeof entry.count !== 'number' || !Number.isInteger(entry.count) || entry.count < 1)) {
-        throw new TypeError(`failNext[${i}].count must be an integer >= 1, got ${JSON.stringify(entry.count)}`);
-      }
+      if (entry.count !== undefined) checkCount(entry.count, i);
       if (entry.forMs !== undefined && (typeof entry.forMs !== 'number' || !(entry.forMs > 0))) {
         throw new TypeError(`failNext[${i}].forMs must be a number > 0, got ${JSON.stringify(entry.forMs)}`);
       }
       return {
-        kind: entry.kind as TokenFaultKind,
+        kind: entry.kind,
         ...(entry.count === undefined ? {} : { count: entry.count }),
         ...(entry.forMs === undefined ? {} : { forMs: entry.forMs }),
       };
