@@ -1,9 +1,10 @@
 /**
  * Unit tests of the job contracts in jobs/: what each schema refuses and with
  * which path and words, what it accepts unchanged, the time helpers, job IDs,
- * priorities, and a type test pinning the registry. No I/O.
+ * queues, options and priorities. No I/O. The registry's types are pinned in
+ * jobs.test-d.ts (type-checked by vitest, never run).
  */
-import { describe, expect, expectTypeOf, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { z } from 'zod';
 import {
   agentMessage,
@@ -28,10 +29,6 @@ import {
   validateBounded,
   validatePayload,
   type AgentMessage,
-  type JobName,
-  type JobPayloads,
-  type SendEventPayload,
-  type SendMessagePayload,
 } from '../jobs/index.ts';
 
 const ID = '2f1e0c7e-4a3b-4c5d-9e8f-0a1b2c3d4e5f';
@@ -634,43 +631,5 @@ describe('job IDs, queues, options, priorities', () => {
     expect([...order].sort((a, b) => a - b)).toEqual(order);
     expect(new Set(order).size).toBe(order.length);
     expect(priorityFor('SERVICEREQUEST')).toBe(priorityFor('TRANSACTION'));
-  });
-});
-
-describe('registry types', () => {
-  it('pins job names and payload types', () => {
-    expectTypeOf<JobName>().toEqualTypeOf<
-      'send-message' | 'send-event' | 'inbound-event' | 'check-expiry' | 'send-sms' | 'deliver-callback'
-    >();
-    expectTypeOf<JobPayloads['check-expiry']>().toEqualTypeOf<{ messageId: string; agentId: string; to: string; expireAt: number }>();
-    expectTypeOf<JobPayloads['send-sms']['reason']>().toEqualTypeOf<
-      'NOT_RCS' | 'TTL_EXPIRATION_REVOKED' | 'TTL_EXPIRATION_REVOKE_FAILED' | 'DEADLINE' | 'REVOKED_BY_PRODUCER'
-    >();
-    expectTypeOf<JobPayloads['send-message']>().toEqualTypeOf<SendMessagePayload>();
-    expectTypeOf<JobPayloads['send-event']>().toEqualTypeOf<SendEventPayload>();
-    expectTypeOf<JobPayloads['send-event']>().toEqualTypeOf<{
-      eventId: string;
-      agentId: string;
-      to: string;
-      eventType: 'READ' | 'IS_TYPING';
-      messageId?: string | undefined;
-      enqueuedAt: number;
-    }>();
-    expectTypeOf<JobPayloads['send-message']>().toEqualTypeOf<{
-      messageId: string;
-      agentId: string;
-      to: string;
-      message: AgentMessage;
-      fallback?: { sms: { text: string; from?: string | undefined } } | undefined;
-      enqueuedAt: number;
-      expireAt?: number | undefined;
-      batchId?: string | undefined;
-      callback?: { url: string; scope: string } | undefined;
-    }>();
-    expectTypeOf<AgentMessage['messageTrafficType']>().toEqualTypeOf<
-      'AUTHENTICATION' | 'TRANSACTION' | 'PROMOTION' | 'SERVICEREQUEST' | 'ACKNOWLEDGEMENT' | undefined
-    >();
-    expectTypeOf(jobs['send-message'].name).toEqualTypeOf<'send-message'>();
-    expectTypeOf(jobs['send-event'].name).toEqualTypeOf<'send-event'>();
   });
 });

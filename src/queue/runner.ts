@@ -18,6 +18,7 @@ import type { Handler, Logger, Outcome } from '../handlers/types.ts';
 import { throttled } from '../log-throttle.ts';
 import { countMetric, metricsKey } from '../status/store.ts';
 import { AdaptiveRate, ADAPTIVE_RATE_KEY_TYPE } from './adaptive-rate.ts';
+import { failureAction, retryAfterOf } from './failure-action.ts';
 import { limiterFor } from './limiter.ts';
 import type { RateAdaptOptions } from './rate-controller.ts';
 import type { JobsOf, QueueKind } from '../../jobs/index.ts';
@@ -94,36 +95,37 @@ export function startQueueWorker<K extends QueueKind>(options: QueueWorkerOption
       adaptive?.accepted();
       return outcome;
     } catch (err) {
-      const kind = classify(err);
-      if (kind === 'rateLimited') {
-        const retryAfterMs = (err as { retryAfterMs?: number }).retryAfterMs;
-        const pauseMs = retryAfterMs || opts.rateLimitPauseMs;
-        if (adaptive && !retryAfterMs) {
-          // No pause: the lowered limiter paces the queue from its next fetch.
-          await adaptive.throttled();
+      // What to do is decided in failure-action.ts (the why is there); the calls are made here.
+      const action = failureAction(classify(err), {
+        retryAfterMs: retryAfterOf(err),
+        attemptsMade: job.attemptsMade,
+        maxAttempts,
+        adaptive: adaptive !== undefined,
+        rateLimitPauseMs: opts.rateLimitPauseMs,
+      });
+      if (action.kind === 'throttle' || action.kind === 'pause-queue') {
+        if (action.kind === 'throttle') {
+          await adaptive?.throttled();
           await countMetric(opts.connection, opts.prefix, 'ratelimited', opts.queueName);
         } else {
-          opts.log.warn({ queue: opts.queueName, pauseMs }, 'upstream answered 429: pausing the queue');
-          await queue.rateLimit(pauseMs);
+          opts.log.warn({ queue: opts.queueName, pauseMs: action.ms }, 'upstream answered 429: pausing the queue');
+          await queue.rateLimit(action.ms);
           await opts.connection
             .multi()
             .hincrby(metricsKey(opts.prefix), `ratelimited|${opts.queueName}`, 1)
-            .hincrby(metricsKey(opts.prefix), `throttled_ms|${opts.queueName}`, pauseMs)
+            .hincrby(metricsKey(opts.prefix), `throttled_ms|${opts.queueName}`, action.ms)
             .exec();
         }
         // Not Worker.RateLimitError(): in bullmq 6.7 that puts a prioritized job
         // back without the marker that wakes a long-polling worker, which then
         // sleeps its whole drainDelay (5 s) after every 429. A delayed job carries
         // its own wake-up marker, and moveToDelayed skips the attempt count.
-        await job.moveToDelayed(Date.now() + pauseMs, token);
+        await job.moveToDelayed(Date.now() + action.ms, token);
         throw new DelayedError();
       }
-      if (kind === 'defer') {
-        // Not an attempt: a token outage says nothing about this job and may
-        // outlast its whole backoff horizon (8 attempts with jitter: 64–127 s).
-        const delayMs = (err as { retryAfterMs?: number }).retryAfterMs || opts.rateLimitPauseMs;
+      if (action.kind === 'delay') {
         await countMetric(opts.connection, opts.prefix, 'deferred', opts.queueName);
-        await job.moveToDelayed(Date.now() + delayMs, token);
+        await job.moveToDelayed(Date.now() + action.ms, token);
         // Only now, once it is delayed, may something promote it (see onDeferred).
         await opts
           .onDeferred?.({ id: job.id ?? '', data: job.data }, err)
@@ -132,8 +134,8 @@ export function startQueueWorker<K extends QueueKind>(options: QueueWorkerOption
       }
       // Answered, though not with success: the call still counted against the quota.
       adaptive?.accepted();
-      if (kind === 'permanent') throw new UnrecoverableError((err as Error).message);
-      if (job.attemptsMade + 1 < maxAttempts) await countMetric(opts.connection, opts.prefix, 'retries', opts.queueName);
+      if (action.kind === 'fail') throw new UnrecoverableError((err as Error).message);
+      if (!action.lastAttempt) await countMetric(opts.connection, opts.prefix, 'retries', opts.queueName);
       throw err;
     }
   };
