@@ -1,16 +1,9 @@
 /**
  * The shared worker runner: one BullMQ Worker per queue (one per RBM agent,
- * the inbound queue, the SMS queue), dispatching by job name to handlers, and the only place where a failure's classification
- * becomes a BullMQ call:
- *   rateLimited → with Retry-After (or on a queue without an adaptive rate):
- *                 pause the whole queue (Queue.rateLimit) that long; without it,
- *                 on an agent queue: lower the agent's rate (adaptive-rate.ts).
- *                 Either way the job is delayed without using an attempt
- *   defer       → delay the job until retryAfterMs (the token source asks the
- *                 token endpoint again; a callback receiver is parked), without
- *                 using an attempt
- *   permanent   → UnrecoverableError: no retry
- *   retry       → rethrow: BullMQ retries with the job's backoff
+ * the inbound queue, the SMS queue, the callback queue), dispatching by job
+ * name to handlers (one per job name of the queue's kind, jobs/index.ts), and
+ * the only place where a failure's class becomes BullMQ calls: the decision
+ * is failure-action.ts's, the calls are made here.
  */
 import { DelayedError, UnrecoverableError, Worker, type Job } from 'bullmq';
 import { classify } from '../errors.ts';
