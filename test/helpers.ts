@@ -53,6 +53,8 @@ export interface Harness {
   outcome(agentId: string, jobId: string): Promise<unknown>;
   /** The same for any queue (rbm-inbound, sms-outbound). */
   outcomeOn(queue: string, jobId: string): Promise<unknown>;
+  /** How a job left its queue, whichever came first: it completed, failed for good, or was removed (a cancelled delayed job). */
+  endOn(queue: string, jobId: string): Promise<'completed' | 'failed' | 'removed'>;
   close(): Promise<void>;
 }
 
@@ -100,11 +102,17 @@ export async function startHarness(options: {
   // after a job finished still gets its outcome.
   const events = new Map<string, QueueEvents>();
   const finished = new Map<string, { ok: true; value: unknown } | { ok: false; reason: string }>();
+  const removed = new Set<string>();
   const waiters = new Map<string, Array<() => void>>();
+  const wake = (key: string) => {
+    for (const resolve of waiters.get(key) ?? []) resolve();
+    waiters.delete(key);
+  };
   const record = (queue: string, jobId: string, result: { ok: true; value: unknown } | { ok: false; reason: string }) => {
     finished.set(`${queue}/${jobId}`, result);
-    for (const wake of waiters.get(`${queue}/${jobId}`) ?? []) wake();
+    wake(`${queue}/${jobId}`);
   };
+  const settled = (key: string): Promise<void> => new Promise<void>((resolve) => waiters.set(key, [...(waiters.get(key) ?? []), resolve]));
   for (const queue of [...config.agents.map((a) => outboundQueueName(a.agentId)), INBOUND_QUEUE, SMS_QUEUE, CALLBACK_QUEUE]) {
     const qe = new QueueEvents(queue, { connection: { url: config.redisUrl! } as never, prefix: config.queuePrefix });
     qe.setMaxListeners(0);
@@ -112,15 +120,25 @@ export async function startHarness(options: {
       record(queue, jobId, { ok: true, value: typeof returnvalue === 'string' ? JSON.parse(returnvalue) : returnvalue }),
     );
     qe.on('failed', ({ jobId, failedReason }) => record(queue, jobId, { ok: false, reason: failedReason }));
+    qe.on('removed', ({ jobId }) => {
+      removed.add(`${queue}/${jobId}`);
+      wake(`${queue}/${jobId}`);
+    });
     await qe.waitUntilReady();
     events.set(queue, qe);
   }
   const outcomeOn = async (queue: string, jobId: string): Promise<unknown> => {
     const key = `${queue}/${jobId}`;
-    if (!finished.has(key)) await new Promise<void>((resolve) => waiters.set(key, [...(waiters.get(key) ?? []), resolve]));
+    while (!finished.has(key)) await settled(key);
     const result = finished.get(key)!;
     if (!result.ok) throw new Error(result.reason);
     return result.value;
+  };
+  const endOn = async (queue: string, jobId: string): Promise<'completed' | 'failed' | 'removed'> => {
+    const key = `${queue}/${jobId}`;
+    while (!finished.has(key) && !removed.has(key)) await settled(key);
+    const result = finished.get(key);
+    return result === undefined ? 'removed' : result.ok ? 'completed' : 'failed';
   };
 
   return {
@@ -166,6 +184,7 @@ export async function startHarness(options: {
     },
     outcome: (agentId, jobId) => outcomeOn(outboundQueueName(agentId), jobId),
     outcomeOn,
+    endOn,
     async close() {
       await http?.close();
       await Promise.all([...events.values()].map((qe) => qe.close()));
