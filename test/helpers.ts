@@ -2,7 +2,7 @@
  * Test harness: the real service parts against a real Redis (own prefix per
  * harness) and the emulator over real HTTP. Waits on events, never on sleeps.
  */
-import type { ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { createServer as createHttpServer } from 'node:http';
@@ -11,7 +11,7 @@ import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { QueueEvents } from 'bullmq';
-import type { Redis } from 'ioredis';
+import { Redis } from 'ioredis';
 import { inject } from 'vitest';
 import { CALLBACK_QUEUE, INBOUND_QUEUE, outboundQueueName, SMS_QUEUE } from '../jobs/index.ts';
 import { loadConfig, type Config } from '../src/config.ts';
@@ -29,6 +29,48 @@ import { smsSettingsFrom } from '../src/sms/from-config.ts';
 import type { StatusStore } from '../src/status/store.ts';
 
 export const redisUrl = (): string => inject('redisUrl');
+
+/** Deletes every key under a test's prefix in the shared Redis, in chunks; on its own connection unless given one. */
+export async function dropKeys(prefix: string, connection?: Redis): Promise<void> {
+  const redis = connection ?? new Redis(redisUrl());
+  const keys = await redis.keys(`${prefix}:*`);
+  for (let i = 0; i < keys.length; i += 1000) await redis.del(...keys.slice(i, i + 1000));
+  if (!connection) await redis.quit();
+}
+
+/**
+ * `npm start` as a child process: every worker and the API in one process against the built-in emulator
+ * (no Google endpoint or key), logging at info so tests can wait for its lines; `env` adds or overrides.
+ */
+export function spawnService(env: Record<string, string>): ChildProcess {
+  return spawn(process.execPath, ['--import', 'tsx', 'workers/all.ts'], {
+    env: { ...process.env, LOG_LEVEL: 'info', GOOGLE_APPLICATION_CREDENTIALS: '', RBM_ENDPOINT: '', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+}
+
+/** The CLI run in this process (its `main`), with what it wrote to stdout and stderr. */
+export async function runCli(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  let stdout = '';
+  let stderr = '';
+  // Loaded here, not at the top: only the CLI's tests pay for the CLI's modules.
+  const { main } = await import('../src/cli/main.ts');
+  const code = await main(['node', 'rbm-dispatch', ...args], {
+    stdout: {
+      write: (s: string) => {
+        stdout += s;
+        return true;
+      },
+    } as NodeJS.WritableStream,
+    stderr: {
+      write: (s: string) => {
+        stderr += s;
+        return true;
+      },
+    } as NodeJS.WritableStream,
+  });
+  return { code, stdout, stderr };
+}
 
 export function uniquePrefix(name: string): string {
   return `t-${name}-${randomBytes(4).toString('hex')}`;
@@ -189,9 +231,7 @@ export async function startHarness(options: {
       await http?.close();
       await Promise.all([...events.values()].map((qe) => qe.close()));
       // Leave no keys behind in a shared Redis.
-      const redis = service.redis.producer;
-      const keys = await redis.keys(`${config.queuePrefix}:*`);
-      for (let i = 0; i < keys.length; i += 1000) await redis.del(...keys.slice(i, i + 1000));
+      await dropKeys(config.queuePrefix, service.redis.producer);
       await service.close();
       await emulator.close();
     },
@@ -330,6 +370,14 @@ export interface ReceivedCallback {
   body: string;
   /** What the receiver answered; 0 while it leaves the request hanging. */
   status: number;
+}
+
+/** A filter for `until`: the status callback that reports `messageId` reaching `state` (sent only after the move). */
+export function changeTo(messageId: string, state: string): (r: ReceivedCallback) => boolean {
+  return (r) => {
+    const { data } = JSON.parse(r.body) as { data?: { messageId?: string; state?: string } };
+    return data?.messageId === messageId && data.state === state;
+  };
 }
 
 /**
