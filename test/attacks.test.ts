@@ -7,6 +7,8 @@
  */
 import { connect } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { sendMessageJobId } from '../jobs/send-message.ts';
+import { sendSmsJobId, SMS_QUEUE } from '../jobs/index.ts';
 import { metricsKey } from '../src/status/store.ts';
 import { signWebhookData } from '../src/webhook/signature.ts';
 import { rcsPhone, startHarness, waitFor, type Harness } from './helpers.ts';
@@ -83,10 +85,9 @@ async function victimMessage(extra: Record<string, unknown> = {}) {
     ...extra,
   });
   expect(sent.status).toBe(202);
-  await waitFor(
-    () => state(KEY_B, sent.body.messageId),
-    (s) => s === 'SENT',
-  );
+  // The send job writes SENT before it completes.
+  expect(await h.outcome('agent-b', sendMessageJobId(sent.body.messageId))).toMatchObject({ outcome: 'SENT' });
+  expect(await state(KEY_B, sent.body.messageId)).toBe('SENT');
   return { to, messageId: sent.body.messageId as string };
 }
 
@@ -141,10 +142,9 @@ describe("attacks with one tenant's credentials", () => {
         agentId: 'agent-b@rbm.goog',
       }),
     ).toBe(200);
-    await waitFor(
-      () => state(KEY_B, messageId),
-      (s) => s === 'FALLBACK_SENT',
-    );
+    // The SMS job writes FALLBACK_SENT before it completes.
+    expect(await h.outcomeOn(SMS_QUEUE, sendSmsJobId(messageId, 'agent-b'))).toMatchObject({ outcome: 'FALLBACK_SENT' });
+    expect(await state(KEY_B, messageId)).toBe('FALLBACK_SENT');
     expect((await control(`/sms/${encodeURIComponent(to)}`)).count).toBe(1);
   });
 
@@ -239,10 +239,9 @@ describe("attacks with one tenant's credentials", () => {
       agentId: 'agent-b',
       contentMessage: { text: 'will fail' },
     });
-    await waitFor(
-      () => state(KEY_B, sent.body.messageId),
-      (s) => s === 'FAILED',
-    );
+    // The send job writes FAILED before it fails for good.
+    await expect(h.outcome('agent-b', sendMessageJobId(sent.body.messageId))).rejects.toThrow();
+    expect(await state(KEY_B, sent.body.messageId)).toBe('FAILED');
     const retry = await api(KEY_A, 'POST', '/v1/failures:retry', { messageIds: [sent.body.messageId] });
     expect(retry.body).toEqual({ retried: [], skipped: [{ messageId: sent.body.messageId, why: 'no such message' }] });
     // Nor does A's failure list show it.

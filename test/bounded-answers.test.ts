@@ -20,9 +20,8 @@ import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { outboundQueueName, sendEventInput, sendMessageInput, sendMessageJobId, validate } from '../jobs/index.ts';
 import { buildApi } from '../src/api/app.ts';
-import { main } from '../src/cli/main.ts';
 import type { WorkerSet } from '../src/queue/workers.ts';
-import { arrivals, rcsPhone, startHarness, type Harness } from './helpers.ts';
+import { arrivals, rcsPhone, runCli, startHarness, type Harness } from './helpers.ts';
 
 const KEY = 'key-for-agent-a-only-0001';
 const MAX_BODY = 64 * 1024;
@@ -324,25 +323,7 @@ describe('the cap holds everywhere a list of problems is answered', () => {
   it('the CLI checks a file of 250 bad lines: 100 problems listed, 500 counted, the rest summed up', async () => {
     const file = join(dir, 'bad.jsonl');
     await writeFile(file, Array.from({ length: 250 }, (_, i) => JSON.stringify({ to: `x${i}`, contentMessage: { text: '' } })).join('\n'));
-    const run = async (...args: string[]) => {
-      let stdout = '';
-      let stderr = '';
-      const code = await main(['node', 'rbm-dispatch', '--url', base, ...args], {
-        stdout: {
-          write: (s: string) => {
-            stdout += s;
-            return true;
-          },
-        } as NodeJS.WritableStream,
-        stderr: {
-          write: (s: string) => {
-            stderr += s;
-            return true;
-          },
-        } as NodeJS.WritableStream,
-      });
-      return { code, stdout, stderr };
-    };
+    const run = (...args: string[]) => runCli('--url', base, ...args);
     const json = await run('--json', 'batch', file);
     expect(json.code).toBe(2);
     const error = JSON.parse(json.stdout.trim()).error;

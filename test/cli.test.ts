@@ -10,10 +10,9 @@ import { join } from 'node:path';
 import { randomUUID } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { main } from '../src/cli/main.ts';
 import { createTokenSource, loadServiceAccountKey } from '../src/rbm/auth.ts';
 import { Webhook } from 'standardwebhooks';
-import { redisUrl, startCallbackReceiver, uniquePrefix, waitFor, freePort, lineOf } from './helpers.ts';
+import { dropKeys, redisUrl, runCli, spawnService, startCallbackReceiver, uniquePrefix, waitFor, freePort, lineOf } from './helpers.ts';
 
 interface Ran {
   code: number | null;
@@ -46,27 +45,6 @@ function cliProcess(...args: string[]): { proc: ChildProcess; done: Promise<Ran>
 /** One CLI run to its end. */
 const cli = (...args: string[]): Promise<Ran> => cliProcess(...args).done;
 
-/** main() with captured streams, for runs where a process of its own would only cost time. */
-async function inProcess(...args: string[]): Promise<Ran> {
-  let stdout = '';
-  let stderr = '';
-  const code = await main(['node', 'rbm-dispatch', ...args], {
-    stdout: {
-      write: (s: string) => {
-        stdout += s;
-        return true;
-      },
-    } as NodeJS.WritableStream,
-    stderr: {
-      write: (s: string) => {
-        stderr += s;
-        return true;
-      },
-    } as NodeJS.WritableStream,
-  });
-  return { code, stdout, stderr };
-}
-
 /** Changes a phone of the service's built-in emulator. */
 async function emulatorPhone(e164: string, patch: Record<string, unknown>): Promise<void> {
   const res = await fetch(`http://127.0.0.1:${emulatorPort}/_emulator/phones/${encodeURIComponent(e164)}`, {
@@ -89,20 +67,13 @@ beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'rbm-cli-'));
   const port = await freePort();
   emulatorPort = await freePort();
-  service = spawn(process.execPath, ['--import', 'tsx', 'workers/all.ts'], {
-    env: {
-      ...process.env,
-      PORT: String(port),
-      RBM_EMULATOR_PORT: String(emulatorPort),
-      REDIS_URL: redisUrl(),
-      QUEUE_PREFIX: prefix,
-      LOG_LEVEL: 'info',
-      GOOGLE_APPLICATION_CREDENTIALS: '',
-      RBM_ENDPOINT: '',
-      API_KEYS: '',
-      RBM_AGENTS: '',
-    },
-    stdio: ['ignore', 'pipe', 'pipe'],
+  service = spawnService({
+    PORT: String(port),
+    RBM_EMULATOR_PORT: String(emulatorPort),
+    REDIS_URL: redisUrl(),
+    QUEUE_PREFIX: prefix,
+    API_KEYS: '',
+    RBM_AGENTS: '',
   });
   await lineOf(service, /rbm-dispatch is up/);
   base = `http://127.0.0.1:${port}`;
@@ -114,10 +85,7 @@ afterAll(async () => {
     service.kill('SIGTERM');
     await exited;
   }
-  const redis = new Redis(redisUrl());
-  const keys = await redis.keys(`${prefix}:*`);
-  for (let i = 0; i < keys.length; i += 1000) await redis.del(...keys.slice(i, i + 1000));
-  await redis.quit();
+  await dropKeys(prefix);
   await rm(dir, { recursive: true, force: true });
 });
 
@@ -144,12 +112,12 @@ describe('rbm-dispatch CLI', () => {
       'emulator',
       'keyfile',
     ]) {
-      const ran = await inProcess(...command.split(' '), '--help');
+      const ran = await runCli(...command.split(' '), '--help');
       expect(ran.code, command).toBe(0);
       expect(ran.stdout).toMatch(new RegExp(`Usage: rbm-dispatch ${command}`));
       for (const line of names) expect(ran.stdout).toContain(line);
     }
-    expect(await inProcess('send', '--text', 'no recipient')).toMatchObject({
+    expect(await runCli('send', '--text', 'no recipient')).toMatchObject({
       code: 2,
       stderr: expect.stringMatching(/required option '--to/),
     });
@@ -191,49 +159,49 @@ describe('rbm-dispatch CLI', () => {
       headers: { 'content-type': 'application/json' },
       body: JSON.stringify({ failNext: [{ kind: '400', count: 1 }] }),
     });
-    const sent = await inProcess('--url', base, '--json', 'send', '--to', '+15551110000', '--text', 'hi', '--sms-fallback', 'hi by SMS');
+    const sent = await runCli('--url', base, '--json', 'send', '--to', '+15551110000', '--text', 'hi', '--sms-fallback', 'hi by SMS');
     const { messageId } = json<{ messageId: string }>(sent);
     await waitFor(
       async () => (await get<{ state: string }>(`/v1/messages/${messageId}`)).body.state,
       (st) => st === 'FALLBACK_FAILED',
     );
-    const listed = await inProcess('--url', base, '--json', 'failures', 'list', '--reason', 'SMS_PROVIDER');
+    const listed = await runCli('--url', base, '--json', 'failures', 'list', '--reason', 'SMS_PROVIDER');
     expect(listed.code).toBe(0);
     expect(json<{ failures: Array<{ messageId: string; reason: string }> }>(listed).failures).toEqual([
       expect.objectContaining({ messageId, reason: 'SMS_PROVIDER' }),
     ]);
     expect(listed.stdout).not.toContain('5551110000');
     // Paging: a page of one names the next; the page before the oldest failure is empty.
-    const page = await inProcess('--url', base, 'failures', 'list', '--limit', '1');
+    const page = await runCli('--url', base, 'failures', 'list', '--limit', '1');
     const next = /^next (\d+)$/m.exec(page.stdout)?.[1];
     expect(next).toBeDefined();
-    expect((await inProcess('--url', base, 'failures', 'list', '--before', '1')).stdout).toBe('no failures\n');
-    expect((await inProcess('--url', base, 'failures', 'list', '--before', 'soon')).code).toBe(2);
-    const retried = await inProcess('--url', base, 'failures', 'retry', messageId);
+    expect((await runCli('--url', base, 'failures', 'list', '--before', '1')).stdout).toBe('no failures\n');
+    expect((await runCli('--url', base, 'failures', 'list', '--before', 'soon')).code).toBe(2);
+    const retried = await runCli('--url', base, 'failures', 'retry', messageId);
     expect(retried).toMatchObject({ code: 0, stdout: 'retried 1\n' });
     await waitFor(
       async () => (await get<{ state: string }>(`/v1/messages/${messageId}`)).body.state,
       (st) => st === 'FALLBACK_SENT',
     );
-    const again = await inProcess('--url', base, 'failures', 'retry', messageId);
+    const again = await runCli('--url', base, 'failures', 'retry', messageId);
     expect(again.code).toBe(1);
     expect(again.stdout).toContain('it is FALLBACK_SENT, not failed');
-    expect((await inProcess('--url', base, 'failures', 'retry')).code).toBe(2);
+    expect((await runCli('--url', base, 'failures', 'retry')).code).toBe(2);
   });
 
   it('callbacks set, show, replay and remove, with exit codes a script can trust', async () => {
     const receiver = await startCallbackReceiver();
     try {
-      const set = await inProcess('--url', base, '--json', 'callbacks', 'set', `${receiver.url}/cli`);
+      const set = await runCli('--url', base, '--json', 'callbacks', 'set', `${receiver.url}/cli`);
       expect(set.code).toBe(0);
       const { secret } = json<{ secret: string }>(set);
-      const shown = await inProcess('--url', base, 'callbacks', 'show');
+      const shown = await runCli('--url', base, 'callbacks', 'show');
       expect(shown).toMatchObject({ code: 0, stdout: `url ${receiver.url}/cli\nsecret ${secret}\n` });
       const { messageId } = json<{ messageId: string }>(
-        await inProcess('--url', base, '--json', 'send', '--to', '+12223334455', '--text', 'hi'),
+        await runCli('--url', base, '--json', 'send', '--to', '+12223334455', '--text', 'hi'),
       );
       const first = await receiver.until(4, (r) => r.body.includes(messageId));
-      const replay = await inProcess('--url', base, 'callbacks', 'replay', messageId);
+      const replay = await runCli('--url', base, 'callbacks', 'replay', messageId);
       expect(replay).toMatchObject({ code: 0, stdout: `replaying 4 changes of ${messageId} to ${receiver.url}/cli\n` });
       const all = await receiver.until(8, (r) => r.body.includes(messageId));
       expect(
@@ -244,16 +212,16 @@ describe('rbm-dispatch CLI', () => {
       ).toEqual(first.map((r) => r.headers['webhook-id']).sort());
       for (const r of all)
         expect((new Webhook(secret).verify(r.body, r.headers) as { data: { messageId: string } }).data.messageId).toBe(messageId);
-      expect((await inProcess('--url', base, 'callbacks', 'replay', randomUUID())).code).toBe(3);
-      expect((await inProcess('--url', base, 'callbacks', 'set', 'ftp://nope')).code).toBe(1);
-      expect((await inProcess('--url', base, 'callbacks', 'remove')).code).toBe(0);
-      expect((await inProcess('--url', base, 'callbacks', 'remove')).code).toBe(3);
-      const plain = json<{ messageId: string }>(await inProcess('--url', base, '--json', 'send', '--to', '+12223334466', '--text', 'hi'));
+      expect((await runCli('--url', base, 'callbacks', 'replay', randomUUID())).code).toBe(3);
+      expect((await runCli('--url', base, 'callbacks', 'set', 'ftp://nope')).code).toBe(1);
+      expect((await runCli('--url', base, 'callbacks', 'remove')).code).toBe(0);
+      expect((await runCli('--url', base, 'callbacks', 'remove')).code).toBe(3);
+      const plain = json<{ messageId: string }>(await runCli('--url', base, '--json', 'send', '--to', '+12223334466', '--text', 'hi'));
       await waitFor(
         async () => (await get<{ state: string }>(`/v1/messages/${plain.messageId}`)).body.state,
         (st) => st === 'READ',
       );
-      const none = await inProcess('--url', base, 'callbacks', 'replay', plain.messageId);
+      const none = await runCli('--url', base, 'callbacks', 'replay', plain.messageId);
       expect(none.code).toBe(1);
       expect(none.stderr).toMatch(/409 NO_CALLBACK/);
     } finally {
@@ -268,7 +236,7 @@ describe('rbm-dispatch CLI', () => {
 
     // A delivered message of this test's own (not the one of the test above: a failure there would show up here as a wrong exit code).
     const { messageId: delivered } = json<{ messageId: string }>(
-      await inProcess('--url', base, '--json', 'send', '--to', '+12223334456', '--text', 'hi'),
+      await runCli('--url', base, '--json', 'send', '--to', '+12223334456', '--text', 'hi'),
     );
     await waitFor(
       async () => (await get<{ state: string }>(`/v1/messages/${delivered}`)).body.state,

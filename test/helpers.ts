@@ -2,7 +2,7 @@
  * Test harness: the real service parts against a real Redis (own prefix per
  * harness) and the emulator over real HTTP. Waits on events, never on sleeps.
  */
-import type { ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { createServer as createHttpServer } from 'node:http';
@@ -11,7 +11,7 @@ import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { QueueEvents } from 'bullmq';
-import type { Redis } from 'ioredis';
+import { Redis } from 'ioredis';
 import { inject } from 'vitest';
 import { CALLBACK_QUEUE, INBOUND_QUEUE, outboundQueueName, SMS_QUEUE } from '../jobs/index.ts';
 import { loadConfig, type Config } from '../src/config.ts';
@@ -29,6 +29,48 @@ import { smsSettingsFrom } from '../src/sms/from-config.ts';
 import type { StatusStore } from '../src/status/store.ts';
 
 export const redisUrl = (): string => inject('redisUrl');
+
+/** Deletes every key under a test's prefix in the shared Redis, in chunks; on its own connection unless given one. */
+export async function dropKeys(prefix: string, connection?: Redis): Promise<void> {
+  const redis = connection ?? new Redis(redisUrl());
+  const keys = await redis.keys(`${prefix}:*`);
+  for (let i = 0; i < keys.length; i += 1000) await redis.del(...keys.slice(i, i + 1000));
+  if (!connection) await redis.quit();
+}
+
+/**
+ * `npm start` as a child process: every worker and the API in one process against the built-in emulator
+ * (no Google endpoint or key), logging at info so tests can wait for its lines; `env` adds or overrides.
+ */
+export function spawnService(env: Record<string, string>): ChildProcess {
+  return spawn(process.execPath, ['--import', 'tsx', 'workers/all.ts'], {
+    env: { ...process.env, LOG_LEVEL: 'info', GOOGLE_APPLICATION_CREDENTIALS: '', RBM_ENDPOINT: '', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+}
+
+/** The CLI run in this process (its `main`), with what it wrote to stdout and stderr. */
+export async function runCli(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  let stdout = '';
+  let stderr = '';
+  // Loaded here, not at the top: only the CLI's tests pay for the CLI's modules.
+  const { main } = await import('../src/cli/main.ts');
+  const code = await main(['node', 'rbm-dispatch', ...args], {
+    stdout: {
+      write: (s: string) => {
+        stdout += s;
+        return true;
+      },
+    } as NodeJS.WritableStream,
+    stderr: {
+      write: (s: string) => {
+        stderr += s;
+        return true;
+      },
+    } as NodeJS.WritableStream,
+  });
+  return { code, stdout, stderr };
+}
 
 export function uniquePrefix(name: string): string {
   return `t-${name}-${randomBytes(4).toString('hex')}`;
@@ -53,6 +95,8 @@ export interface Harness {
   outcome(agentId: string, jobId: string): Promise<unknown>;
   /** The same for any queue (rbm-inbound, sms-outbound). */
   outcomeOn(queue: string, jobId: string): Promise<unknown>;
+  /** How a job left its queue, whichever came first: it completed, failed for good, or was removed (a cancelled delayed job). */
+  endOn(queue: string, jobId: string): Promise<'completed' | 'failed' | 'removed'>;
   close(): Promise<void>;
 }
 
@@ -100,11 +144,17 @@ export async function startHarness(options: {
   // after a job finished still gets its outcome.
   const events = new Map<string, QueueEvents>();
   const finished = new Map<string, { ok: true; value: unknown } | { ok: false; reason: string }>();
+  const removed = new Set<string>();
   const waiters = new Map<string, Array<() => void>>();
+  const wake = (key: string) => {
+    for (const resolve of waiters.get(key) ?? []) resolve();
+    waiters.delete(key);
+  };
   const record = (queue: string, jobId: string, result: { ok: true; value: unknown } | { ok: false; reason: string }) => {
     finished.set(`${queue}/${jobId}`, result);
-    for (const wake of waiters.get(`${queue}/${jobId}`) ?? []) wake();
+    wake(`${queue}/${jobId}`);
   };
+  const settled = (key: string): Promise<void> => new Promise<void>((resolve) => waiters.set(key, [...(waiters.get(key) ?? []), resolve]));
   for (const queue of [...config.agents.map((a) => outboundQueueName(a.agentId)), INBOUND_QUEUE, SMS_QUEUE, CALLBACK_QUEUE]) {
     const qe = new QueueEvents(queue, { connection: { url: config.redisUrl! } as never, prefix: config.queuePrefix });
     qe.setMaxListeners(0);
@@ -112,15 +162,25 @@ export async function startHarness(options: {
       record(queue, jobId, { ok: true, value: typeof returnvalue === 'string' ? JSON.parse(returnvalue) : returnvalue }),
     );
     qe.on('failed', ({ jobId, failedReason }) => record(queue, jobId, { ok: false, reason: failedReason }));
+    qe.on('removed', ({ jobId }) => {
+      removed.add(`${queue}/${jobId}`);
+      wake(`${queue}/${jobId}`);
+    });
     await qe.waitUntilReady();
     events.set(queue, qe);
   }
   const outcomeOn = async (queue: string, jobId: string): Promise<unknown> => {
     const key = `${queue}/${jobId}`;
-    if (!finished.has(key)) await new Promise<void>((resolve) => waiters.set(key, [...(waiters.get(key) ?? []), resolve]));
+    while (!finished.has(key)) await settled(key);
     const result = finished.get(key)!;
     if (!result.ok) throw new Error(result.reason);
     return result.value;
+  };
+  const endOn = async (queue: string, jobId: string): Promise<'completed' | 'failed' | 'removed'> => {
+    const key = `${queue}/${jobId}`;
+    while (!finished.has(key) && !removed.has(key)) await settled(key);
+    const result = finished.get(key);
+    return result === undefined ? 'removed' : result.ok ? 'completed' : 'failed';
   };
 
   return {
@@ -166,13 +226,12 @@ export async function startHarness(options: {
     },
     outcome: (agentId, jobId) => outcomeOn(outboundQueueName(agentId), jobId),
     outcomeOn,
+    endOn,
     async close() {
       await http?.close();
       await Promise.all([...events.values()].map((qe) => qe.close()));
       // Leave no keys behind in a shared Redis.
-      const redis = service.redis.producer;
-      const keys = await redis.keys(`${config.queuePrefix}:*`);
-      for (let i = 0; i < keys.length; i += 1000) await redis.del(...keys.slice(i, i + 1000));
+      await dropKeys(config.queuePrefix, service.redis.producer);
       await service.close();
       await emulator.close();
     },
@@ -311,6 +370,14 @@ export interface ReceivedCallback {
   body: string;
   /** What the receiver answered; 0 while it leaves the request hanging. */
   status: number;
+}
+
+/** A filter for `until`: the status callback that reports `messageId` reaching `state` (sent only after the move). */
+export function changeTo(messageId: string, state: string): (r: ReceivedCallback) => boolean {
+  return (r) => {
+    const { data } = JSON.parse(r.body) as { data?: { messageId?: string; state?: string } };
+    return data?.messageId === messageId && data.state === state;
+  };
 }
 
 /**

@@ -4,9 +4,8 @@
  * worker → status, and the SMS fallback counted at the emulator's SMS sink.
  */
 import { randomUUID } from 'node:crypto';
-import { Queue } from 'bullmq';
 import { afterEach, describe, expect, it } from 'vitest';
-import { checkExpiryJobId, INBOUND_QUEUE, sendSmsJobId, SMS_QUEUE } from '../jobs/index.ts';
+import { checkExpiryJobId, INBOUND_QUEUE, sendMessageJobId, sendSmsJobId, SMS_QUEUE } from '../jobs/index.ts';
 import { signWebhookData } from '../src/webhook/signature.ts';
 import { arrivals, rcsPhone, startHarness, waitFor, type Harness } from './helpers.ts';
 
@@ -38,6 +37,18 @@ function smsArrives(h: Harness, to: string): Promise<{ receivedAt: number }> {
     };
     h.emulator.state.events.on('sms', on);
   });
+}
+
+/** The message's SMS job finished (FALLBACK_SENT or _FAILED is written before it does): its status as then recorded. */
+async function afterSmsJob(h: Harness, messageId: string) {
+  await h.outcomeOn(SMS_QUEUE, sendSmsJobId(messageId, 'agent-a')).catch(() => undefined); // a failed job: its state says why
+  return h.producer.getStatus(messageId);
+}
+
+/** The message's send job finished: SENT (or NOT_RCS, FAILED…) is written before it does; its state as then recorded. */
+async function afterSendJob(h: Harness, messageId: string) {
+  await h.outcome('agent-a', sendMessageJobId(messageId)).catch(() => undefined);
+  return (await h.producer.getStatus(messageId))?.state;
 }
 
 async function lifecycle(name: string, env: Record<string, string> = {}): Promise<Harness> {
@@ -87,10 +98,10 @@ describe('delivery lifecycle', () => {
     const delivered = h.emulator.state.waitFor('delivered', (m) => m.phone === to);
     const { messageId } = await h.producer.sendMessage(otp(to, { ttl: '3s' }));
     await delivered;
-    const status = await waitFor(
-      () => h!.producer.getStatus(messageId),
-      (s) => s?.state === 'DELIVERED',
-    );
+    // The deadline check writes DELIVERED before its job completes.
+    expect(await h.outcomeOn(INBOUND_QUEUE, checkExpiryJobId(messageId, 'agent-a'))).toMatchObject({ outcome: 'DELIVERED' });
+    const status = await h.producer.getStatus(messageId);
+    expect(status!.state).toBe('DELIVERED');
     expect(status!.timeline.find((t) => t.state === 'DELIVERED')).toMatchObject({ event: 'DEADLINE' });
     expect(await control(h, `/messages/${messageId}`)).toMatchObject({ delivered: true, revoked: false });
     await control(h, '/webhook', 'PUT', { enabled: true });
@@ -109,23 +120,13 @@ describe('delivery lifecycle', () => {
     const sms = smsArrives(h, to);
     const { messageId } = await h.producer.sendMessage(otp(to, { ttl: '10s' }));
     await sms;
-    const status = await waitFor(
-      () => h!.producer.getStatus(messageId),
-      (s) => s?.state === 'FALLBACK_SENT',
-    );
+    const status = await afterSmsJob(h, messageId);
+    expect(status!.state).toBe('FALLBACK_SENT');
     // RBM's TTL event, or the local deadline 500 ms later if the event was slower on this machine (its revoke
     // then beats RBM's own expiry): whichever came first queued the one SMS.
     expect(['TTL_EXPIRATION_REVOKED', 'DEADLINE']).toContain(status!.timeline.find((t) => t.state === 'FALLBACK_QUEUED')!.event);
     // Nothing is left that could send a second SMS: the deadline check was cancelled by the event, or has run.
-    const inbound = new Queue(INBOUND_QUEUE, { connection: h.redis.producer, prefix: h.config.queuePrefix });
-    await waitFor(
-      async () => {
-        const check = await inbound.getJob(checkExpiryJobId(messageId, 'agent-a'));
-        return check ? await check.getState() : 'removed';
-      },
-      (state) => state === 'removed' || state === 'completed',
-    );
-    await inbound.close();
+    expect(['removed', 'completed']).toContain(await h.endOn(INBOUND_QUEUE, checkExpiryJobId(messageId, 'agent-a')));
     const received = await control(h, `/sms/${encodeURIComponent(to)}`);
     expect(received.messages.map((m: { body: string }) => m.body)).toEqual(['Your code is 123456']);
     // The phone coming online later gets nothing: the message was revoked.
@@ -139,10 +140,8 @@ describe('delivery lifecycle', () => {
     const sms = smsArrives(h, to);
     const { messageId } = await h.producer.sendMessage(otp(to));
     await sms;
-    const status = await waitFor(
-      () => h!.producer.getStatus(messageId),
-      (s) => s?.state === 'FALLBACK_SENT',
-    );
+    const status = await afterSmsJob(h, messageId);
+    expect(status!.state).toBe('FALLBACK_SENT');
     expect(status!.timeline.map((t) => t.state)).toEqual([
       'QUEUED',
       'SENDING',
@@ -290,10 +289,7 @@ describe('delivery lifecycle', () => {
     const to = rcsPhone(900);
     h.emulator.state.setPhone(to, { online: false });
     const { messageId } = await h.producer.sendMessage(otp(to, { ttl: '30s' }));
-    await waitFor(
-      () => h!.producer.getStatus(messageId),
-      (s) => s?.state === 'SENT',
-    );
+    expect(await afterSendJob(h, messageId)).toBe('SENT');
     await sendWebhook(h, {
       phoneNumber: to,
       eventType: 'TTL_EXPIRATION_REVOKED',
@@ -324,10 +320,8 @@ describe('delivery lifecycle', () => {
     const sms = smsArrives(h, to);
     const { messageId } = await h.producer.sendMessage(otp(to, { ttl: '3s' }));
     const { receivedAt } = await sms;
-    const status = await waitFor(
-      () => h!.producer.getStatus(messageId),
-      (s) => s?.state === 'FALLBACK_SENT',
-    );
+    const status = await afterSmsJob(h, messageId);
+    expect(status!.state).toBe('FALLBACK_SENT');
     expect(status!.timeline.some((t) => t.event === 'DEADLINE')).toBe(true);
     // Not before the deadline (how soon after it is the machine's speed, not the service's choice: no bound here).
     const queued = status!.timeline.find((t) => t.state === 'FALLBACK_QUEUED')!;
@@ -352,18 +346,14 @@ describe('delivery lifecycle', () => {
       otp(txPhone, { ttl: '1s', messageTrafficType: 'TRANSACTION' }),
     ]);
     await Promise.all([otpSms, txSms]);
-    const otpStatus = await waitFor(
-      () => h!.producer.getStatus(a!.messageId),
-      (s) => s?.state === 'FALLBACK_SENT',
-    );
+    const otpStatus = await afterSmsJob(h, a!.messageId);
+    expect(otpStatus!.state).toBe('FALLBACK_SENT');
     expect(otpStatus!.timeline.find((t) => t.state === 'FALLBACK_QUEUED')).toMatchObject({
       event: 'TTL_EXPIRATION_REVOKE_FAILED',
       detail: 'AUTHENTICATION: falling back at once',
     });
-    const txStatus = await waitFor(
-      () => h!.producer.getStatus(b!.messageId),
-      (s) => s?.state === 'FALLBACK_SENT',
-    );
+    const txStatus = await afterSmsJob(h, b!.messageId);
+    expect(txStatus!.state).toBe('FALLBACK_SENT');
     expect(txStatus!.timeline.find((t) => t.state === 'FALLBACK_QUEUED')!.detail).toContain('revoked after the failed TTL revocation');
     expect((await control(h, `/messages/${b!.messageId}`)).revoked).toBe(true);
     expect((await control(h, `/messages/${a!.messageId}`)).revoked).toBe(false); // Google's advice: SMS at the risk of a duplicate
@@ -371,15 +361,10 @@ describe('delivery lifecycle', () => {
     // Delivered before our revoke: the revoke answers 404 and the record says DELIVERED, no SMS.
     await control(h, '/webhook', 'PUT', { enabled: false }); // hold the platform's own DELIVERED
     const late = rcsPhone(402);
+    const deliveredAtRbm = h.emulator.state.waitFor('delivered', (m) => m.phone === late);
     const { messageId } = await h.producer.sendMessage(otp(late, { ttl: '60s', messageTrafficType: 'PROMOTION' }));
-    await waitFor(
-      async () => (h!.emulator.state.messages.get(messageId) as { delivered?: boolean } | undefined)?.delivered,
-      (d) => d === true,
-    );
-    await waitFor(
-      () => h!.producer.getStatus(messageId),
-      (s) => s?.state === 'SENT',
-    );
+    expect((await deliveredAtRbm).id).toBe(messageId);
+    expect(await afterSendJob(h, messageId)).toBe('SENT');
     await sendWebhook(h, {
       phoneNumber: late,
       eventType: 'TTL_EXPIRATION_REVOKE_FAILED',
@@ -424,10 +409,8 @@ describe('delivery lifecycle', () => {
     const sms = smsArrives(h, retried);
     const first = await h.producer.sendMessage(otp(retried));
     await sms;
-    const ok = await waitFor(
-      () => h!.producer.getStatus(first.messageId),
-      (s) => s?.state === 'FALLBACK_SENT',
-    );
+    const ok = await afterSmsJob(h, first.messageId);
+    expect(ok!.state).toBe('FALLBACK_SENT');
     expect(ok!.timeline.filter((t) => t.detail?.startsWith('SMS try')).map((t) => t.detail)).toEqual([
       'SMS try 1 (NOT_RCS)',
       'SMS try 2 (NOT_RCS)',
@@ -435,10 +418,8 @@ describe('delivery lifecycle', () => {
     ]);
     await control(h, '/sms/faults', 'PUT', { failNext: [{ kind: '400', count: 1 }] });
     const second = await h.producer.sendMessage(otp(refused));
-    const failed = await waitFor(
-      () => h!.producer.getStatus(second.messageId),
-      (s) => s?.state === 'FALLBACK_FAILED',
-    );
+    const failed = await afterSmsJob(h, second.messageId);
+    expect(failed!.state).toBe('FALLBACK_FAILED');
     expect(failed!.lastError!.code).toBe('SMS_PROVIDER');
     expect(failed!.lastError!.message).not.toContain('7772220');
     expect((await control(h, `/sms/${encodeURIComponent(refused)}`)).count).toBe(0);
@@ -450,10 +431,7 @@ describe('delivery lifecycle', () => {
     const to = rcsPhone(960);
     h.emulator.state.setPhone(to, { online: false });
     const { messageId } = await h.producer.sendMessage({ to, contentMessage: { text: 'hi' } });
-    await waitFor(
-      () => h!.producer.getStatus(messageId),
-      (s) => s?.state === 'SENT',
-    );
+    expect(await afterSendJob(h, messageId)).toBe('SENT');
     const payload = { senderPhoneNumber: to, eventType: 'DELIVERED', eventId: 'forged-1', messageId, agentId: 'agent-a@rbm.goog' };
     const res = await postWebhook(h, payload, signWebhookData('a-forged-token', Buffer.from(JSON.stringify(payload))));
     expect(res).toBe(401);
@@ -490,20 +468,15 @@ describe('delivery lifecycle', () => {
     const to = rcsPhone(970);
     h.emulator.state.setPhone(to, { online: false });
     const sent = await h.producer.sendMessage(otp(to, { ttl: '60s' }));
-    await waitFor(
-      () => h!.producer.getStatus(sent.messageId),
-      (s) => s?.state === 'SENT',
-    );
+    expect(await afterSendJob(h, sent.messageId)).toBe('SENT');
     const sms = smsArrives(h, to);
     expect(await h.service.revoke({ agentId: 'agent-a', messageId: sent.messageId }, { fallback: true })).toMatchObject({
       state: 'FALLBACK_QUEUED',
       fallback: true,
     });
     await sms;
-    const status = await waitFor(
-      () => h!.producer.getStatus(sent.messageId),
-      (s) => s?.state === 'FALLBACK_SENT',
-    );
+    const status = await afterSmsJob(h, sent.messageId);
+    expect(status!.state).toBe('FALLBACK_SENT');
     expect(status!.timeline.map((t) => t.state)).toContain('REVOKED');
     expect((await control(h, `/messages/${sent.messageId}`)).revoked).toBe(true);
     // Delivered already: revoke answers 404 and the record says DELIVERED.
@@ -522,16 +495,15 @@ describe('delivery lifecycle', () => {
   it('user messages reach consumers through the inbound stream, with an automatic READ', async () => {
     h = await lifecycle('user-message', { INBOUND_AUTO_READ: 'true' });
     const to = rcsPhone(980);
+    // The service's READ reaching the emulator (the only event this test sends to the phone).
+    const autoRead = h.emulator.state.waitForArrival((a) => a.kind === 'event' && a.phone === to && a.body.eventType === 'READ');
     const { messageId } = await control(h, `/phones/${encodeURIComponent(to)}/messages`, 'POST', {
       agentId: 'agent-a',
       text: 'Where is my parcel?',
     });
-    const read = await waitFor(
-      async () => (await control(h!, `/phones/${encodeURIComponent(to)}`)).arrivals,
-      (a: Array<{ kind: string; body: { eventType?: string; messageId?: string } }>) =>
-        a.some((x) => x.kind === 'event' && x.body.eventType === 'READ' && x.body.messageId === messageId),
-    );
-    expect(read.length).toBeGreaterThan(0);
+    expect((await autoRead).body).toMatchObject({ eventType: 'READ', messageId });
+    const read = (await control(h, `/phones/${encodeURIComponent(to)}`)).arrivals as Array<{ kind: string; body: { messageId?: string } }>;
+    expect(read.some((x) => x.kind === 'event' && x.body.messageId === messageId)).toBe(true);
     const entries = (await h.service.redis.producer.xrange(h.service.inboundStreamKey, '-', '+')).map(([, f]) => {
       const fields: Record<string, string> = {};
       for (let i = 0; i < f.length; i += 2) fields[f[i]!] = f[i + 1]!;

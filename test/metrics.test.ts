@@ -1,5 +1,6 @@
 /** GET /metrics: the domain metrics follow what really happened (real stack, Prometheus text). */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { sendSmsJobId, SMS_QUEUE } from '../jobs/index.ts';
 import { buildApi } from '../src/api/app.ts';
 import { createMetrics } from '../src/api/metrics.ts';
 import { httpCall, rcsPhone, startHarness, waitFor, type Harness } from './helpers.ts';
@@ -50,10 +51,9 @@ describe('metrics', () => {
       async () => (await httpCall(base, 'GET', `/v1/messages/${a}`)).body.state,
       (s) => s === 'DELIVERED',
     );
-    await waitFor(
-      async () => (await httpCall(base, 'GET', `/v1/messages/${b}`)).body.state,
-      (s) => s === 'FALLBACK_SENT',
-    );
+    // The SMS job writes FALLBACK_SENT before it completes.
+    expect(await h.outcomeOn(SMS_QUEUE, sendSmsJobId(b, 'agent-a'))).toMatchObject({ outcome: 'FALLBACK_SENT' });
+    expect((await httpCall(base, 'GET', `/v1/messages/${b}`)).body.state).toBe('FALLBACK_SENT');
 
     // A webhook entry leaves the stream just after its handler moved the status: wait for the stream to drain.
     const m = await waitFor(scrape, (scraped) => scraped.get('rbm_webhook_events_pending') === 0);

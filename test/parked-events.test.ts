@@ -7,7 +7,7 @@
  * not by a retry timer.
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import { SEND_MESSAGE } from '../jobs/send-message.ts';
+import { SEND_MESSAGE, sendSmsJobId, SMS_QUEUE } from '../jobs/index.ts';
 import { rcsPhone, startHarness, waitFor, type Harness } from './helpers.ts';
 
 let h: Harness | undefined;
@@ -108,11 +108,10 @@ describe('events about a message still being sent', () => {
     expect((await h.producer.getStatus(messageId))!.state).toBe('SENDING');
     await promoteSend(messageId);
     await sms;
-    const status = await waitFor(
-      () => h!.producer.getStatus(messageId),
-      (s) => s?.state === 'FALLBACK_SENT',
-      20_000,
-    );
+    // The SMS job writes FALLBACK_SENT before it completes.
+    expect(await h.outcomeOn(SMS_QUEUE, sendSmsJobId(messageId, 'agent-a'))).toMatchObject({ outcome: 'FALLBACK_SENT' });
+    const status = await h.producer.getStatus(messageId);
+    expect(status!.state).toBe('FALLBACK_SENT');
     // One move to the fallback; RBM's event, applied after the send gave up on its own, is kept once as news.
     expect(status!.timeline.filter((t) => t.state === 'FALLBACK_QUEUED' && !(t.detail ?? '').startsWith('no change'))).toHaveLength(1);
     expect(status!.timeline.filter((t) => t.event === 'TTL_EXPIRATION_REVOKED')).toHaveLength(1);

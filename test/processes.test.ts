@@ -9,11 +9,10 @@ import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { Redis } from 'ioredis';
 import { startEmulator, type RunningEmulator } from '../src/emulator/index.ts';
 import { randomBytes } from 'node:crypto';
 import { Webhook } from 'standardwebhooks';
-import { httpCall, rcsPhone, redisUrl, startCallbackReceiver, uniquePrefix, waitFor, freePort } from './helpers.ts';
+import { changeTo, dropKeys, httpCall, rcsPhone, redisUrl, startCallbackReceiver, uniquePrefix, freePort } from './helpers.ts';
 
 const prefix = uniquePrefix('processes');
 const API_KEY = 'api-key-for-process-test';
@@ -23,10 +22,7 @@ let emulator: RunningEmulator | undefined;
 afterAll(async () => {
   for (const c of children) c.kill('SIGKILL');
   await emulator?.close();
-  const redis = new Redis(redisUrl());
-  const keys = await redis.keys(`${prefix}:*`);
-  if (keys.length) await redis.del(...keys);
-  await redis.quit();
+  await dropKeys(prefix);
 });
 
 function start(entry: string, env: Record<string, string>): { child: ChildProcess; up: Promise<void> } {
@@ -78,10 +74,8 @@ describe('processes apart', () => {
     const { secret } = (await httpCall(base, 'PUT', '/v1/callback', { url: `${receiver.url}/status` }, auth)).body;
     const sent = await httpCall(base, 'POST', '/v1/messages', { to: rcsPhone(1), contentMessage: { text: 'hi' } }, auth);
     expect(sent.status).toBe(202);
-    await waitFor(
-      async () => (await httpCall(base, 'GET', `/v1/messages/${sent.body.messageId}`, undefined, auth)).body.state,
-      (s) => s === 'SENT',
-    );
+    // The SENT callback goes out after the move to SENT.
+    await receiver.until(1, changeTo(sent.body.messageId, 'SENT'));
     expect((emulator.state.messages.get(sent.body.messageId) as { count: number }).count).toBe(1);
     const changes = (await receiver.until(2)).map(
       (r) => (new Webhook(secret).verify(r.body, r.headers) as { data: { state: string; at: number } }).data,

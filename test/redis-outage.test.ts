@@ -5,9 +5,9 @@
  * message goes all the way to DELIVERED, which needs the dispatch worker and
  * the webhook stream's consumer (whose group the empty Redis no longer has).
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { afterAll, describe, expect, it } from 'vitest';
-import { freePort, httpCall, lineOf, rcsPhone, waitFor } from './helpers.ts';
+import { freePort, httpCall, lineOf, rcsPhone, spawnService, waitFor } from './helpers.ts';
 import { startRedisServer, stopAll } from './redis-servers.ts';
 
 let child: ChildProcess | undefined;
@@ -24,18 +24,7 @@ describe('a Redis that dies and comes back', () => {
   it('costs a few log lines while gone, and the service delivers again once it is back', async () => {
     let redis = await startRedisServer();
     const [port, emulatorPort] = [await freePort(), await freePort()];
-    child = spawn(process.execPath, ['--import', 'tsx', 'workers/all.ts'], {
-      env: {
-        ...process.env,
-        PORT: String(port),
-        RBM_EMULATOR_PORT: String(emulatorPort),
-        REDIS_URL: redis.url,
-        LOG_LEVEL: 'info',
-        GOOGLE_APPLICATION_CREDENTIALS: '',
-        RBM_ENDPOINT: '',
-      },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
+    child = spawnService({ PORT: String(port), RBM_EMULATOR_PORT: String(emulatorPort), REDIS_URL: redis.url });
     const lines: Array<{ at: number; text: string }> = [];
     for (const stream of [child.stdout!, child.stderr!]) {
       let rest = '';

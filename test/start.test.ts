@@ -3,39 +3,23 @@
  * against the built-in emulator; the README's curl flow with its status
  * callbacks (signed with the secret made up for the run); a clean SIGTERM.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { afterAll, describe, expect, it } from 'vitest';
-import { Redis } from 'ioredis';
 import { Webhook } from 'standardwebhooks';
 import { NO_CHANGE } from '../src/status/store.ts';
-import { redisUrl, startCallbackReceiver, uniquePrefix, waitFor, freePort, lineOf } from './helpers.ts';
+import { changeTo, dropKeys, redisUrl, spawnService, startCallbackReceiver, uniquePrefix, freePort, lineOf } from './helpers.ts';
 
 let child: ChildProcess | undefined;
 const prefix = uniquePrefix('start');
 afterAll(async () => {
   child?.kill('SIGKILL');
-  const redis = new Redis(redisUrl());
-  const keys = await redis.keys(`${prefix}:*`);
-  if (keys.length) await redis.del(...keys);
-  await redis.quit();
+  await dropKeys(prefix);
 });
 
 describe('npm start', () => {
   it("serves the README demo: SENT → DELIVERED → READ, an offline phone's OTP expires into one SMS; SIGTERM exits 0", async () => {
     const [port, emulatorPort] = [await freePort(), await freePort()];
-    child = spawn(process.execPath, ['--import', 'tsx', 'workers/all.ts'], {
-      env: {
-        ...process.env,
-        PORT: String(port),
-        RBM_EMULATOR_PORT: String(emulatorPort),
-        REDIS_URL: redisUrl(),
-        QUEUE_PREFIX: prefix,
-        LOG_LEVEL: 'info',
-        GOOGLE_APPLICATION_CREDENTIALS: '',
-        RBM_ENDPOINT: '',
-      },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
+    child = spawnService({ PORT: String(port), RBM_EMULATOR_PORT: String(emulatorPort), REDIS_URL: redisUrl(), QUEUE_PREFIX: prefix });
     const warning = lineOf(child, /EMULATOR MODE/);
     await lineOf(child, /rbm-dispatch is up/);
     expect(await warning).toContain('not to Google');
@@ -58,10 +42,13 @@ describe('npm start', () => {
     expect(posted.status).toBe(202);
     const { messageId } = (await posted.json()) as { messageId: string };
 
-    const status = await waitFor(
-      async () => (await (await fetch(`${base}/v1/messages/${messageId}`)).json()) as { state: string; timeline: Array<{ state: string }> },
-      (s) => s.state === 'READ',
-    );
+    // The READ callback goes out after the move to READ.
+    await receiver.until(1, changeTo(messageId, 'READ'));
+    const status = (await (await fetch(`${base}/v1/messages/${messageId}`)).json()) as {
+      state: string;
+      timeline: Array<{ state: string }>;
+    };
+    expect(status.state).toBe('READ');
     expect(status.timeline.map((t) => t.state)).toEqual(['QUEUED', 'SENDING', 'SENT', 'DELIVERED', 'READ']);
     const callbacks = (await receiver.until(4, (r) => r.body.includes(messageId))).map(
       (r) => (new Webhook(secret).verify(r.body, r.headers) as { data: { state: string; at: number } }).data,
@@ -93,10 +80,9 @@ describe('npm start', () => {
       }),
     });
     const otpId = ((await otp.json()) as { messageId: string }).messageId;
-    const fellBack = await waitFor(
-      async () => (await (await fetch(`${base}/v1/messages/${otpId}`)).json()) as { state: string; timeline: Array<{ state: string }> },
-      (s) => s.state === 'FALLBACK_SENT',
-    );
+    await receiver.until(1, changeTo(otpId, 'FALLBACK_SENT'));
+    const fellBack = (await (await fetch(`${base}/v1/messages/${otpId}`)).json()) as { state: string; timeline: Array<{ state: string }> };
+    expect(fellBack.state).toBe('FALLBACK_SENT');
     // The moves; RBM's TTL event and the local deadline race (on a busy machine either can come first), and the
     // later one is kept in the timeline as a "no change" entry.
     const moves = (fellBack.timeline as Array<{ state: string; detail?: string }>).filter((t) => !t.detail?.startsWith(NO_CHANGE));
