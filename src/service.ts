@@ -21,7 +21,7 @@ import { createRevoke } from './fallback/revoke.ts';
 import type { Logger } from './logger.ts';
 import { createRedis, whenReady } from './queue/connection.ts';
 import { checkRedis } from './queue/preflight.ts';
-import { inboundStreamKey, StreamInboundIntake } from './queue/inbound-stream.ts';
+import { StreamInboundIntake } from './queue/inbound-stream.ts';
 import { BullDeadlines, BullInboundRetries, BullSmsQueue, RedisInboundStream } from './queue/lifecycle-queues.ts';
 import { jobOptionsFrom } from './queue/job-options.ts';
 import { JobQueues } from './queue/job-queues.ts';
@@ -34,7 +34,7 @@ import type { TokenEvent } from './rbm/auth.ts';
 import { connectRbm } from './rbm/connect.ts';
 import { createSmsProvider, type SmsSettings } from './sms/index.ts';
 import { BatchStore } from './status/batches.ts';
-import { countMetric, StatusStore, type MessageRef } from './status/store.ts';
+import { countMetric, intakeStreamKey, StatusStore, type MessageRef } from './status/store.ts';
 import { newWebhookCounters, type WebhookCounters } from './webhook/receiver.ts';
 
 export interface Service {
@@ -177,7 +177,7 @@ export async function createService(config: Readonly<Config>, deps: ServiceDeps)
     status,
     revoke: createRevoke({ status, producer, rbm, requestFallback: createFallback({ status, sms: smsQueue }), deadlines }),
     intake,
-    intakeStreamKey: inboundStreamKey(config.queuePrefix),
+    intakeStreamKey: intakeStreamKey(config.queuePrefix),
     webhookCounters: newWebhookCounters(),
     inboundStreamKey: stream.key,
     redis: { producer: producerRedis, worker: workerRedis },

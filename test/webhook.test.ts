@@ -9,11 +9,11 @@ import type { FastifyInstance } from 'fastify';
 import { INBOUND_QUEUE } from '../jobs/index.ts';
 import { buildApi } from '../src/api/app.ts';
 import { createRedis, whenReady } from '../src/queue/connection.ts';
-import { inboundStreamKey, StreamInboundIntake } from '../src/queue/inbound-stream.ts';
+import { StreamInboundIntake } from '../src/queue/inbound-stream.ts';
 import { contractJobOptions } from '../src/queue/job-options.ts';
 import { JobQueues } from '../src/queue/job-queues.ts';
 import { Producer } from '../src/queue/producer.ts';
-import { StatusStore } from '../src/status/store.ts';
+import { intakeStreamKey, StatusStore } from '../src/status/store.ts';
 import { newWebhookCounters } from '../src/webhook/receiver.ts';
 import { signWebhookData } from '../src/webhook/signature.ts';
 import { redisUrl, uniquePrefix } from './helpers.ts';
@@ -106,12 +106,12 @@ function signed(payload: unknown, token = TOKENS['agent-a'], extra: Record<strin
 /** Events queued for the inbound worker (stream entries), jobs, and dedupe keys. */
 async function leftBehind(): Promise<{ jobs: number; dedupeKeys: number }> {
   const counts = await queue.getJobCounts('waiting', 'prioritized', 'delayed', 'active', 'completed', 'failed');
-  const jobs = Object.values(counts).reduce((a, b) => a + b, 0) + (await redis.xlen(inboundStreamKey(prefix)));
+  const jobs = Object.values(counts).reduce((a, b) => a + b, 0) + (await redis.xlen(intakeStreamKey(prefix)));
   return { jobs, dedupeKeys: (await redis.keys(`${prefix}:webhook-seen:*`)).length };
 }
 
 async function queued(): Promise<Array<{ kind: string; agentId: string; payload: unknown; envelopeMessageId?: string }>> {
-  return (await redis.xrange(inboundStreamKey(prefix), '-', '+')).map(([, fields]) => JSON.parse(fields[1]!));
+  return (await redis.xrange(intakeStreamKey(prefix), '-', '+')).map(([, fields]) => JSON.parse(fields[1]!));
 }
 
 const b64 = (s: string) => Buffer.from(s).toString('base64');

@@ -8,7 +8,8 @@ import { spawn } from 'node:child_process';
 import Fastify from 'fastify';
 import { buildApi } from '../../src/api/app.ts';
 import { createRedis, whenReady } from '../../src/queue/connection.ts';
-import { inboundStreamKey, StreamInboundIntake } from '../../src/queue/inbound-stream.ts';
+import { StreamInboundIntake } from '../../src/queue/inbound-stream.ts';
+import { intakeStreamKey } from '../../src/status/store.ts';
 import { newWebhookCounters } from '../../src/webhook/receiver.ts';
 import { deleteKeys } from '../lib.ts';
 
@@ -80,7 +81,7 @@ async function round(redisUrl: string, opts: { connections: number; durationSec:
   });
   const url = `${await app.listen({ port: 0, host: '127.0.0.1' })}/webhooks/rbm`;
   const intakeRun = await load(url, opts);
-  const intakeQueued = await redis.xlen(inboundStreamKey(prefix));
+  const intakeQueued = await redis.xlen(intakeStreamKey(prefix));
   await deleteKeys(redis, `${prefix}:*`);
   const halfRate = Math.floor(intakeRun.requestsPerSec / 2);
   const atHalf = await load(url, { ...opts, rate: halfRate });

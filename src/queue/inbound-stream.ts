@@ -31,9 +31,6 @@ const STOP_MARGIN_MS = 3000;
 /** The consumer group of the webhook stream. */
 export const INBOUND_GROUP = 'inbound';
 
-/** Outside BullMQ's `<prefix>:<queue>:*` keys (its own event stream is `<prefix>:rbm-inbound:events`). */
-export const inboundStreamKey = intakeStreamKey;
-
 export function webhookDedupeKey(prefix: string, agentId: string, id: string): string {
   return `${prefix}:webhook-seen:${agentId}:${id}`;
 }
@@ -58,7 +55,7 @@ export class StreamInboundIntake implements InboundIntake {
     private readonly opts: { prefix: string; dedupeTtlMs: number },
   ) {
     this.redis = withInboundScripts(redis);
-    this.stream = inboundStreamKey(opts.prefix);
+    this.stream = intakeStreamKey(opts.prefix);
   }
 
   async enqueue(event: InboundEventPayload, dedupeId: string | undefined): Promise<'queued' | 'duplicate'> {

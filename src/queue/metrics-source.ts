@@ -7,9 +7,8 @@
 import type { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { openReceiversKey } from '../callbacks/receivers.ts';
-import { callbackFeedKey, metricsKey } from '../status/store.ts';
+import { callbackFeedKey, intakeStreamKey, metricsKey } from '../status/store.ts';
 import { ADAPTIVE_RATE_KEY_TYPE, readEffectiveRate } from './adaptive-rate.ts';
-import { inboundStreamKey } from './inbound-stream.ts';
 import type { JobQueues } from './job-queues.ts';
 
 export interface MetricsSnapshot {
@@ -48,7 +47,7 @@ export class MetricsSource {
   async read(): Promise<MetricsSnapshot> {
     const [hash, pending, feed, open, rates, ...counts] = await Promise.all([
       this.redis.hgetall(metricsKey(this.prefix)),
-      this.redis.xlen(inboundStreamKey(this.prefix)),
+      this.redis.xlen(intakeStreamKey(this.prefix)),
       this.redis.xlen(callbackFeedKey(this.prefix)),
       this.redis.zcard(openReceiversKey(this.prefix)),
       Promise.all(this.rateKeys.map(async ({ agent, key }) => ({ agent, rate: await readEffectiveRate(this.redis, key) }))),

@@ -31,8 +31,8 @@ import type { RequestFallback } from '../fallback/fallback.ts';
 import type { DeadlinePort } from '../fallback/ports.ts';
 import type { RbmClient } from '../rbm/client.ts';
 import type { SmsProvider } from '../sms/index.ts';
-import { callbackFeedKey, type StatusPort } from '../status/store.ts';
-import { INBOUND_GROUP, inboundStreamKey, startStreamConsumer } from './inbound-stream.ts';
+import { callbackFeedKey, intakeStreamKey, type StatusPort } from '../status/store.ts';
+import { INBOUND_GROUP, startStreamConsumer } from './inbound-stream.ts';
 import type { JobQueues } from './job-queues.ts';
 import { startQueueWorker, type QueueWorker, type QueueWorkerOptions } from './runner.ts';
 
@@ -134,7 +134,7 @@ export function startInboundWorker(
     backoffStrategy: backoffStrategy(inboundRetrySchedule),
   });
   const consumer = startStreamConsumer({
-    stream: inboundStreamKey(config.queuePrefix),
+    stream: intakeStreamKey(config.queuePrefix),
     group: INBOUND_GROUP,
     blocking: deps.queues.connection.duplicate(),
     redis: deps.queues.connection,
