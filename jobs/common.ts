@@ -76,6 +76,14 @@ function sizeOf(input: unknown): string {
   return show(input);
 }
 
+/** "expected at most 3 items, got 5", or for a number "expected a value at least 1, got 0". */
+function describeBound(origin: string, bound: string, limit: number | bigint, input: unknown): string {
+  const unit = UNITS[origin];
+  return unit
+    ? `expected ${bound} ${count(limit, unit)}, got ${sizeOf(input)}`
+    : `expected a value ${bound} ${limit}, got ${sizeOf(input)}`;
+}
+
 /** Turns zod's issues into "expected X, got Y" sentences; used for every parse through validate(). */
 export function describeIssue(iss: RawIssue): string | undefined {
   switch (iss.code) {
@@ -83,20 +91,10 @@ export function describeIssue(iss: RawIssue): string | undefined {
       const what = iss.expected === 'int' ? 'an integer' : /^[aeiou]/.test(iss.expected) ? `an ${iss.expected}` : `a ${iss.expected}`;
       return iss.input === undefined ? `required: expected ${what}` : `expected ${what}, got ${show(iss.input)}`;
     }
-    case 'too_big': {
-      const unit = UNITS[iss.origin];
-      const bound = iss.inclusive ? 'at most' : 'less than';
-      return unit
-        ? `expected ${bound} ${count(iss.maximum, unit)}, got ${sizeOf(iss.input)}`
-        : `expected a value ${bound} ${iss.maximum}, got ${sizeOf(iss.input)}`;
-    }
-    case 'too_small': {
-      const unit = UNITS[iss.origin];
-      const bound = iss.inclusive ? 'at least' : 'more than';
-      return unit
-        ? `expected ${bound} ${count(iss.minimum, unit)}, got ${sizeOf(iss.input)}`
-        : `expected a value ${bound} ${iss.minimum}, got ${sizeOf(iss.input)}`;
-    }
+    case 'too_big':
+      return describeBound(iss.origin, iss.inclusive ? 'at most' : 'less than', iss.maximum, iss.input);
+    case 'too_small':
+      return describeBound(iss.origin, iss.inclusive ? 'at least' : 'more than', iss.minimum, iss.input);
     case 'invalid_value':
       return `expected one of ${iss.values.map((v) => String(v)).join(', ')}, got ${show(iss.input)}`;
     case 'invalid_format':
