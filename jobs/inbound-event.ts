@@ -81,6 +81,6 @@ export const inboundEventJob = {
   name: INBOUND_EVENT,
   queue: 'inbound',
   schema: inboundEventPayload,
-  jobId: () => undefined,
+  jobId: (_event: InboundEventPayload): undefined => undefined,
   defaultOptions: defaultInboundEventOptions,
 } as const satisfies JobContract<typeof INBOUND_EVENT, InboundEventPayload>;

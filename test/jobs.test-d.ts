@@ -2,8 +2,9 @@
  * Type tests of the public job types: the registry's job names, each job's
  * payload type, and what a producer accepts (the library's and the API's
  * input). Type-checked by vitest (typecheck.include: test/**\/*.test-d.ts),
- * never run. The contracts' jobId and queue fields are left out on purpose:
- * they are the contracts' business, pinned by their runtime tests.
+ * never run. The contracts' job IDs are pinned by their runtime tests; here,
+ * only what the queue registry relies on: a payload holds its job's key, and a
+ * queue kind's worker needs a handler for each of its job names.
  */
 import { describe, expectTypeOf, it } from 'vitest';
 import {
@@ -14,8 +15,10 @@ import {
   type DeliverCallbackPayload,
   type INBOUND_EVENT,
   type InboundEventPayload,
+  type JobKeys,
   type JobName,
   type JobPayloads,
+  type JobsOf,
   jobs,
   type SEND_EVENT,
   type SEND_MESSAGE,
@@ -61,6 +64,24 @@ describe('the job registry', () => {
     expectTypeOf(validatePayload('check-expiry', {})).toEqualTypeOf<Validation<CheckExpiryPayload>>();
     // @ts-expect-error: not a job name
     validatePayload('send-fax', {});
+  });
+});
+
+describe('what the queue registry relies on', () => {
+  it('every payload holds what its job ID is made of (src/queue/job-queues.ts keyOf)', () => {
+    expectTypeOf<JobPayloads[typeof SEND_MESSAGE]>().toExtend<JobKeys[typeof SEND_MESSAGE]>();
+    expectTypeOf<JobPayloads[typeof SEND_EVENT]>().toExtend<JobKeys[typeof SEND_EVENT]>();
+    expectTypeOf<JobPayloads[typeof INBOUND_EVENT]>().toExtend<JobKeys[typeof INBOUND_EVENT]>();
+    expectTypeOf<JobPayloads[typeof CHECK_EXPIRY]>().toExtend<JobKeys[typeof CHECK_EXPIRY]>();
+    expectTypeOf<JobPayloads[typeof SEND_SMS]>().toExtend<JobKeys[typeof SEND_SMS]>();
+    expectTypeOf<JobPayloads[typeof DELIVER_CALLBACK]>().toExtend<JobKeys[typeof DELIVER_CALLBACK]>();
+  });
+
+  it('each queue kind carries the job names its worker must handle', () => {
+    expectTypeOf<JobsOf<'outbound'>>().toEqualTypeOf<typeof SEND_MESSAGE | typeof SEND_EVENT>();
+    expectTypeOf<JobsOf<'inbound'>>().toEqualTypeOf<typeof INBOUND_EVENT | typeof CHECK_EXPIRY>();
+    expectTypeOf<JobsOf<'sms'>>().toEqualTypeOf<typeof SEND_SMS>();
+    expectTypeOf<JobsOf<'callbacks'>>().toEqualTypeOf<typeof DELIVER_CALLBACK>();
   });
 });
 

@@ -598,7 +598,7 @@ describe('job IDs, queues, options, priorities', () => {
     expect(jobs['check-expiry'].jobId(ref)).toBe(`exp-agent-a-${ID}`);
     expect(jobs['send-sms'].jobId({ ...ref, agentId: 'agent-b' })).not.toBe(jobs['send-sms'].jobId(ref));
     // Inbound events are numbered by BullMQ: their webhook was deduplicated at intake.
-    expect(jobs['inbound-event'].jobId()).toBeUndefined();
+    expect(jobs['inbound-event'].jobId({ kind: 'userEvent', agentId: 'agent-a', payload: {}, receivedAt: 1 })).toBeUndefined();
   });
 
   it('registry entries carry their contract', () => {
