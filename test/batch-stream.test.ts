@@ -111,17 +111,25 @@ describe('the batch consumer', () => {
     await add(stream, 100);
     const progress = reached(100);
     let first = true;
+    let slowDone!: () => void;
+    const finished = new Promise<void>((r) => (slowDone = r));
     const slow = async (entries: readonly StreamEntry[]) => {
       if (first) {
         first = false;
         // Three claim times: another consumer would take it over, were it not renewed.
         await new Promise((r) => setTimeout(r, 900));
+        progress.note(entries);
+        slowDone();
+        return;
       }
       progress.note(entries);
     };
     start(stream, slow, 300);
     start(stream, slow, 300);
-    await progress.done;
+    await Promise.all([progress.done, finished]);
+    // A take-over would have handed the slow batch twice: once to each consumer.
+    await consumers.pop()!.close();
+    await consumers.pop()!.close();
     expect([...progress.seen.values()].every((n) => n === 1)).toBe(true);
   });
 });

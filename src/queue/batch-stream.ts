@@ -78,7 +78,12 @@ export function startBatchConsumer(opts: BatchConsumerOptions): BatchConsumer {
         clearInterval(heartbeat);
       }
     }
-    if (ids.length > 0) await opts.redis.multi().xack(stream, group, ...ids).xdel(stream, ...ids).exec();
+    if (ids.length > 0)
+      await opts.redis
+        .multi()
+        .xack(stream, group, ...ids)
+        .xdel(stream, ...ids)
+        .exec();
   }
 
   /** This consumer's own pending entries first (a batch that failed here), then stale ones of others. */
