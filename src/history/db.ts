@@ -70,7 +70,8 @@ async function openPostgres(url: string, options: DbOptions): Promise<HistoryDb>
     connect_timeout: 10,
     // CREATE … IF NOT EXISTS and friends: not worth a log line each.
     onnotice: () => {},
-    connection: { TimeZone: 'UTC', application_name: 'rbm-dispatch-history' },
+    // No JIT: a report over a month of one agent costs enough to trigger it, and compiling takes longer (~200 ms) than the query.
+    connection: { TimeZone: 'UTC', application_name: 'rbm-dispatch-history', jit: 'off' },
   });
   const on = (s: Sql | TransactionSql): HistoryTx => ({
     async query<T extends Row>(text: string, params: readonly unknown[] = []) {

@@ -14,8 +14,8 @@ import type { ExportQuery, Report, ReportGroupBy, ReportQuery, ReportRow } from 
 export const MAX_REPORT_GROUPS = 1000;
 const EXPORT_PAGE = 1000;
 
-const GROUP_KEY: Readonly<Record<ReportGroupBy, string>> = {
-  day: "to_char(date_trunc('day', created_at), 'YYYY-MM-DD')",
+/** The grouping column of each groupBy but day (which is done a day at a time: see reportSql). */
+const GROUP_COLUMN: Readonly<Record<Exclude<ReportGroupBy, 'day'>, string>> = {
   agent: 'agent_id',
   trafficType: 'traffic_type',
   state: 'state',
@@ -23,22 +23,41 @@ const GROUP_KEY: Readonly<Record<ReportGroupBy, string>> = {
   batch: 'batch_id',
 };
 
-function reportSql(groupBy: ReportGroupBy): string {
-  return `
-SELECT key, count(*)::int AS total,
+/** One group's numbers. Both percentiles come from one sort (the array form of percentile_disc). */
+const AGGREGATES = `count(*)::int AS total,
   count(*) FILTER (WHERE delivered_at IS NOT NULL OR read_at IS NOT NULL)::int AS delivered,
   count(read_at)::int AS read,
   count(fallback_sent_at)::int AS fell_back,
   count(*) FILTER (WHERE state IN ('FAILED', 'FALLBACK_FAILED'))::int AS failed,
-  percentile_disc(0.5) WITHIN GROUP (ORDER BY ttd) AS p50,
-  percentile_disc(0.95) WITHIN GROUP (ORDER BY ttd) AS p95
-FROM (
-  SELECT ${GROUP_KEY[groupBy]} AS key, state, delivered_at, read_at, fallback_sent_at,
-    ${ms('delivered_at - coalesce(sent_at, created_at)')} AS ttd
-  FROM messages
-  WHERE agent_id = ANY(${textArray('$1')}) AND created_at >= ${ts('$2::bigint')} AND created_at < ${ts('$3::bigint')}
-) r
-GROUP BY key ORDER BY key COLLATE "C" NULLS LAST LIMIT $4`;
+  percentile_disc(ARRAY[0.5, 0.95]) WITHIN GROUP (ORDER BY ${ms('delivered_at - coalesce(sent_at, created_at)')}) AS p`;
+
+const AGENTS = `agent_id = ANY(${textArray('$1')})`;
+const OUT = 'total, delivered, read, fell_back, failed, p[1] AS p50, p[2] AS p95';
+
+/**
+ * $1 agents JSON, $2 from ms, $3 to ms, $4 limit. By day: one aggregate per day of the range (LATERAL),
+ * each reading one day's partition, in day order: no sort of the range's rows to group them, which is
+ * most of the cost of a GROUP BY over a month of an agent's messages.
+ */
+function reportSql(groupBy: ReportGroupBy): string {
+  if (groupBy === 'day') {
+    return `
+SELECT to_char(d, 'YYYY-MM-DD') AS key, ${OUT}
+FROM generate_series(date_trunc('day', ${ts('$2::bigint')}), ${ts('$3::bigint')} - interval '1 microsecond', interval '1 day') AS d,
+LATERAL (
+  SELECT ${AGGREGATES} FROM messages
+  WHERE ${AGENTS} AND created_at >= greatest(d, ${ts('$2::bigint')}) AND created_at < least(d + interval '1 day', ${ts('$3::bigint')})
+) a
+WHERE total > 0 ORDER BY d LIMIT $4`;
+  }
+  const column = GROUP_COLUMN[groupBy];
+  return `
+SELECT key, ${OUT} FROM (
+  SELECT ${column} AS key, ${AGGREGATES} FROM messages
+  WHERE ${AGENTS} AND created_at >= ${ts('$2::bigint')} AND created_at < ${ts('$3::bigint')}
+  GROUP BY ${column}
+) g
+ORDER BY key COLLATE "C" NULLS LAST LIMIT $4`;
 }
 
 interface ReportSqlRow {
