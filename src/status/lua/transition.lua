@@ -129,7 +129,7 @@ local function feedHistory(from, entry)
   local h = {a = record.agent, m = o.id, s = entry.state, p = from, t = entry.at, c = tonumber(record.createdAt or ARGV[2])}
   if entry.event then h.e = entry.event end
   if entry.detail then h.d = entry.detail end
-  if entry.error then h.ec = entry.error.code end
+  if entry.error then h.ec = entry.error.code; h.em = entry.error.message end
   if record.to then h.to = record.to end
   if record.phone then h.ph = record.phone end
   if record.trafficType then h.tt = record.trafficType end
