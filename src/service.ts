@@ -23,6 +23,9 @@ import { createRedis, whenReady } from './queue/connection.ts';
 import { checkRedis } from './queue/preflight.ts';
 import { StreamInboundIntake } from './queue/inbound-stream.ts';
 import { BullDeadlines, BullInboundRetries, BullSmsQueue, RedisInboundStream } from './queue/lifecycle-queues.ts';
+import { startArchiver } from './history/archiver.ts';
+import { openHistory, type HistoryStore } from './history/index.ts';
+import { storedPhoneKey } from './history/settings.ts';
 import { jobOptionsFrom } from './queue/job-options.ts';
 import { JobQueues } from './queue/job-queues.ts';
 import { MetricsSource } from './queue/metrics-source.ts';
@@ -61,6 +64,10 @@ export interface Service {
   startSms(): WorkerSet;
   /** Status callbacks (needs CALLBACK_SECRET). */
   startCallbacks(): WorkerSet;
+  /** The archiver: every timeline entry from the history feed to PostgreSQL (src/history/archiver.ts). */
+  startArchiver(): Promise<WorkerSet>;
+  /** The history archive, opened on first use: DATABASE_URL, or the embedded PGlite under HISTORY_DATA_DIR. */
+  history(): Promise<HistoryStore>;
   /**
    * Status callbacks: the URL registered per API key scope, the secret of a scope (undefined: callbacks are off),
    * replay, the guard URLs must pass, and the delivery queue.
@@ -168,6 +175,17 @@ export async function createService(config: Readonly<Config>, deps: ServiceDeps)
     sets.push(s);
     return s;
   };
+  let historyStore: Promise<HistoryStore> | undefined;
+  const history = (): Promise<HistoryStore> => {
+    historyStore ??= openHistory({
+      url: config.history.databaseUrl,
+      dataDir: config.history.dataDir,
+      storeText: config.history.storeText,
+      retentionDays: config.history.retentionDays,
+      log,
+    });
+    return historyStore;
+  };
   let closing: Promise<void> | undefined;
   return {
     config,
@@ -225,6 +243,29 @@ export async function createService(config: Readonly<Config>, deps: ServiceDeps)
         }),
       );
     },
+    history,
+    async startArchiver() {
+      const store = await history();
+      const phoneKey = config.history.phoneKey ?? (await storedPhoneKey(store.db));
+      const consumer = startArchiver({
+        redis: workerRedis,
+        blocking: workerRedis.duplicate(),
+        prefix: config.queuePrefix,
+        store,
+        phoneKey,
+        claimIdleMs: config.worker.lockDurationMs,
+        log,
+      });
+      let stopped = false;
+      return started({
+        workers: [],
+        running: () => !stopped,
+        close: async () => {
+          stopped = true;
+          await consumer.close();
+        },
+      });
+    },
     callbacks: {
       registry: new CallbackRegistry(producerRedis, config.queuePrefix),
       queue: callbackQueue,
@@ -244,6 +285,8 @@ export async function createService(config: Readonly<Config>, deps: ServiceDeps)
       closing ??= (async () => {
         await Promise.all(sets.map((s) => s.close()));
         await Promise.all([producerQueues.close(), workerQueues.close(), ...providers.map((p) => p.close())]);
+        // Opened or still opening: closed once it is, so a half-open embedded database is not left behind.
+        await historyStore?.then((h) => h.close()).catch(() => undefined);
         await rbm.close();
         await Promise.all([producerRedis.quit(), workerRedis.quit()]);
       })();

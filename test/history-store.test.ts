@@ -15,6 +15,7 @@ import { STATE_RANK } from '../src/history/fold.ts';
 import { openHistory, phoneHash, type HistoryChange, type HistoryStore } from '../src/history/index.ts';
 import { loadMigrations, migrate } from '../src/history/migrate.ts';
 import { DAY_MS, Partitions } from '../src/history/partitions.ts';
+import { storedPhoneKey } from '../src/history/settings.ts';
 import { HistoryStore as Store } from '../src/history/store.ts';
 import type { MessageState } from '../src/status/states.ts';
 
@@ -85,13 +86,20 @@ describe.each(backends)('history store on $name', ({ server }) => {
 
   it('applies each migration once: a second run is a no-op, and an edited one stops the open', async () => {
     const migrations = loadMigrations();
-    expect(migrations.map((m) => m.version)).toEqual([1]);
+    expect(migrations.map((m) => m.version)).toEqual([1, 2]);
     const recorded = await store.db.query<{ version: number; checksum: string }>('SELECT version, checksum FROM schema_migrations');
     expect(recorded).toEqual(migrations.map((m) => ({ version: m.version, checksum: m.checksum })));
     expect(await migrate(store.db)).toEqual({ applied: [] });
     const edited = migrations.map((m) => ({ ...m, checksum: 'x' }));
     await expect(migrate(store.db, edited)).rejects.toMatchObject({ code: 'HISTORY_SCHEMA' });
     await expect(migrate(store.db, [])).rejects.toMatchObject({ code: 'HISTORY_SCHEMA', message: expect.stringContaining('newer code') });
+  });
+
+  it('keeps one phone key for every process: made by the first to ask, the same after', async () => {
+    const keys = await Promise.all([storedPhoneKey(store.db), storedPhoneKey(store.db)]);
+    expect(keys[0]).toMatch(/^[A-Za-z0-9+/]{43}=$/);
+    expect(keys[1]).toBe(keys[0]);
+    expect(await storedPhoneKey(store.db)).toBe(keys[0]);
   });
 
   it('ranks same-time changes in SQL as fold.ts does', async () => {
