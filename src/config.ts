@@ -150,7 +150,7 @@ export interface Config {
    * go: CALLBACK_ALLOW_HOSTS, and loopback in emulator mode (src/egress/guard.ts).
    */
   egress: EgressPolicy;
-  /** Message history in PostgreSQL (src/history/): settled messages leave Redis after hotMs. */
+  /** Message history in PostgreSQL (src/history/): every status change, archived from the history feed. */
   history: HistoryConfig;
   statusTtlMs: number;
   shutdownTimeoutMs: number;
@@ -161,8 +161,6 @@ export interface HistoryConfig {
   /** DATABASE_URL: a PostgreSQL URL; absent: the embedded PGlite under dataDir. */
   databaseUrl: string | undefined;
   dataDir: string;
-  /** STATUS_HOT_MS: how long a settled message's record stays in Redis before only the archive has it. */
-  hotMs: number;
   retentionDays: number;
   /** HISTORY_STORE_TEXT: keep a message's text in the archive (off: numbers and states only). */
   storeText: boolean;
@@ -585,7 +583,6 @@ export function loadConfig(env: Env): Readonly<Config> {
     history: {
       databaseUrl: r.postgresUrl('DATABASE_URL'),
       dataDir: r.raw('HISTORY_DATA_DIR') ?? '.data/history',
-      hotMs: r.int('STATUS_HOT_MS', DAY_MS, 0, 365 * DAY_MS),
       retentionDays: r.int('HISTORY_RETENTION_DAYS', 90, 1, 3650),
       storeText: r.bool('HISTORY_STORE_TEXT', false),
       phoneKey: r.secret('HISTORY_PHONE_KEY', 16),

@@ -18,6 +18,7 @@ import type { Config } from './config.ts';
 import { EgressGuard, type ResolveHost } from './egress/guard.ts';
 import { createFallback } from './fallback/fallback.ts';
 import { createRevoke } from './fallback/revoke.ts';
+import { throttled } from './log-throttle.ts';
 import type { Logger } from './logger.ts';
 import { createRedis, whenReady } from './queue/connection.ts';
 import { checkRedis } from './queue/preflight.ts';
@@ -39,6 +40,9 @@ import { createSmsProvider, type SmsSettings } from './sms/index.ts';
 import { BatchStore } from './status/batches.ts';
 import { countMetric, intakeStreamKey, StatusStore, type MessageRef } from './status/store.ts';
 import { newWebhookCounters, type WebhookCounters } from './webhook/receiver.ts';
+
+/** How often an archiver drops the days past HISTORY_RETENTION_DAYS. */
+const RETENTION_EVERY_MS = 3_600_000;
 
 export interface Service {
   config: Readonly<Config>;
@@ -256,12 +260,22 @@ export async function createService(config: Readonly<Config>, deps: ServiceDeps)
         claimIdleMs: config.worker.lockDurationMs,
         log,
       });
+      // Retention: whole days dropped at start and hourly (cheap; several archivers take turns under a lock).
+      const retain = () =>
+        store
+          .enforceRetention(Date.now(), config.history.retentionDays)
+          .then(({ droppedDays }) => droppedDays.length > 0 && log.info({ droppedDays }, 'history: days past retention dropped'))
+          .catch((err: Error) => throttled(log).warn('history retention failed; tried again within the hour', err, 'history'));
+      void retain();
+      const retention = setInterval(retain, RETENTION_EVERY_MS);
+      retention.unref();
       let stopped = false;
       return started({
         workers: [],
         running: () => !stopped,
         close: async () => {
           stopped = true;
+          clearInterval(retention);
           await consumer.close();
         },
       });

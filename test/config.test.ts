@@ -171,31 +171,28 @@ describe('loadConfig', () => {
     ]);
   });
 
-  it('history: the embedded archive unless DATABASE_URL, a day hot, 90 days kept; a bad URL or short key is named, never echoed', () => {
+  it('history: the embedded archive unless DATABASE_URL, 90 days kept; a bad URL or short key is named, never echoed', () => {
     const config = loadConfig({});
     expect(config.history).toEqual({
       databaseUrl: undefined,
       dataDir: '.data/history',
-      hotMs: 86_400_000,
       retentionDays: 90,
       storeText: false,
       phoneKey: undefined,
     });
     const set = loadConfig({
       DATABASE_URL: 'postgresql://app:pw@db:5432/rbm',
-      STATUS_HOT_MS: '60000',
       HISTORY_RETENTION_DAYS: '30',
       HISTORY_STORE_TEXT: 'true',
       HISTORY_PHONE_KEY: 'k'.repeat(32),
     }).history;
-    expect(set).toMatchObject({ databaseUrl: 'postgresql://app:pw@db:5432/rbm', hotMs: 60_000, retentionDays: 30, storeText: true });
+    expect(set).toMatchObject({ databaseUrl: 'postgresql://app:pw@db:5432/rbm', retentionDays: 30, storeText: true });
     const problems = problemsOf({
       DATABASE_URL: 'mysql://app:hunter2@db/rbm',
       HISTORY_PHONE_KEY: 'shortsecret',
       HISTORY_RETENTION_DAYS: '0',
-      STATUS_HOT_MS: 'soon',
     });
-    expect(problems.map((p) => p.path).sort()).toEqual(['DATABASE_URL', 'HISTORY_PHONE_KEY', 'HISTORY_RETENTION_DAYS', 'STATUS_HOT_MS']);
+    expect(problems.map((p) => p.path).sort()).toEqual(['DATABASE_URL', 'HISTORY_PHONE_KEY', 'HISTORY_RETENTION_DAYS']);
     const text = JSON.stringify(problems);
     expect(text).not.toContain('hunter2');
     expect(text).not.toContain('shortsecret');
