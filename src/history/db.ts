@@ -18,6 +18,7 @@ import { mkdirSync } from 'node:fs';
 import type { ParameterOrJSON, Sql, TransactionSql } from 'postgres';
 import type { Logger } from '../logger.ts';
 import { maskUrlPassword } from '../mask.ts';
+import { lockDataDir } from './dir-lock.ts';
 import { HistoryError } from './errors.ts';
 
 export type Row = Record<string, unknown>;
@@ -114,8 +115,15 @@ async function openPostgres(url: string, options: DbOptions): Promise<HistoryDb>
 
 async function openPglite(dataDir: string, options: DbOptions): Promise<HistoryDb> {
   const { PGlite } = await import('@electric-sql/pglite');
-  if (!dataDir.includes('://')) mkdirSync(dataDir, { recursive: true });
-  const pg = await PGlite.create(dataDir);
+  let release = () => {};
+  if (!dataDir.includes('://')) {
+    mkdirSync(dataDir, { recursive: true });
+    release = lockDataDir(dataDir);
+  }
+  const pg = await PGlite.create(dataDir).catch((err: unknown) => {
+    release();
+    throw err;
+  });
   await pg.exec("SET TIME ZONE 'UTC'");
   type Q = Pick<typeof pg, 'query' | 'exec'>;
   const on = (q: Q): HistoryTx => ({
@@ -136,6 +144,7 @@ async function openPglite(dataDir: string, options: DbOptions): Promise<HistoryD
       if (closed) return;
       closed = true;
       await pg.close();
+      release();
     },
   };
 }
