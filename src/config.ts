@@ -150,9 +150,22 @@ export interface Config {
    * go: CALLBACK_ALLOW_HOSTS, and loopback in emulator mode (src/egress/guard.ts).
    */
   egress: EgressPolicy;
+  /** Message history in PostgreSQL (src/history/): every status change, archived from the history feed. */
+  history: HistoryConfig;
   statusTtlMs: number;
   shutdownTimeoutMs: number;
   logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
+}
+
+export interface HistoryConfig {
+  /** DATABASE_URL: a PostgreSQL URL; absent: the embedded PGlite under dataDir. */
+  databaseUrl: string | undefined;
+  dataDir: string;
+  retentionDays: number;
+  /** HISTORY_STORE_TEXT: keep a message's text in the archive (off: numbers and states only). */
+  storeText: boolean;
+  /** HISTORY_PHONE_KEY: the HMAC key of the phone-number lookups; absent: one the archive keeps itself. */
+  phoneKey: string | undefined;
 }
 
 const DAY_MS = 86_400_000;
@@ -246,6 +259,28 @@ class EnvReader {
       this.fail(name, 'an http(s) URL', value);
       return undefined;
     }
+  }
+
+  /** A postgres:// or postgresql:// URL (credentials may be in it: never echoed back). */
+  postgresUrl(name: string): string | undefined {
+    const value = this.raw(name);
+    if (value === undefined) return undefined;
+    try {
+      const url = new URL(value);
+      if (url.protocol === 'postgres:' || url.protocol === 'postgresql:') return value;
+      this.fail(name, 'a postgres:// or postgresql:// URL', `${url.protocol}//…`);
+    } catch {
+      this.fail(name, 'a postgres:// or postgresql:// URL', 'something that is not a URL');
+    }
+    return undefined;
+  }
+
+  /** A secret of at least `minLength` characters (its value is never echoed back). */
+  secret(name: string, minLength: number): string | undefined {
+    const value = this.raw(name);
+    if (value === undefined) return undefined;
+    if (value.length < minLength) this.fail(name, `at least ${minLength} characters`, `${value.length} characters`);
+    return value;
   }
 
   /** "a:x,b:y" → [[a, x], [b, y]]; reports items without a ':' part. */
@@ -545,6 +580,13 @@ export function loadConfig(env: Env): Readonly<Config> {
       breakerMaxCooldownMs: r.int('CALLBACK_BREAKER_MAX_COOLDOWN_MS', 300_000, 10, DAY_MS),
     },
     egress,
+    history: {
+      databaseUrl: r.postgresUrl('DATABASE_URL'),
+      dataDir: r.raw('HISTORY_DATA_DIR') ?? '.data/history',
+      retentionDays: r.int('HISTORY_RETENTION_DAYS', 90, 1, 3650),
+      storeText: r.bool('HISTORY_STORE_TEXT', false),
+      phoneKey: r.secret('HISTORY_PHONE_KEY', 16),
+    },
     statusTtlMs: r.int('STATUS_TTL_MS', 30 * DAY_MS, 60_000, 365 * DAY_MS),
     shutdownTimeoutMs: r.int('SHUTDOWN_TIMEOUT_MS', 30_000, 0, 600_000),
     logLevel: r.oneOf('LOG_LEVEL', ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const, 'info'),

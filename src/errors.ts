@@ -122,6 +122,18 @@ export const ERROR_CATALOGUE = {
       'the Redis REDIS_URL names answered, and cannot serve us (Cluster, replica, auth, not Redis, version); the process does not start',
   },
 
+  // History (PostgreSQL: DATABASE_URL, or the embedded one).
+  HISTORY_UNAVAILABLE: {
+    http: 503,
+    retry: 'retry',
+    means: 'the history database does not answer (refused, lost, out of connections): nothing was read or written, try again',
+  },
+  HISTORY_SCHEMA: {
+    http: null,
+    retry: 'permanent',
+    means: 'a history migration failed, an applied one was edited, or newer code migrated the database; the process does not start',
+  },
+
   // SMS fallback, on a message's record.
   SMS_PROVIDER: {
     http: null,

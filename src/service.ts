@@ -18,11 +18,15 @@ import type { Config } from './config.ts';
 import { EgressGuard, type ResolveHost } from './egress/guard.ts';
 import { createFallback } from './fallback/fallback.ts';
 import { createRevoke } from './fallback/revoke.ts';
+import { throttled } from './log-throttle.ts';
 import type { Logger } from './logger.ts';
 import { createRedis, whenReady } from './queue/connection.ts';
 import { checkRedis } from './queue/preflight.ts';
 import { StreamInboundIntake } from './queue/inbound-stream.ts';
 import { BullDeadlines, BullInboundRetries, BullSmsQueue, RedisInboundStream } from './queue/lifecycle-queues.ts';
+import { startArchiver } from './history/archiver.ts';
+import { openHistory, type HistoryStore } from './history/index.ts';
+import { storedPhoneKey } from './history/settings.ts';
 import { jobOptionsFrom } from './queue/job-options.ts';
 import { JobQueues } from './queue/job-queues.ts';
 import { MetricsSource } from './queue/metrics-source.ts';
@@ -36,6 +40,9 @@ import { createSmsProvider, type SmsSettings } from './sms/index.ts';
 import { BatchStore } from './status/batches.ts';
 import { countMetric, intakeStreamKey, StatusStore, type MessageRef } from './status/store.ts';
 import { newWebhookCounters, type WebhookCounters } from './webhook/receiver.ts';
+
+/** How often an archiver drops the days past HISTORY_RETENTION_DAYS. */
+const RETENTION_EVERY_MS = 3_600_000;
 
 export interface Service {
   config: Readonly<Config>;
@@ -61,6 +68,10 @@ export interface Service {
   startSms(): WorkerSet;
   /** Status callbacks (needs CALLBACK_SECRET). */
   startCallbacks(): WorkerSet;
+  /** The archiver: every timeline entry from the history feed to PostgreSQL (src/history/archiver.ts). */
+  startArchiver(): Promise<WorkerSet>;
+  /** The history archive, opened on first use: DATABASE_URL, or the embedded PGlite under HISTORY_DATA_DIR. */
+  history(): Promise<HistoryStore>;
   /**
    * Status callbacks: the URL registered per API key scope, the secret of a scope (undefined: callbacks are off),
    * replay, the guard URLs must pass, and the delivery queue.
@@ -168,6 +179,17 @@ export async function createService(config: Readonly<Config>, deps: ServiceDeps)
     sets.push(s);
     return s;
   };
+  let historyStore: Promise<HistoryStore> | undefined;
+  const history = (): Promise<HistoryStore> => {
+    historyStore ??= openHistory({
+      url: config.history.databaseUrl,
+      dataDir: config.history.dataDir,
+      storeText: config.history.storeText,
+      retentionDays: config.history.retentionDays,
+      log,
+    });
+    return historyStore;
+  };
   let closing: Promise<void> | undefined;
   return {
     config,
@@ -225,6 +247,39 @@ export async function createService(config: Readonly<Config>, deps: ServiceDeps)
         }),
       );
     },
+    history,
+    async startArchiver() {
+      const store = await history();
+      const phoneKey = config.history.phoneKey ?? (await storedPhoneKey(store.db));
+      const consumer = startArchiver({
+        redis: workerRedis,
+        blocking: workerRedis.duplicate(),
+        prefix: config.queuePrefix,
+        store,
+        phoneKey,
+        claimIdleMs: config.worker.lockDurationMs,
+        log,
+      });
+      // Retention: whole days dropped at start and hourly (cheap; several archivers take turns under a lock).
+      const retain = () =>
+        store
+          .enforceRetention(Date.now(), config.history.retentionDays)
+          .then(({ droppedDays }) => droppedDays.length > 0 && log.info({ droppedDays }, 'history: days past retention dropped'))
+          .catch((err: Error) => throttled(log).warn('history retention failed; tried again within the hour', err, 'history'));
+      void retain();
+      const retention = setInterval(retain, RETENTION_EVERY_MS);
+      retention.unref();
+      let stopped = false;
+      return started({
+        workers: [],
+        running: () => !stopped,
+        close: async () => {
+          stopped = true;
+          clearInterval(retention);
+          await consumer.close();
+        },
+      });
+    },
     callbacks: {
       registry: new CallbackRegistry(producerRedis, config.queuePrefix),
       queue: callbackQueue,
@@ -244,6 +299,8 @@ export async function createService(config: Readonly<Config>, deps: ServiceDeps)
       closing ??= (async () => {
         await Promise.all(sets.map((s) => s.close()));
         await Promise.all([producerQueues.close(), workerQueues.close(), ...providers.map((p) => p.close())]);
+        // Opened or still opening: closed once it is, so a half-open embedded database is not left behind.
+        await historyStore?.then((h) => h.close()).catch(() => undefined);
         await rbm.close();
         await Promise.all([producerRedis.quit(), workerRedis.quit()]);
       })();

@@ -171,6 +171,34 @@ describe('loadConfig', () => {
     ]);
   });
 
+  it('history: the embedded archive unless DATABASE_URL, 90 days kept; a bad URL or short key is named, never echoed', () => {
+    const config = loadConfig({});
+    expect(config.history).toEqual({
+      databaseUrl: undefined,
+      dataDir: '.data/history',
+      retentionDays: 90,
+      storeText: false,
+      phoneKey: undefined,
+    });
+    const set = loadConfig({
+      DATABASE_URL: 'postgresql://app:pw@db:5432/rbm',
+      HISTORY_RETENTION_DAYS: '30',
+      HISTORY_STORE_TEXT: 'true',
+      HISTORY_PHONE_KEY: 'k'.repeat(32),
+    }).history;
+    expect(set).toMatchObject({ databaseUrl: 'postgresql://app:pw@db:5432/rbm', retentionDays: 30, storeText: true });
+    const problems = problemsOf({
+      DATABASE_URL: 'mysql://app:hunter2@db/rbm',
+      HISTORY_PHONE_KEY: 'shortsecret',
+      HISTORY_RETENTION_DAYS: '0',
+    });
+    expect(problems.map((p) => p.path).sort()).toEqual(['DATABASE_URL', 'HISTORY_PHONE_KEY', 'HISTORY_RETENTION_DAYS']);
+    const text = JSON.stringify(problems);
+    expect(text).not.toContain('hunter2');
+    expect(text).not.toContain('shortsecret');
+    expect(problems.find((p) => p.path === 'DATABASE_URL')!.problem).toBe("expected a postgres:// or postgresql:// URL, got 'mysql://…'");
+  });
+
   it('one bare webhook token serves every agent', () => {
     expect(loadConfig({ RBM_WEBHOOK_CLIENT_TOKENS: 'SECRET' }).webhookClientTokens).toEqual({ '*': 'SECRET' });
   });

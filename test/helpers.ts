@@ -44,7 +44,8 @@ export async function dropKeys(prefix: string, connection?: Redis): Promise<void
  */
 export function spawnService(env: Record<string, string>): ChildProcess {
   return spawn(process.execPath, ['--import', 'tsx', 'workers/all.ts'], {
-    env: { ...process.env, LOG_LEVEL: 'info', GOOGLE_APPLICATION_CREDENTIALS: '', RBM_ENDPOINT: '', ...env },
+    // The archive in memory: files run side by side, and an embedded database is one process's.
+    env: { ...process.env, LOG_LEVEL: 'info', GOOGLE_APPLICATION_CREDENTIALS: '', RBM_ENDPOINT: '', HISTORY_DATA_DIR: 'memory://', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
 }

@@ -89,6 +89,7 @@ describe('status/lua/transition.lua', () => {
     metrics: `${s}:metrics`,
     feed: `${s}:feed`,
     intake: `${s}:intake`,
+    history: `${s}:history`,
   });
 
   interface Call {
@@ -100,6 +101,7 @@ describe('status/lua/transition.lua', () => {
     noChange?: string;
     feedMaxLen?: number;
     bounds?: string;
+    historyMaxLen?: number;
   }
 
   function transition(s: string, c: Call) {
@@ -110,6 +112,7 @@ describe('status/lua/transition.lua', () => {
       k.metrics,
       k.feed,
       k.intake,
+      k.history,
       c.to,
       c.now ?? NOW,
       c.ttlMs ?? 60_000,
@@ -120,6 +123,7 @@ describe('status/lua/transition.lua', () => {
       c.noChange ?? NO_CHANGE,
       c.feedMaxLen ?? 1_000_000,
       c.bounds ?? HISTOGRAM_BOUNDS_S.join(' '),
+      c.historyMaxLen ?? 1_000_000,
       ...(c.from ?? statesLeadingTo(c.to as never)),
     );
   }
@@ -239,6 +243,39 @@ describe('status/lua/transition.lua', () => {
     const len = await redis.xlen(k.feed);
     expect(len).toBeGreaterThanOrEqual(10);
     expect(len).toBeLessThan(252);
+  });
+
+  it('appends every timeline entry to the history feed with the facts the archive keeps; a refused move adds nothing', async () => {
+    const s = space();
+    const k = keysOf(s);
+    await transition(s, {
+      to: 'SENDING',
+      options: { create: create({ trafficType: 'TRANSACTION', batchId: 'b-1' }), fields: { e164: '+12223334444' } },
+    });
+    await transition(s, { to: 'SENT', now: NOW + 5, options: { event: 'SENT' } });
+    const error = { code: 'RBM_API', message: 'answered 500' };
+    await transition(s, { to: 'DELIVERED', now: NOW + 9, options: { event: 'DELIVERED' } });
+    // Moved nothing: kept in the timeline, so in the feed too.
+    await transition(s, { to: 'DELIVERED', now: NOW + 12, options: { event: 'DELIVERED' }, from: ['SENT'] });
+    // Refused without an event: neither timeline nor feed.
+    await transition(s, { to: 'FAILED', now: NOW + 14, options: { error }, from: ['SENDING'] });
+    const feed = (await entries(k.history)).map((e) => JSON.parse(e.h!));
+    const facts = { a: 'agent-a', m: 'm-1', c: NOW - 100, to: '+1222***4444', ph: '+12223334444', tt: 'TRANSACTION', b: 'b-1' };
+    expect(feed).toEqual([
+      { ...facts, s: 'SENDING', p: 'QUEUED', t: NOW },
+      { ...facts, s: 'SENT', p: 'SENDING', t: NOW + 5, e: 'SENT' },
+      { ...facts, s: 'DELIVERED', p: 'SENT', t: NOW + 9, e: 'DELIVERED' },
+      { ...facts, s: 'DELIVERED', p: 'DELIVERED', t: NOW + 12, e: 'DELIVERED', d: `${NO_CHANGE}DELIVERED` },
+    ]);
+    // One feed entry per timeline entry after the first (QUEUED at createdAt, which the archive derives).
+    const timeline = JSON.parse((await redis.hget(k.status, 'timeline'))!) as Array<{ state: string; at: number }>;
+    expect(timeline.slice(1).map((e) => [e.state, e.at])).toEqual(feed.map((f) => [f.s, f.t]));
+    // A failed move carries its error's code.
+    const f = space();
+    await transition(f, { to: 'SENDING', options: { create: create() } });
+    await transition(f, { to: 'FAILED', options: { error } });
+    expect((await entries(keysOf(f).history)).map((e) => JSON.parse(e.h!)).at(-1)).toMatchObject({ s: 'FAILED', ec: 'RBM_API' });
+    expect((await entries(keysOf(f).history)).map((e) => JSON.parse(e.h!)).at(-1)).not.toHaveProperty('ph');
   });
 
   it('counts each move by state and agent, plus the counter asked for, and puts times in the buckets given', async () => {

@@ -2,8 +2,9 @@
  * `npm start`: the whole service in one process for a first run. Redis (ours
  * if none answers), the RBM emulator when no key file is configured (its
  * webhooks signed and sent to our own /webhooks/rbm, its SMS sink as the SMS
- * provider), the dispatch, inbound, SMS and callback workers, and the HTTP
- * server on PORT.
+ * provider), the dispatch, inbound, SMS and callback workers, the archiver
+ * (history to DATABASE_URL, or the embedded PGlite under .data/history), and
+ * the HTTP server on PORT.
  */
 import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -63,6 +64,7 @@ runProcess('rbm-dispatch', async () => {
   service.startSms();
   if (config.callbacks.secret !== undefined) service.startCallbacks();
   else log.info('status callbacks are off: set CALLBACK_SECRET to turn them on');
+  await service.startArchiver();
   const app = serviceApp(service, config, log, { open: emulated, clientTokens });
   await app.listen({ port: config.port, host: config.host });
   log.info(

@@ -47,6 +47,15 @@ export function callbackFeedKey(prefix: string): string {
  * The webhook intake: verified events wait here for the inbound worker (see
  * queue/inbound-stream.ts). Parked events go back here when their message settles.
  */
+/**
+ * The history feed: every timeline entry of every message (a move, or an
+ * event that moved nothing) with the message's facts, appended in the same
+ * step; the archiver writes it to PostgreSQL and deletes what it wrote.
+ */
+export function historyFeedKey(prefix: string): string {
+  return `${prefix}:history-feed`;
+}
+
 export function intakeStreamKey(prefix: string): string {
   return `${prefix}:webhook-events`;
 }
@@ -56,6 +65,12 @@ export const NO_CHANGE = 'no change: already ';
 
 /** Approximate cap of the feed: entries are deleted once turned into delivery jobs, so only a long-stopped consumer meets it. */
 const CALLBACK_FEED_MAXLEN = 1_000_000;
+/**
+ * A cap on the history feed for an archiver that is gone for good (~150 B an
+ * entry: ~1.5 GB). An archiver that runs deletes what it wrote; one that is
+ * only late never meets the cap at a normal day's volume.
+ */
+const HISTORY_FEED_MAXLEN = 10_000_000;
 
 /**
  * Which message: message IDs live in their agent's namespace, as in RBM
@@ -210,6 +225,7 @@ type ScriptRedis = Redis & {
     metrics: string,
     feed: string,
     intake: string,
+    history: string,
     ...args: (string | number)[]
   ): Promise<[number, string | null, string?]>;
   rbmStatusPark(key: string, metrics: string, ...args: (string | number)[]): Promise<string | null>;
@@ -219,7 +235,7 @@ type ScriptRedis = Redis & {
 export function withStatusScripts(redis: Redis): ScriptRedis {
   if (!('rbmStatusTransition' in redis)) {
     redis.defineCommand('rbmStatusCreateMany', { lua: CREATE_MANY });
-    redis.defineCommand('rbmStatusTransition', { numberOfKeys: 5, lua: TRANSITION });
+    redis.defineCommand('rbmStatusTransition', { numberOfKeys: 6, lua: TRANSITION });
     redis.defineCommand('rbmStatusPark', { numberOfKeys: 2, lua: PARK });
   }
   return redis as ScriptRedis;
@@ -357,6 +373,7 @@ export class StatusStore implements StatusPort {
       metricsKey(this.options.prefix),
       callbackFeedKey(this.options.prefix),
       intakeStreamKey(this.options.prefix),
+      historyFeedKey(this.options.prefix),
       to,
       options.now ?? Date.now(),
       this.options.ttlMs,
@@ -367,6 +384,7 @@ export class StatusStore implements StatusPort {
       NO_CHANGE,
       CALLBACK_FEED_MAXLEN,
       HISTOGRAM_BOUNDS_LIST,
+      HISTORY_FEED_MAXLEN,
       ...statesLeadingTo(to),
     );
     return ok === 1

@@ -15,6 +15,9 @@
                      (score: when); a move out removes it
     callback feed    a move of a message with a callback URL (field cb) is
                      appended as the change its callback reports
+    history feed     every timeline entry (a move, or an event that moved
+                     nothing) is appended with the message's facts, for the
+                     archiver (src/history/archiver.ts) to write to PostgreSQL
     metrics          each move counts by state and agent (plus options.count);
                      the first news of delivery and a sent SMS add to their
                      time histograms
@@ -29,6 +32,7 @@
     KEYS[3] metrics hash
     KEYS[4] callback feed (stream)
     KEYS[5] webhook intake (stream)
+    KEYS[6] history feed (stream)
 
     ARGV[1] the new state
     ARGV[2] now, ms epoch
@@ -44,7 +48,8 @@
     ARGV[9] the callback feed's approximate MAXLEN
     ARGV[10] the time histograms' bucket bounds in seconds, ascending, space-separated
              (each bound is also its bucket's field name: h|<name>|<bound>)
-    ARGV[11...] the states this move is allowed from
+    ARGV[11] the history feed's approximate MAXLEN (a cap for an archiver long gone)
+    ARGV[12...] the states this move is allowed from
 
   Output:
     {1, from, state now}  moved; the state now is past ARGV[1] when parked
@@ -52,18 +57,19 @@
     {0, from}             refused: the edge is not allowed from the state it is in
     {0, false}            no record (and none to create, or creating it is refused)
 ]]
-local statusKey, failuresKey, metricsKey, feedKey, intakeKey = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+local statusKey, failuresKey, metricsKey, feedKey, intakeKey, historyKey = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
 local target = ARGV[1]
 local now = tonumber(ARGV[2])
 local o = cjson.decode(ARGV[4])
 local waiting, deliveredFrom, readFrom = ARGV[5], ARGV[6], ARGV[7]
-local noChange, feedMaxLen, histogramBounds = ARGV[8], ARGV[9], ARGV[10]
-local FIRST_ALLOWED = 11
+local noChange, feedMaxLen, histogramBounds, historyMaxLen = ARGV[8], ARGV[9], ARGV[10], ARGV[11]
+local FIRST_ALLOWED = 12
 
 local function listed(list, state) return string.find(' ' .. list .. ' ', ' ' .. state .. ' ', 1, true) ~= nil end
 
--- The record's fields a move needs (agentId, cb, cbs, batchId, createdAt), read
--- once, after the record's own writes and before the first move.
+-- The record's fields a move needs (agentId, cb, cbs, batchId, createdAt, and
+-- the facts the history feed carries), read once, after the record's own
+-- writes and before the first move.
 local record
 
 -- Edge check: the state now, and whether the record is to be created (nil: no record, none to create).
@@ -110,8 +116,25 @@ end
 
 -- Fields the move itself needs of the record, in one read.
 local function readRecord()
-  local r = redis.call('HMGET', statusKey, 'agentId', 'cb', 'cbs', 'batchId', 'createdAt')
-  return {agent = r[1] or '', cb = r[2], cbs = r[3], batchId = r[4], createdAt = r[5]}
+  local r = redis.call('HMGET', statusKey, 'agentId', 'cb', 'cbs', 'batchId', 'createdAt', 'to', 'trafficType', 'e164')
+  return {
+    agent = r[1] or '', cb = r[2], cbs = r[3], batchId = r[4], createdAt = r[5],
+    to = r[6], trafficType = r[7], phone = r[8],
+  }
+end
+
+-- History feed: one timeline entry with the message's facts (the full number only
+-- while the record holds it, for the archive's keyed hash), in the same step.
+local function feedHistory(from, entry)
+  local h = {a = record.agent, m = o.id, s = entry.state, p = from, t = entry.at, c = tonumber(record.createdAt or ARGV[2])}
+  if entry.event then h.e = entry.event end
+  if entry.detail then h.d = entry.detail end
+  if entry.error then h.ec = entry.error.code; h.em = entry.error.message end
+  if record.to then h.to = record.to end
+  if record.phone then h.ph = record.phone end
+  if record.trafficType then h.tt = record.trafficType end
+  if record.batchId then h.b = record.batchId end
+  redis.call('XADD', historyKey, 'MAXLEN', '~', historyMaxLen, '*', 'h', cjson.encode(h))
 end
 
 -- Failures index: the messages that failed for good, by when (StatusStore.failures reads it).
@@ -157,6 +180,7 @@ end
 local function move(from, to, entry)
   redis.call('HSET', statusKey, 'state', to, 'updatedAt', ARGV[2])
   appendTimeline(entry)
+  feedHistory(from, entry)
   indexFailure(from, to)
   feedCallback(from, entry)
   countMove(from, to)
@@ -190,7 +214,10 @@ if not cur then return {0, false} end
 if not allowedFrom(cur) then
   if created then return {0, false} end
   if type(o.event) == 'string' and not listed(waiting, cur) then
-    appendTimeline({state = cur, at = now, event = o.event, detail = noChange .. cur})
+    local entry = {state = cur, at = now, event = o.event, detail = noChange .. cur}
+    appendTimeline(entry)
+    record = readRecord()
+    feedHistory(cur, entry)
   end
   return {0, cur}
 end
