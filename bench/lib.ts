@@ -3,10 +3,12 @@
  * event loop's), its control API, Redis helpers and the result table.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { createServer } from 'node:net';
 import { resolve } from 'node:path';
 import type { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
+import postgres from 'postgres';
 import { v4 as uuidv4 } from 'uuid';
 
 export interface EmulatorProcess {
@@ -205,4 +207,27 @@ export async function bareAddBulk(
       }),
     ),
   );
+}
+
+/**
+ * A fresh database on the local PostgreSQL (HISTORY_BENCH_PG_URL names the
+ * server's admin database), for one scenario; drop() removes it.
+ */
+export async function freshDatabase(
+  prefix: string,
+  adminUrl = process.env.HISTORY_BENCH_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/test',
+): Promise<{ name: string; url: string; drop(keep?: boolean): Promise<void> }> {
+  const name = `${prefix}_${randomBytes(4).toString('hex')}`;
+  const admin = postgres(adminUrl, { max: 1, onnotice: () => {} });
+  await admin.unsafe(`CREATE DATABASE ${name}`);
+  const url = new URL(adminUrl);
+  url.pathname = `/${name}`;
+  return {
+    name,
+    url: url.toString(),
+    async drop(keep = false) {
+      if (!keep) await admin.unsafe(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+      await admin.end();
+    },
+  };
 }

@@ -8,7 +8,7 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PayloadError } from '../src/errors.ts';
-import { archiveBatch, startArchiver } from '../src/history/archiver.ts';
+import { archiveBatch, type ArchiverStore, startArchiver } from '../src/history/archiver.ts';
 import { openHistory, phoneHash, type HistoryChange, type HistoryStore } from '../src/history/index.ts';
 import { createRedis, whenReady } from '../src/queue/connection.ts';
 import type { BatchConsumer } from '../src/queue/batch-stream.ts';
@@ -56,6 +56,21 @@ function watched(store: HistoryStore, failFirst = false) {
   };
 }
 
+/** An archiver over `prefix`'s history feed into `store`. */
+function archive(prefix: string, store: ArchiverStore, batchSize?: number): BatchConsumer {
+  const blocking = createRedis(redisUrl(), 'worker');
+  return startArchiver({
+    redis,
+    blocking,
+    prefix,
+    store,
+    phoneKey: KEY,
+    claimIdleMs: 2000,
+    log: quiet,
+    ...(batchSize ? { batchSize } : {}),
+  });
+}
+
 async function lifecycleOf(status: StatusStore, ref: MessageRef, createdAt: number): Promise<void> {
   const create = { ...ref, to: '+14155550123', createdAt, trafficType: 'TRANSACTION', batchId: 'b-1' };
   await status.transition(ref, 'SENDING', { create, now: createdAt + 10, countAttempt: true, fields: { e164: '+14155550123' } });
@@ -82,16 +97,7 @@ describe('the archiver', () => {
     const store = watched(history);
     // 5 feed entries a message, plus the QUEUED each starts in; 2 + 1 for the failed one.
     const expected = refs.length * 6 + 3;
-    archiver = startArchiver({
-      redis,
-      blocking: createRedis(redisUrl(), 'worker'),
-      prefix,
-      store,
-      phoneKey: KEY,
-      batchSize: 7,
-      claimIdleMs: 2000,
-      log: quiet,
-    });
+    archiver = archive(prefix, store, 7);
     await store.until(expected);
     expect(store.written).toBe(expected);
     for (const ref of [...refs, failed]) {
@@ -115,15 +121,7 @@ describe('the archiver', () => {
     const ref = { agentId: 'agent-c', messageId: randomUUID() };
     await lifecycleOf(status, ref, Date.now() - 1000);
     const store = watched(history, true);
-    archiver = startArchiver({
-      redis,
-      blocking: createRedis(redisUrl(), 'worker'),
-      prefix,
-      store,
-      phoneKey: KEY,
-      claimIdleMs: 2000,
-      log: quiet,
-    });
+    archiver = archive(prefix, store);
     await store.until(6);
     await archiver.close();
     archiver = undefined;

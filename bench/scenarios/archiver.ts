@@ -8,12 +8,11 @@
  * records do not yet leave Redis).
  */
 import { randomBytes, randomUUID } from 'node:crypto';
-import postgres from 'postgres';
 import { startArchiver } from '../../src/history/archiver.ts';
 import { openHistory } from '../../src/history/index.ts';
 import { createRedis, whenReady } from '../../src/queue/connection.ts';
 import { historyFeedKey, StatusStore } from '../../src/status/store.ts';
-import { deleteKeys, usedMemory } from '../lib.ts';
+import { deleteKeys, freshDatabase, usedMemory } from '../lib.ts';
 
 export interface ArchiverResult {
   messages: number;
@@ -29,16 +28,11 @@ export interface ArchiverResult {
 const quiet = { error: () => {}, warn: () => {}, info: () => {}, debug: () => {} };
 
 export async function archiverThroughput(redisUrl: string, opts: { messages: number; adminUrl?: string }): Promise<ArchiverResult> {
-  const adminUrl = opts.adminUrl ?? process.env.HISTORY_BENCH_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
-  const name = `rbm_archiver_bench_${randomBytes(4).toString('hex')}`;
-  const admin = postgres(adminUrl, { max: 1, onnotice: () => {} });
-  await admin.unsafe(`CREATE DATABASE ${name}`);
-  const url = new URL(adminUrl);
-  url.pathname = `/${name}`;
+  const database = await freshDatabase('rbm_archiver_bench', opts.adminUrl);
   const redis = createRedis(redisUrl, 'worker');
   await whenReady(redis);
   const prefix = `bench-arch-${randomBytes(3).toString('hex')}`;
-  const store = await openHistory({ url: url.toString(), log: quiet });
+  const store = await openHistory({ url: database.url, log: quiet });
   try {
     const status = new StatusStore(redis, { prefix, ttlMs: 3_600_000 });
     const before = await usedMemory(redis);
@@ -86,7 +80,6 @@ export async function archiverThroughput(redisUrl: string, opts: { messages: num
     await store.close();
     await deleteKeys(redis, `${prefix}:*`);
     await redis.quit();
-    await admin.unsafe(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
-    await admin.end();
+    await database.drop();
   }
 }

@@ -12,11 +12,9 @@
  * messages_report, which needs the visibility map. Only messages are
  * generated (the report does not read timelines).
  */
-import { randomBytes } from 'node:crypto';
-import postgres from 'postgres';
 import { openHistory } from '../../src/history/index.ts';
 import { DAY_MS, dayStart, Partitions } from '../../src/history/partitions.ts';
-import { percentile } from '../lib.ts';
+import { freshDatabase, percentile } from '../lib.ts';
 
 export interface HistoryReportResult {
   rows: number;
@@ -50,15 +48,10 @@ export async function historyReport(opts: {
   const days = opts.days ?? 90;
   const runs = opts.runs ?? 20;
   const log = opts.log ?? (() => {});
-  const adminUrl = opts.adminUrl ?? process.env.HISTORY_BENCH_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
-  const name = `rbm_history_bench_${randomBytes(4).toString('hex')}`;
-  const admin = postgres(adminUrl, { max: 1, onnotice: () => {} });
-  await admin.unsafe(`CREATE DATABASE ${name}`);
-  const url = new URL(adminUrl);
-  url.pathname = `/${name}`;
+  const database = await freshDatabase('rbm_history_bench', opts.adminUrl);
   const end = dayStart(Date.now()) + DAY_MS;
   const start = end - days * DAY_MS;
-  const store = await openHistory({ url: url.toString(), log: silent, now: () => end - 1 });
+  const store = await openHistory({ url: database.url, log: silent, now: () => end - 1 });
   try {
     await new Partitions(store.db).ensure(Array.from({ length: days }, (_, d) => start + d * DAY_MS));
     const t0 = performance.now();
@@ -100,9 +93,8 @@ export async function historyReport(opts: {
     };
   } finally {
     await store.close();
-    if (opts.keepDatabase) log(`history-report: kept database ${name}`);
-    else await admin.unsafe(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
-    await admin.end();
+    if (opts.keepDatabase) log(`history-report: kept database ${database.name}`);
+    await database.drop(opts.keepDatabase);
   }
 }
 

@@ -13,8 +13,8 @@ import { hostname } from 'node:os';
 import type { Redis } from 'ioredis';
 import type { Logger } from '../handlers/types.ts';
 import { throttled } from '../log-throttle.ts';
-import { reconnectDelay } from './connection.ts';
 import { settlesWithin } from './settles-within.ts';
+import { Backoff, ensureGroup, lostGroup } from './stream-group.ts';
 
 const STOP_MARGIN_MS = 3000;
 
@@ -50,16 +50,8 @@ export function startBatchConsumer(opts: BatchConsumerOptions): BatchConsumer {
   const { stream, group } = opts;
   const consumer = `${hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`;
   let running = true;
-  let wake: (() => void) | undefined;
+  const backoff = new Backoff();
   opts.blocking.on('error', (err: Error) => throttled(opts.log).error('stream connection error', err, stream));
-
-  async function ensureGroup(): Promise<void> {
-    try {
-      await opts.redis.xgroup('CREATE', stream, group, '0', 'MKSTREAM');
-    } catch (err) {
-      if (!String((err as Error).message).includes('BUSYGROUP')) throw err;
-    }
-  }
 
   /** Handles one batch, then acks and deletes it; a throw leaves it pending. */
   async function run(raw: Entries): Promise<void> {
@@ -107,7 +99,7 @@ export function startBatchConsumer(opts: BatchConsumerOptions): BatchConsumer {
     while (running) {
       try {
         if (!groupReady) {
-          await ensureGroup();
+          await ensureGroup(opts.redis, stream, group);
           groupReady = true;
         }
         if (failures > 0 || Date.now() - lastClaim >= opts.claimIdleMs / 2) {
@@ -136,15 +128,9 @@ export function startBatchConsumer(opts: BatchConsumerOptions): BatchConsumer {
         failures = 0;
       } catch (err) {
         if (!running) return;
-        if (String((err as Error).message).includes('NOGROUP')) groupReady = false;
+        if (lostGroup(err)) groupReady = false;
         throttled(opts.log).error('batch consumer error; the batch stays pending and is tried again', err, stream);
-        await new Promise<void>((resolve) => {
-          const timer = setTimeout(resolve, reconnectDelay(++failures));
-          wake = () => {
-            clearTimeout(timer);
-            resolve();
-          };
-        });
+        await backoff.wait(++failures);
       }
     }
   }
@@ -156,7 +142,7 @@ export function startBatchConsumer(opts: BatchConsumerOptions): BatchConsumer {
   return {
     async close() {
       running = false;
-      wake?.();
+      backoff.wake();
       opts.blocking.disconnect();
       // A batch in hand gets the claim time to finish; past that it stays pending and is claimed again.
       await settlesWithin(done, opts.claimIdleMs + STOP_MARGIN_MS);

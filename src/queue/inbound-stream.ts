@@ -22,8 +22,8 @@ import type { Handler, Logger } from '../handlers/types.ts';
 import { throttled } from '../log-throttle.ts';
 import { intakeStreamKey } from '../status/store.ts';
 import type { InboundIntake } from '../webhook/receiver.ts';
-import { reconnectDelay } from './connection.ts';
 import { settlesWithin } from './settles-within.ts';
+import { Backoff, ensureGroup, lostGroup } from './stream-group.ts';
 
 /** How long a stopping consumer waits for its read loop, beyond which it is let go. */
 const STOP_MARGIN_MS = 3000;
@@ -99,7 +99,7 @@ export function startStreamConsumer(opts: StreamConsumerOptions): StreamConsumer
   const handling = new Set<string>();
   let slotFreed: (() => void) | undefined;
   let idle: (() => void) | undefined;
-  let wake: (() => void) | undefined;
+  const backoff = new Backoff();
   // Without a listener ioredis prints each reconnect failure of this connection to stderr.
   opts.blocking.on('error', (err: Error) => throttled(opts.log).error('stream connection error', err, stream));
 
@@ -130,15 +130,6 @@ export function startStreamConsumer(opts: StreamConsumerOptions): StreamConsumer
         slotFreed?.();
         if (inFlight === 0) idle?.();
       });
-  }
-
-  async function ensureGroup(): Promise<void> {
-    try {
-      // From the start of the stream: entries added before any consumer existed are not skipped.
-      await opts.redis.xgroup('CREATE', stream, group, '0', 'MKSTREAM');
-    } catch (err) {
-      if (!String((err as Error).message).includes('BUSYGROUP')) throw err;
-    }
   }
 
   /**
@@ -174,7 +165,7 @@ export function startStreamConsumer(opts: StreamConsumerOptions): StreamConsumer
     while (running) {
       try {
         if (!groupReady) {
-          await ensureGroup();
+          await ensureGroup(opts.redis, stream, group);
           groupReady = true;
         }
         if (inFlight >= opts.concurrency) {
@@ -203,15 +194,9 @@ export function startStreamConsumer(opts: StreamConsumerOptions): StreamConsumer
       } catch (err) {
         if (!running) return;
         // A Redis that came back empty (no persistence, or flushed) has no group: make it again.
-        if (String((err as Error).message).includes('NOGROUP')) groupReady = false;
+        if (lostGroup(err)) groupReady = false;
         throttled(opts.log).error('stream consumer error; retrying', err, stream);
-        await new Promise<void>((resolve) => {
-          const timer = setTimeout(resolve, reconnectDelay(++failures));
-          wake = () => {
-            clearTimeout(timer);
-            resolve();
-          };
-        });
+        await backoff.wait(++failures);
       }
     }
   }
@@ -224,7 +209,7 @@ export function startStreamConsumer(opts: StreamConsumerOptions): StreamConsumer
     async close() {
       running = false;
       slotFreed?.();
-      wake?.();
+      backoff.wake();
       // Wake the blocked read: closing its connection ends it.
       opts.blocking.disconnect();
       // Bounded (settles-within.ts): an entry still in hand stays pending and is claimed again.
