@@ -181,12 +181,16 @@ export async function createService(config: Readonly<Config>, deps: ServiceDeps)
   };
   let historyStore: Promise<HistoryStore> | undefined;
   const history = (): Promise<HistoryStore> => {
+    // A failed open is not kept: the next call tries again (a database that was down at start).
     historyStore ??= openHistory({
       url: config.history.databaseUrl,
       dataDir: config.history.dataDir,
       storeText: config.history.storeText,
       retentionDays: config.history.retentionDays,
       log,
+    }).catch((err: unknown) => {
+      historyStore = undefined;
+      throw err;
     });
     return historyStore;
   };
