@@ -8,6 +8,7 @@
  */
 import type { Redis } from 'ioredis';
 import type { InboundEventPayload } from '../jobs/inbound-event.ts';
+import { SEND_MESSAGE } from '../jobs/send-message.ts';
 import { CallbackQueue } from './callbacks/queue.ts';
 import { Receivers } from './callbacks/receivers.ts';
 import { CallbackRegistry } from './callbacks/registry.ts';
@@ -26,7 +27,8 @@ import { StreamInboundIntake } from './queue/inbound-stream.ts';
 import { BullDeadlines, BullInboundRetries, BullSmsQueue, RedisInboundStream } from './queue/lifecycle-queues.ts';
 import { startArchiver } from './history/archiver.ts';
 import { openHistory, type HistoryStore } from './history/index.ts';
-import { storedPhoneKey } from './history/settings.ts';
+import { eraseSubscriber, type EraseSubscriberResult } from './history/erase.ts';
+import { phoneKeyOf } from './history/settings.ts';
 import { jobOptionsFrom } from './queue/job-options.ts';
 import { JobQueues } from './queue/job-queues.ts';
 import { MetricsSource } from './queue/metrics-source.ts';
@@ -70,8 +72,18 @@ export interface Service {
   startCallbacks(): WorkerSet;
   /** The archiver: every timeline entry from the history feed to PostgreSQL (src/history/archiver.ts). */
   startArchiver(): Promise<WorkerSet>;
-  /** The history archive, opened on first use: DATABASE_URL, or the embedded PGlite under HISTORY_DATA_DIR. */
+  /**
+   * The history archive, opened on first use: DATABASE_URL, or the embedded PGlite under HISTORY_DATA_DIR.
+   * An open that failed (HISTORY_UNAVAILABLE) is tried again at the next call.
+   */
   history(): Promise<HistoryStore>;
+  /** The key numbers are hashed with in the archive (src/history/settings.ts phoneKeyOf): the archiver's and the API's. */
+  historyPhoneKey(): Promise<string>;
+  /**
+   * A data-protection erase of one number (E.164): its messages and timelines in the archive, and the
+   * status records of those messages still in Redis; counted in the metrics hash (`history|erase`).
+   */
+  eraseSubscriber(e164: string): Promise<EraseSubscriberResult>;
   /**
    * Status callbacks: the URL registered per API key scope, the secret of a scope (undefined: callbacks are off),
    * replay, the guard URLs must pass, and the delivery queue.
@@ -181,18 +193,30 @@ export async function createService(config: Readonly<Config>, deps: ServiceDeps)
   };
   let historyStore: Promise<HistoryStore> | undefined;
   const history = (): Promise<HistoryStore> => {
-    // A failed open is not kept: the next call tries again (a database that was down at start).
-    historyStore ??= openHistory({
+    if (historyStore) return historyStore;
+    const opening = openHistory({
       url: config.history.databaseUrl,
       dataDir: config.history.dataDir,
       storeText: config.history.storeText,
       retentionDays: config.history.retentionDays,
       log,
-    }).catch((err: unknown) => {
-      historyStore = undefined;
-      throw err;
     });
-    return historyStore;
+    historyStore = opening;
+    // A failed open is not kept: the next call (the next request) tries again.
+    opening.catch(() => {
+      if (historyStore === opening) historyStore = undefined;
+    });
+    return opening;
+  };
+  let phoneKey: Promise<string> | undefined;
+  const historyPhoneKey = (): Promise<string> => {
+    if (phoneKey) return phoneKey;
+    const reading = history().then((store) => phoneKeyOf(config.history.phoneKey, store.db));
+    phoneKey = reading;
+    reading.catch(() => {
+      if (phoneKey === reading) phoneKey = undefined;
+    });
+    return reading;
   };
   let closing: Promise<void> | undefined;
   return {
@@ -252,9 +276,34 @@ export async function createService(config: Readonly<Config>, deps: ServiceDeps)
       );
     },
     history,
+    historyPhoneKey,
+    async eraseSubscriber(e164) {
+      // A finished send job keeps the full number in its payload (JOB_KEEP_COMPLETED, JOB_KEEP_FAILED_MS): it goes too.
+      // A job still waiting or running is left: it is a send in progress, archived again as it moves.
+      const eraseOfPhone = async (refs: readonly MessageRef[], to: string): Promise<number> => {
+        const records = await status.eraseOfPhone(refs, to);
+        for (const ref of refs) {
+          const job = await producerQueues.find(SEND_MESSAGE, ref);
+          const state = job && job.data.to === to ? await job.getState() : undefined;
+          if (state === 'completed' || state === 'failed') await producerQueues.remove(SEND_MESSAGE, ref);
+        }
+        return records;
+      };
+      const result = await eraseSubscriber(
+        {
+          store: await history(),
+          phoneKey: await historyPhoneKey(),
+          agentIds: config.agents.map((a) => a.agentId),
+          status: { eraseOfPhone },
+        },
+        e164,
+      );
+      await countMetric(producerRedis, config.queuePrefix, 'history', 'erase');
+      return result;
+    },
     async startArchiver() {
       const store = await history();
-      const phoneKey = config.history.phoneKey ?? (await storedPhoneKey(store.db));
+      const phoneKey = await historyPhoneKey();
       const consumer = startArchiver({
         redis: workerRedis,
         blocking: workerRedis.duplicate(),

@@ -104,6 +104,7 @@ describe('rbm-dispatch CLI', () => {
       'failures',
       'failures list',
       'failures retry',
+      'report',
       'callbacks',
       'callbacks show',
       'callbacks set',

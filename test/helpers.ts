@@ -207,6 +207,22 @@ export async function startHarness(options: {
         revoke: service.revoke,
         failures: { list: service.failures, redrive: service.redrive },
         callbacks: service.callbacks,
+        // The history routes only for a harness given an archive (HISTORY_DATA_DIR=memory:// or DATABASE_URL):
+        // the default one is a directory of the checkout, one process's.
+        ...(options.env?.HISTORY_DATA_DIR !== undefined || options.env?.DATABASE_URL !== undefined
+          ? {
+              history: {
+                store: () => service.history(),
+                phoneKey: () => service.historyPhoneKey(),
+                agentIds: config.agents.map((a) => a.agentId),
+              },
+              subscribers: {
+                erase: (e164: string) => service.eraseSubscriber(e164),
+                adminKey: config.adminApiKey,
+                open: config.apiKeys.length === 0,
+              },
+            }
+          : {}),
         metrics,
         webhook: {
           clientTokens: config.webhookClientTokens,

@@ -65,7 +65,7 @@ runProcess('rbm-dispatch', async () => {
   if (config.callbacks.secret !== undefined) service.startCallbacks();
   else log.info('status callbacks are off: set CALLBACK_SECRET to turn them on');
   await service.startArchiver();
-  const app = serviceApp(service, config, log, { open: emulated, clientTokens });
+  const app = serviceApp(service, config, log, { open: emulated, clientTokens, history: true });
   await app.listen({ port: config.port, host: config.host });
   log.info(
     { url: `http://${config.host}:${config.port}`, agents: config.agents, redis: redis.url, sms: config.sms.provider },

@@ -8,7 +8,12 @@ import { composeAlone, runProcess } from './lifecycle.ts';
 
 runProcess('rbm-dispatch api', async () => {
   const { config, log, service } = await composeAlone('the API (its revoke calls RBM)');
-  const app = serviceApp(service, config, log, { open: false, clientTokens: config.webhookClientTokens });
+  // The embedded archive is the archiver's process's own: the history routes need DATABASE_URL here.
+  const app = serviceApp(service, config, log, {
+    open: false,
+    clientTokens: config.webhookClientTokens,
+    history: config.history.databaseUrl !== undefined,
+  });
   await app.listen({ port: config.port, host: config.host });
   log.info({ url: `http://${config.host}:${config.port}` }, 'API listening');
   return {

@@ -2,7 +2,8 @@
  * The service's HTTP app as a process serves it (npm start, npm run api):
  * the producer API, the RBM webhook, metrics, health, the admin UI and the
  * status callback routes, all over one composed Service. `open` (emulator
- * mode) lets callers in without API keys and opens the admin UI.
+ * mode) lets callers in without API keys and opens the admin UI; `history`
+ * adds the archive's routes (reads, reports, erase).
  */
 import type { FastifyInstance } from 'fastify';
 import { buildApi } from '../src/api/app.ts';
@@ -15,7 +16,15 @@ export function serviceApp(
   service: Service,
   config: Readonly<Config>,
   log: Logger,
-  opts: { open: boolean; clientTokens: Readonly<Record<string, string>> },
+  opts: {
+    open: boolean;
+    clientTokens: Readonly<Record<string, string>>;
+    /**
+     * Serve the history routes (GET by ID from the archive, by number, reports, erase): where this process
+     * can reach the archive its archiver writes: DATABASE_URL, or the embedded one when the archiver runs here.
+     */
+    history: boolean;
+  },
 ): FastifyInstance {
   const metrics = createMetrics({ read: () => service.metricsSource.read(), webhookCounters: service.webhookCounters });
   return buildApi({
@@ -38,5 +47,15 @@ export function serviceApp(
     readiness: service.readiness(),
     failures: { list: service.failures, redrive: service.redrive },
     callbacks: service.callbacks,
+    ...(opts.history
+      ? {
+          history: {
+            store: () => service.history(),
+            phoneKey: () => service.historyPhoneKey(),
+            agentIds: config.agents.map((a) => a.agentId),
+          },
+          subscribers: { erase: (e164: string) => service.eraseSubscriber(e164), adminKey: config.adminApiKey, open: opts.open },
+        }
+      : {}),
   });
 }

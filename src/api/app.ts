@@ -23,6 +23,8 @@ import { eventRoutes } from './event-routes.ts';
 import { type Failures, failureRoutes } from './failure-routes.ts';
 import { messageRoutes, type Revoke } from './message-routes.ts';
 import { type Callbacks, callbackRoutes } from './callback-routes.ts';
+import { type HistoryReads, historyRoutes } from './history-routes.ts';
+import { type SubscriberRoutesOptions, subscriberRoutes } from './subscriber-routes.ts';
 
 /**
  * What buildApi() is given: the producer, the optional parts (revoke, webhook,
@@ -39,6 +41,13 @@ export interface ApiOptions {
   failures?: Failures;
   /** Status callbacks: /v1/callback and replay; absent: no such routes, and sends carry no callback. */
   callbacks?: Callbacks;
+  /**
+   * The archive: GET /v1/messages/:id once Redis holds no record, GET /v1/messages?to=, GET /v1/reports/deliveries;
+   * absent: no such routes (and GET by ID answers from Redis only).
+   */
+  history?: HistoryReads;
+  /** DELETE /v1/subscribers/:e164 (admin key); absent: no such route. */
+  subscribers?: Omit<SubscriberRoutesOptions, 'apiKeys' | 'log'>;
   /** bull-board at /admin/queues over these queues; absent: no admin UI. */
   admin?: AdminRoutesOptions;
   /** GET /metrics; absent: no metrics route. */
@@ -114,6 +123,14 @@ export function buildApi(opts: ApiOptions): FastifyInstance {
   if (opts.readiness) app.register(healthRoutes, { checks: opts.readiness });
   if (opts.metrics) app.register(metricsRoute, { registry: opts.metrics.registry });
   if (opts.admin) app.register(adminRoutes, opts.admin);
+  // Beside the API, not in it: its key is the admin key, which the API's key check would refuse.
+  if (opts.subscribers) {
+    app.register(subscriberRoutes, {
+      ...opts.subscribers,
+      apiKeys: opts.apiKeys.map((k) => k.key),
+      ...(opts.logger ? { log: opts.logger } : {}),
+    });
+  }
   app.register(async (api) => apiRoutes(api, opts));
   return app;
 }
@@ -126,8 +143,9 @@ async function apiRoutes(app: FastifyInstance, opts: ApiOptions): Promise<void> 
   // Route schemas document (OpenAPI); zod validates, so every refusal keeps the one error shape.
   app.setValidatorCompiler(() => () => true);
   registerApiKeys(app, opts.apiKeys, opts.openWithoutKeys);
-  const { producer, callbacks, failures } = opts;
-  app.register(messageRoutes, { producer, revoke: opts.revoke, callbacks });
+  const { producer, callbacks, failures, history } = opts;
+  app.register(messageRoutes, { producer, revoke: opts.revoke, callbacks, history });
+  if (history) app.register(historyRoutes, { history });
   app.register(eventRoutes, { producer });
   if (failures) app.register(failureRoutes, { failures, producer });
   if (callbacks) app.register(callbackRoutes, { callbacks, producer });

@@ -93,6 +93,8 @@ export function toHttpError(err: unknown): { status: number; body: ErrorBody } {
   if (err instanceof AmbiguousMessageIdError)
     return answer(ErrorCodes.MESSAGE_ID_AMBIGUOUS, err.message, [{ path: 'agentId', problem: `one of ${err.agents.join(', ')}` }]);
   if (err instanceof DispatchError && err.code === ErrorCodes.REDIS_UNAVAILABLE) return answer(err.code, err.message);
+  // The archive does not answer (history reads): its message names no secret (the URL's password is masked).
+  if (err instanceof DispatchError && err.code === ErrorCodes.HISTORY_UNAVAILABLE) return answer(err.code, err.message);
   // RBM failed a call made for this request (a revoke's DELETE): the upstream's fault, worth a retry.
   if (err instanceof RbmApiError || err instanceof RbmNetworkError || err instanceof RbmAuthError) {
     return answer(err.code, `RBM did not complete the call: ${maskPhonesIn(err.message)}`);

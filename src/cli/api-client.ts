@@ -3,6 +3,7 @@
  * Pool: a method per endpoint the CLI uses, errors carrying the HTTP status
  * and the API's own error code. The API key goes in a header, never a message.
  */
+import { once } from 'node:events';
 import { Pool } from 'undici';
 import { ApiError, ApiUnreachableError, UsageError, type Detail } from './errors.ts';
 
@@ -89,6 +90,40 @@ export interface Replayed {
   url: string;
 }
 
+export interface ReportQuery {
+  from?: string | undefined;
+  to?: string | undefined;
+  agentId?: string | undefined;
+  groupBy?: string | undefined;
+}
+
+/** GET /v1/reports/deliveries. */
+export interface DeliveriesReport {
+  groupBy: string;
+  from: number;
+  to: number;
+  rows: Array<{
+    key: string | null;
+    total: number;
+    delivered: number;
+    read: number;
+    fellBack: number;
+    failed: number;
+    deliveredRate: number;
+    readRate: number;
+    fallbackRate: number;
+    timeToDeliveredP50Ms: number | null;
+    timeToDeliveredP95Ms: number | null;
+  }>;
+  truncated: boolean;
+}
+
+function reportParams(query: ReportQuery, extra: Record<string, string> = {}): string {
+  const params = new URLSearchParams();
+  for (const [name, value] of Object.entries({ ...query, ...extra })) if (value !== undefined) params.set(name, value);
+  return params.size ? `?${params}` : '';
+}
+
 export class ApiClient {
   private readonly pool: Pool;
   private readonly basePath: string;
@@ -165,6 +200,46 @@ export class ApiClient {
 
   replayCallbacks(messageId: string): Promise<Replayed> {
     return this.call('POST', `/v1/messages/${encodeURIComponent(messageId)}/callbacks:replay`);
+  }
+
+  getReport(query: ReportQuery): Promise<DeliveriesReport> {
+    return this.call('GET', `/v1/reports/deliveries${reportParams(query)}`);
+  }
+
+  /**
+   * The range's messages as CSV, streamed into `sink` as they come (bounded memory whatever the range holds);
+   * `end`: end the sink after (a file), or leave it open (stdout).
+   */
+  async exportReport(query: ReportQuery, sink: NodeJS.WritableStream, end: boolean): Promise<void> {
+    const path = `${this.basePath}/v1/reports/deliveries${reportParams(query, { format: 'csv' })}`;
+    let res: Awaited<ReturnType<Pool['request']>>;
+    try {
+      res = await this.pool.request({
+        method: 'GET',
+        path,
+        headers: { ...this.headers, accept: 'text/csv' },
+        headersTimeout: this.timeoutMs,
+        bodyTimeout: this.timeoutMs,
+      });
+    } catch (err) {
+      throw new ApiUnreachableError(this.origin, err);
+    }
+    if (res.statusCode < 200 || res.statusCode >= 300) {
+      const text = await res.body.text();
+      let json: unknown;
+      try {
+        json = JSON.parse(text);
+      } catch {}
+      throw errorFrom(res.statusCode, json, text);
+    }
+    try {
+      // Chunk by chunk, waiting on 'drain' when the sink is full: memory stays at one chunk; any writable will do.
+      for await (const chunk of res.body) if (!sink.write(chunk as Buffer)) await once(sink, 'drain');
+      if (end) await new Promise<void>((resolve, reject) => sink.once('error', reject).end(() => resolve()));
+    } catch (err) {
+      // Cut mid-body (the service or the connection went away): a partial file is not a report.
+      throw new ApiUnreachableError(this.origin, err);
+    }
   }
 
   close(): Promise<void> {

@@ -14,6 +14,7 @@ import { registerCallbacks } from './commands/callbacks.ts';
 import { registerEmulator } from './commands/emulator.ts';
 import { registerKeyfile } from './commands/keyfile.ts';
 import { registerFailures } from './commands/failures.ts';
+import { registerReport } from './commands/report.ts';
 import { registerRevoke } from './commands/revoke.ts';
 import { registerSend } from './commands/send.ts';
 import { registerStatus } from './commands/status.ts';
@@ -42,6 +43,7 @@ const COMMANDS: readonly Register[] = [
   registerStatus,
   registerRevoke,
   registerFailures,
+  registerReport,
   registerCallbacks,
   registerEmulator,
   registerKeyfile,

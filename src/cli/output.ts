@@ -33,6 +33,11 @@ export class Output {
     return !this.json && this.streams.stderr.isTTY === true;
   }
 
+  /** Where raw output goes (an export to `-`): not masked, not JSON-wrapped. */
+  get stdout(): NodeJS.WritableStream {
+    return this.streams.stdout;
+  }
+
   get stderr(): NodeJS.WritableStream {
     return this.streams.stderr;
   }

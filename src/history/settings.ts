@@ -17,3 +17,12 @@ export async function storedPhoneKey(db: HistoryTx): Promise<string> {
   const [row] = await db.query<{ value: string }>('SELECT value FROM history_settings WHERE name = $1', [PHONE_KEY]);
   return row!.value;
 }
+
+/**
+ * The key numbers are hashed with: HISTORY_PHONE_KEY when set, else the one
+ * the archive keeps. The archiver and the API both take it from here, so a
+ * number looked up or erased hashes as the archiver wrote it.
+ */
+export function phoneKeyOf(configured: string | undefined, db: HistoryTx): Promise<string> {
+  return configured !== undefined ? Promise.resolve(configured) : storedPhoneKey(db);
+}

@@ -288,6 +288,11 @@ export class Producer {
     return found[0] ?? null;
   }
 
+  /** The status record alone (null when Redis holds none), not QUEUED made up from a job as getStatus does. */
+  statusRecord(ref: MessageRef): Promise<MessageStatus | null> {
+    return this.opts.status.get(ref);
+  }
+
   /**
    * The status record, or for a message still waiting with no record, QUEUED
    * read from its job. By ID alone: the one message of that ID among `scope`'s agents.

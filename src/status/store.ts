@@ -216,6 +216,7 @@ const MAX_PARKED = 8;
 const CREATE_MANY = readFileSync(new URL('./lua/create-many.lua', import.meta.url), 'utf8');
 const TRANSITION = readFileSync(new URL('./lua/transition.lua', import.meta.url), 'utf8');
 const PARK = readFileSync(new URL('./lua/park.lua', import.meta.url), 'utf8');
+const ERASE_OF_PHONE = readFileSync(new URL('./lua/erase-of-phone.lua', import.meta.url), 'utf8');
 
 type ScriptRedis = Redis & {
   rbmStatusCreateMany(numKeys: number, ...args: (string | number)[]): Promise<string[]>;
@@ -229,6 +230,7 @@ type ScriptRedis = Redis & {
     ...args: (string | number)[]
   ): Promise<[number, string | null, string?]>;
   rbmStatusPark(key: string, metrics: string, ...args: (string | number)[]): Promise<string | null>;
+  rbmStatusEraseOfPhone(numKeys: number, ...args: string[]): Promise<number>;
 };
 
 /** The status scripts as commands of this connection (defined once per connection); their KEYS and ARGV are in each file's header. */
@@ -237,6 +239,7 @@ export function withStatusScripts(redis: Redis): ScriptRedis {
     redis.defineCommand('rbmStatusCreateMany', { lua: CREATE_MANY });
     redis.defineCommand('rbmStatusTransition', { numberOfKeys: 6, lua: TRANSITION });
     redis.defineCommand('rbmStatusPark', { numberOfKeys: 2, lua: PARK });
+    redis.defineCommand('rbmStatusEraseOfPhone', { lua: ERASE_OF_PHONE });
   }
   return redis as ScriptRedis;
 }
@@ -304,6 +307,19 @@ export class StatusStore implements StatusPort {
 
   key(ref: MessageRef): string {
     return `${this.options.prefix}:status:${ref.agentId}:${ref.messageId}`;
+  }
+
+  /**
+   * Deletes the records of these messages that are this number's (lua/erase-of-phone.lua): a
+   * data-protection erase. A record of another number under one of the IDs is left. Returns how many went.
+   */
+  async eraseOfPhone(refs: readonly MessageRef[], e164: string): Promise<number> {
+    let deleted = 0;
+    for (let i = 0; i < refs.length; i += 500) {
+      const keys = refs.slice(i, i + 500).map((r) => this.key(r));
+      deleted += await this.redis.rbmStatusEraseOfPhone(keys.length, ...keys, e164, maskPhone(e164));
+    }
+    return deleted;
   }
 
   /**
