@@ -5,6 +5,7 @@
  */
 import { once } from 'node:events';
 import { Pool } from 'undici';
+import type { Report } from '../history/types.ts';
 import { ApiError, ApiUnreachableError, UsageError, type Detail } from './errors.ts';
 
 export interface QueuedMessage {
@@ -97,26 +98,8 @@ export interface ReportQuery {
   groupBy?: string | undefined;
 }
 
-/** GET /v1/reports/deliveries. */
-export interface DeliveriesReport {
-  groupBy: string;
-  from: number;
-  to: number;
-  rows: Array<{
-    key: string | null;
-    total: number;
-    delivered: number;
-    read: number;
-    fellBack: number;
-    failed: number;
-    deliveredRate: number;
-    readRate: number;
-    fallbackRate: number;
-    timeToDeliveredP50Ms: number | null;
-    timeToDeliveredP95Ms: number | null;
-  }>;
-  truncated: boolean;
-}
+/** GET /v1/reports/deliveries: the archive's report as the API answers it. */
+export type DeliveriesReport = Report;
 
 function reportParams(query: ReportQuery, extra: Record<string, string> = {}): string {
   const params = new URLSearchParams();
