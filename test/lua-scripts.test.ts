@@ -278,6 +278,27 @@ describe('status/lua/transition.lua', () => {
     expect((await entries(keysOf(f).history)).map((e) => JSON.parse(e.h!)).at(-1)).not.toHaveProperty('ph');
   });
 
+  it('never stamps a move before the last one: a process whose clock is behind moves at the time of the last move', async () => {
+    const s = space();
+    const k = keysOf(s);
+    await transition(s, { to: 'SENDING', now: NOW, options: { create: create() } });
+    await transition(s, { to: 'SENT', now: NOW + 20, options: { event: 'SENT' } });
+    // The inbound process read its clock 14 ms before the dispatcher's SENT landed.
+    expect(await transition(s, { to: 'DELIVERED', now: NOW + 6, options: { event: 'DELIVERED' } })).toEqual([1, 'SENT', 'DELIVERED']);
+    const timeline = JSON.parse((await redis.hget(k.status, 'timeline'))!) as Array<{ state: string; at: number }>;
+    expect(timeline.map((e) => [e.state, e.at])).toEqual([
+      ['QUEUED', NOW - 100],
+      ['SENDING', NOW],
+      ['SENT', NOW + 20],
+      ['DELIVERED', NOW + 20],
+    ]);
+    expect(await redis.hget(k.status, 'updatedAt')).toBe(String(NOW + 20));
+    expect((await entries(k.history)).map((e) => JSON.parse(e.h!).t)).toEqual([NOW, NOW + 20, NOW + 20]);
+    // A later clock is taken as it is.
+    await transition(s, { to: 'READ', now: NOW + 30, options: { event: 'READ' } });
+    expect(await redis.hget(k.status, 'updatedAt')).toBe(String(NOW + 30));
+  });
+
   it('counts each move by state and agent, plus the counter asked for, and puts times in the buckets given', async () => {
     const s = space();
     const k = keysOf(s);

@@ -35,7 +35,7 @@
     KEYS[6] history feed (stream)
 
     ARGV[1] the new state
-    ARGV[2] now, ms epoch
+    ARGV[2] now, ms epoch (raised to the record's updatedAt when that is later)
     ARGV[3] ttl of the record, ms (renewed by every move)
     ARGV[4] options, JSON: id (the messageId), ref (its failures-index member),
             countAttempt, error {code, message}, detail, event, fields {k: v},
@@ -59,7 +59,14 @@
 ]]
 local statusKey, failuresKey, metricsKey, feedKey, intakeKey, historyKey = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
 local target = ARGV[1]
-local now = tonumber(ARGV[2])
+-- A move is never stamped before the record's last one: the processes that move
+-- a message (dispatch, inbound) read clocks that differ by milliseconds, and the
+-- timeline, the archive (which orders by time) and the histograms must agree
+-- with the order the moves happened in, here.
+local nowText = ARGV[2]
+local lastMove = redis.call('HGET', statusKey, 'updatedAt')
+if lastMove and tonumber(lastMove) > tonumber(nowText) then nowText = lastMove end
+local now = tonumber(nowText)
 local o = cjson.decode(ARGV[4])
 local waiting, deliveredFrom, readFrom = ARGV[5], ARGV[6], ARGV[7]
 local noChange, feedMaxLen, histogramBounds, historyMaxLen = ARGV[8], ARGV[9], ARGV[10], ARGV[11]
@@ -92,7 +99,7 @@ end
 -- decoding and re-encoding the whole array on every move.
 local function appendTimeline(entry)
   local timeline = redis.call('HGET', statusKey, 'timeline')
-  if not timeline then timeline = '[{"state":"QUEUED","at":' .. (redis.call('HGET', statusKey, 'createdAt') or ARGV[2]) .. '}]' end
+  if not timeline then timeline = '[{"state":"QUEUED","at":' .. (redis.call('HGET', statusKey, 'createdAt') or nowText) .. '}]' end
   redis.call('HSET', statusKey, 'timeline', string.sub(timeline, 1, -2) .. ',' .. cjson.encode(entry) .. ']')
 end
 
@@ -126,7 +133,7 @@ end
 -- History feed: one timeline entry with the message's facts (the full number only
 -- while the record holds it, for the archive's keyed hash), in the same step.
 local function feedHistory(from, entry)
-  local h = {a = record.agent, m = o.id, s = entry.state, p = from, t = entry.at, c = tonumber(record.createdAt or ARGV[2])}
+  local h = {a = record.agent, m = o.id, s = entry.state, p = from, t = entry.at, c = tonumber(record.createdAt or nowText)}
   if entry.event then h.e = entry.event end
   if entry.detail then h.d = entry.detail end
   if entry.error then h.ec = entry.error.code; h.em = entry.error.message end
@@ -140,7 +147,7 @@ end
 -- Failures index: the messages that failed for good, by when (StatusStore.failures reads it).
 local function indexFailure(from, to)
   if to == 'FAILED' or to == 'FALLBACK_FAILED' then
-    redis.call('ZADD', failuresKey, ARGV[2], o.ref)
+    redis.call('ZADD', failuresKey, nowText, o.ref)
   elseif from == 'FAILED' or from == 'FALLBACK_FAILED' then
     redis.call('ZREM', failuresKey, o.ref)
   end
@@ -160,7 +167,7 @@ end
 -- Metrics: one observation of the time since the message was enqueued. Its bucket
 -- counts on its own (metrics.ts makes the buckets cumulative); the sum is in ms.
 local function observe(name)
-  local ms = now - tonumber(record.createdAt or ARGV[2])
+  local ms = now - tonumber(record.createdAt or nowText)
   local le = '+Inf'
   for bound in string.gmatch(histogramBounds, '%S+') do
     if ms <= tonumber(bound) * 1000 then le = bound break end
@@ -178,7 +185,7 @@ end
 
 -- One move: the state, its timeline entry, the failures index, the callback feed, the metrics.
 local function move(from, to, entry)
-  redis.call('HSET', statusKey, 'state', to, 'updatedAt', ARGV[2])
+  redis.call('HSET', statusKey, 'state', to, 'updatedAt', nowText)
   appendTimeline(entry)
   feedHistory(from, entry)
   indexFailure(from, to)
