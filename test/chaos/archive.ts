@@ -77,8 +77,15 @@ export interface HistoryVerdict {
   lost: number;
   /** Messages whose archive holds an entry their Redis timeline does not (or holds one more often). */
   twice: number;
-  /** The archived final state (messages.state) ≠ Redis's state. */
+  /**
+   * The archived final state (messages.state) ≠ Redis's state. The archive folds a message's state from its
+   * entries by (time, rank), Redis keeps the order the moves were applied in: the two part when a move applied
+   * later carries an earlier time (its process took `now` before another's move landed).
+   */
   stateDiffers: number;
+  /** Messages whose Redis timeline holds one entry twice, identical to the ms (a replayed transition): the archive,
+   * idempotent on (agent, message, state, at), keeps it once, so these count in `lost` too. */
+  redisDuplicates: number;
   /** Same entries, another order (the archive orders by time, Redis by arrival): a note, not a fault. */
   orderDiffers: number;
   /** Messages Redis has no record of while the archive has entries (in `twice` too). */
@@ -189,6 +196,7 @@ function compare(
     lost: 0,
     twice: 0,
     stateDiffers: 0,
+    redisDuplicates: 0,
     orderDiffers: 0,
     archiveOnly: 0,
     entriesRedis: 0,
@@ -213,10 +221,12 @@ function compare(
     for (const e of want) count.set(keyOf(e), (count.get(keyOf(e)) ?? 0) + 1);
     for (const e of got) count.set(keyOf(e), (count.get(keyOf(e)) ?? 0) - 1);
     const missing = [...count.values()].some((n) => n > 0);
+    const dup = new Set(want.map(keyOf)).size < want.length;
+    if (dup) v.redisDuplicates += 1;
     const extra = [...count.values()].some((n) => n < 0);
     if (missing) {
       v.lost += 1;
-      ex('archLost', `${id} redis: ${show(want)} | archive: ${show(got)}`);
+      ex('archLost', `${id}${dup ? ' (Redis holds an entry twice, identical)' : ''} redis: ${show(want)} | archive: ${show(got)}`);
     }
     if (extra) {
       v.twice += 1;
@@ -258,7 +268,7 @@ export async function historyVerdict(c: Cluster, accepted: readonly string[], dr
       const redis = await redisTimelines(c, ids);
       drained = await feedDrained(c, Math.max(5_000, drainMs - (Date.now() - t0)));
       v = compare(redis, await archived(sql), ids);
-      if ((v.lost === 0 && v.twice === 0) || drained.ms === null) break;
+      if ((v.lost === 0 && v.twice === 0 && v.stateDiffers === 0) || drained.ms === null) break;
       await sleep(2000);
     }
     return { ...v!, drainedInMs, feedLeft: drained.left, looks };

@@ -79,7 +79,8 @@ const worstRecovery = (r: Row): number | null | undefined =>
 function ok(r: Row): boolean {
   if (r.error || !r.verdict) return false;
   if (BAD.some((k) => r.verdict![k] > 0)) return false;
-  if (r.history && (r.history.lost > 0 || r.history.twice > 0 || r.history.drainedInMs === null)) return false;
+  const h = r.history;
+  if (h && (h.lost > 0 || h.twice > 0 || h.stateDiffers > 0 || h.drainedInMs === null)) return false;
   const rec = worstRecovery(r);
   if (rec === null || (rec !== undefined && rec > ctx.recoveryLimitMs)) return false;
   return r.target?.ok ?? true;
@@ -97,6 +98,7 @@ const header = [
   'failed',
   'arch lost',
   'arch twice',
+  'arch state',
   'recover s',
   'target',
   'ok',
@@ -117,6 +119,7 @@ const table = rows.map((r) => {
     cell('failed'),
     r.history ? String(r.history.lost) : '–',
     r.history ? String(r.history.twice) : '–',
+    r.history ? String(r.history.stateDiffers) : '–',
     rec === undefined ? '–' : rec === null ? 'never' : (rec / 1000).toFixed(1),
     r.target ? (r.target.ok ? 'met' : 'MISSED') : '–',
     ok(r) ? 'yes' : r.error ? 'ERROR' : 'NO',

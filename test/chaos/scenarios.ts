@@ -71,7 +71,8 @@ async function inWorld(
       row.notes.push(
         `history: ${h.messages} messages compared, ${h.entriesRedis} timeline entries in Redis, ${h.entriesArchive} archived; ` +
           `feed ${h.drainedInMs === null ? `NOT drained (${h.feedLeft} left)` : `drained ${(h.drainedInMs / 1000).toFixed(1)} s after the settle`}; ` +
-          `${h.stateDiffers} final states differ, ${h.orderDiffers} timelines in another order, ${h.archiveOnly} archived messages without a Redis record` +
+          `${h.stateDiffers} final states differ, ${h.orderDiffers} timelines in another order, ${h.archiveOnly} archived messages without a Redis record, ` +
+          `${h.redisDuplicates} Redis timelines holding an entry twice` +
           `${h.looks > 1 ? `; ${h.looks} looks` : ''}`,
       );
     }
