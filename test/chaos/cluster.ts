@@ -1,8 +1,10 @@
 /**
  * One scenario's world: a redis-server of its own (AOF on, its own temp dir,
  * a free port), the RBM emulator as a child process (workers/emulator.ts),
- * and the split processes (api, 2 × dispatch, inbound, sms, callbacks), each
- * spawned as `node --import tsx workers/<role>.ts` so its PID is the worker's.
+ * and the split processes (api, 2 × dispatch, inbound, sms, callbacks, and
+ * the archiver writing to a fresh database of its own on the local
+ * PostgreSQL, see archive.ts), each spawned as `node --import tsx
+ * workers/<role>.ts` so its PID is the worker's.
  * The SMS worker's Twilio settings point at the emulator's SMS sink; the
  * emulator's webhook points at the api process.
  */
@@ -14,6 +16,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { Redis } from 'ioredis';
 import { redisAnswers } from '../../src/queue/local-redis.ts';
+import { createDatabase, HISTORY_ON, type ScenarioDb } from './archive.ts';
 import { spawnProc, stopProc, waitForOutput, type Proc } from './procs.ts';
 
 export const ROOT = resolve(fileURLToPath(new URL('../..', import.meta.url)));
@@ -24,13 +27,14 @@ export const PREFIX = 'chaos';
 export const API_KEY = 'chaos-api-key-0123456789';
 const CLIENT_TOKEN = 'chaos-client-token';
 
-export type Role = 'api' | 'dispatch' | 'inbound' | 'sms' | 'callbacks';
+export type Role = 'api' | 'dispatch' | 'inbound' | 'sms' | 'callbacks' | 'archiver';
 const READY: Record<Role, RegExp> = {
   api: /API listening/,
   dispatch: /dispatch worker running/,
   inbound: /inbound worker running/,
   sms: /SMS worker running/,
   callbacks: /callback worker running/,
+  archiver: /archiver running/,
 };
 
 export function freePort(): Promise<number> {
@@ -176,6 +180,10 @@ export class Cluster {
   apiUrl = '';
   env: NodeJS.ProcessEnv = {};
   db!: Redis;
+  /** The archiver's database (undefined with CHAOS_HISTORY=off). */
+  history: ScenarioDb | undefined;
+  /** Every messageId the API accepted (202) in this world: submit() adds them; the history column compares each. */
+  readonly accepted: string[] = [];
   dir = '';
   private starts = new Map<string, number>();
 
@@ -214,6 +222,7 @@ export class Cluster {
     this.keyFile = m[1]!;
     this.emulatorUrl = `http://127.0.0.1:${emuPort}`;
     if (o.beforeService) await o.beforeService(this);
+    if (HISTORY_ON) this.history = await createDatabase(o.name);
 
     const apiPort = await freePort();
     this.apiUrl = `http://127.0.0.1:${apiPort}`;
@@ -242,6 +251,7 @@ export class Cluster {
       LOG_LEVEL: process.env.CHAOS_LOG_LEVEL ?? 'info',
       SHUTDOWN_TIMEOUT_MS: '5000',
       ...lockEnv(),
+      ...(this.history ? { DATABASE_URL: this.history.url } : {}),
       ...o.env,
     };
     // Webhooks to the api process, signed with the token it knows; retries capped at 5 s apart (Google: up to 600 s) so a scenario settles in minutes.
@@ -258,6 +268,7 @@ export class Cluster {
       ['sms', 0],
       ['callbacks', 0],
     ];
+    if (this.history) roles.push(['archiver', 0]);
     for (let i = 0; i < (o.dispatchers ?? 2); i += 1) roles.push(['dispatch', i]);
     await Promise.all(roles.map(([r, i]) => this.startRole(r, i)));
   }
@@ -326,6 +337,7 @@ export class Cluster {
     await Promise.all(all.map((p) => stopProc(p, 'SIGKILL', 5000)));
     this.db?.disconnect();
     if (this.redis) await this.redis.stop('SIGKILL');
+    await this.history?.drop();
   }
 }
 

@@ -73,6 +73,7 @@ export async function submit(c: Cluster, specs: MessageSpec[], o: SubmitOptions)
             const ids = r.body.messageIds as string[];
             ids.forEach((id, i) => {
               sent.push({ messageId: id, to: batch[i]!.to, fallback: batch[i]!.fallback !== undefined, acceptedAt: at });
+              c.accepted.push(id);
             });
             o.onAccepted?.(sent.length);
             ok = true;

@@ -1,7 +1,7 @@
 /**
  * `npm run chaos`: runs the fault scenarios one after another, each in a
  * world of its own, prints one table and writes JSON to test/chaos/results.
- * Exit 1 when any bad column is non-zero, a recovery took over 10 s (or
+ * Exit 1 when any bad column (the archive's against Redis's timelines too) is non-zero, a recovery took over 10 s (or
  * never came), a scenario's target was missed or a scenario broke.
  *
  *   CHAOS_SCALE=0.2            sizes and outage durations × 0.2 (floors apply)
@@ -13,6 +13,9 @@
  *   CHAOS_REDIS_DOWN_MS=3000   how long Redis stays down in the Redis scenarios
  *   CHAOS_LOG_LEVEL=info       the processes' LOG_LEVEL (logs kept per scenario, path printed)
  *   CHAOS_TIMEOUT_MS=5400000   the whole run's bound; every child is killed when it passes
+ *   CHAOS_PG_URL               the PostgreSQL admin URL each scenario's archive database is made from
+ *                              (else HISTORY_TEST_PG_URL, else postgres://postgres@127.0.0.1:5432/test)
+ *   CHAOS_HISTORY=off          no archiver, no history columns
  */
 import { mkdir, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -76,12 +79,30 @@ const worstRecovery = (r: Row): number | null | undefined =>
 function ok(r: Row): boolean {
   if (r.error || !r.verdict) return false;
   if (BAD.some((k) => r.verdict![k] > 0)) return false;
+  const h = r.history;
+  if (h && (h.lost > 0 || h.twice > 0 || h.stateDiffers > 0 || h.drainedInMs === null)) return false;
   const rec = worstRecovery(r);
   if (rec === null || (rec !== undefined && rec > ctx.recoveryLimitMs)) return false;
   return r.target?.ok ?? true;
 }
 
-const header = ['scenario', 'messages', 'lost', 'twice', 'SMS 0/2+', 'SMS+RCS', 'wrong', 'stuck', 'failed', 'recover s', 'target', 'ok'];
+const header = [
+  'scenario',
+  'messages',
+  'lost',
+  'twice',
+  'SMS 0/2+',
+  'SMS+RCS',
+  'wrong',
+  'stuck',
+  'failed',
+  'arch lost',
+  'arch twice',
+  'arch state',
+  'recover s',
+  'target',
+  'ok',
+];
 const table = rows.map((r) => {
   const v = r.verdict;
   const rec = worstRecovery(r);
@@ -96,6 +117,9 @@ const table = rows.map((r) => {
     cell('wrong'),
     cell('stuck'),
     cell('failed'),
+    r.history ? String(r.history.lost) : '–',
+    r.history ? String(r.history.twice) : '–',
+    r.history ? String(r.history.stateDiffers) : '–',
     rec === undefined ? '–' : rec === null ? 'never' : (rec / 1000).toFixed(1),
     r.target ? (r.target.ok ? 'met' : 'MISSED') : '–',
     ok(r) ? 'yes' : r.error ? 'ERROR' : 'NO',
@@ -132,6 +156,7 @@ for (const r of rows) {
     );
     for (const [col, list] of Object.entries(r.verdict.examples)) out.push(`  - ${col}: ${list.join('; ')}`);
   }
+  for (const [col, list] of Object.entries(r.history?.examples ?? {})) out.push(`  - ${col}: ${list.join('; ')}`);
 }
 console.log(out.join('\n'));
 

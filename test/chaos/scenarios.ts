@@ -6,6 +6,8 @@
  */
 import { readFile } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
+import postgres from 'postgres';
+import { feedKey, historyVerdict, type HistoryVerdict } from './archive.ts';
 import { AGENT, Cluster, PREFIX, waitUntil, type ClusterOptions, type Fsync } from './cluster.ts';
 import { inFlight, messages, phoneOf, recovery, settle, states, submit, truth, type Sent, type Verdict } from './probe.ts';
 
@@ -20,6 +22,8 @@ export interface Recovery {
 export interface Row {
   scenario: string;
   verdict?: Verdict;
+  /** The archive against Redis's timelines, after the feed drained (absent with CHAOS_HISTORY=off). */
+  history?: HistoryVerdict;
   recoveries: Recovery[];
   /** A scenario-specific target (rate, token requests…): text and whether it was met. */
   target?: { text: string; ok: boolean };
@@ -61,6 +65,17 @@ async function inWorld(
   try {
     await body(c);
     row.notes.push(...(await failedJobs(c)));
+    if (c.history && row.verdict) {
+      const h = await historyVerdict(c, c.accepted);
+      row.history = h;
+      row.notes.push(
+        `history: ${h.messages} messages compared, ${h.entriesRedis} timeline entries in Redis, ${h.entriesArchive} archived; ` +
+          `feed ${h.drainedInMs === null ? `NOT drained (${h.feedLeft} left)` : `drained ${(h.drainedInMs / 1000).toFixed(1)} s after the settle`}; ` +
+          `${h.stateDiffers} final states differ, ${h.orderDiffers} timelines in another order, ${h.archiveOnly} archived messages without a Redis record, ` +
+          `${h.redisDuplicates} Redis timelines holding an entry twice` +
+          `${h.looks > 1 ? `; ${h.looks} looks` : ''}`,
+      );
+    }
   } finally {
     await c.close();
   }
@@ -131,6 +146,59 @@ const dispatcherKill: Scenario = {
       row.recoveries.push(...(await Promise.all(pending)));
       row.verdict = await settle(c, sent, ctx.settleMs);
       row.notes.push(`${n} messages at ${rate}/s, a dispatcher killed at 20/40/60/80 % of the drain and restarted at once`);
+    });
+  },
+};
+
+// ---------------------------------------------------------------- 1b
+
+const archiverKill: Scenario = {
+  name: 'archiver-kill9-x3',
+  async run(ctx, row) {
+    const n = sz(ctx, 5000, 200);
+    // A drain of about 60 s whatever the scale, so that three kills, each awaited until its work moved again, fit in it.
+    const rate = Math.max(5, Math.round(n / 60));
+    await inWorld(ctx, row, { agentRate: rate }, async (c) => {
+      if (!c.history) throw new Error('archiver-kill9-x3 needs the archiver (CHAOS_HISTORY is off)');
+      const pg = postgres(c.history.url, { max: 1, onnotice: () => {} });
+      try {
+        const { sent } = await submit(c, messages(n), { keyBase: 'arch' });
+        const atKill: string[] = [];
+        for (let k = 1; k <= 3; k += 1) {
+          await waitAccepted(c, Math.floor((k * n) / 4));
+          // Killed inside a write when one is caught within 5 s (its transaction open, its batch read and not
+          // acknowledged), else with a batch in hand, else as it is.
+          const deadline = Date.now() + 5000;
+          let caught = 'nothing in hand';
+          for (; Date.now() < deadline; await sleep(10)) {
+            const [[count], [open]] = await Promise.all([
+              c.db.xpending(feedKey(), 'archiver') as Promise<[number]>,
+              pg<Array<{ n: number }>>`SELECT count(*)::int AS n FROM pg_stat_activity
+                WHERE datname = current_database() AND application_name = 'rbm-dispatch-history' AND xact_start IS NOT NULL`,
+            ]);
+            if (count > 0 && open!.n > 0) {
+              caught = `inside a write (${count} entries pending)`;
+              break;
+            }
+            if (count > 0) caught = `a batch in hand (${count} entries pending)`;
+          }
+          const t = Date.now();
+          await c.kill9('archiver');
+          const snap = await inFlight(c, [], [{ key: feedKey(), group: 'archiver' }]);
+          atKill.push(`kill ${k}: ${caught}, ${await c.db.xlen(feedKey())} in the feed`);
+          const rec = recovery(c, snap, t, RECOVERY_BOUND_MS);
+          await c.startRole('archiver');
+          // The next kill only after this one's entries were written: kills that overlap measure nothing.
+          row.recoveries.push({ what: `kill ${k} (archiver)`, ...(await rec) });
+        }
+        row.verdict = await settle(c, sent, ctx.settleMs);
+        row.notes.push(
+          `${n} messages at ${rate}/s; the archiver killed at 25/50/75 % of the drain (each after the previous recovery) and restarted at once`,
+          ...atKill,
+        );
+      } finally {
+        await pg.end({ timeout: 5 });
+      }
     });
   },
 };
@@ -454,6 +522,7 @@ const webhooks: Scenario = {
 
 export const SCENARIOS: Scenario[] = [
   dispatcherKill,
+  archiverKill,
   dispatchersDown,
   expiryWave,
   redisScenario('redis-sigterm', 'SIGTERM', 'everysec'),
