@@ -87,7 +87,12 @@ export interface Config {
     autoRead: boolean;
     /** Approximate cap of the inbound Redis stream consumers read. */
     streamMaxLen: number;
-    /** How long webhook event and message IDs are remembered for deduplication (RBM retries for 7 days). */
+    /**
+     * How long webhook event and message IDs are remembered for deduplication
+     * (~100 bytes of Redis each). Past it, a repeated status event is refused by
+     * the state machine (already there); only a user message could reach
+     * consumers twice, and RBM repeats one only when our acknowledgement was lost.
+     */
     dedupeTtlMs: number;
     bodyLimitBytes: number;
   };
@@ -152,7 +157,10 @@ export interface Config {
   egress: EgressPolicy;
   /** Message history in PostgreSQL (src/history/): every status change, archived from the history feed. */
   history: HistoryConfig;
+  /** How long a status record, and after it its tombstone, lasts after the last change (as long as RBM may send news). */
   statusTtlMs: number;
+  /** How long a settled record stays whole in Redis after its last move before it leaves for the archive (history/evictor.ts). */
+  statusHotMs: number;
   shutdownTimeoutMs: number;
   logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
 }
@@ -538,7 +546,7 @@ export function loadConfig(env: Env): Readonly<Config> {
       concurrency: r.int('INBOUND_CONCURRENCY', 50, 1, 5000),
       autoRead: r.bool('INBOUND_AUTO_READ', false),
       streamMaxLen: r.int('INBOUND_STREAM_MAXLEN', 100_000, 100, 100_000_000),
-      dedupeTtlMs: r.int('WEBHOOK_DEDUPE_TTL_MS', 7 * DAY_MS, 60_000, 90 * DAY_MS),
+      dedupeTtlMs: r.int('WEBHOOK_DEDUPE_TTL_MS', DAY_MS, 60_000, 90 * DAY_MS),
       bodyLimitBytes: r.int('WEBHOOK_BODY_LIMIT_BYTES', 1024 * 1024, 1024, 64 * 1024 * 1024),
     },
     worker: {
@@ -588,9 +596,17 @@ export function loadConfig(env: Env): Readonly<Config> {
       phoneKey: r.secret('HISTORY_PHONE_KEY', 16),
     },
     statusTtlMs: r.int('STATUS_TTL_MS', 30 * DAY_MS, 60_000, 365 * DAY_MS),
+    statusHotMs: r.int('STATUS_HOT_MS', DAY_MS, 1000, 365 * DAY_MS),
     shutdownTimeoutMs: r.int('SHUTDOWN_TIMEOUT_MS', 30_000, 0, 600_000),
     logLevel: r.oneOf('LOG_LEVEL', ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const, 'info'),
   };
+  // A record past its TTL is gone from Redis whether archived or not: the hot window must end before.
+  if (config.statusHotMs > config.statusTtlMs) {
+    r.problems.push({
+      path: 'STATUS_HOT_MS',
+      problem: `expected at most STATUS_TTL_MS (${config.statusTtlMs}), got ${config.statusHotMs}`,
+    });
+  }
   // Node refuses a server whose headers may take longer than the whole request.
   if (config.http.headersTimeoutMs > config.http.requestTimeoutMs) {
     r.problems.push({

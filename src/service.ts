@@ -26,6 +26,7 @@ import { checkRedis } from './queue/preflight.ts';
 import { StreamInboundIntake } from './queue/inbound-stream.ts';
 import { BullDeadlines, BullInboundRetries, BullSmsQueue, RedisInboundStream } from './queue/lifecycle-queues.ts';
 import { startArchiver } from './history/archiver.ts';
+import { startEvictor } from './history/evictor.ts';
 import { openHistory, type HistoryStore } from './history/index.ts';
 import { eraseSubscriber, type EraseSubscriberResult } from './history/erase.ts';
 import { phoneKeyOf } from './history/settings.ts';
@@ -40,6 +41,7 @@ import type { TokenEvent } from './rbm/auth.ts';
 import { connectRbm } from './rbm/connect.ts';
 import { createSmsProvider, type SmsSettings } from './sms/index.ts';
 import { BatchStore } from './status/batches.ts';
+import { Tombstones } from './status/tombstones.ts';
 import { countMetric, intakeStreamKey, StatusStore, type MessageRef } from './status/store.ts';
 import { newWebhookCounters, type WebhookCounters } from './webhook/receiver.ts';
 
@@ -140,6 +142,9 @@ export async function createService(config: Readonly<Config>, deps: ServiceDeps)
   const status = new StatusStore(producerRedis, storeOptions);
   // Workers write through the waiting connection: a Redis blip delays a job, it does not fail it.
   const workerStatus = new StatusStore(workerRedis, storeOptions);
+  // What stays of a settled message after it left Redis (history/evictor.ts).
+  const tombstones = new Tombstones(producerRedis, storeOptions);
+  const workerTombstones = new Tombstones(workerRedis, storeOptions);
   // One registry of queues per connection role: producers fail fast, workers wait out a blip.
   const jobOptions = jobOptionsFrom(config);
   const producerQueues = new JobQueues(producerRedis, config.queuePrefix, jobOptions);
@@ -148,7 +153,7 @@ export async function createService(config: Readonly<Config>, deps: ServiceDeps)
     queues: producerQueues,
     agents: config.agents,
     status,
-    batches: new BatchStore(producerRedis, { ...storeOptions, statusKey: (ref) => status.key(ref) }),
+    batches: new BatchStore(producerRedis, { ...storeOptions, statusKey: (ref) => status.key(ref), tombstones }),
     eventCoalesceWindowMs: config.dispatch.eventCoalesceWindowMs,
     callbacks: config.callbacks.secret !== undefined,
     egress,
@@ -245,6 +250,7 @@ export async function createService(config: Readonly<Config>, deps: ServiceDeps)
             ? { markRead: (to: string, id: string, agentId: string) => producer.markRead(to, id, { agentId }) }
             : {}),
           count: async (name) => void (await countMetric(workerRedis, config.queuePrefix, 'inbound', name)),
+          tombstones: workerTombstones,
           heldByOtherAgent: async (ref) =>
             (
               await workerStatus.agentsHolding(
@@ -281,7 +287,7 @@ export async function createService(config: Readonly<Config>, deps: ServiceDeps)
       // A finished send job keeps the full number in its payload (JOB_KEEP_COMPLETED, JOB_KEEP_FAILED_MS): it goes too.
       // A job still waiting or running is left: it is a send in progress, archived again as it moves.
       const eraseOfPhone = async (refs: readonly MessageRef[], to: string): Promise<number> => {
-        const records = await status.eraseOfPhone(refs, to);
+        const records = (await status.eraseOfPhone(refs, to)) + (await tombstones.erase(refs));
         for (const ref of refs) {
           const job = await producerQueues.find(SEND_MESSAGE, ref);
           const state = job && job.data.to === to ? await job.getState() : undefined;
@@ -313,6 +319,17 @@ export async function createService(config: Readonly<Config>, deps: ServiceDeps)
         claimIdleMs: config.worker.lockDurationMs,
         log,
       });
+      // Settled records leave Redis after the hot window, once archived: the archiver's watermark says when.
+      const evictor = startEvictor({
+        redis: workerRedis,
+        prefix: config.queuePrefix,
+        hotMs: config.statusHotMs,
+        ttlMs: config.statusTtlMs,
+        statusKey: (ref) => workerStatus.key(ref),
+        failuresKey: workerStatus.failuresKey,
+        log,
+        ...(deps.now ? { now: deps.now } : {}),
+      });
       // Retention: whole days dropped at start and hourly (cheap; several archivers take turns under a lock).
       const retain = () =>
         store
@@ -329,7 +346,7 @@ export async function createService(config: Readonly<Config>, deps: ServiceDeps)
         close: async () => {
           stopped = true;
           clearInterval(retention);
-          await consumer.close();
+          await Promise.all([consumer.close(), evictor.close()]);
         },
       });
     },

@@ -9,7 +9,7 @@ import { withReceiverScripts } from '../src/callbacks/receivers.ts';
 import { withRateScripts } from '../src/queue/adaptive-rate.ts';
 import { createRedis, whenReady } from '../src/queue/connection.ts';
 import { withInboundScripts } from '../src/queue/inbound-stream.ts';
-import { statesLeadingTo, WAITING_STATES } from '../src/status/states.ts';
+import { SETTLED_STATES, statesLeadingTo, WAITING_STATES } from '../src/status/states.ts';
 import { HISTOGRAM_BOUNDS_S, NO_CHANGE, withStatusScripts } from '../src/status/store.ts';
 import { redisUrl, uniquePrefix } from './helpers.ts';
 
@@ -90,6 +90,7 @@ describe('status/lua/transition.lua', () => {
     feed: `${s}:feed`,
     intake: `${s}:intake`,
     history: `${s}:history`,
+    settled: `${s}:settled`,
   });
 
   interface Call {
@@ -113,6 +114,7 @@ describe('status/lua/transition.lua', () => {
       k.feed,
       k.intake,
       k.history,
+      k.settled,
       c.to,
       c.now ?? NOW,
       c.ttlMs ?? 60_000,
@@ -124,6 +126,7 @@ describe('status/lua/transition.lua', () => {
       c.feedMaxLen ?? 1_000_000,
       c.bounds ?? HISTOGRAM_BOUNDS_S.join(' '),
       c.historyMaxLen ?? 1_000_000,
+      SETTLED_STATES.join(' '),
       ...(c.from ?? statesLeadingTo(c.to as never)),
     );
   }

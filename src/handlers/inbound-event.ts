@@ -14,6 +14,10 @@
  * simply not found there, and is counted as agentMismatch), and it moves the
  * message only when its phone number is the message's (phoneMismatch
  * otherwise). Either way it is acknowledged and changes nothing.
+ *
+ * A message whose record left Redis after the hot window (history/evictor.ts)
+ * has a tombstone: a late DELIVERED or READ moves it and reaches the archive
+ * once; any other event about it changes nothing (NO_CHANGE, not kept).
  */
 import { validate } from '../../jobs/common.ts';
 import {
@@ -31,6 +35,7 @@ import { PHONE_FIELD } from '../fallback/fallback.ts';
 import { maskPhone } from '../mask.ts';
 import { isWaiting, type MessageState } from '../status/states.ts';
 import type { MessageRef, StatusPort } from '../status/store.ts';
+import type { Tombstones } from '../status/tombstones.ts';
 import type { Handler, Logger, Outcome } from './types.ts';
 
 export interface InboundEventDeps {
@@ -46,6 +51,8 @@ export interface InboundEventDeps {
   count: (name: 'unknownMessageEvents' | 'inboundEvents' | 'agentMismatch' | 'phoneMismatch') => Promise<void>;
   /** Whether an agent other than this one holds a message with this ID (for the agentMismatch count only). */
   heldByOtherAgent?: (ref: MessageRef) => Promise<boolean>;
+  /** The tombstones of messages that left Redis; without, an event about such a message counts as unknown. */
+  tombstones?: Pick<Tombstones, 'apply'>;
   log: Logger;
 }
 
@@ -93,14 +100,32 @@ export function createInboundEventHandler(deps: InboundEventDeps): Handler {
     );
   }
 
+  function phoneMismatch(ref: MessageRef, event: string, phone: string, expected: string | null | undefined): Promise<Outcome> {
+    logMismatch('phoneMismatch', { agentId: ref.agentId, messageId: ref.messageId, event, phone: maskPhone(phone), expected });
+    return deps.count('phoneMismatch').then(() => ({ outcome: 'PHONE_MISMATCH', event }));
+  }
+
+  /** An event about a message that left Redis: its tombstone's answer, or null when it has none either. */
+  async function late(ref: MessageRef, phone: string, event: string): Promise<Outcome | null> {
+    if (!deps.tombstones) return null;
+    const moveTo = event === 'DELIVERED' || event === 'READ' ? event : null;
+    const t = await deps.tombstones.apply(ref, phone, event, moveTo);
+    if (!t.found) return null;
+    if (!t.phoneMatches) return phoneMismatch(ref, event, phone, null);
+    return t.moved ? { outcome: event, late: true } : { outcome: 'NO_CHANGE', event, state: t.state, late: true };
+  }
+
   /**
    * Whether the event may touch the message: it exists in the verifying agent's
    * namespace and the event's phone is the message's. The full number is kept
-   * once the message is being sent; before that only its masked form is.
+   * once the message is being sent; before that only its masked form is. A
+   * message that left Redis answers here, from its tombstone (late()).
    */
   async function bound(ref: MessageRef, phone: string, event: string): Promise<Outcome | null> {
     const [state, e164, masked] = await status.fields(ref, ['state', PHONE_FIELD, 'to']);
     if (state === null) {
+      const settled = await late(ref, phone, event);
+      if (settled) return settled;
       if (deps.heldByOtherAgent && (await deps.heldByOtherAgent(ref))) {
         await deps.count('agentMismatch');
         logMismatch('agentMismatch', { agentId: ref.agentId, messageId: ref.messageId, event });
@@ -110,9 +135,7 @@ export function createInboundEventHandler(deps: InboundEventDeps): Handler {
     }
     const same = e164 !== null ? e164 === phone : masked === maskPhone(phone);
     if (same) return null;
-    await deps.count('phoneMismatch');
-    logMismatch('phoneMismatch', { agentId: ref.agentId, messageId: ref.messageId, event, phone: maskPhone(phone), expected: masked });
-    return { outcome: 'PHONE_MISMATCH', event };
+    return phoneMismatch(ref, event, phone, masked);
   }
 
   async function delivery(ref: MessageRef, eventType: 'DELIVERED' | 'READ'): Promise<Outcome> {

@@ -1,12 +1,14 @@
 /**
  * Batches: the message IDs of one POST /v1/messages:batch, kept as long as
  * their status records, and their progress as counts per state. A message
- * with no record yet is still QUEUED (its job is its state). Reading a
- * 10,000-message batch costs one pipelined round of HGETs.
+ * with no record yet is still QUEUED (its job is its state); one whose record
+ * left Redis after the hot window is in its tombstone's state. Reading a
+ * 10,000-message batch costs one pipelined round of HGETs (two when some left).
  */
 import type { Redis } from 'ioredis';
 import type { MessageState } from './states.ts';
 import { parseRefString, refString, type MessageRef } from './store.ts';
+import type { Tombstones } from './tombstones.ts';
 
 export interface BatchProgress {
   batchId: string;
@@ -17,7 +19,12 @@ export interface BatchProgress {
 export class BatchStore {
   constructor(
     private readonly redis: Redis,
-    private readonly opts: { prefix: string; ttlMs: number; statusKey: (ref: MessageRef) => string },
+    private readonly opts: {
+      prefix: string;
+      ttlMs: number;
+      statusKey: (ref: MessageRef) => string;
+      tombstones?: Pick<Tombstones, 'states'>;
+    },
   ) {}
 
   private key(batchId: string): string {
@@ -42,10 +49,13 @@ export class BatchStore {
     if (agents && refs.some((r) => !agents.has(r.agentId))) return null;
     const pipeline = this.redis.pipeline();
     for (const ref of refs) pipeline.hget(this.opts.statusKey(ref), 'state');
-    const states = (await pipeline.exec()) ?? [];
+    const states = ((await pipeline.exec()) ?? []).map(([, state]) => (state as MessageState | null) ?? null);
+    const missing = refs.filter((_, i) => states[i] === null);
+    const left = missing.length > 0 && this.opts.tombstones ? await this.opts.tombstones.states(missing) : [];
     const counts: Partial<Record<MessageState, number>> = {};
-    for (const [, state] of states) {
-      const s = ((state as string | null) ?? 'QUEUED') as MessageState;
+    let m = 0;
+    for (const state of states) {
+      const s = state ?? left[m++] ?? 'QUEUED';
       counts[s] = (counts[s] ?? 0) + 1;
     }
     return { batchId, total: ids.length, counts };

@@ -85,3 +85,22 @@ export function canMove(from: MessageState, to: MessageState): boolean {
 export function isFinal(state: MessageState): boolean {
   return EDGES[state].length === 0;
 }
+
+/**
+ * Nothing of ours will move it again; only RBM's late news can (a late DELIVERED
+ * or READ). After STATUS_HOT_MS such a record leaves Redis for a tombstone
+ * (tombstones.ts), once the archive holds its history (history/evictor.ts).
+ */
+export const SETTLED_STATES: readonly MessageState[] = [
+  'DELIVERED',
+  'READ',
+  'FAILED',
+  'EXPIRED',
+  'REVOKED',
+  'FALLBACK_SENT',
+  'FALLBACK_FAILED',
+];
+
+export function isSettled(state: MessageState): boolean {
+  return SETTLED_STATES.includes(state);
+}

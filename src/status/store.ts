@@ -8,12 +8,13 @@ import { readFileSync } from 'node:fs';
 import type { Redis } from 'ioredis';
 import type { SendMessagePayload } from '../../jobs/send-message.ts';
 import { maskPhone } from '../mask.ts';
-import { statesLeadingTo, WAITING_STATES, type MessageState } from './states.ts';
+import { SETTLED_STATES, statesLeadingTo, WAITING_STATES, type MessageState } from './states.ts';
 
 // The state lists the transition script checks against: arguments, like every constant a script uses, never spliced into its text.
 const WAITING_LIST = WAITING_STATES.join(' ');
 const DELIVERED_FROM = statesLeadingTo('DELIVERED').join(' ');
 const READ_FROM = statesLeadingTo('READ').join(' ');
+const SETTLED_LIST = SETTLED_STATES.join(' ');
 
 /**
  * Upper bounds, in seconds, of the time histograms the transition script fills
@@ -44,10 +45,6 @@ export function callbackFeedKey(prefix: string): string {
 }
 
 /**
- * The webhook intake: verified events wait here for the inbound worker (see
- * queue/inbound-stream.ts). Parked events go back here when their message settles.
- */
-/**
  * The history feed: every timeline entry of every message (a move, or an
  * event that moved nothing) with the message's facts, appended in the same
  * step; the archiver writes it to PostgreSQL and deletes what it wrote.
@@ -56,8 +53,20 @@ export function historyFeedKey(prefix: string): string {
   return `${prefix}:history-feed`;
 }
 
+/**
+ * The webhook intake: verified events wait here for the inbound worker (see
+ * queue/inbound-stream.ts). Parked events go back here when their message settles.
+ */
 export function intakeStreamKey(prefix: string): string {
   return `${prefix}:webhook-events`;
+}
+
+/**
+ * The settled index: refs of records in a settled state, scored by when they
+ * settled; the evictor (history/evictor.ts) reads it from the oldest.
+ */
+export function settledIndexKey(prefix: string): string {
+  return `${prefix}:settled`;
 }
 
 /** The detail of a timeline entry that records an event which moved nothing (see replay.ts). */
@@ -227,6 +236,7 @@ type ScriptRedis = Redis & {
     feed: string,
     intake: string,
     history: string,
+    settled: string,
     ...args: (string | number)[]
   ): Promise<[number, string | null, string?]>;
   rbmStatusPark(key: string, metrics: string, ...args: (string | number)[]): Promise<string | null>;
@@ -237,7 +247,7 @@ type ScriptRedis = Redis & {
 export function withStatusScripts(redis: Redis): ScriptRedis {
   if (!('rbmStatusTransition' in redis)) {
     redis.defineCommand('rbmStatusCreateMany', { lua: CREATE_MANY });
-    redis.defineCommand('rbmStatusTransition', { numberOfKeys: 6, lua: TRANSITION });
+    redis.defineCommand('rbmStatusTransition', { numberOfKeys: 7, lua: TRANSITION });
     redis.defineCommand('rbmStatusPark', { numberOfKeys: 2, lua: PARK });
     redis.defineCommand('rbmStatusEraseOfPhone', { lua: ERASE_OF_PHONE });
   }
@@ -390,6 +400,7 @@ export class StatusStore implements StatusPort {
       callbackFeedKey(this.options.prefix),
       intakeStreamKey(this.options.prefix),
       historyFeedKey(this.options.prefix),
+      settledIndexKey(this.options.prefix),
       to,
       options.now ?? Date.now(),
       this.options.ttlMs,
@@ -401,6 +412,7 @@ export class StatusStore implements StatusPort {
       CALLBACK_FEED_MAXLEN,
       HISTOGRAM_BOUNDS_LIST,
       HISTORY_FEED_MAXLEN,
+      SETTLED_LIST,
       ...statesLeadingTo(to),
     );
     return ok === 1

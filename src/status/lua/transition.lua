@@ -17,7 +17,12 @@
                      appended as the change its callback reports
     history feed     every timeline entry (a move, or an event that moved
                      nothing) is appended with the message's facts, for the
-                     archiver (src/history/archiver.ts) to write to PostgreSQL
+                     archiver (src/history/archiver.ts) to write to PostgreSQL;
+                     the record keeps the entry's ID (field hf), so the evictor
+                     knows when all of it is archived
+    settled index    a move into a settled state enters the message (score:
+                     when), a move out removes it: the evictor's list of
+                     records that leave Redis after the hot window
     metrics          each move counts by state and agent (plus options.count);
                      the first news of delivery and a sent SMS add to their
                      time histograms
@@ -33,6 +38,7 @@
     KEYS[4] callback feed (stream)
     KEYS[5] webhook intake (stream)
     KEYS[6] history feed (stream)
+    KEYS[7] settled index (zset of refs)
 
     ARGV[1] the new state
     ARGV[2] now, ms epoch (raised to the record's updatedAt when that is later)
@@ -49,7 +55,8 @@
     ARGV[10] the time histograms' bucket bounds in seconds, ascending, space-separated
              (each bound is also its bucket's field name: h|<name>|<bound>)
     ARGV[11] the history feed's approximate MAXLEN (a cap for an archiver long gone)
-    ARGV[12...] the states this move is allowed from
+    ARGV[12] the settled states, space-separated
+    ARGV[13...] the states this move is allowed from
 
   Output:
     {1, from, state now}  moved; the state now is past ARGV[1] when parked
@@ -57,7 +64,8 @@
     {0, from}             refused: the edge is not allowed from the state it is in
     {0, false}            no record (and none to create, or creating it is refused)
 ]]
-local statusKey, failuresKey, metricsKey, feedKey, intakeKey, historyKey = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
+local statusKey, failuresKey, metricsKey, feedKey, intakeKey, historyKey, settledKey =
+  KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7]
 local target = ARGV[1]
 -- A move is never stamped before the record's last one: the processes that move
 -- a message (dispatch, inbound) read clocks that differ by milliseconds, and the
@@ -69,8 +77,8 @@ if lastMove and tonumber(lastMove) > tonumber(nowText) then nowText = lastMove e
 local now = tonumber(nowText)
 local o = cjson.decode(ARGV[4])
 local waiting, deliveredFrom, readFrom = ARGV[5], ARGV[6], ARGV[7]
-local noChange, feedMaxLen, histogramBounds, historyMaxLen = ARGV[8], ARGV[9], ARGV[10], ARGV[11]
-local FIRST_ALLOWED = 12
+local noChange, feedMaxLen, histogramBounds, historyMaxLen, settled = ARGV[8], ARGV[9], ARGV[10], ARGV[11], ARGV[12]
+local FIRST_ALLOWED = 13
 
 local function listed(list, state) return string.find(' ' .. list .. ' ', ' ' .. state .. ' ', 1, true) ~= nil end
 
@@ -141,7 +149,8 @@ local function feedHistory(from, entry)
   if record.phone then h.ph = record.phone end
   if record.trafficType then h.tt = record.trafficType end
   if record.batchId then h.b = record.batchId end
-  redis.call('XADD', historyKey, 'MAXLEN', '~', historyMaxLen, '*', 'h', cjson.encode(h))
+  local id = redis.call('XADD', historyKey, 'MAXLEN', '~', historyMaxLen, '*', 'h', cjson.encode(h))
+  redis.call('HSET', statusKey, 'hf', id)
 end
 
 -- Failures index: the messages that failed for good, by when (StatusStore.failures reads it).
@@ -239,5 +248,6 @@ move(cur, target, entry)
 if type(o.count) == 'string' then redis.call('HINCRBY', metricsKey, o.count, 1) end
 local state = target
 if listed(waiting, cur) and not listed(waiting, state) then state = applyParked(state) end
+if listed(settled, state) then redis.call('ZADD', settledKey, nowText, o.ref) else redis.call('ZREM', settledKey, o.ref) end
 redis.call('PEXPIRE', statusKey, ARGV[3])
 return {1, cur, state}

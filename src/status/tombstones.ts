@@ -1,0 +1,214 @@
+/**
+ * Tombstones: what stays in Redis of a settled message after its record left
+ * (history/evictor.ts moves it out once the archive holds its history). One
+ * field of a small hash per message, ~40–90 bytes where the record held ~2 KB:
+ * the state, a check of the phone number and createdAt (lua/evict.lua). A late
+ * DELIVERED or READ meets it, moves it and reaches the archive through the
+ * history feed, once; anything else about the message changes nothing.
+ *
+ * Buckets: one hash per agent, generation and last two hex digits of the
+ * message ID (so a bucket of a busy agent holds a few hundred fields, kept in
+ * Redis's compact encoding). A generation spans half of STATUS_TTL_MS and its
+ * buckets expire STATUS_TTL_MS after it ends, so a tombstone lasts between
+ * STATUS_TTL_MS and 1.5 × that, and a lookup reads the three generations that
+ * may still exist. No per-field expiry, no sweep.
+ */
+import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import type { Redis } from 'ioredis';
+import { maskPhone } from '../mask.ts';
+import { SETTLED_STATES, statesLeadingTo, type MessageState } from './states.ts';
+import { historyFeedKey, metricsKey, type MessageRef } from './store.ts';
+
+/** One character per settled state, stored as the tombstone's first. */
+const CODES: Readonly<Record<string, string>> = {
+  DELIVERED: 'D',
+  READ: 'R',
+  FAILED: 'F',
+  EXPIRED: 'E',
+  REVOKED: 'V',
+  FALLBACK_SENT: 'S',
+  FALLBACK_FAILED: 'X',
+};
+/** 'CODE:STATE' pairs, as both scripts read them. */
+export const TOMBSTONE_CODES = SETTLED_STATES.map((s) => `${CODES[s]}:${s}`).join(' ');
+const STATE_OF = new Map(SETTLED_STATES.map((s) => [CODES[s]!, s]));
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+const HISTORY_FEED_MAXLEN = 10_000_000;
+
+const EVICT = readFileSync(new URL('./lua/evict.lua', import.meta.url), 'utf8');
+const TOMB_MOVE = readFileSync(new URL('./lua/tomb-move.lua', import.meta.url), 'utf8');
+
+type TombRedis = Redis & {
+  rbmEvict(status: string, settled: string, failures: string, tomb: string, ...args: (string | number | Buffer)[]): Promise<EvictOutcome>;
+  rbmTombMove(
+    b0: string,
+    b1: string,
+    b2: string,
+    metrics: string,
+    feed: string,
+    ...args: (string | number | Buffer)[]
+  ): Promise<[number, string | null]>;
+};
+
+export type EvictOutcome = 'evicted' | 'hot' | 'behind' | 'live' | 'gone';
+
+/** What a webhook event met: no tombstone, another number's message, or the state it is in (and whether it moved). */
+export type TombstoneResult =
+  | { found: false }
+  | { found: true; phoneMatches: false; state: MessageState }
+  | { found: true; phoneMatches: true; state: MessageState; moved: boolean; from: MessageState };
+
+/** 4 bytes of the SHA-1 of a number: what a tombstone keeps to check an event's number against. */
+function phoneCheck(phone: string): Buffer {
+  return createHash('sha1').update(phone).digest().subarray(0, 4);
+}
+
+export class Tombstones {
+  private readonly redis: TombRedis;
+  private readonly generationMs: number;
+
+  constructor(
+    redis: Redis,
+    private readonly opts: { prefix: string; ttlMs: number },
+  ) {
+    if (!('rbmTombMove' in redis)) {
+      redis.defineCommand('rbmEvict', { numberOfKeys: 4, lua: EVICT });
+      redis.defineCommand('rbmTombMove', { numberOfKeys: 5, lua: TOMB_MOVE });
+    }
+    this.redis = redis as TombRedis;
+    this.generationMs = Math.max(1, Math.floor(opts.ttlMs / 2));
+  }
+
+  /** The message ID as the tombstone's field (16 bytes); null for an ID that is not a UUID (no outbound message has one). */
+  private field(messageId: string): Buffer | null {
+    return UUID.test(messageId) ? Buffer.from(messageId.replaceAll('-', ''), 'hex') : null;
+  }
+
+  private bucket(ref: MessageRef, generation: number): string {
+    return `${this.opts.prefix}:tomb:${ref.agentId}:${generation}:${ref.messageId.slice(-2)}`;
+  }
+
+  /** The buckets that may hold a message's tombstone now, newest first. */
+  private buckets(ref: MessageRef, now: number): [string, string, string] {
+    const g = Math.floor(now / this.generationMs);
+    return [this.bucket(ref, g), this.bucket(ref, g - 1), this.bucket(ref, g - 2)];
+  }
+
+  /**
+   * Evicts these records (lua/evict.lua), each on its own terms, in one
+   * pipelined round: an outcome per ref, in order.
+   */
+  async evict(
+    records: ReadonlyArray<{ ref: MessageRef; member: string; statusKey: string }>,
+    indexes: { settled: string; failures: string },
+    cutoff: number,
+    watermark: string,
+    now: number,
+  ): Promise<EvictOutcome[]> {
+    const g = Math.floor(now / this.generationMs);
+    const expireAt = (g + 1) * this.generationMs + this.opts.ttlMs;
+    const pipeline = this.redis.pipeline() as unknown as Pick<TombRedis, 'rbmEvict' | 'zrem'> & {
+      exec(): Promise<[Error | null, unknown][] | null>;
+    };
+    for (const r of records) {
+      const field = this.field(r.ref.messageId);
+      // Not a UUID: no outbound message has such an ID; it leaves the index and its record keeps its TTL.
+      if (!field) void pipeline.zrem(indexes.settled, r.member);
+      else {
+        const bucket = this.bucket(r.ref, g);
+        void pipeline.rbmEvict(
+          r.statusKey,
+          indexes.settled,
+          indexes.failures,
+          bucket,
+          r.member,
+          cutoff,
+          watermark,
+          TOMBSTONE_CODES,
+          field,
+          expireAt,
+        );
+      }
+    }
+    const replies = records.length === 0 ? [] : ((await pipeline.exec()) ?? []);
+    return replies.map(([err, outcome]) => {
+      if (err) throw err;
+      return typeof outcome === 'string' ? (outcome as EvictOutcome) : 'live';
+    });
+  }
+
+  /**
+   * A webhook event about a message with no record: its tombstone, checked
+   * against the event's number; a DELIVERED or READ (`to`) moves it when the
+   * state machine allows, and reaches the archive through the history feed.
+   */
+  async apply(ref: MessageRef, phone: string, event: string, to: 'DELIVERED' | 'READ' | null, now = Date.now()): Promise<TombstoneResult> {
+    const field = this.field(ref.messageId);
+    if (!field) return { found: false };
+    const [b0, b1, b2] = this.buckets(ref, now);
+    const [moved, state] = await this.redis.rbmTombMove(
+      b0,
+      b1,
+      b2,
+      metricsKey(this.opts.prefix),
+      historyFeedKey(this.opts.prefix),
+      field,
+      to ?? '',
+      now,
+      TOMBSTONE_CODES,
+      phoneCheck(phone),
+      phoneCheck(maskPhone(phone)),
+      ref.agentId,
+      ref.messageId,
+      event,
+      HISTORY_FEED_MAXLEN,
+      ...(to ? statesLeadingTo(to) : []),
+    );
+    if (state === null) return { found: false };
+    if (moved === -1) return { found: true, phoneMatches: false, state: state as MessageState };
+    return moved === 1
+      ? { found: true, phoneMatches: true, state: to!, moved: true, from: state as MessageState }
+      : { found: true, phoneMatches: true, state: state as MessageState, moved: false, from: state as MessageState };
+  }
+
+  /** The states of these messages' tombstones (null: none), in one pipelined round. */
+  async states(refs: readonly MessageRef[], now = Date.now()): Promise<(MessageState | null)[]> {
+    const pipeline = this.redis.pipeline();
+    const asked: boolean[] = [];
+    for (const ref of refs) {
+      const field = this.field(ref.messageId);
+      asked.push(field !== null);
+      if (field) for (const bucket of this.buckets(ref, now)) pipeline.hget(bucket, field);
+    }
+    const replies = refs.length === 0 ? [] : ((await pipeline.exec()) ?? []);
+    const out: (MessageState | null)[] = [];
+    let at = 0;
+    for (const wasAsked of asked) {
+      if (!wasAsked) {
+        out.push(null);
+        continue;
+      }
+      const value = [replies[at]?.[1], replies[at + 1]?.[1], replies[at + 2]?.[1]].find((v) => typeof v === 'string') as string | undefined;
+      at += 3;
+      out.push(value ? (STATE_OF.get(value[0]!.toUpperCase()) ?? null) : null);
+    }
+    return out;
+  }
+
+  /** Deletes these messages' tombstones (a data-protection erase); returns how many went. */
+  async erase(refs: readonly MessageRef[], now = Date.now()): Promise<number> {
+    const pipeline = this.redis.pipeline();
+    let asked = 0;
+    for (const ref of refs) {
+      const field = this.field(ref.messageId);
+      if (!field) continue;
+      for (const bucket of this.buckets(ref, now)) pipeline.hdel(bucket, field);
+      asked++;
+    }
+    if (asked === 0) return 0;
+    const replies = (await pipeline.exec()) ?? [];
+    return replies.reduce((n, [, deleted]) => n + Number(deleted ?? 0), 0);
+  }
+}
