@@ -89,7 +89,7 @@ export interface Config {
     streamMaxLen: number;
     /**
      * How long webhook event and message IDs are remembered for deduplication
-     * (~100 bytes of Redis each). Past it, a repeated status event is refused by
+     * (~100 bytes of Redis each; default STATUS_HOT_MS). Past it, a repeated status event is refused by
      * the state machine (already there); only a user message could reach
      * consumers twice, and RBM repeats one only when our acknowledgement was lost.
      */
@@ -520,6 +520,8 @@ export function loadConfig(env: Env): Readonly<Config> {
     r.fail('QUEUE_PREFIX', "letters, digits, '_', '.', '-', optionally in braces like {rbm}", queuePrefix);
   const concurrencyRaw = r.raw('DISPATCH_CONCURRENCY');
   const egress: EgressPolicy = { allow: parseAllowHosts(r), allowLoopback: rbmEndpoint.kind === 'emulator' };
+  // Read first: webhook dedupe lasts as long as the hot window by default.
+  const statusHotMs = r.int('STATUS_HOT_MS', DAY_MS, 1000, 365 * DAY_MS);
 
   const config: Config = {
     port: r.int('PORT', 3000, 0, 65_535),
@@ -546,7 +548,7 @@ export function loadConfig(env: Env): Readonly<Config> {
       concurrency: r.int('INBOUND_CONCURRENCY', 50, 1, 5000),
       autoRead: r.bool('INBOUND_AUTO_READ', false),
       streamMaxLen: r.int('INBOUND_STREAM_MAXLEN', 100_000, 100, 100_000_000),
-      dedupeTtlMs: r.int('WEBHOOK_DEDUPE_TTL_MS', DAY_MS, 60_000, 90 * DAY_MS),
+      dedupeTtlMs: r.int('WEBHOOK_DEDUPE_TTL_MS', statusHotMs, 1000, 90 * DAY_MS),
       bodyLimitBytes: r.int('WEBHOOK_BODY_LIMIT_BYTES', 1024 * 1024, 1024, 64 * 1024 * 1024),
     },
     worker: {
@@ -596,7 +598,7 @@ export function loadConfig(env: Env): Readonly<Config> {
       phoneKey: r.secret('HISTORY_PHONE_KEY', 16),
     },
     statusTtlMs: r.int('STATUS_TTL_MS', 30 * DAY_MS, 60_000, 365 * DAY_MS),
-    statusHotMs: r.int('STATUS_HOT_MS', DAY_MS, 1000, 365 * DAY_MS),
+    statusHotMs,
     shutdownTimeoutMs: r.int('SHUTDOWN_TIMEOUT_MS', 30_000, 0, 600_000),
     logLevel: r.oneOf('LOG_LEVEL', ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const, 'info'),
   };

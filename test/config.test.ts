@@ -199,6 +199,19 @@ describe('loadConfig', () => {
     expect(problems.find((p) => p.path === 'DATABASE_URL')!.problem).toBe("expected a postgres:// or postgresql:// URL, got 'mysql://…'");
   });
 
+  it('the hot window: a day by default, webhook dedupe as long unless set, never longer than STATUS_TTL_MS', () => {
+    const c = loadConfig({});
+    expect(c.statusHotMs).toBe(86_400_000);
+    expect(c.inbound.dedupeTtlMs).toBe(86_400_000);
+    const short = loadConfig({ STATUS_HOT_MS: '2000' });
+    expect(short.inbound.dedupeTtlMs).toBe(2000);
+    expect(loadConfig({ STATUS_HOT_MS: '2000', WEBHOOK_DEDUPE_TTL_MS: '60000' }).inbound.dedupeTtlMs).toBe(60_000);
+    expect(problemsOf({ STATUS_HOT_MS: '600000', STATUS_TTL_MS: '60000' })).toEqual([
+      { path: 'STATUS_HOT_MS', problem: 'expected at most STATUS_TTL_MS (60000), got 600000' },
+    ]);
+    expect(problemsOf({ STATUS_HOT_MS: '10' })[0]?.path).toBe('STATUS_HOT_MS');
+  });
+
   it('one bare webhook token serves every agent', () => {
     expect(loadConfig({ RBM_WEBHOOK_CLIENT_TOKENS: 'SECRET' }).webhookClientTokens).toEqual({ '*': 'SECRET' });
   });
