@@ -72,7 +72,15 @@ function archive(prefix: string, store: ArchiverStore, batchSize?: number): Batc
 }
 
 async function lifecycleOf(status: StatusStore, ref: MessageRef, createdAt: number): Promise<void> {
-  const create = { ...ref, to: '+14155550123', createdAt, trafficType: 'TRANSACTION', batchId: 'b-1' };
+  const create = {
+    ...ref,
+    to: '+14155550123',
+    createdAt,
+    trafficType: 'TRANSACTION',
+    batchId: 'b-1',
+    expireAt: createdAt + 3_600_000,
+    callback: { url: 'https://hooks.example.com/rbm', scope: 'key-1' },
+  };
   await status.transition(ref, 'SENDING', { create, now: createdAt + 10, countAttempt: true, fields: { e164: '+14155550123' } });
   await status.transition(ref, 'SENT', { now: createdAt + 20, event: 'SENT' });
   await status.transition(ref, 'DELIVERED', { now: createdAt + 30, event: 'DELIVERED' });
@@ -106,7 +114,12 @@ describe('the archiver', () => {
       expect(archived.timeline).toEqual(inRedis.timeline);
       expect(archived).toMatchObject({ state: inRedis.state, agentId: ref.agentId, to: inRedis.to, createdAt: inRedis.createdAt });
     }
-    expect(await history.message(refs[0]!)).toMatchObject({ trafficType: 'TRANSACTION', batchId: 'b-1' });
+    expect(await history.message(refs[0]!)).toMatchObject({
+      trafficType: 'TRANSACTION',
+      batchId: 'b-1',
+      expireAt: createdAt + 3_600_000,
+      callbackUrl: 'https://hooks.example.com/rbm',
+    });
     expect(await history.message(failed)).toMatchObject({ state: 'FAILED', lastError: { code: 'RBM_API', message: 'RBM answered 400' } });
     const byPhone = await history.byPhone(phoneHash(KEY, '+14155550123'), ['agent-a']);
     expect(byPhone.messages).toHaveLength(refs.length);

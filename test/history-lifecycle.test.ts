@@ -46,6 +46,8 @@ let h: Harness;
 let base: string;
 const sent: Sent[] = [];
 const inRedis = new Map<string, MessageStatus>();
+/** GET /v1/messages/:id of every 50th message while in Redis. */
+const bodiesFromRedis = new Map<string, unknown>();
 let started = 0;
 let heldBytes = 0;
 
@@ -148,6 +150,8 @@ beforeAll(async () => {
         contentMessage: { text: `message ${i}` },
         messageTrafficType: i % 3 === 0 ? ('TRANSACTION' as const) : ('PROMOTION' as const),
         ...(end === 'FALLBACK_SENT' ? { fallback: { sms: { text: `sms ${i}` } } } : {}),
+        // A TTL far beyond the test: the record and the archive both keep its deadline (expireAt).
+        ...(i % 10 === 1 ? { ttl: '86400s' } : {}),
       },
     };
   });
@@ -166,6 +170,8 @@ beforeAll(async () => {
   await inLanes(sent, 50, async (s) => {
     inRedis.set(s.messageId, (await h.status.get(s))!);
   });
+  for (const s of sent.filter((_, k) => k % 50 === 0 || k % 50 === 1))
+    bodiesFromRedis.set(s.messageId, (await api(`/v1/messages/${s.messageId}`)).body);
   heldBytes = (await census()).status;
   const archivedFrom = Date.now();
   await h.service.startArchiver();
@@ -189,6 +195,9 @@ describe(`${N} messages through their lifecycle, archived, then out of Redis`, (
       if (!same) mismatched.push(s.messageId);
     });
     expect(mismatched).toEqual([]);
+    // The API answers the same body from the archive as it did from Redis.
+    expect([...bodiesFromRedis.values()].filter((b) => (b as { expireAt?: number }).expireAt !== undefined).length).toBeGreaterThan(0);
+    for (const [id, body] of bodiesFromRedis) expect((await api(`/v1/messages/${id}`)).body, id).toEqual(body);
     const ends = new Map<string, number>();
     for (const s of sent) ends.set(s.end, (ends.get(s.end) ?? 0) + 1);
     expect(Object.fromEntries(ends)).toEqual({ READ: 4000, DELIVERED: 3500, FALLBACK_SENT: 2000, FAILED: 500 });

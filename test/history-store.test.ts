@@ -86,7 +86,7 @@ describe.each(backends)('history store on $name', ({ server }) => {
 
   it('applies each migration once: a second run is a no-op, and an edited one stops the open', async () => {
     const migrations = loadMigrations();
-    expect(migrations.map((m) => m.version)).toEqual([1, 2]);
+    expect(migrations.map((m) => m.version)).toEqual([1, 2, 3]);
     const recorded = await store.db.query<{ version: number; checksum: string }>('SELECT version, checksum FROM schema_migrations');
     expect(recorded).toEqual(migrations.map((m) => ({ version: m.version, checksum: m.checksum })));
     expect(await migrate(store.db)).toEqual({ applied: [] });

@@ -11,10 +11,8 @@
  *                   rule the send handler counts by (each try that ended: SENT, NOT_RCS, or a failed
  *                   try, SENDING → SENDING | FAILED with an error)
  *
- * Only the record's `expireAt` and `callbackUrl` are not archived: a message
- * sent with a TTL or a callback URL answers without them once it is read
- * from the archive. The archive's `text` (HISTORY_STORE_TEXT) is not
- * answered: Redis never answers it either.
+ * The archive's `text` (HISTORY_STORE_TEXT) is not answered: Redis never
+ * answers it either.
  */
 import type { HistoryMessage } from '../history/types.ts';
 import type { MessageStatus, TimelineEntry } from '../status/store.ts';

@@ -36,6 +36,10 @@ interface FeedEntry {
   ph?: string;
   tt?: string;
   b?: string;
+  /** expireAt, ms */
+  x?: number;
+  /** the callback URL */
+  u?: string;
 }
 
 export interface ArchiverStore {
@@ -52,6 +56,8 @@ export function changesOf(entry: FeedEntry, phoneKey: string): HistoryChange[] {
     ...(entry.ph !== undefined ? { toHash: phoneHash(phoneKey, entry.ph) } : {}),
     ...(entry.tt !== undefined ? { trafficType: entry.tt } : {}),
     ...(entry.b !== undefined ? { batchId: entry.b } : {}),
+    ...(entry.x !== undefined ? { expireAt: entry.x } : {}),
+    ...(entry.u !== undefined ? { callbackUrl: entry.u } : {}),
   };
   const change: HistoryChange = {
     ...facts,

@@ -59,6 +59,8 @@ export interface MessageRow {
   to_hash: string | null;
   traffic_type: string | null;
   batch_id: string | null;
+  expire_at: number | null;
+  callback_url: string | null;
   fallback_reason: string | null;
   last_error_code: string | null;
   last_error_message: string | null;
@@ -97,6 +99,8 @@ export function foldChanges(changes: readonly HistoryChange[], storeText: boolea
         to_hash: null,
         traffic_type: null,
         batch_id: null,
+        expire_at: null,
+        callback_url: null,
         fallback_reason: null,
         last_error_code: null,
         last_error_message: null,
@@ -114,6 +118,8 @@ export function foldChanges(changes: readonly HistoryChange[], storeText: boolea
     row.to_hash ??= c.toHash?.toLowerCase() ?? null;
     row.traffic_type ??= c.trafficType ?? null;
     row.batch_id ??= c.batchId ?? null;
+    row.expire_at ??= c.expireAt ?? null;
+    row.callback_url ??= c.callbackUrl ?? null;
     row.fallback_reason ??= c.fallbackReason ?? (c.state === 'FALLBACK_QUEUED' ? (c.event ?? c.previousState ?? null) : null);
     if (storeText) row.text ??= c.text ?? null;
     if (c.errorCode && (row.last_error_at === null || c.at >= row.last_error_at)) {

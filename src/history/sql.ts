@@ -33,7 +33,8 @@ FROM ins GROUP BY agent_id, message_id, created_at`;
 const MESSAGE_COLUMNS =
   'agent_id text, message_id uuid, created_at bigint, state text, updated_at bigint, sent_at bigint, delivered_at bigint, ' +
   'read_at bigint, fallback_sent_at bigint, failed_at bigint, to_masked text, to_hash text, traffic_type text, batch_id text, ' +
-  'fallback_reason text, last_error_code text, last_error_message text, last_error_at bigint, text text';
+  'fallback_reason text, last_error_code text, last_error_message text, last_error_at bigint, text text, expire_at bigint, ' +
+  'callback_url text';
 
 /** Later by (time, rank): the same order as fold.ts's. */
 const NEWER = '(excluded.updated_at, history_state_rank(excluded.state)) > (m.updated_at, history_state_rank(m.state))';
@@ -42,10 +43,12 @@ const ERROR_NEWER = 'excluded.last_error_at IS NOT NULL AND (m.last_error_at IS 
 /** $1: folded rows as JSON (fold.ts). The merge with a stored row is fold.ts's merge. */
 export const UPSERT_MESSAGES = `
 INSERT INTO messages AS m (agent_id, message_id, created_at, state, updated_at, sent_at, delivered_at, read_at, fallback_sent_at,
-  failed_at, channel, to_masked, to_hash, traffic_type, batch_id, fallback_reason, last_error_code, last_error_message, last_error_at, text)
+  failed_at, channel, to_masked, to_hash, traffic_type, batch_id, fallback_reason, last_error_code, last_error_message, last_error_at, text,
+  expire_at, callback_url)
 SELECT agent_id, message_id, ${ts('created_at')}, state, ${ts('updated_at')}, ${ts('sent_at')}, ${ts('delivered_at')}, ${ts('read_at')},
   ${ts('fallback_sent_at')}, ${ts('failed_at')}, CASE WHEN fallback_sent_at IS NULL THEN 'rcs' ELSE 'sms' END, to_masked,
-  decode(to_hash, 'hex'), traffic_type, batch_id, fallback_reason, last_error_code, last_error_message, ${ts('last_error_at')}, text
+  decode(to_hash, 'hex'), traffic_type, batch_id, fallback_reason, last_error_code, last_error_message, ${ts('last_error_at')}, text,
+  ${ts('expire_at')}, callback_url
 FROM jsonb_to_recordset($1::text::jsonb) AS x(${MESSAGE_COLUMNS})
 ON CONFLICT (agent_id, message_id, created_at) DO UPDATE SET
   state = CASE WHEN ${NEWER} THEN excluded.state ELSE m.state END,
@@ -64,12 +67,15 @@ ON CONFLICT (agent_id, message_id, created_at) DO UPDATE SET
   last_error_code = CASE WHEN ${ERROR_NEWER} THEN excluded.last_error_code ELSE m.last_error_code END,
   last_error_message = CASE WHEN ${ERROR_NEWER} THEN excluded.last_error_message ELSE m.last_error_message END,
   last_error_at = greatest(m.last_error_at, excluded.last_error_at),
-  text = coalesce(m.text, excluded.text)`;
+  text = coalesce(m.text, excluded.text),
+  expire_at = coalesce(m.expire_at, excluded.expire_at),
+  callback_url = coalesce(m.callback_url, excluded.callback_url)`;
 
 /** The columns of a message as the store reads it. */
 export const MESSAGE_SELECT =
   `agent_id, message_id::text AS message_id, ${ms('created_at')} AS created_at, ${ms('updated_at')} AS updated_at, ` +
-  'state, channel, to_masked, traffic_type, batch_id, fallback_reason, last_error_code, last_error_message';
+  'state, channel, to_masked, traffic_type, batch_id, fallback_reason, last_error_code, last_error_message, ' +
+  `${ms('expire_at')} AS expire_at, callback_url`;
 
 /** $1 agent, $2 messageId: the newest row (one, unless a messageId was reused across days). */
 export const SELECT_MESSAGE = `SELECT ${MESSAGE_SELECT}, text FROM messages

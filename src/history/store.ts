@@ -58,6 +58,8 @@ interface MessageSqlRow extends Record<string, unknown> {
   fallback_reason: string | null;
   last_error_code: string | null;
   last_error_message: string | null;
+  expire_at: number | null;
+  callback_url: string | null;
   text?: string | null;
 }
 
@@ -71,9 +73,11 @@ function summary(r: MessageSqlRow): HistorySummary {
     ...(r.traffic_type ? { trafficType: r.traffic_type } : {}),
     ...(r.batch_id ? { batchId: r.batch_id } : {}),
     ...(r.fallback_reason ? { fallbackReason: r.fallback_reason } : {}),
+    ...(r.expire_at !== null ? { expireAt: r.expire_at } : {}),
     createdAt: r.created_at,
     updatedAt: r.updated_at,
     ...(r.last_error_code ? { lastError: { code: r.last_error_code, message: r.last_error_message ?? '' } } : {}),
+    ...(r.callback_url ? { callbackUrl: r.callback_url } : {}),
   };
 }
 

@@ -37,6 +37,10 @@ export interface HistoryChange {
   batchId?: string | undefined;
   /** Why it fell back (NOT_RCS, TTL_EXPIRATION_REVOKED…); taken from the FALLBACK_QUEUED change's event when absent. */
   fallbackReason?: string | undefined;
+  /** When the message expires (its TTL), ms. */
+  expireAt?: number | undefined;
+  /** Where its status changes are POSTed. */
+  callbackUrl?: string | undefined;
   /** The message text: kept only when the store was opened with storeText. */
   text?: string | undefined;
 }
@@ -51,7 +55,7 @@ export interface WriteResult {
 }
 
 /** A message as GET /v1/messages/:id answers it; `channel` is 'sms' once an SMS was sent for it. */
-export type HistoryMessage = Omit<MessageStatus, 'channel' | 'attempts' | 'expireAt' | 'callbackUrl'> & {
+export type HistoryMessage = Omit<MessageStatus, 'channel' | 'attempts'> & {
   channel: 'rcs' | 'sms';
   fallbackReason?: string;
   /** Only when the store keeps text (HISTORY_STORE_TEXT). */

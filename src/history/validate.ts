@@ -44,6 +44,9 @@ export function checkChanges(changes: readonly HistoryChange[]): void {
     if (!isTime(c.at)) bad('at', 'a time in ms since the epoch', c.at);
     if (!isTime(c.createdAt)) bad('createdAt', 'a time in ms since the epoch', c.createdAt);
     if (c.toHash !== undefined && !HEX_HASH.test(c.toHash)) bad('toHash', '64 hex characters (phoneHash)', c.toHash);
+    if (c.expireAt !== undefined && !isTime(c.expireAt)) bad('expireAt', 'a time in ms since the epoch', c.expireAt);
+    if (c.callbackUrl !== undefined && (typeof c.callbackUrl !== 'string' || c.callbackUrl.length > 2048))
+      bad('callbackUrl', 'a URL of at most 2048 characters', c.callbackUrl);
     if (problems.length > 0) throw new PayloadError('history change', problems, { index });
   });
 }

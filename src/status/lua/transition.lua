@@ -131,10 +131,10 @@ end
 
 -- Fields the move itself needs of the record, in one read.
 local function readRecord()
-  local r = redis.call('HMGET', statusKey, 'agentId', 'cb', 'cbs', 'batchId', 'createdAt', 'to', 'trafficType', 'e164')
+  local r = redis.call('HMGET', statusKey, 'agentId', 'cb', 'cbs', 'batchId', 'createdAt', 'to', 'trafficType', 'e164', 'expireAt')
   return {
     agent = r[1] or '', cb = r[2], cbs = r[3], batchId = r[4], createdAt = r[5],
-    to = r[6], trafficType = r[7], phone = r[8],
+    to = r[6], trafficType = r[7], phone = r[8], expireAt = r[9],
   }
 end
 
@@ -149,6 +149,8 @@ local function feedHistory(from, entry)
   if record.phone then h.ph = record.phone end
   if record.trafficType then h.tt = record.trafficType end
   if record.batchId then h.b = record.batchId end
+  if record.expireAt then h.x = tonumber(record.expireAt) end
+  if record.cb then h.u = record.cb end
   local id = redis.call('XADD', historyKey, 'MAXLEN', '~', historyMaxLen, '*', 'h', cjson.encode(h))
   redis.call('HSET', statusKey, 'hf', id)
 end
