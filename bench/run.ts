@@ -179,10 +179,19 @@ try {
       pass: dispatchRate === undefined || arch.changesPerSec >= 2 * dispatchRate,
     });
     rows.push({
-      benchmark: 'Redis bytes per settled message, archived (records stay STATUS_TTL_MS)',
-      measured: fmt(arch.redisBytesPerSettledMessage, ' B'),
-      baseline: '',
-      target: 'reported (≤ 120 once records leave Redis)',
+      benchmark: 'Redis bytes per settled message after the hot window (tombstone)',
+      measured: fmt(arch.redisBytesPerEvictedMessage, ' B'),
+      baseline: `${fmt(arch.redisBytesPerSettledMessage, ' B')} in the hot window`,
+      ratio: arch.redisBytesPerEvictedMessage / arch.redisBytesPerSettledMessage,
+      target: '≤ 120 B',
+      pass: arch.redisBytesPerEvictedMessage <= 120,
+    });
+    rows.push({
+      benchmark: 'evictor: settled records out of Redis, 1 process',
+      measured: fmt(arch.evictedPerSec, ' msgs/s'),
+      baseline: `${fmt(arch.messagesPerSec, ' msgs/s')} archived`,
+      ratio: arch.evictedPerSec / arch.messagesPerSec,
+      target: 'reported',
       pass: true,
     });
   }

@@ -4,14 +4,16 @@
  * the history feed), then one archiver (batches of 1,000) draining the feed
  * into a fresh database on the local PostgreSQL. Changes per second written,
  * counted from the feed's length to empty; and the Redis bytes a settled
- * message holds once its history is archived (its status record: settled
- * records do not yet leave Redis).
+ * message holds once its history is archived: in the hot window (its status
+ * record), then after it, once the evictor (src/history/evictor.ts) left only
+ * its tombstone.
  */
 import { randomBytes, randomUUID } from 'node:crypto';
 import { startArchiver } from '../../src/history/archiver.ts';
+import { evictOnce } from '../../src/history/evictor.ts';
 import { openHistory } from '../../src/history/index.ts';
 import { createRedis, whenReady } from '../../src/queue/connection.ts';
-import { historyFeedKey, StatusStore } from '../../src/status/store.ts';
+import { historyFeedKey, settledIndexKey, StatusStore } from '../../src/status/store.ts';
 import { deleteKeys, freshDatabase, usedMemory } from '../lib.ts';
 
 export interface ArchiverResult {
@@ -21,8 +23,12 @@ export interface ArchiverResult {
   seconds: number;
   changesPerSec: number;
   messagesPerSec: number;
-  /** Redis used_memory per settled, archived message (its status record; the feed is empty by then). */
+  /** Redis used_memory per settled, archived message in the hot window (its status record; the feed is empty by then). */
   redisBytesPerSettledMessage: number;
+  /** The same after the hot window: what stays is its tombstone. */
+  redisBytesPerEvictedMessage: number;
+  /** Records evicted per second by one evictor round after another. */
+  evictedPerSec: number;
 }
 
 const quiet = { error: () => {}, warn: () => {}, info: () => {}, debug: () => {} };
@@ -67,6 +73,21 @@ export async function archiverThroughput(redisUrl: string, opts: { messages: num
     const seconds = (performance.now() - t0) / 1000;
     await archiver.close();
     const after = await usedMemory(redis);
+    // Past the hot window (1 s here, as if an hour had passed: `now` a minute on): rounds until the index is empty.
+    const evictor = {
+      redis,
+      prefix,
+      hotMs: 1000,
+      ttlMs: 3_600_000,
+      statusKey: (ref: { agentId: string; messageId: string }) => status.key(ref),
+      failuresKey: status.failuresKey,
+      log: quiet,
+      now: () => Date.now() + 60_000,
+    };
+    const e0 = performance.now();
+    while ((await redis.zcard(settledIndexKey(prefix))) > 0) await evictOnce(evictor);
+    const evictSeconds = (performance.now() - e0) / 1000;
+    const evicted = await usedMemory(redis);
     const changes = opts.messages * 5;
     return {
       messages: opts.messages,
@@ -75,6 +96,8 @@ export async function archiverThroughput(redisUrl: string, opts: { messages: num
       changesPerSec: changes / seconds,
       messagesPerSec: opts.messages / seconds,
       redisBytesPerSettledMessage: Math.round((after - before) / opts.messages),
+      redisBytesPerEvictedMessage: Math.round((evicted - before) / opts.messages),
+      evictedPerSec: opts.messages / evictSeconds,
     };
   } finally {
     await store.close();
