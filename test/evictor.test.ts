@@ -207,6 +207,22 @@ describe('tombstones', () => {
     await t.drop();
   });
 
+  it('keeps its ID used: a send under it again (an idempotency key replayed) creates nothing', async () => {
+    const { t, ref } = await evicted('tomb-reuse', 'FALLBACK_SENT');
+    const fresh = { agentId: 'agent-a', messageId: randomUUID() };
+    const again = await t.status.createMany(
+      [
+        { ...ref, to: PHONE },
+        { ...fresh, to: PHONE },
+      ],
+      NOW,
+    );
+    expect(again).toEqual(['FALLBACK_SENT', null]);
+    expect(await t.status.get(ref)).toBeNull();
+    expect((await t.status.get(fresh))?.state).toBe('QUEUED');
+    await t.drop();
+  });
+
   it('lasts STATUS_TTL_MS at least, then is gone', async () => {
     const { t, ref } = await evicted('tomb-ttl', 'READ');
     expect(await t.tombstones.states([ref], T0 + HOT + TTL - 1)).toEqual(['READ']);

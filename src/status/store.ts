@@ -9,6 +9,7 @@ import type { Redis } from 'ioredis';
 import type { SendMessagePayload } from '../../jobs/send-message.ts';
 import { maskPhone } from '../mask.ts';
 import { SETTLED_STATES, statesLeadingTo, WAITING_STATES, type MessageState } from './states.ts';
+import { TOMBSTONE_CODES, tombstoneBuckets, tombstoneField } from './tombstone-keys.ts';
 
 // The state lists the transition script checks against: arguments, like every constant a script uses, never spliced into its text.
 const WAITING_LIST = WAITING_STATES.join(' ');
@@ -228,7 +229,7 @@ const PARK = readFileSync(new URL('./lua/park.lua', import.meta.url), 'utf8');
 const ERASE_OF_PHONE = readFileSync(new URL('./lua/erase-of-phone.lua', import.meta.url), 'utf8');
 
 type ScriptRedis = Redis & {
-  rbmStatusCreateMany(numKeys: number, ...args: (string | number)[]): Promise<string[]>;
+  rbmStatusCreateMany(numKeys: number, ...args: (string | number | Buffer)[]): Promise<string[]>;
   rbmStatusTransition(
     key: string,
     failures: string,
@@ -346,13 +347,15 @@ export class StatusStore implements StatusPort {
   }
 
   /**
-   * Creates QUEUED records for the messages that have none. Per message:
-   * null when created now, else the state the existing record is in.
+   * Creates QUEUED records for the messages that have none (nor a tombstone:
+   * they settled and left Redis). Per message: null when created now, else
+   * the state the existing record (or tombstone) is in.
    */
   async createMany(records: readonly NewStatus[], now = Date.now()): Promise<(MessageState | null)[]> {
     if (records.length === 0) return [];
     const keys = records.map((r) => this.key(r));
-    const args: (string | number)[] = [this.options.ttlMs, now];
+    const tombs = records.flatMap((r) => tombstoneBuckets(this.options.prefix, this.options.ttlMs, r, now));
+    const args: (string | number | Buffer)[] = [this.options.ttlMs, now, records.length, TOMBSTONE_CODES];
     for (const r of records) {
       args.push(
         r.agentId,
@@ -362,9 +365,10 @@ export class StatusStore implements StatusPort {
         r.expireAt ?? '',
         r.callback?.url ?? '',
         r.callback?.scope ?? '',
+        tombstoneField(r.messageId) ?? '',
       );
     }
-    const out = await this.redis.rbmStatusCreateMany(keys.length, ...keys, ...args);
+    const out = await this.redis.rbmStatusCreateMany(keys.length + tombs.length, ...keys, ...tombs, ...args);
     return out.map((s) => (s === '' ? null : (s as MessageState)));
   }
 

@@ -17,24 +17,10 @@ import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import type { Redis } from 'ioredis';
 import { maskPhone } from '../mask.ts';
-import { SETTLED_STATES, statesLeadingTo, type MessageState } from './states.ts';
+import { statesLeadingTo, type MessageState } from './states.ts';
 import { historyFeedKey, metricsKey, type MessageRef } from './store.ts';
+import { generationMs, STATE_OF_CODE, TOMBSTONE_CODES, tombstoneBucket, tombstoneBuckets, tombstoneField } from './tombstone-keys.ts';
 
-/** One character per settled state, stored as the tombstone's first. */
-const CODES: Readonly<Record<string, string>> = {
-  DELIVERED: 'D',
-  READ: 'R',
-  FAILED: 'F',
-  EXPIRED: 'E',
-  REVOKED: 'V',
-  FALLBACK_SENT: 'S',
-  FALLBACK_FAILED: 'X',
-};
-/** 'CODE:STATE' pairs, as both scripts read them. */
-export const TOMBSTONE_CODES = SETTLED_STATES.map((s) => `${CODES[s]}:${s}`).join(' ');
-const STATE_OF = new Map(SETTLED_STATES.map((s) => [CODES[s]!, s]));
-
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 const HISTORY_FEED_MAXLEN = 10_000_000;
 
 const EVICT = readFileSync(new URL('./lua/evict.lua', import.meta.url), 'utf8');
@@ -78,22 +64,19 @@ export class Tombstones {
       redis.defineCommand('rbmTombMove', { numberOfKeys: 5, lua: TOMB_MOVE });
     }
     this.redis = redis as TombRedis;
-    this.generationMs = Math.max(1, Math.floor(opts.ttlMs / 2));
+    this.generationMs = generationMs(opts.ttlMs);
   }
 
-  /** The message ID as the tombstone's field (16 bytes); null for an ID that is not a UUID (no outbound message has one). */
   private field(messageId: string): Buffer | null {
-    return UUID.test(messageId) ? Buffer.from(messageId.replaceAll('-', ''), 'hex') : null;
+    return tombstoneField(messageId);
   }
 
   private bucket(ref: MessageRef, generation: number): string {
-    return `${this.opts.prefix}:tomb:${ref.agentId}:${generation}:${ref.messageId.slice(-2)}`;
+    return tombstoneBucket(this.opts.prefix, ref, generation);
   }
 
-  /** The buckets that may hold a message's tombstone now, newest first. */
   private buckets(ref: MessageRef, now: number): [string, string, string] {
-    const g = Math.floor(now / this.generationMs);
-    return [this.bucket(ref, g), this.bucket(ref, g - 1), this.bucket(ref, g - 2)];
+    return tombstoneBuckets(this.opts.prefix, this.opts.ttlMs, ref, now);
   }
 
   /**
@@ -192,7 +175,7 @@ export class Tombstones {
       }
       const value = [replies[at]?.[1], replies[at + 1]?.[1], replies[at + 2]?.[1]].find((v) => typeof v === 'string') as string | undefined;
       at += 3;
-      out.push(value ? (STATE_OF.get(value[0]!.toUpperCase()) ?? null) : null);
+      out.push(value ? (STATE_OF_CODE.get(value[0]!.toUpperCase()) ?? null) : null);
     }
     return out;
   }
