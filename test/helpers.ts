@@ -450,3 +450,22 @@ export async function startCallbackReceiver(
       }),
   };
 }
+
+/**
+ * The Redis bytes of each key matching `match` (MEMORY USAGE, every element
+ * counted): a measure of one test's keys that the tests running beside it on
+ * the same Redis do not move, as they move used_memory.
+ */
+export async function memoryOfKeys(redis: Redis, match: string): Promise<Array<[string, number]>> {
+  const out: Array<[string, number]> = [];
+  let cursor = '0';
+  do {
+    const [next, keys] = await redis.scan(cursor, 'MATCH', match, 'COUNT', 1000);
+    cursor = next;
+    const pipeline = redis.pipeline();
+    for (const k of keys) pipeline.memory('USAGE', k, 'SAMPLES', 0);
+    const sizes = (await pipeline.exec()) ?? [];
+    out.push(...keys.map((k, i): [string, number] => [k, Number(sizes[i]?.[1] ?? 0)]));
+  } while (cursor !== '0');
+  return out;
+}

@@ -15,7 +15,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { userEvent } from '../src/emulator/envelope.ts';
 import { signWebhookData } from '../src/webhook/signature.ts';
 import { historyFeedKey, metricsKey, settledIndexKey, type MessageRef, type MessageStatus } from '../src/status/store.ts';
-import { rcsPhone, startHarness, waitFor, type Harness } from './helpers.ts';
+import { memoryOfKeys, rcsPhone, startHarness, waitFor, type Harness } from './helpers.ts';
 
 const N = 10_000;
 const KEY = 'key-lifecycle-0123456789';
@@ -64,25 +64,17 @@ async function api(path: string): Promise<{ status: number; body: any }> {
 async function census(): Promise<{ status: number; tombstones: number; eventLogs: number; other: number }> {
   const out = { status: 0, tombstones: 0, eventLogs: 0, other: 0 };
   const prefix = h.config.queuePrefix;
-  let cursor = '0';
-  do {
-    const [next, keys] = await h.redis.producer.scan(cursor, 'MATCH', `${prefix}:*`, 'COUNT', 1000);
-    cursor = next;
-    const pipeline = h.redis.producer.pipeline();
-    for (const k of keys) pipeline.memory('USAGE', k, 'SAMPLES', 0);
-    const sizes = ((await pipeline.exec()) ?? []).map(([, v]) => Number(v ?? 0));
-    keys.forEach((k, i) => {
-      // BullMQ's per-queue event logs are capped at 10,000 entries whatever the traffic: not a cost per message.
-      const kind = k.startsWith(`${prefix}:status:`)
-        ? 'status'
-        : k.startsWith(`${prefix}:tomb:`)
-          ? 'tombstones'
-          : k.endsWith(':events')
-            ? 'eventLogs'
-            : 'other';
-      out[kind] += sizes[i]!;
-    });
-  } while (cursor !== '0');
+  for (const [k, bytes] of await memoryOfKeys(h.redis.producer, `${prefix}:*`)) {
+    // BullMQ's per-queue event logs are capped at 10,000 entries whatever the traffic: not a cost per message.
+    const kind = k.startsWith(`${prefix}:status:`)
+      ? 'status'
+      : k.startsWith(`${prefix}:tomb:`)
+        ? 'tombstones'
+        : k.endsWith(':events')
+          ? 'eventLogs'
+          : 'other';
+    out[kind] += bytes;
+  }
   return out;
 }
 

@@ -138,8 +138,10 @@ export function createInboundEventHandler(deps: InboundEventDeps): Handler {
     return phoneMismatch(ref, event, phone, masked);
   }
 
-  async function delivery(ref: MessageRef, eventType: 'DELIVERED' | 'READ'): Promise<Outcome> {
+  async function delivery(ref: MessageRef, eventType: 'DELIVERED' | 'READ', phone: string): Promise<Outcome> {
     const t = await status.transition(ref, eventType, { event: eventType });
+    // No record: it left Redis since bound() read it (the evictor); its tombstone takes the news.
+    if (!t.ok && t.from === null) return (await late(ref, phone, eventType)) ?? refused(ref, eventType, null);
     if (!t.ok) return refused(ref, eventType, t.from);
     await deps.deadlines.cancel(ref);
     return { outcome: eventType };
@@ -220,7 +222,8 @@ export function createInboundEventHandler(deps: InboundEventDeps): Handler {
       if (e.value.eventType === 'DELIVERED' || e.value.eventType === 'READ') {
         if (!e.value.messageId) throw new PayloadError('UserEvent', [{ path: 'messageId', problem: `required for ${e.value.eventType}` }]);
         const ref = { agentId: event.agentId, messageId: e.value.messageId };
-        return (await bound(ref, e.value.senderPhoneNumber, e.value.eventType)) ?? delivery(ref, e.value.eventType);
+        const phone = e.value.senderPhoneNumber;
+        return (await bound(ref, phone, e.value.eventType)) ?? delivery(ref, e.value.eventType, phone);
       }
       return toConsumers(event);
     }
