@@ -87,6 +87,8 @@ async function lifecycleOf(status: StatusStore, ref: MessageRef, createdAt: numb
   // A duplicate DELIVERED moves nothing: kept in the timeline, so in the archive too.
   await status.transition(ref, 'DELIVERED', { now: createdAt + 35, event: 'DELIVERED' });
   await status.transition(ref, 'READ', { now: createdAt + 40, event: 'READ' });
+  // A late repeat after the last move: in the timeline, but the record's updatedAt stays at the READ.
+  await status.transition(ref, 'DELIVERED', { now: createdAt + 45, event: 'DELIVERED' });
 }
 
 describe('the archiver', () => {
@@ -103,8 +105,8 @@ describe('the archiver', () => {
     await status.transition(failed, 'FAILED', { now: createdAt + 6, error: { code: 'RBM_API', message: 'RBM answered 400' } });
 
     const store = watched(history);
-    // 5 feed entries a message, plus the QUEUED each starts in; 2 + 1 for the failed one.
-    const expected = refs.length * 6 + 3;
+    // 6 feed entries a message, plus the QUEUED each starts in; 2 + 1 for the failed one.
+    const expected = refs.length * 7 + 3;
     archiver = archive(prefix, store, 7);
     await store.until(expected);
     expect(store.written).toBe(expected);
@@ -112,7 +114,13 @@ describe('the archiver', () => {
       const inRedis = (await status.get(ref))!;
       const archived = (await history.message(ref))!;
       expect(archived.timeline).toEqual(inRedis.timeline);
-      expect(archived).toMatchObject({ state: inRedis.state, agentId: ref.agentId, to: inRedis.to, createdAt: inRedis.createdAt });
+      expect(archived).toMatchObject({
+        state: inRedis.state,
+        agentId: ref.agentId,
+        to: inRedis.to,
+        createdAt: inRedis.createdAt,
+        updatedAt: inRedis.updatedAt,
+      });
     }
     expect(await history.message(refs[0]!)).toMatchObject({
       trafficType: 'TRANSACTION',
@@ -135,12 +143,12 @@ describe('the archiver', () => {
     await lifecycleOf(status, ref, Date.now() - 1000);
     const store = watched(history, true);
     archiver = archive(prefix, store);
-    await store.until(6);
+    await store.until(7);
     await archiver.close();
     archiver = undefined;
     expect((await history.message(ref))!.timeline).toEqual((await status.get(ref))!.timeline);
     // The failed batch was handed again whole; equal timelines mean each change is there once.
-    expect(store.written).toBe(6);
+    expect(store.written).toBe(7);
   });
 
   it('drops an entry the store can never take, logs it, and writes the rest of its batch', async () => {

@@ -11,6 +11,7 @@ import { createRedis, whenReady } from '../src/queue/connection.ts';
 import { withInboundScripts } from '../src/queue/inbound-stream.ts';
 import { SETTLED_STATES, statesLeadingTo, WAITING_STATES } from '../src/status/states.ts';
 import { HISTOGRAM_BOUNDS_S, NO_CHANGE, withStatusScripts } from '../src/status/store.ts';
+import { TOMBSTONE_CODES } from '../src/status/tombstone-keys.ts';
 import { redisUrl, uniquePrefix } from './helpers.ts';
 
 const prefix = uniquePrefix('lua');
@@ -37,32 +38,30 @@ async function entries(stream: string): Promise<Record<string, string>[]> {
 }
 
 describe('status/lua/create-many.lua', () => {
-  it('creates a QUEUED record for each key that has none, writing only the fields that carry information', async () => {
+  it('creates a QUEUED record for each key that has none (nor a tombstone), writing only the fields that carry information', async () => {
     const s = space();
     const scripts = withStatusScripts(redis);
     await redis.hset(`${s}:b`, 'state', 'SENT');
+    // Three tombstone buckets a message, the first of c holding its tombstone (READ, 'R'): it is not created again.
+    const field = Buffer.alloc(16, 7);
+    await redis.hset(`${s}:tomb-c0`, field, 'R0123456789');
+    const tombs = ['a', 'b', 'c'].flatMap((k) => [`${s}:tomb-${k}0`, `${s}:tomb-${k}1`, `${s}:tomb-${k}2`]);
     const out = await scripts.rbmStatusCreateMany(
-      2,
+      12,
       `${s}:a`,
       `${s}:b`,
+      `${s}:c`,
+      ...tombs,
       60_000,
       NOW,
-      'agent-a',
-      '+1222***4444',
-      'AUTHENTICATION',
-      '',
-      '',
-      'https://cb.example/x',
-      'scope-1',
-      'agent-a',
-      '+1333***5555',
-      '',
-      '',
-      '',
-      '',
-      '',
+      3,
+      TOMBSTONE_CODES,
+      ...['agent-a', '+1222***4444', 'AUTHENTICATION', '', '', 'https://cb.example/x', 'scope-1', ''],
+      ...['agent-a', '+1333***5555', '', '', '', '', '', ''],
+      ...['agent-a', '+1444***6666', '', '', '', '', '', field],
     );
-    expect(out).toEqual(['', 'SENT']);
+    expect(out).toEqual(['', 'SENT', 'READ']);
+    expect(await redis.exists(`${s}:c`)).toBe(0);
     expect(await redis.hgetall(`${s}:a`)).toEqual({
       state: 'QUEUED',
       agentId: 'agent-a',

@@ -6,13 +6,16 @@
  *
  * The merge is idempotent and order-free, which is what makes a retried
  * batch harmless and out-of-order batches converge:
- *   state, updated_at   of the latest change by (at, STATE_RANK): a later
- *                       change wins, never an earlier one arriving late
+ *   state, updated_at   of the latest move by (at, STATE_RANK): a later
+ *                       move wins, never an earlier one arriving late; an
+ *                       event that moved nothing (detail NO_CHANGE…) is in the
+ *                       timeline but moves neither, as in Redis
  *   *_at outcome times  the earliest change into the matching state (when it first happened)
  *   facts               the first value seen fills an empty column; never overwritten
  *   last error          that of the latest change carrying one
  */
 import type { MessageState } from '../status/states.ts';
+import { NO_CHANGE } from '../status/store.ts';
 import type { HistoryChange } from './types.ts';
 
 /** Which of two changes at the same ms is the later: the further along the machine. migrations/001 has the same table in SQL. */
@@ -78,6 +81,11 @@ export function messageKey(c: Pick<HistoryChange, 'agentId' | 'messageId' | 'cre
   return `${c.agentId}\u0000${c.messageId}\u0000${c.createdAt}`;
 }
 
+/** An event that moved nothing: the Redis record keeps it in the timeline, and neither its state nor its updatedAt moves. */
+function movedNothing(c: HistoryChange): boolean {
+  return c.detail?.startsWith(NO_CHANGE) === true;
+}
+
 export function foldChanges(changes: readonly HistoryChange[], storeText: boolean): MessageRow[] {
   const rows = new Map<string, MessageRow>();
   for (const c of changes) {
@@ -89,7 +97,8 @@ export function foldChanges(changes: readonly HistoryChange[], storeText: boolea
         message_id: c.messageId,
         created_at: c.createdAt,
         state: c.state,
-        updated_at: c.at,
+        // Not moved by it: as early as the message can be, so the merge keeps the stored time.
+        updated_at: movedNothing(c) ? c.createdAt : c.at,
         sent_at: null,
         delivered_at: null,
         read_at: null,
@@ -108,7 +117,7 @@ export function foldChanges(changes: readonly HistoryChange[], storeText: boolea
         text: null,
       };
       rows.set(key, row);
-    } else if (later(c, { at: row.updated_at, state: row.state })) {
+    } else if (!movedNothing(c) && later(c, { at: row.updated_at, state: row.state })) {
       row.state = c.state;
       row.updated_at = c.at;
     }
