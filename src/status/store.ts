@@ -80,7 +80,7 @@ const CALLBACK_FEED_MAXLEN = 1_000_000;
  * entry: ~1.5 GB). An archiver that runs deletes what it wrote; one that is
  * only late never meets the cap at a normal day's volume.
  */
-const HISTORY_FEED_MAXLEN = 10_000_000;
+export const HISTORY_FEED_MAXLEN = 10_000_000;
 
 /**
  * Which message: message IDs live in their agent's namespace, as in RBM

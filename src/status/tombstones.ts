@@ -18,10 +18,8 @@ import { readFileSync } from 'node:fs';
 import type { Redis } from 'ioredis';
 import { maskPhone } from '../mask.ts';
 import { statesLeadingTo, type MessageState } from './states.ts';
-import { historyFeedKey, metricsKey, type MessageRef } from './store.ts';
+import { HISTORY_FEED_MAXLEN, historyFeedKey, metricsKey, type MessageRef } from './store.ts';
 import { generationMs, STATE_OF_CODE, TOMBSTONE_CODES, tombstoneBucket, tombstoneBuckets, tombstoneField } from './tombstone-keys.ts';
-
-const HISTORY_FEED_MAXLEN = 10_000_000;
 
 const EVICT = readFileSync(new URL('./lua/evict.lua', import.meta.url), 'utf8');
 const TOMB_MOVE = readFileSync(new URL('./lua/tomb-move.lua', import.meta.url), 'utf8');
