@@ -111,10 +111,10 @@ beforeAll(async () => {
       JOB_KEEP_COMPLETED: '0',
       JOB_KEEP_FAILED_MS: '0',
       DISPATCH_ATTEMPTS: '2',
-      // 2,000 SMS in ~10 s. Faster (1,000/s: 500 in flight in this one busy process) and a job can wait in the
-      // worker past its lock and run twice; the second try then refuses to send (SMS_OUTCOME_UNKNOWN): never two SMS,
-      // but a wrong end. Noted for the SMS worker's own issue; not what this test is about.
-      SMS_RATE_PER_SEC: '200',
+      // 2,000 SMS in ~2 s, 500 in flight in this one busy process: a job can wait in the worker past its lock and
+      // run again while its first try runs; the second refuses to send (SMS_OUTCOME_UNKNOWN), and the first's answer
+      // then moves the record on to FALLBACK_SENT: one SMS, and the right end.
+      SMS_RATE_PER_SEC: '1000',
       // The whole suite runs beside this test on 2 cores: an SMS answered after the default 10 s would be an
       // outcome unknown (FALLBACK_FAILED, never sent twice), not what this test is about.
       SMS_TIMEOUT_MS: '120000',

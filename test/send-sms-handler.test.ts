@@ -85,3 +85,39 @@ describe('send-sms after a crash mid-try', () => {
     expect(await store.get({ agentId: 'agent-a', messageId: id(2) })).toMatchObject({ state: 'FALLBACK_SENT' });
   });
 });
+
+describe('send-sms run twice at once (the job outlived its lock while its first try waited for the provider)', () => {
+  it("the second try refuses, the first one's answer moves the record on to FALLBACK_SENT: one SMS, the right end", async () => {
+    const ref = { agentId: 'agent-a', messageId: id(9) };
+    await store.createMany([{ ...ref, to: '+12223334444' }], 1);
+    for (const s of ['SENDING', 'NOT_RCS', 'FALLBACK_QUEUED'] as const) await store.transition(ref, s);
+    const calls: SmsRequest[] = [];
+    let answer: (v: { providerMessageId: string; provider: 'twilio' }) => void = () => {};
+    let handedOver: () => void = () => {};
+    const inProvider = new Promise<void>((resolve) => {
+      handedOver = resolve;
+    });
+    const slow = {
+      name: 'twilio' as const,
+      send: (r: SmsRequest) => {
+        calls.push(r);
+        handedOver();
+        return new Promise<{ providerMessageId: string; provider: 'twilio' }>((resolve) => {
+          answer = resolve;
+        });
+      },
+    };
+    const handler = createSendSmsHandler({ status: store, provider: slow, idempotent: false, log });
+    const first = handler(payload(id(9)), { jobId: 'j', attempt: 1, maxAttempts: 5 });
+    await inProvider;
+    await expect(handler(payload(id(9)), { jobId: 'j', attempt: 1, maxAttempts: 5 })).resolves.toEqual({ outcome: 'OUTCOME_UNKNOWN' });
+    expect((await store.get(ref))?.state).toBe('FALLBACK_FAILED');
+    answer({ providerMessageId: 'SM-1', provider: 'twilio' });
+    await expect(first).resolves.toEqual({ outcome: 'FALLBACK_SENT', providerMessageId: 'SM-1' });
+    expect(calls).toHaveLength(1);
+    const after = await store.get(ref);
+    expect(after?.state).toBe('FALLBACK_SENT');
+    expect(after?.timeline.map((e) => e.state).slice(-2)).toEqual(['FALLBACK_FAILED', 'FALLBACK_SENT']);
+    expect(await redis.zscore(store.failuresKey, `${id(9)}/agent-a`)).toBeNull();
+  });
+});

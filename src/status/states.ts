@@ -21,7 +21,9 @@
  * late: the RCS message did reach the phone, so the record moves there; from
  * FALLBACK_QUEUED that also cancels the SMS, whose worker must first claim
  * FALLBACK_SENDING. While an SMS is in flight (FALLBACK_SENDING) the record
- * waits for its outcome before taking a late delivery.
+ * waits for its outcome before taking a late delivery. An SMS whose outcome
+ * was unknown (FALLBACK_FAILED, SMS_OUTCOME_UNKNOWN) becomes FALLBACK_SENT if
+ * the try that handed it over answers after all.
  *
  * An event that meets its message in a WAITING state (our own step is still
  * under way) is parked on the record and applied in the same atomic step that
@@ -62,7 +64,9 @@ const EDGES: Readonly<Record<MessageState, readonly MessageState[]>> = {
   FALLBACK_QUEUED: ['FALLBACK_SENDING', ...LATE_DELIVERY],
   FALLBACK_SENDING: ['FALLBACK_SENDING', 'FALLBACK_SENT', 'FALLBACK_FAILED'],
   FALLBACK_SENT: [...LATE_DELIVERY],
-  FALLBACK_FAILED: ['FALLBACK_QUEUED', ...LATE_DELIVERY],
+  // FALLBACK_SENT: a try the record had given up on (its outcome unknown: a second run of the job found it in
+  // flight and would not send again) answers after all that its SMS was sent. No SMS is sent by this move.
+  FALLBACK_FAILED: ['FALLBACK_QUEUED', 'FALLBACK_SENT', ...LATE_DELIVERY],
 };
 
 /** Our own step (the send, the SMS) is under way: an event about the message waits for it to settle. */
