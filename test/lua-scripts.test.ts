@@ -280,7 +280,7 @@ describe('status/lua/transition.lua', () => {
     expect((await entries(keysOf(f).history)).map((e) => JSON.parse(e.h!)).at(-1)).not.toHaveProperty('ph');
   });
 
-  it('never stamps a move before the last one: a process whose clock is behind moves at the time of the last move', async () => {
+  it('stamps every entry after the last one: a process whose clock is behind moves 1 ms after the last entry', async () => {
     const s = space();
     const k = keysOf(s);
     await transition(s, { to: 'SENDING', now: NOW, options: { create: create() } });
@@ -292,12 +292,21 @@ describe('status/lua/transition.lua', () => {
       ['QUEUED', NOW - 100],
       ['SENDING', NOW],
       ['SENT', NOW + 20],
-      ['DELIVERED', NOW + 20],
+      ['DELIVERED', NOW + 21],
     ]);
-    expect(await redis.hget(k.status, 'updatedAt')).toBe(String(NOW + 20));
-    expect((await entries(k.history)).map((e) => JSON.parse(e.h!).t)).toEqual([NOW, NOW + 20, NOW + 20]);
+    expect(await redis.hget(k.status, 'updatedAt')).toBe(String(NOW + 21));
+    expect((await entries(k.history)).map((e) => JSON.parse(e.h!).t)).toEqual([NOW, NOW + 20, NOW + 21]);
     // A later clock is taken as it is.
     await transition(s, { to: 'READ', now: NOW + 30, options: { event: 'READ' } });
+    expect(await redis.hget(k.status, 'updatedAt')).toBe(String(NOW + 30));
+    // A DELIVERED behind it, read on a clock at READ's millisecond, moves nothing: its entry is after READ's, never at
+    // it (the archive keeps one entry per state and time: READ@t twice would be one), and updatedAt stays.
+    expect(await transition(s, { to: 'DELIVERED', now: NOW + 30, options: { event: 'DELIVERED' } })).toEqual([0, 'READ']);
+    const after = JSON.parse((await redis.hget(k.status, 'timeline'))!) as Array<{ state: string; at: number; event?: string }>;
+    expect(after.slice(-2).map((e) => [e.state, e.at, e.event])).toEqual([
+      ['READ', NOW + 30, 'READ'],
+      ['READ', NOW + 31, 'DELIVERED'],
+    ]);
     expect(await redis.hget(k.status, 'updatedAt')).toBe(String(NOW + 30));
   });
 

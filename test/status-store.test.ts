@@ -24,7 +24,7 @@ afterAll(async () => {
 });
 
 describe('state machine', () => {
-  it('has exactly the edges of DESIGN.md plus the fallback claim, late deliveries and re-drives', () => {
+  it('has exactly the edges of DESIGN.md plus the fallback claim, late deliveries, re-drives and a late SMS answer', () => {
     const edges = Object.values(MessageStates).flatMap((from) =>
       Object.values(MessageStates)
         .filter((to) => canMove(from, to))
@@ -37,6 +37,7 @@ describe('state machine', () => {
         'EXPIRED>READ',
         'FALLBACK_FAILED>DELIVERED',
         'FALLBACK_FAILED>FALLBACK_QUEUED',
+        'FALLBACK_FAILED>FALLBACK_SENT',
         'FALLBACK_FAILED>READ',
         'FALLBACK_QUEUED>DELIVERED',
         'FALLBACK_QUEUED>FALLBACK_SENDING',

@@ -67,13 +67,18 @@
 local statusKey, failuresKey, metricsKey, feedKey, intakeKey, historyKey, settledKey =
   KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7]
 local target = ARGV[1]
--- A move is never stamped before the record's last one: the processes that move
--- a message (dispatch, inbound) read clocks that differ by milliseconds, and the
--- timeline, the archive (which orders by time) and the histograms must agree
--- with the order the moves happened in, here.
+-- An entry is stamped after the record's last one (field la), never before or at it:
+-- the processes that move a message (dispatch, inbound) read clocks that differ by
+-- milliseconds, and the timeline, the archive (which orders by time and keeps one
+-- entry per state and time) and the histograms must agree with the order the
+-- entries happened in, here. (A record from before la was kept: not before updatedAt.)
 local nowText = ARGV[2]
-local lastMove = redis.call('HGET', statusKey, 'updatedAt')
-if lastMove and tonumber(lastMove) > tonumber(nowText) then nowText = lastMove end
+local last = redis.call('HMGET', statusKey, 'la', 'updatedAt')
+if last[1] and tonumber(last[1]) >= tonumber(nowText) then
+  nowText = string.format('%.0f', tonumber(last[1]) + 1)
+elseif not last[1] and last[2] and tonumber(last[2]) > tonumber(nowText) then
+  nowText = last[2]
+end
 local now = tonumber(nowText)
 local o = cjson.decode(ARGV[4])
 local waiting, deliveredFrom, readFrom = ARGV[5], ARGV[6], ARGV[7]
@@ -108,7 +113,7 @@ end
 local function appendTimeline(entry)
   local timeline = redis.call('HGET', statusKey, 'timeline')
   if not timeline then timeline = '[{"state":"QUEUED","at":' .. (redis.call('HGET', statusKey, 'createdAt') or nowText) .. '}]' end
-  redis.call('HSET', statusKey, 'timeline', string.sub(timeline, 1, -2) .. ',' .. cjson.encode(entry) .. ']')
+  redis.call('HSET', statusKey, 'timeline', string.sub(timeline, 1, -2) .. ',' .. cjson.encode(entry) .. ']', 'la', nowText)
 end
 
 -- Lazy creation: the record a freshly queued message would have had, written when it first moves.
