@@ -171,6 +171,14 @@ function expectBounded(res: Answer): void {
   expect(res.body.error.details).toHaveLength(100);
 }
 
+/** The CPU time (ms) this process spends in `work`. */
+function cpuOf(work: () => unknown): number {
+  const before = process.cpuUsage();
+  work();
+  const used = process.cpuUsage(before);
+  return (used.user + used.system) / 1000;
+}
+
 describe('a 10 MB batch of 10,000 bad items', () => {
   it('is the size the issue measured: ~10 MB, 41 problems an item, 410,000 in all', () => {
     expect(bigBatch.length).toBeGreaterThan(9.5e6);
@@ -195,7 +203,13 @@ describe('a 10 MB batch of 10,000 bad items', () => {
         `${res.wallMs.toFixed(0)} ms at the client, ${res.bytes} B`,
     );
     expectBounded(res);
-    expect(cpuMs).toBeLessThan(1000);
+    // A second of work on a quiet machine. On a busy one (the suite's heaviest files beside this one, on 2 cores) CPU
+    // time itself stretches (a clean-clone run measured 1,112 ms where this file alone takes ~700), so the bound
+    // stretches with the CPU this process takes to merely parse the same body, measured right after: on a quiet
+    // machine the answer costs ~16 parses (25 parses ≈ the one second); unbounded work costs seconds more.
+    const parseFloor = Math.min(...[0, 1, 2].map(() => cpuOf(() => JSON.parse(bigBatch))));
+    console.log(`parsing the same body: ${parseFloor.toFixed(0)} ms of CPU`);
+    expect(cpuMs).toBeLessThan(Math.max(1000, 25 * parseFloor));
     const { details, message } = res.body.error as { details: Array<{ path: string; problem: string }>; message: string };
     // Input order: all of item 0, all of item 1, then the first 18 of item 2.
     expect(details[0]).toEqual({ path: 'messages.0.contentMessage.text', problem: 'expected a string, got number 5' });
