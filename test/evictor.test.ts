@@ -147,6 +147,23 @@ describe('eviction', () => {
     await t.drop();
   });
 
+  it('indexes a record only while settled: a re-driven failure leaves the index, and one in flight never enters it', async () => {
+    const t = setup('evict-index');
+    const ref = { agentId: 'agent-a', messageId: randomUUID() };
+    const member = refString(ref);
+    await t.status.transition(ref, 'SENDING', { create: { ...ref, to: PHONE, createdAt: T0 }, now: T0 });
+    expect(await redis.zscore(settledIndexKey(t.prefix), member)).toBeNull();
+    await t.status.transition(ref, 'FAILED', { now: T0 + 1, error: { code: 'RBM_API', message: '400' } });
+    expect(await redis.zscore(settledIndexKey(t.prefix), member)).toBe(String(T0 + 1));
+    // An operator's re-drive: back in line, no longer settled, so not the evictor's.
+    await t.status.transition(ref, 'QUEUED', { now: T0 + 2 });
+    expect(await redis.zscore(settledIndexKey(t.prefix), member)).toBeNull();
+    await t.archiveAll();
+    expect(await t.evict(T0 + HOT + 10)).toMatchObject({ evicted: 0 });
+    expect((await t.status.get(ref))?.state).toBe('QUEUED');
+    await t.drop();
+  });
+
   it('keeps under 120 bytes of Redis per evicted message (1,000 messages, one agent)', async () => {
     const t = setup('evict-bytes');
     const refs = Array.from({ length: 1000 }, () => ({ agentId: 'agent-a', messageId: randomUUID() }));

@@ -41,7 +41,7 @@
     KEYS[7] settled index (zset of refs)
 
     ARGV[1] the new state
-    ARGV[2] now, ms epoch (raised to the record's updatedAt when that is later)
+    ARGV[2] now, ms epoch (raised past the record's last timeline entry, field la)
     ARGV[3] ttl of the record, ms (renewed by every move)
     ARGV[4] options, JSON: id (the messageId), ref (its failures-index member),
             countAttempt, error {code, message}, detail, event, fields {k: v},
@@ -255,6 +255,11 @@ move(cur, target, entry)
 if type(o.count) == 'string' then redis.call('HINCRBY', metricsKey, o.count, 1) end
 local state = target
 if listed(waiting, cur) and not listed(waiting, state) then state = applyParked(state) end
-if listed(settled, state) then redis.call('ZADD', settledKey, nowText, o.ref) else redis.call('ZREM', settledKey, o.ref) end
+-- Only a record that was settled can be in the index: the moves in between (QUEUED → SENDING → SENT) write nothing here.
+if listed(settled, state) then
+  redis.call('ZADD', settledKey, nowText, o.ref)
+elseif listed(settled, cur) then
+  redis.call('ZREM', settledKey, o.ref)
+end
 redis.call('PEXPIRE', statusKey, ARGV[3])
 return {1, cur, state}
