@@ -626,10 +626,10 @@ export function loadConfig(env: Env): Readonly<Config> {
   if (config.adminApiKey !== undefined && config.adminApiKey.length < 16) {
     r.problems.push({ path: 'ADMIN_API_KEY', problem: `expected at least 16 characters, got ${config.adminApiKey.length}` });
   }
+  // Agents come and go at run time (the agent directory): a key may name one not in RBM_AGENTS, or '*' for every agent.
   for (const k of config.apiKeys) {
     for (const a of k.agents) {
-      if (!config.agents.some((g) => g.agentId === a))
-        r.fail('API_KEYS', `agents listed in RBM_AGENTS (${config.agents.map((g) => g.agentId).join(', ')})`, a);
+      if (a !== '*' && !AGENT_ID.test(a)) r.fail('API_KEYS', 'agent IDs of letters, digits, - and _, or * for every agent', a);
     }
   }
   if (r.problems.length > 0) throw new ConfigError(r.problems);

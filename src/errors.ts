@@ -81,6 +81,12 @@ export const ERROR_CATALOGUE = {
     means: 'a callback or SMS webhook URL that leads to a private, loopback or metadata address',
   },
   URL_UNRESOLVABLE: { http: 400, retry: 'permanent', means: 'a callback URL whose host name does not resolve' },
+  AGENT_EXISTS: { http: 409, retry: 'permanent', means: 'an agent added through the admin API that is already there: change it instead' },
+  AGENT_WRITE_CONFLICT: {
+    http: 409,
+    retry: 'retry',
+    means: 'an agent changed under the admin call several times in a row (other writers): read it again and retry',
+  },
   CONFIG_INVALID: { http: null, retry: 'retry', means: 'bad environment variables: every problem at once; the process does not start' },
 
   // Messages.
@@ -98,6 +104,11 @@ export const ERROR_CATALOGUE = {
   },
   IDEMPOTENCY_CONFLICT: { http: null, retry: 'retry', means: 'reserved, never raised (kept so it is not reused)' },
   UNKNOWN: { http: null, retry: 'retry', means: 'on a status record: a failure that carried no code of its own' },
+  AGENT_REMOVED: {
+    http: null,
+    retry: 'permanent',
+    means: 'on a status record: the agent was removed with queued=fail before the message was sent; add it back and re-drive',
+  },
 
   // RBM, as an HTTP answer: the call RBM had to answer for this request (a revoke's DELETE) failed; nothing changed.
   RBM_API: {
@@ -358,7 +369,9 @@ export class StatusTransitionError extends DispatchError {
 export class UnknownAgentError extends DispatchError {
   readonly agentId: string;
   constructor(agentId: string, known: readonly string[]) {
-    super(ErrorCodes.UNKNOWN_AGENT, `unknown agent '${agentId}': expected one of ${known.join(', ') || '(none configured)'}`);
+    // Named up to 10: a service with a thousand agents answers a typo with a line, not 30 KB.
+    const named = known.length > 10 ? `${known.slice(0, 10).join(', ')} (and ${known.length - 10} more)` : known.join(', ');
+    super(ErrorCodes.UNKNOWN_AGENT, `unknown agent '${agentId}': expected one of ${named || '(none configured)'}`);
     this.name = 'UnknownAgentError';
     this.agentId = agentId;
   }
@@ -368,6 +381,17 @@ export class UnknownAgentError extends DispatchError {
  * One message ID names messages of several agents the caller may use (IDs live
  * per agent, as in RBM): the caller must say which, with agentId.
  */
+/** The agent directory refused a write (admin API, CLI): AGENT_EXISTS or AGENT_WRITE_CONFLICT. */
+export class AgentDirectoryError extends DispatchError {
+  declare readonly code: typeof ErrorCodes.AGENT_EXISTS | typeof ErrorCodes.AGENT_WRITE_CONFLICT;
+  readonly agentId: string;
+  constructor(code: typeof ErrorCodes.AGENT_EXISTS | typeof ErrorCodes.AGENT_WRITE_CONFLICT, agentId: string, message: string) {
+    super(code, message);
+    this.name = 'AgentDirectoryError';
+    this.agentId = agentId;
+  }
+}
+
 export class AmbiguousMessageIdError extends DispatchError {
   readonly messageId: string;
   readonly agents: readonly string[];

@@ -19,6 +19,8 @@ import type { Config } from './config.ts';
 import { EgressGuard, type ResolveHost } from './egress/guard.ts';
 import { createFallback } from './fallback/fallback.ts';
 import { createRevoke } from './fallback/revoke.ts';
+import { AgentDirectory } from './agents/directory.ts';
+import { LiveAgents } from './agents/live.ts';
 import { throttled } from './log-throttle.ts';
 import type { Logger } from './logger.ts';
 import { createRedis, whenReady } from './queue/connection.ts';
@@ -105,6 +107,8 @@ export interface Service {
   redrive(refs: readonly MessageRef[]): Promise<RedriveResult>;
   /** What /metrics reads at scrape time. */
   metricsSource: MetricsSource;
+  /** The agent directory as this process sees it (kept fresh), and the directory itself for the admin API. */
+  agents: LiveAgents;
   /** Readiness: Redis answers, and every worker set started here runs. */
   readiness(): Array<{ name: string; check: () => Promise<boolean> }>;
   /** Stops the workers (finishing jobs in hand), then everything they used. */
@@ -149,9 +153,15 @@ export async function createService(config: Readonly<Config>, deps: ServiceDeps)
   const jobOptions = jobOptionsFrom(config);
   const producerQueues = new JobQueues(producerRedis, config.queuePrefix, jobOptions);
   const workerQueues = new JobQueues(workerRedis, config.queuePrefix, jobOptions);
+  // The agents: RBM_AGENTS seeds the directory; from then on it is what the admin API says, read by every process.
+  await whenReady(producerRedis);
+  const directory = new AgentDirectory(producerRedis, config.queuePrefix, deps.now);
+  const seeded = await directory.seed(config.agents);
+  if (seeded.length > 0) log.info({ agents: seeded }, 'agent directory: agents of RBM_AGENTS added');
+  const agents = await LiveAgents.start(directory, { log });
   const producer = await Producer.create({
     queues: producerQueues,
-    agents: config.agents,
+    agents,
     status,
     batches: new BatchStore(producerRedis, { ...storeOptions, statusKey: (ref) => status.key(ref), tombstones }),
     eventCoalesceWindowMs: config.dispatch.eventCoalesceWindowMs,
@@ -183,11 +193,7 @@ export async function createService(config: Readonly<Config>, deps: ServiceDeps)
   );
   const callbackQueue: CallbackQueue = new CallbackQueue(workerQueues, receivers);
   const secretFor = (scope: string) => (cb.secret === undefined ? undefined : callbackSecretFor(cb.secret, scope));
-  const metricsSource = new MetricsSource(
-    producerRedis,
-    producerQueues,
-    config.agents.map((a) => a.agentId),
-  );
+  const metricsSource = new MetricsSource(producerRedis, producerQueues, () => agents.knownIds());
   const common = { config, queues: workerQueues, status: workerStatus, log };
 
   const sets: WorkerSet[] = [];
@@ -236,7 +242,7 @@ export async function createService(config: Readonly<Config>, deps: ServiceDeps)
     webhookCounters: newWebhookCounters(),
     inboundStreamKey: stream.key,
     redis: { producer: producerRedis, worker: workerRedis },
-    startDispatch: () => started(startDispatchWorkers({ ...common, rbm, requestFallback, deadlines })),
+    startDispatch: () => started(startDispatchWorkers({ ...common, rbm, requestFallback, deadlines, agents })),
     startInbound: () =>
       started(
         startInboundWorker({
@@ -255,7 +261,7 @@ export async function createService(config: Readonly<Config>, deps: ServiceDeps)
             (
               await workerStatus.agentsHolding(
                 ref.messageId,
-                config.agents.map((a) => a.agentId).filter((a) => a !== ref.agentId),
+                agents.knownIds().filter((a) => a !== ref.agentId),
               )
             ).length > 0,
         }),
@@ -264,7 +270,7 @@ export async function createService(config: Readonly<Config>, deps: ServiceDeps)
       if (!deps.sms) throw new Error('startSms needs SMS settings (ServiceDeps.sms)');
       const provider = createSmsProvider(deps.sms, { log, egress });
       providers.push(provider);
-      return started(startSmsWorker({ ...common, provider }));
+      return started(startSmsWorker({ ...common, provider, senderOf: (agentId) => agents.get(agentId)?.smsFrom }));
     },
     startCallbacks() {
       if (cb.secret === undefined) throw new Error('status callbacks need CALLBACK_SECRET (whsec_ and 24 to 64 random bytes in base64)');
@@ -299,7 +305,7 @@ export async function createService(config: Readonly<Config>, deps: ServiceDeps)
         {
           store: await history(),
           phoneKey: await historyPhoneKey(),
-          agentIds: config.agents.map((a) => a.agentId),
+          agentIds: agents.knownIds(),
           status: { eraseOfPhone },
         },
         e164,
@@ -359,6 +365,7 @@ export async function createService(config: Readonly<Config>, deps: ServiceDeps)
     },
     egress,
     metricsSource,
+    agents,
     failures: (options) => status.failures(options),
     redrive: (refs) => redrive({ status, queues: producerQueues }, refs),
     readiness: () => [
@@ -367,6 +374,7 @@ export async function createService(config: Readonly<Config>, deps: ServiceDeps)
     ],
     close() {
       closing ??= (async () => {
+        agents.close();
         await Promise.all(sets.map((s) => s.close()));
         await Promise.all([producerQueues.close(), workerQueues.close(), ...providers.map((p) => p.close())]);
         // Opened or still opening: closed once it is, so a half-open embedded database is not left behind.

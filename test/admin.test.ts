@@ -13,7 +13,7 @@ beforeAll(async () => {
     producer: h.producer,
     apiKeys: [],
     openWithoutKeys: true,
-    admin: { queues: h.service.metricsSource.queues, adminKey: ADMIN, open: false },
+    admin: { queues: () => h.service.metricsSource.queues, adminKey: ADMIN, open: false },
   });
   await app.ready();
 });
@@ -48,7 +48,7 @@ describe('admin UI', () => {
       producer: h.producer,
       apiKeys: [],
       openWithoutKeys: true,
-      admin: { queues: h.service.metricsSource.queues, adminKey: undefined, open: false },
+      admin: { queues: () => h.service.metricsSource.queues, adminKey: undefined, open: false },
     });
     expect((await closed.inject({ method: 'GET', url: '/admin/queues' })).statusCode).toBe(404);
     await closed.close();

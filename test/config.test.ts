@@ -255,12 +255,15 @@ describe('loadConfig', () => {
     expect(problems.map((p) => p.path).sort()).toEqual(['GOOGLE_APPLICATION_CREDENTIALS', 'RBM_AGENTS']);
   });
 
-  it('API keys must name configured agents and be long enough, and are never echoed whole', () => {
-    const problems = problemsOf({ API_KEYS: 'short:demo-agent,k-0123456789abcdef:ghost' });
+  it('API keys must name agents (or * for all) and be long enough, and are never echoed whole', () => {
+    const problems = problemsOf({ API_KEYS: 'short:demo-agent,k-0123456789abcdef:gh@st' });
     expect(problems).toHaveLength(2);
     expect(problems.every((p) => p.path === 'API_KEYS')).toBe(true);
     expect(problems.map((p) => p.problem).join(' ')).not.toContain('short');
-    expect(problems[1]!.problem).toContain("got 'ghost'");
+    expect(problems[1]!.problem).toContain("got 'gh@st'");
+    // An agent not in RBM_AGENTS may be added at run time (the agent directory); * grants every agent.
+    const config = loadConfig({ API_KEYS: 'k-0123456789abcdef:later-agent,k-fedcba9876543210:*' });
+    expect(config.apiKeys.map((k) => k.agents)).toEqual([['later-agent'], ['*']]);
   });
 
   it('auto concurrency covers rate × round trip, within bounds', () => {

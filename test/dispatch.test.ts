@@ -2,6 +2,7 @@
  * The send path end to end: producer → Redis → dispatch worker → RBM
  * emulator over real HTTP, with real google-auth-library tokens.
  */
+import { staticAgents } from '../src/agents/live.ts';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Queue } from 'bullmq';
 import { outboundQueueName } from '../jobs/index.ts';
@@ -195,7 +196,7 @@ describe('dispatch', () => {
     // A producer whose clock is a minute behind: its IS_TYPING is a minute old when a worker sees it.
     const late = await Producer.create({
       queues: h.service.queues,
-      agents: h.config.agents,
+      agents: staticAgents(h.config.agents),
       status: h.status,
       eventCoalesceWindowMs: h.config.dispatch.eventCoalesceWindowMs,
       now: () => Date.now() - 60_000,

@@ -207,6 +207,12 @@ export async function startHarness(options: {
         revoke: service.revoke,
         failures: { list: service.failures, redrive: service.redrive },
         callbacks: service.callbacks,
+        agents: {
+          directory: service.agents.directory,
+          refresh: () => service.agents.refresh(),
+          adminKey: config.adminApiKey,
+          open: config.apiKeys.length === 0,
+        },
         // The history routes only for a harness given an archive (HISTORY_DATA_DIR=memory:// or DATABASE_URL):
         // the default one is a directory of the checkout, one process's.
         ...(options.env?.HISTORY_DATA_DIR !== undefined || options.env?.DATABASE_URL !== undefined
@@ -214,7 +220,7 @@ export async function startHarness(options: {
               history: {
                 store: () => service.history(),
                 phoneKey: () => service.historyPhoneKey(),
-                agentIds: config.agents.map((a) => a.agentId),
+                agentIds: () => service.agents.knownIds(),
               },
               subscribers: {
                 erase: (e164: string) => service.eraseSubscriber(e164),
@@ -226,6 +232,7 @@ export async function startHarness(options: {
         metrics,
         webhook: {
           clientTokens: config.webhookClientTokens,
+          directoryTokens: service.agents.clientTokens(),
           intake: service.intake,
           bodyLimitBytes: config.inbound.bodyLimitBytes,
           counters: service.webhookCounters,

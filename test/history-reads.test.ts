@@ -328,7 +328,7 @@ describe('an archive that does not answer', () => {
     };
     const app = buildApi({
       producer: producer as never,
-      history: { store: down, phoneKey: down, agentIds: ['agent-a'] },
+      history: { store: down, phoneKey: down, agentIds: () => ['agent-a'] },
       apiKeys: [],
       openWithoutKeys: true,
       logger: false,

@@ -5,6 +5,7 @@
  * closed within their timeouts, request lines in the log carry no full phone
  * number, and the Authorization scheme is read case-insensitively.
  */
+import { staticAgents } from '../src/agents/live.ts';
 import { connect, type Socket } from 'node:net';
 import { randomUUID } from 'node:crypto';
 import { Writable } from 'node:stream';
@@ -42,7 +43,7 @@ beforeAll(async () => {
   jobQueues = new JobQueues(redis, prefix, contractJobOptions);
   producer = await Producer.create({
     queues: jobQueues,
-    agents: [{ agentId: 'agent-a', ratePerSec: 10 }],
+    agents: staticAgents([{ agentId: 'agent-a', ratePerSec: 10 }]),
     status: new StatusStore(redis, { prefix, ttlMs: 60_000 }),
   });
 });
@@ -293,7 +294,7 @@ describe('the Authorization scheme', () => {
   it('the admin key: bearer and basic in any case', async () => {
     const queue = new Queue('hardening-admin', { connection: redis, prefix });
     try {
-      const { app } = await serve({ admin: { queues: [queue], adminKey: ADMIN_KEY, open: false } });
+      const { app } = await serve({ admin: { queues: () => [queue], adminKey: ADMIN_KEY, open: false } });
       const status = async (authorization?: string) =>
         (await app.inject({ method: 'GET', url: '/admin/queues/api/queues', headers: authorization ? { authorization } : {} })).statusCode;
       const basic = Buffer.from(`admin:${ADMIN_KEY}`).toString('base64');

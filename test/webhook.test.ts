@@ -3,6 +3,7 @@
  * forged request gets its status code and leaves nothing behind (no job, no
  * dedupe key); good ones are queued once.
  */
+import { staticAgents } from '../src/agents/live.ts';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { Queue } from 'bullmq';
 import type { FastifyInstance } from 'fastify';
@@ -37,7 +38,7 @@ beforeAll(async () => {
   jobQueues = new JobQueues(redis, prefix, contractJobOptions);
   producer = await Producer.create({
     queues: jobQueues,
-    agents: [{ agentId: 'agent-a', ratePerSec: 10 }],
+    agents: staticAgents([{ agentId: 'agent-a', ratePerSec: 10 }]),
     status: new StatusStore(redis, { prefix, ttlMs: 60_000 }),
   });
   app = buildApi({

@@ -36,6 +36,7 @@ export function serviceApp(
     timeouts: config.http,
     webhook: {
       clientTokens: opts.clientTokens,
+      directoryTokens: service.agents.clientTokens(),
       intake: service.intake,
       bodyLimitBytes: config.inbound.bodyLimitBytes,
       counters: service.webhookCounters,
@@ -43,8 +44,9 @@ export function serviceApp(
       observeLag: metrics.observeWebhookLag,
     },
     metrics,
-    admin: { queues: service.metricsSource.queues, adminKey: config.adminApiKey, open: opts.open },
+    admin: { queues: () => service.metricsSource.queues, adminKey: config.adminApiKey, open: opts.open },
     readiness: service.readiness(),
+    agents: { directory: service.agents.directory, refresh: () => service.agents.refresh(), adminKey: config.adminApiKey, open: opts.open },
     failures: { list: service.failures, redrive: service.redrive },
     callbacks: service.callbacks,
     ...(opts.history
@@ -52,7 +54,7 @@ export function serviceApp(
           history: {
             store: () => service.history(),
             phoneKey: () => service.historyPhoneKey(),
-            agentIds: config.agents.map((a) => a.agentId),
+            agentIds: () => service.agents.knownIds(),
           },
           subscribers: { erase: (e164: string) => service.eraseSubscriber(e164), adminKey: config.adminApiKey, open: opts.open },
         }

@@ -26,7 +26,8 @@ function presentedKey(authorization: string | undefined): string | undefined {
 }
 
 export interface AdminRoutesOptions {
-  queues: readonly Queue[];
+  /** The service's queues now: agents added or removed at run time show from the next page load. */
+  queues: () => readonly Queue[];
   /** ADMIN_API_KEY; undefined: no key, and the UI is served only when open. */
   adminKey: string | undefined;
   /** Serve the UI without a key (emulator mode). */
@@ -38,8 +39,17 @@ export const adminRoutes: FastifyPluginAsync<AdminRoutesOptions> = async (app, o
   const expected = opts.adminKey ? digest(opts.adminKey) : undefined;
   const serverAdapter = new FastifyAdapter();
   serverAdapter.setBasePath(ADMIN_PATH);
-  createBullBoard({ queues: opts.queues.map((q) => new BullMQAdapter(q)), serverAdapter });
+  let shown = opts.queues();
+  const board = createBullBoard({ queues: shown.map((q) => new BullMQAdapter(q)), serverAdapter });
+  // The queues are compared by name at each request (a few hundred string compares), and replaced when the agents changed.
+  const follow = () => {
+    const now = opts.queues();
+    if (now.length === shown.length && now.every((q, i) => q.name === shown[i]!.name)) return;
+    shown = now;
+    board.replaceQueues(now.map((q) => new BullMQAdapter(q)));
+  };
   app.register(async (scope) => {
+    scope.addHook('onRequest', async () => follow());
     if (expected) {
       scope.addHook('onRequest', async (request, reply) => {
         const key = presentedKey(request.headers.authorization);

@@ -25,6 +25,7 @@ import { messageRoutes, type Revoke } from './message-routes.ts';
 import { type Callbacks, callbackRoutes } from './callback-routes.ts';
 import { type HistoryReads, historyRoutes } from './history-routes.ts';
 import { type SubscriberRoutesOptions, subscriberRoutes } from './subscriber-routes.ts';
+import { type AgentRoutesOptions, agentRoutes } from './agent-routes.ts';
 
 /**
  * What buildApi() is given: the producer, the optional parts (revoke, webhook,
@@ -46,6 +47,8 @@ export interface ApiOptions {
    * absent: no such routes (and GET by ID answers from Redis only).
    */
   history?: HistoryReads;
+  /** /v1/admin/agents: the agent directory (admin key); absent: no such routes. */
+  agents?: Omit<AgentRoutesOptions, 'apiKeys' | 'log'>;
   /** DELETE /v1/subscribers/:e164 (admin key); absent: no such route. */
   subscribers?: Omit<SubscriberRoutesOptions, 'apiKeys' | 'log'>;
   /** bull-board at /admin/queues over these queues; absent: no admin UI. */
@@ -130,6 +133,9 @@ export function buildApi(opts: ApiOptions): FastifyInstance {
       apiKeys: opts.apiKeys.map((k) => k.key),
       ...(opts.logger ? { log: opts.logger } : {}),
     });
+  }
+  if (opts.agents) {
+    app.register(agentRoutes, { ...opts.agents, apiKeys: opts.apiKeys.map((k) => k.key), ...(opts.logger ? { log: opts.logger } : {}) });
   }
   app.register(async (api) => apiRoutes(api, opts));
   return app;

@@ -45,7 +45,12 @@ export function mayUseAgent(request: FastifyRequest, agentId: string): boolean {
 }
 
 export function registerApiKeys(app: FastifyInstance, apiKeys: readonly ApiKeyConfig[], openWithoutKeys: boolean): void {
-  const keys = apiKeys.map((k) => ({ digest: digest(k.key), agents: new Set(k.agents), scope: scopeOfApiKey(k.key) }));
+  // '*': every agent, those added at run time too (an aggregator's own key).
+  const keys = apiKeys.map((k) => ({
+    digest: digest(k.key),
+    agents: k.agents.includes('*') ? null : new Set(k.agents),
+    scope: scopeOfApiKey(k.key),
+  }));
   app.decorateRequest('allowedAgents', null);
   app.decorateRequest('scope', DEFAULT_SCOPE);
   app.addHook('onRequest', async (request, reply) => {

@@ -10,6 +10,7 @@
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
 import { maskPhonesIn } from '../mask.ts';
 import {
+  AgentDirectoryError,
   AmbiguousMessageIdError,
   DispatchError,
   ErrorCodes,
@@ -92,6 +93,7 @@ export function toHttpError(err: unknown): { status: number; body: ErrorBody } {
   if (err instanceof UnknownAgentError) return answer(ErrorCodes.UNKNOWN_AGENT, err.message, [{ path: 'agentId', problem: err.message }]);
   if (err instanceof AmbiguousMessageIdError)
     return answer(ErrorCodes.MESSAGE_ID_AMBIGUOUS, err.message, [{ path: 'agentId', problem: `one of ${err.agents.join(', ')}` }]);
+  if (err instanceof AgentDirectoryError) return answer(err.code, err.message, [{ path: 'agentId', problem: err.message }]);
   if (err instanceof DispatchError && err.code === ErrorCodes.REDIS_UNAVAILABLE) return answer(err.code, err.message);
   // The archive does not answer (history reads): its message names no secret (the URL's password is masked).
   if (err instanceof DispatchError && err.code === ErrorCodes.HISTORY_UNAVAILABLE) return answer(err.code, err.message);

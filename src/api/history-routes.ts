@@ -25,7 +25,8 @@ export interface HistoryReads {
   /** The key numbers are hashed with (the archiver's: src/history/settings.ts phoneKeyOf). */
   phoneKey(): Promise<string>;
   /** Every configured agent: what a caller of an API without keys (emulator mode) may read. */
-  agentIds: readonly string[];
+  /** Every agent with a record (removed ones too: their history stays theirs), as of now. */
+  agentIds(): readonly string[];
 }
 
 export interface HistoryRoutesOptions {
@@ -91,10 +92,11 @@ function parseLimit(value: string | undefined): number {
  */
 function agentsOf(request: FastifyRequest, reply: FastifyReply, history: HistoryReads, agentId: string | undefined): string[] | null {
   const allowed = allowedAgentsOf(request);
-  const mine = allowed ? history.agentIds.filter((a) => allowed.has(a)) : [...history.agentIds];
+  const known = history.agentIds();
+  const mine = allowed ? known.filter((a) => allowed.has(a)) : [...known];
   if (agentId === undefined) return mine;
   if (mine.includes(agentId)) return [agentId];
-  if (!allowed) throw new UnknownAgentError(agentId, history.agentIds);
+  if (!allowed) throw new UnknownAgentError(agentId, known);
   sendCode(reply, 'FORBIDDEN', `this API key may not read agent '${agentId.slice(0, 100)}'`, [
     { path: 'agentId', problem: 'not one of the agents of this API key' },
   ]);

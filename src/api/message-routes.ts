@@ -86,7 +86,7 @@ export const messageRoutes: FastifyPluginAsync<MessageRoutesOptions> = async (ap
     const history = opts.history;
     if (!history) return null;
     const { agentId } = request.query as { agentId?: string };
-    const agents = history.agentIds.filter((a) => mayUseAgent(request, a) && (agentId === undefined || a === agentId));
+    const agents = history.agentIds().filter((a) => mayUseAgent(request, a) && (agentId === undefined || a === agentId));
     if (agents.length === 0) return null;
     const store = await history.store();
     const found = (await Promise.all(agents.map((a) => store.message({ agentId: a, messageId: id })))).filter((m) => m !== null);

@@ -5,6 +5,7 @@
  */
 import { once } from 'node:events';
 import { Pool } from 'undici';
+import type { AgentView } from '../agents/record.ts';
 import type { Report } from '../history/types.ts';
 import { ApiError, ApiUnreachableError, UsageError, type Detail } from './errors.ts';
 
@@ -97,6 +98,9 @@ export interface ReportQuery {
   agentId?: string | undefined;
   groupBy?: string | undefined;
 }
+
+/** An agent as /v1/admin/agents answers it (the client token only as whether one is set). */
+export type { AgentView } from '../agents/record.ts';
 
 /** GET /v1/reports/deliveries: the archive's report as the API answers it. */
 export type DeliveriesReport = Report;
@@ -225,12 +229,28 @@ export class ApiClient {
     }
   }
 
+  listAgents(): Promise<{ version: number; agents: AgentView[] }> {
+    return this.call('GET', '/v1/admin/agents');
+  }
+
+  addAgent(agent: Record<string, unknown>): Promise<{ agent: AgentView }> {
+    return this.call('POST', '/v1/admin/agents', { body: agent });
+  }
+
+  changeAgent(agentId: string, change: Record<string, unknown>): Promise<{ agent: AgentView }> {
+    return this.call('PATCH', `/v1/admin/agents/${encodeURIComponent(agentId)}`, { body: change });
+  }
+
+  removeAgent(agentId: string, queued: 'drain' | 'fail'): Promise<{ agent: AgentView }> {
+    return this.call('DELETE', `/v1/admin/agents/${encodeURIComponent(agentId)}?queued=${queued}`);
+  }
+
   close(): Promise<void> {
     return this.pool.close();
   }
 
   private async call<T>(
-    method: 'GET' | 'POST' | 'PUT' | 'DELETE',
+    method: 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE',
     path: string,
     opts: { body?: unknown; idempotencyKey?: string | undefined } = {},
   ): Promise<T> {

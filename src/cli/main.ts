@@ -9,6 +9,7 @@
  */
 import { Command, CommanderError, Option } from 'commander';
 import { ApiClient } from './api-client.ts';
+import { registerAgents } from './commands/agents.ts';
 import { registerBatch } from './commands/batch.ts';
 import { registerCallbacks } from './commands/callbacks.ts';
 import { registerEmulator } from './commands/emulator.ts';
@@ -35,7 +36,8 @@ Exit codes:
 
 Environment:
   RBM_DISPATCH_URL      default for --url (${DEFAULT_URL})
-  RBM_DISPATCH_API_KEY  default for --api-key (prefer it: a flag shows in the process list)`;
+  RBM_DISPATCH_API_KEY  default for --api-key (prefer it: a flag shows in the process list)
+  RBM_DISPATCH_ADMIN_KEY  default for agents --admin-key`;
 
 const COMMANDS: readonly Register[] = [
   registerSend,
@@ -47,6 +49,7 @@ const COMMANDS: readonly Register[] = [
   registerCallbacks,
   registerEmulator,
   registerKeyfile,
+  registerAgents,
 ];
 
 export function buildProgram(run: (cmd: Command, body: CommandBody) => Promise<void>, streams: Streams = process): Command {
@@ -81,8 +84,9 @@ export async function main(argv: readonly string[], streams: Streams = process):
 }
 
 async function execute(cmd: Command, body: CommandBody, streams: Streams): Promise<number> {
-  const opts = cmd.optsWithGlobals<{ url: string; apiKey?: string; json: boolean }>();
-  const globals: Globals = { url: opts.url, apiKey: opts.apiKey, json: opts.json === true };
+  const opts = cmd.optsWithGlobals<{ url: string; apiKey?: string; adminKey?: string; json: boolean }>();
+  // The admin commands (agents) present the admin key instead of an API key.
+  const globals: Globals = { url: opts.url, apiKey: opts.adminKey ?? opts.apiKey, json: opts.json === true };
   const out = new Output(globals.json, streams);
   let client: ApiClient | undefined;
   let stop: { controller: AbortController; handler: () => void } | undefined;

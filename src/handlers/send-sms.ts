@@ -20,6 +20,8 @@ export interface SendSmsDeps {
   provider: Pick<SmsProvider, 'send' | 'name'>;
   /** The provider answers a repeated idempotency key with the first SMS (SMS_IDEMPOTENT): an unknown outcome may be retried. */
   idempotent: boolean;
+  /** The agent's own SMS sender (the agent directory's smsFrom), used when the message names none; then the provider's default. */
+  senderOf?: (agentId: string) => string | undefined;
   log: Logger;
 }
 
@@ -50,11 +52,12 @@ export function createSendSmsHandler(deps: SendSmsDeps): Handler {
     }
 
     let providerMessageId: string;
+    const from = p.from || deps.senderOf?.(p.agentId);
     try {
       ({ providerMessageId } = await deps.provider.send({
         to: p.to,
         text: p.text,
-        ...(p.from ? { from: p.from } : {}),
+        ...(from ? { from } : {}),
         idempotencyKey: smsIdempotencyKey(p),
       }));
     } catch (err) {

@@ -25,37 +25,39 @@ export interface MetricsSnapshot {
 }
 
 export class MetricsSource {
-  /** Every queue of the service (also what bull-board shows). */
-  readonly queues: Queue[];
-  private readonly rateKeys: Array<{ agent: string; key: string }>;
-
   private readonly prefix: string;
 
   constructor(
     private readonly redis: Redis,
-    queues: JobQueues,
-    agentIds: readonly string[],
+    private readonly registry: JobQueues,
+    /** The agents whose queues count: read at every scrape, so agents added at run time show. */
+    private readonly agentIds: () => readonly string[],
   ) {
-    this.prefix = queues.prefix;
-    this.queues = [
-      ...agentIds.map((agent) => queues.queue('outbound', agent)),
-      ...(['inbound', 'sms', 'callbacks'] as const).map((k) => queues.queue(k)),
+    this.prefix = registry.prefix;
+  }
+
+  /** Every queue of the service now (also what bull-board shows): each agent's, then the shared ones. */
+  get queues(): Queue[] {
+    return [
+      ...this.agentIds().map((agent) => this.registry.queue('outbound', agent)),
+      ...(['inbound', 'sms', 'callbacks'] as const).map((k) => this.registry.queue(k)),
     ];
-    this.rateKeys = agentIds.map((agent, i) => ({ agent, key: this.queues[i]!.toKey(ADAPTIVE_RATE_KEY_TYPE) }));
   }
 
   async read(): Promise<MetricsSnapshot> {
+    const queues = this.queues;
+    const rateKeys = this.agentIds().map((agent, i) => ({ agent, key: queues[i]!.toKey(ADAPTIVE_RATE_KEY_TYPE) }));
     const [hash, pending, feed, open, rates, ...counts] = await Promise.all([
       this.redis.hgetall(metricsKey(this.prefix)),
       this.redis.xlen(intakeStreamKey(this.prefix)),
       this.redis.xlen(callbackFeedKey(this.prefix)),
       this.redis.zcard(openReceiversKey(this.prefix)),
-      Promise.all(this.rateKeys.map(async ({ agent, key }) => ({ agent, rate: await readEffectiveRate(this.redis, key) }))),
-      ...this.queues.map((q) => q.getJobCounts('wait', 'prioritized', 'delayed', 'active', 'completed', 'failed')),
+      Promise.all(rateKeys.map(async ({ agent, key }) => ({ agent, rate: await readEffectiveRate(this.redis, key) }))),
+      ...queues.map((q) => q.getJobCounts('wait', 'prioritized', 'delayed', 'active', 'completed', 'failed')),
     ]);
     return {
       counters: Object.fromEntries(Object.entries(hash as Record<string, string>).map(([k, v]) => [k, Number(v)])),
-      queues: this.queues.map((q, i) => ({ queue: q.name, counts: counts[i] as Record<string, number> })),
+      queues: queues.map((q, i) => ({ queue: q.name, counts: counts[i] as Record<string, number> })),
       agentRates: (rates as Array<{ agent: string; rate: number | undefined }>).flatMap(({ agent, rate }) =>
         rate === undefined ? [] : [{ agent, rate }],
       ),

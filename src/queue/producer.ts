@@ -10,7 +10,7 @@ import { v4 as uuidv4 } from 'uuid';
 import type { Problem } from '../../jobs/common.ts';
 import { priorityFor, SEND_MESSAGE, type SendMessageInput, type SendMessagePayload } from '../../jobs/send-message.ts';
 import { EVENT_PRIORITY, SEND_EVENT, type SendEventInput, type SendEventPayload } from '../../jobs/send-event.ts';
-import type { AgentConfig } from '../config.ts';
+import type { AgentSource } from '../agents/live.ts';
 import type { UrlRefusal } from '../egress/guard.ts';
 import { AmbiguousMessageIdError, ErrorCodes, PayloadError } from '../errors.ts';
 import type { MessageState } from '../status/states.ts';
@@ -42,7 +42,8 @@ const URL_CHECKS_IN_FLIGHT = 8;
 export interface ProducerOptions {
   /** The producer's queue registry: a fail-fast connection (enableOfflineQueue: false). */
   queues: JobQueues;
-  agents: readonly AgentConfig[];
+  /** The agents: those that take messages now, and every one with a record (lookups). */
+  agents: AgentSource;
   status: StatusStore;
   /** READ and IS_TYPING coalescing (EVENT_COALESCE_WINDOW_MS); 0 or absent: every event is sent. */
   eventCoalesceWindowMs?: number | undefined;
@@ -103,13 +104,15 @@ export class Producer {
   private readonly now: () => number;
   private readonly queues: JobQueues;
   private readonly redis: Redis;
-  private readonly agentIds: readonly string[];
+  /** The agents that take messages, as of now (the directory changes at run time). */
+  private get agentIds(): readonly string[] {
+    return this.opts.agents.activeIds();
+  }
 
   private constructor(private readonly opts: ProducerOptions) {
     this.now = opts.now ?? Date.now;
     this.queues = opts.queues;
     this.redis = opts.queues.connection;
-    this.agentIds = opts.agents.map((a) => a.agentId);
   }
 
   static async create(opts: ProducerOptions): Promise<Producer> {
@@ -267,13 +270,18 @@ export class Producer {
    * of the others'. A message still waiting with no record is found by its job.
    */
   async locate(messageId: string, scope: LocateScope = {}): Promise<MessageRef[]> {
-    const agents = this.agentIds.filter(
-      (a) => (!scope.agents || scope.agents.has(a)) && (scope.agentId === undefined || scope.agentId === a),
-    );
+    // Removed agents too: their messages (draining, failed, delivered) are still theirs to look up.
+    const agents = this.opts.agents
+      .knownIds()
+      .filter((a) => (!scope.agents || scope.agents.has(a)) && (scope.agentId === undefined || scope.agentId === a));
     const holding = new Set(await this.opts.status.agentsHolding(messageId, agents));
-    for (const agentId of agents) {
-      if (!holding.has(agentId) && (await this.queues.find(SEND_MESSAGE, { agentId, messageId }))) holding.add(agentId);
-    }
+    // In parallel (one pipelined write on the fail-fast connection): a service of a thousand agents asks a thousand queues.
+    const byJob = await Promise.all(
+      agents.map((agentId) => (holding.has(agentId) ? undefined : this.queues.find(SEND_MESSAGE, { agentId, messageId }))),
+    );
+    agents.forEach((agentId, i) => {
+      if (byJob[i]) holding.add(agentId);
+    });
     return agents.filter((a) => holding.has(a)).map((agentId) => ({ agentId, messageId }));
   }
 

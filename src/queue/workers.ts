@@ -32,12 +32,16 @@ import type { DeadlinePort } from '../fallback/ports.ts';
 import type { RbmClient } from '../rbm/client.ts';
 import type { SmsProvider } from '../sms/index.ts';
 import { callbackFeedKey, intakeStreamKey, type StatusPort } from '../status/store.ts';
+import type { LiveAgents } from '../agents/live.ts';
+import { AgentWorkers } from './agent-workers.ts';
+import { startFailingWorker } from './fail-queued.ts';
 import { INBOUND_GROUP, startStreamConsumer } from './inbound-stream.ts';
 import type { JobQueues } from './job-queues.ts';
 import { startQueueWorker, type QueueWorker, type QueueWorkerOptions } from './runner.ts';
 
 export interface WorkerSet {
-  workers: readonly QueueWorker[];
+  /** The workers running now (a dispatch set's follow the agent directory). */
+  readonly workers: readonly QueueWorker[];
   /** True while every worker of the set runs (for /readyz). */
   running(): boolean;
   /** Finishes the jobs in hand, then stops. */
@@ -84,6 +88,8 @@ export function startDispatchWorkers(
     rbm: Pick<RbmClient, 'createMessage' | 'createEvent' | 'ready'>;
     requestFallback: RequestFallback;
     deadlines: DeadlinePort;
+    /** The agents, as the directory says now: workers start, change and stop with it. */
+    agents: Pick<LiveAgents, 'all' | 'onChange'>;
   },
 ): WorkerSet {
   const { config, log } = deps;
@@ -98,8 +104,9 @@ export function startDispatchWorkers(
     }),
     [SEND_EVENT]: createSendEventHandler({ rbm: deps.rbm, log, typingMaxAgeMs: config.dispatch.typingMaxAgeMs }),
   };
-  return set(
-    config.agents.map((agent) =>
+  const agents = new AgentWorkers({
+    agents: deps.agents,
+    start: (agent) =>
       startQueueWorker({
         ...base(deps),
         kind: 'outbound',
@@ -109,8 +116,31 @@ export function startDispatchWorkers(
         ratePerSec: agent.ratePerSec,
         adaptRate: { decrease: config.dispatch.rateAdapt.decrease, increase: config.dispatch.rateAdapt.increasePerSec },
       }),
-    ),
-  );
+    queueOf: (agentId) => deps.queues.queue('outbound', agentId),
+    startFailing: (agentId) =>
+      startFailingWorker(
+        {
+          queues: deps.queues,
+          status: deps.status,
+          keepFailedMs: config.dispatch.keepFailedMs,
+          lockDurationMs: config.worker.lockDurationMs,
+          log,
+        },
+        agentId,
+      ),
+    log,
+  });
+  let closed = false;
+  return {
+    get workers() {
+      return agents.workers();
+    },
+    running: () => !closed && agents.workers().every((w) => w.worker.isRunning()),
+    close: async () => {
+      closed = true;
+      await agents.close();
+    },
+  };
 }
 
 /**
@@ -147,10 +177,16 @@ export function startInboundWorker(
   return set([queueWorker, { worker: queueWorker.worker, close: () => consumer.close() }]);
 }
 
-export function startSmsWorker(deps: Common & { provider: SmsProvider }): WorkerSet {
+export function startSmsWorker(deps: Common & { provider: SmsProvider; senderOf?: (agentId: string) => string | undefined }): WorkerSet {
   const { config } = deps;
   const handlers = {
-    [SEND_SMS]: createSendSmsHandler({ status: deps.status, provider: deps.provider, idempotent: config.sms.idempotent, log: deps.log }),
+    [SEND_SMS]: createSendSmsHandler({
+      status: deps.status,
+      provider: deps.provider,
+      idempotent: config.sms.idempotent,
+      ...(deps.senderOf ? { senderOf: deps.senderOf } : {}),
+      log: deps.log,
+    }),
   };
   return set([
     startQueueWorker({

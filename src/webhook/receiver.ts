@@ -33,6 +33,11 @@ export interface WebhookCounters {
 export interface WebhookOptions {
   /** Client token per agent; '*' serves every agent. */
   clientTokens: Readonly<Record<string, string>>;
+  /**
+   * The agent directory's: an agent's own client token (set through the admin API), which comes before
+   * clientTokens; and every token it holds, for the verification handshake. Read per request: changes apply at once.
+   */
+  directoryTokens?: { of(agentId: string): string | undefined; all(): readonly string[] };
   intake: InboundIntake;
   bodyLimitBytes: number;
   counters?: WebhookCounters;
@@ -84,13 +89,14 @@ export const webhookRoutes: FastifyPluginAsync<WebhookOptions> = async (app, opt
     const handshake = asHandshake(request.body);
     if (handshake) {
       counters.handshakes++;
-      if (!tokenMatches(handshake.clientToken, tokens)) return reply.code(403).type('text/plain').send('unknown client token');
+      const known = opts.directoryTokens ? [...tokens, ...opts.directoryTokens.all()] : tokens;
+      if (!tokenMatches(handshake.clientToken, known)) return reply.code(403).type('text/plain').send('unknown client token');
       return reply.code(200).type('text/plain').send(handshake.secret);
     }
     const envelope = parseEnvelope(request.body);
     const agentId = agentOf(envelope.payload, envelope.attributes);
     const signature = request.headers['x-goog-signature'];
-    const token = agentId === undefined ? anyAgent : (tokenOf.get(agentId) ?? anyAgent);
+    const token = agentId === undefined ? anyAgent : (opts.directoryTokens?.of(agentId) ?? tokenOf.get(agentId) ?? anyAgent);
     if (typeof signature !== 'string' || token === undefined || !verifyWebhookData(token, envelope.data, signature)) {
       counters.badSignature++;
       opts.log?.warn(
