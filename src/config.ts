@@ -126,6 +126,10 @@ export interface Config {
     typingMaxAgeMs: number;
     /** READ receipts (and IS_TYPING) for one conversation within this window collapse into one; 0: off. */
     eventCoalesceWindowMs: number;
+    /** The most agents one dispatch process serves (DISPATCH_MAX_AGENTS); 0: no cap. */
+    maxAgents: number;
+    /** How many dispatch processes serve each agent, for availability (DISPATCH_AGENT_REPLICAS). */
+    agentReplicas: number;
     requestTimeoutMs: number;
     /** Fast in-request retries (connection reset, token refresh) before a job attempt fails. */
     fastRetries: number;
@@ -572,6 +576,8 @@ export function loadConfig(env: Env): Readonly<Config> {
       },
       typingMaxAgeMs: r.int('TYPING_MAX_AGE_MS', 15_000, 0, 3_600_000),
       eventCoalesceWindowMs: r.int('EVENT_COALESCE_WINDOW_MS', 500, 0, 60_000),
+      maxAgents: r.int('DISPATCH_MAX_AGENTS', 0, 1, 100_000),
+      agentReplicas: r.int('DISPATCH_AGENT_REPLICAS', 2, 1, 10),
       requestTimeoutMs: r.int('RBM_REQUEST_TIMEOUT_MS', 10_000, 100, 600_000),
       fastRetries: r.int('RBM_FAST_RETRIES', 2, 0, 10),
       keepCompleted: r.int('JOB_KEEP_COMPLETED', 1000, 0, 1_000_000),

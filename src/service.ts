@@ -23,7 +23,7 @@ import { AgentDirectory } from './agents/directory.ts';
 import { LiveAgents } from './agents/live.ts';
 import { throttled } from './log-throttle.ts';
 import type { Logger } from './logger.ts';
-import { createRedis, whenReady } from './queue/connection.ts';
+import { ConnectionCount, createRedis, whenReady } from './queue/connection.ts';
 import { checkRedis } from './queue/preflight.ts';
 import { StreamInboundIntake } from './queue/inbound-stream.ts';
 import { BullDeadlines, BullInboundRetries, BullSmsQueue, RedisInboundStream } from './queue/lifecycle-queues.ts';
@@ -136,8 +136,10 @@ export async function createService(config: Readonly<Config>, deps: ServiceDeps)
   // Token requests and RBM's 401s are counted in the metrics hash; none happens before the first call, when Redis is set.
   let countToken = (_event: TokenEvent): void => {};
   const rbm = await connectRbm(config, deps.rbm, { log, onTokenEvent: (event) => countToken(event) });
-  const producerRedis = createRedis(deps.redisUrl, 'producer', log);
-  const workerRedis = createRedis(deps.redisUrl, 'worker', log);
+  // Every connection of the process, duplicates included, counted: a dispatch process reports it with its lease.
+  const connections = new ConnectionCount();
+  const producerRedis = connections.track(createRedis(deps.redisUrl, 'producer', log));
+  const workerRedis = connections.track(createRedis(deps.redisUrl, 'worker', log));
   await whenReady(workerRedis);
   // A lost count must not fail a send: the counter is best effort.
   countToken = (event) => void countMetric(workerRedis, config.queuePrefix, 'token', event).catch(() => {});
@@ -242,7 +244,8 @@ export async function createService(config: Readonly<Config>, deps: ServiceDeps)
     webhookCounters: newWebhookCounters(),
     inboundStreamKey: stream.key,
     redis: { producer: producerRedis, worker: workerRedis },
-    startDispatch: () => started(startDispatchWorkers({ ...common, rbm, requestFallback, deadlines, agents })),
+    startDispatch: () =>
+      started(startDispatchWorkers({ ...common, rbm, requestFallback, deadlines, agents, connections: () => connections.value })),
     startInbound: () =>
       started(
         startInboundWorker({

@@ -237,6 +237,20 @@ export function createMetrics(deps: { read: () => Promise<MetricsSnapshot>; webh
       snapshot,
     ),
     computed(
+      'rbm_dispatch_process_agents',
+      'Agents each live dispatch process serves now (src/agents/assignment.ts).',
+      'gauge',
+      (s) => s.dispatchers.map(({ id, agents }) => ({ labels: { process: id }, value: agents })),
+      snapshot,
+    ),
+    computed(
+      'rbm_dispatch_process_redis_connections',
+      'Redis connections each live dispatch process holds: about one per agent it serves, plus a few of its own.',
+      'gauge',
+      (s) => s.dispatchers.map(({ id, connections }) => ({ labels: { process: id }, value: connections })),
+      snapshot,
+    ),
+    computed(
       'rbm_webhook_events_pending',
       'Verified webhook events not yet handled by the inbound worker.',
       'gauge',

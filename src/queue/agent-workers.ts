@@ -8,6 +8,8 @@
  *                 Either stops once the queue is empty and the removal is old enough that every
  *                 producer has heard of it (a message one took just before is not stranded).
  * A process started after a removal does the same for the removed agents whose queue still holds jobs.
+ * With several dispatch processes, each serves only the agents assigned to it (src/agents/assignment.ts),
+ * and follows the assignment as processes come and go.
  */
 import type { Queue } from 'bullmq';
 import type { AgentsListener, LiveAgents } from '../agents/live.ts';
@@ -18,7 +20,7 @@ import type { QueueWorker } from './runner.ts';
 
 /** How often a removed agent's queue is checked for emptiness. */
 const DRAIN_CHECK_MS = 1000;
-/** A removed agent's worker stops no sooner than this after the removal: every producer has seen it (LiveAgents polls every 500 ms). */
+/** A removed agent's worker stops no sooner than this after the removal: every producer has seen it (LiveAgents polls every 250 ms). */
 const REMOVAL_SETTLES_MS = 5000;
 
 export interface AgentWorkersDeps {
@@ -28,6 +30,8 @@ export interface AgentWorkersDeps {
   /** Starts a worker that fails a removed agent's queued jobs (fail-queued.ts). */
   startFailing(agentId: string): QueueWorker;
   queueOf(agentId: string): Queue;
+  /** The agents this process serves among these (membership.ts, assignment.ts); null: all of them. Absent: all. */
+  assigned?: (agentIds: readonly string[]) => ReadonlySet<string> | null;
   log: Logger;
   now?: () => number;
 }
@@ -46,6 +50,8 @@ export class AgentWorkers {
   private readonly running = new Map<string, Running>();
   /** Workers being replaced or stopped: awaited by close(). */
   private readonly stopping = new Set<Promise<void>>();
+  /** Removed agents not served here whose queue was checked for jobs left (once each while assigned). */
+  private readonly checked = new Set<string>();
   private readonly unsubscribe: () => void;
   private readonly now: () => number;
   private closed = false;
@@ -54,7 +60,12 @@ export class AgentWorkers {
     this.now = deps.now ?? Date.now;
     const listener: AgentsListener = (next) => this.reconcile([...next.values()]);
     this.unsubscribe = deps.agents.onChange(listener);
-    this.reconcile(deps.agents.all(), true);
+    this.reconcile(deps.agents.all());
+  }
+
+  /** Reconciles again: the agents assigned to this process changed (a dispatcher came or went). */
+  refresh(): void {
+    this.reconcile(this.deps.agents.all());
   }
 
   /** The workers running now. */
@@ -76,13 +87,17 @@ export class AgentWorkers {
     await Promise.all([...workers, ...this.stopping]);
   }
 
-  private reconcile(records: readonly AgentRecord[], atStart = false): void {
+  private reconcile(all: readonly AgentRecord[]): void {
     if (this.closed) return;
+    const assigned = this.deps.assigned?.(all.map((r) => r.agentId)) ?? null;
+    const records = assigned ? all.filter((r) => assigned.has(r.agentId)) : all;
+    for (const id of [...this.checked]) if (assigned && !assigned.has(id)) this.checked.delete(id);
     const seen = new Set<string>();
     for (const agent of records) {
       seen.add(agent.agentId);
       const current = this.running.get(agent.agentId);
       if (!agent.removed) {
+        this.checked.delete(agent.agentId);
         if (current?.drain) clearInterval(current.drain);
         if (!current || current.mode !== 'send' || current.ratePerSec !== agent.ratePerSec) this.begin(agent, 'send', current);
         else delete current.drain;
@@ -93,11 +108,13 @@ export class AgentWorkers {
         if (current.mode !== mode) this.begin(agent, mode, current);
         const running = this.running.get(agent.agentId)!;
         running.drain ??= this.watchDrain(agent);
-      } else if (atStart) {
+      } else if (!this.checked.has(agent.agentId)) {
+        // Newly ours (at start, or taken over): jobs a removed agent left get a worker until its queue is empty.
+        this.checked.add(agent.agentId);
         void this.drainIfQueued(agent, mode);
       }
     }
-    // A record that vanished (deleted from Redis by hand): its worker stops.
+    // An agent no longer ours (another process took it), or a record that vanished: its worker stops.
     for (const agentId of [...this.running.keys()]) if (!seen.has(agentId)) this.stop(agentId);
   }
 
@@ -142,7 +159,7 @@ export class AgentWorkers {
     return timer;
   }
 
-  /** At start, a removed agent whose queue still holds jobs gets a worker until it is empty. */
+  /** A removed agent newly ours whose queue still holds jobs gets a worker until it is empty. */
   private async drainIfQueued(agent: AgentRecord, mode: Mode): Promise<void> {
     try {
       if (this.closed || (await this.isEmpty(agent.agentId)) || this.running.has(agent.agentId)) return;

@@ -59,3 +59,27 @@ export async function whenReady(redis: Redis): Promise<void> {
     redis.once('error', onError);
   });
 }
+
+/**
+ * The Redis connections this process holds open: ours, and every duplicate
+ * made of them (BullMQ makes one per worker for its blocking fetch, the
+ * stream consumers one each). A connection counts from its creation until it
+ * ends for good ('end': closed, no reconnect left). Reported per dispatch
+ * process (membership.ts), so an operator sees the cost of the agents it serves.
+ */
+export class ConnectionCount {
+  private live = 0;
+
+  get value(): number {
+    return this.live;
+  }
+
+  /** Counts `redis` and, through its duplicate(), every connection made from it. */
+  track<R extends Redis>(redis: R): R {
+    this.live++;
+    redis.once('end', () => this.live--);
+    const duplicate = redis.duplicate.bind(redis);
+    redis.duplicate = ((...args: Parameters<Redis['duplicate']>) => this.track(duplicate(...args))) as Redis['duplicate'];
+    return redis;
+  }
+}

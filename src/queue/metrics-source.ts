@@ -6,6 +6,7 @@
  */
 import type { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
+import { readDispatcherStats } from '../agents/membership.ts';
 import { openReceiversKey } from '../callbacks/receivers.ts';
 import { callbackFeedKey, intakeStreamKey, metricsKey } from '../status/store.ts';
 import { ADAPTIVE_RATE_KEY_TYPE, readEffectiveRate } from './adaptive-rate.ts';
@@ -22,6 +23,8 @@ export interface MetricsSnapshot {
   callbackFeedPending: number;
   /** Callback receivers whose breaker is open (their deliveries parked). */
   callbackReceiversOpen: number;
+  /** Each live dispatch process: the agents it serves and the Redis connections it holds, as of its last beat. */
+  dispatchers: Array<{ id: string; agents: number; connections: number }>;
 }
 
 export class MetricsSource {
@@ -47,12 +50,13 @@ export class MetricsSource {
   async read(): Promise<MetricsSnapshot> {
     const queues = this.queues;
     const rateKeys = this.agentIds().map((agent, i) => ({ agent, key: queues[i]!.toKey(ADAPTIVE_RATE_KEY_TYPE) }));
-    const [hash, pending, feed, open, rates, ...counts] = await Promise.all([
+    const [hash, pending, feed, open, rates, dispatchers, ...counts] = await Promise.all([
       this.redis.hgetall(metricsKey(this.prefix)),
       this.redis.xlen(intakeStreamKey(this.prefix)),
       this.redis.xlen(callbackFeedKey(this.prefix)),
       this.redis.zcard(openReceiversKey(this.prefix)),
       Promise.all(rateKeys.map(async ({ agent, key }) => ({ agent, rate: await readEffectiveRate(this.redis, key) }))),
+      readDispatcherStats(this.redis, this.prefix),
       ...queues.map((q) => q.getJobCounts('wait', 'prioritized', 'delayed', 'active', 'completed', 'failed')),
     ]);
     return {
@@ -64,6 +68,11 @@ export class MetricsSource {
       webhookEventsPending: pending as number,
       callbackFeedPending: feed as number,
       callbackReceiversOpen: open as number,
+      dispatchers: (dispatchers as Awaited<ReturnType<typeof readDispatcherStats>>).map(({ id, agents, connections }) => ({
+        id,
+        agents,
+        connections,
+      })),
     };
   }
 }

@@ -32,7 +32,9 @@ import type { DeadlinePort } from '../fallback/ports.ts';
 import type { RbmClient } from '../rbm/client.ts';
 import type { SmsProvider } from '../sms/index.ts';
 import { callbackFeedKey, intakeStreamKey, type StatusPort } from '../status/store.ts';
+import { assignAgents } from '../agents/assignment.ts';
 import type { LiveAgents } from '../agents/live.ts';
+import { DispatchMembership } from '../agents/membership.ts';
 import { AgentWorkers } from './agent-workers.ts';
 import { startFailingWorker } from './fail-queued.ts';
 import { INBOUND_GROUP, startStreamConsumer } from './inbound-stream.ts';
@@ -90,6 +92,8 @@ export function startDispatchWorkers(
     deadlines: DeadlinePort;
     /** The agents, as the directory says now: workers start, change and stop with it. */
     agents: Pick<LiveAgents, 'all' | 'onChange'>;
+    /** The Redis connections this process holds (reported with its lease). */
+    connections?: () => number;
   },
 ): WorkerSet {
   const { config, log } = deps;
@@ -104,8 +108,22 @@ export function startDispatchWorkers(
     }),
     [SEND_EVENT]: createSendEventHandler({ rbm: deps.rbm, log, typingMaxAgeMs: config.dispatch.typingMaxAgeMs }),
   };
-  const agents = new AgentWorkers({
+  // This set's lease among the dispatch processes, and the agents assigned to it (src/agents/assignment.ts).
+  const { maxAgents, agentReplicas } = config.dispatch;
+  const membership = new DispatchMembership(deps.queues.connection, deps.queues.prefix, {
+    maxAgents,
+    log,
+    stats: () => ({ agents: agents.agentIds().length, connections: deps.connections?.() ?? 0 }),
+  });
+  const assigned = (agentIds: readonly string[]): ReadonlySet<string> | null => {
+    const members = membership.current();
+    // Before the first beat: every agent when uncapped (a lone process starts at once), none when capped.
+    if (!members) return maxAgents > 0 ? new Set() : null;
+    return assignAgents(agentIds, members, agentReplicas).get(membership.id) ?? new Set();
+  };
+  const agents: AgentWorkers = new AgentWorkers({
     agents: deps.agents,
+    assigned,
     start: (agent) =>
       startQueueWorker({
         ...base(deps),
@@ -130,6 +148,8 @@ export function startDispatchWorkers(
       ),
     log,
   });
+  membership.onChange(() => agents.refresh());
+  membership.start();
   let closed = false;
   return {
     get workers() {
@@ -138,6 +158,8 @@ export function startDispatchWorkers(
     running: () => !closed && agents.workers().every((w) => w.worker.isRunning()),
     close: async () => {
       closed = true;
+      // The lease first: the others take this set's agents while its jobs in hand finish.
+      await membership.close();
       await agents.close();
     },
   };
