@@ -67,6 +67,11 @@ export interface Config {
   http: HttpTimeouts;
   /** undefined: 127.0.0.1:6379, or a redis-server of our own when none answers. */
   redisUrl: string | undefined;
+  /**
+   * Redis Cluster seed nodes (REDIS_CLUSTER_NODES), each a redis:// or rediss:// URL (a bare host:port becomes
+   * redis://host:port; AUTH and TLS come from the first one's URL); set, it selects cluster mode over redisUrl.
+   */
+  redisClusterNodes: readonly string[] | undefined;
   /** Bound of the start-up check of Redis (connect, INFO, a write): past it the process stops with REDIS_UNAVAILABLE. */
   redisStartTimeoutMs: number;
   queuePrefix: string;
@@ -425,6 +430,25 @@ function parseRedisUrl(r: EnvReader): string | undefined {
   }
 }
 
+function parseClusterNodes(r: EnvReader): string[] | undefined {
+  const value = r.raw('REDIS_CLUSTER_NODES');
+  if (value === undefined) return undefined;
+  const expected = 'host:port or redis(s)://[user:password@]host:port, separated by commas';
+  const nodes: string[] = [];
+  for (const item of value.split(',').map((v) => v.trim())) {
+    const url = /^[A-Za-z0-9.-]+:\d{1,5}$/.test(item) ? `redis://${item}` : item;
+    try {
+      const parsed = new URL(url);
+      if ((parsed.protocol !== 'redis:' && parsed.protocol !== 'rediss:') || !parsed.hostname || !parsed.port) throw new Error('form');
+      nodes.push(url);
+    } catch {
+      // The password, if any, is not echoed.
+      r.fail('REDIS_CLUSTER_NODES', expected, item.replace(/\/\/[^@/]*@/, '//***@'));
+    }
+  }
+  return nodes.length > 0 ? nodes : undefined;
+}
+
 function parseApiKeys(r: EnvReader): ApiKeyConfig[] {
   return r.pairs('API_KEYS', 'KEY:agent-a+agent-b').map(([key, agents]) => {
     if (key.length < 16) r.fail('API_KEYS', 'keys of at least 16 characters', `${key.slice(0, 3)}…`);
@@ -519,9 +543,13 @@ export function loadConfig(env: Env): Readonly<Config> {
       problem: `expected a service-account key file when RBM_ENDPOINT is a real endpoint (${rbmEndpoint.url}), got nothing`,
     });
   }
-  const queuePrefix = r.raw('QUEUE_PREFIX') ?? 'rbm';
+  const redisClusterNodes = parseClusterNodes(r);
+  // In a cluster every key must share a hash slot with the keys its scripts touch: the prefix is a hash tag.
+  const queuePrefix = r.raw('QUEUE_PREFIX') ?? (redisClusterNodes ? '{rbm}' : 'rbm');
   if (!/^(\{[A-Za-z0-9_.-]+\}|[A-Za-z0-9_.-]+)$/.test(queuePrefix))
     r.fail('QUEUE_PREFIX', "letters, digits, '_', '.', '-', optionally in braces like {rbm}", queuePrefix);
+  else if (redisClusterNodes && !queuePrefix.startsWith('{'))
+    r.fail('QUEUE_PREFIX', 'a prefix in braces like {rbm} when REDIS_CLUSTER_NODES is set (a Redis Cluster hash tag)', queuePrefix);
   const concurrencyRaw = r.raw('DISPATCH_CONCURRENCY');
   const egress: EgressPolicy = { allow: parseAllowHosts(r), allowLoopback: rbmEndpoint.kind === 'emulator' };
   // Read first: webhook dedupe lasts as long as the hot window by default.
@@ -537,6 +565,7 @@ export function loadConfig(env: Env): Readonly<Config> {
       idleTimeoutMs: r.int('HTTP_IDLE_TIMEOUT_MS', HTTP_TIMEOUT_DEFAULTS.idleTimeoutMs, 1000, 3_600_000),
     },
     redisUrl: parseRedisUrl(r),
+    redisClusterNodes,
     redisStartTimeoutMs: r.int('REDIS_START_TIMEOUT_MS', 5000, 100, 120_000),
     queuePrefix,
     agents: parseAgents(r, rbmEndpoint.kind === 'emulator'),

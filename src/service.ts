@@ -23,8 +23,8 @@ import { AgentDirectory } from './agents/directory.ts';
 import { LiveAgents } from './agents/live.ts';
 import { throttled } from './log-throttle.ts';
 import type { Logger } from './logger.ts';
-import { ConnectionCount, createRedis, whenReady } from './queue/connection.ts';
-import { checkRedis } from './queue/preflight.ts';
+import { ConnectionCount, createRedis, type RedisEndpoint, whenReady } from './queue/connection.ts';
+import { checkRedis, checkRedisCluster } from './queue/preflight.ts';
 import { StreamInboundIntake } from './queue/inbound-stream.ts';
 import { BullDeadlines, BullInboundRetries, BullSmsQueue, RedisInboundStream } from './queue/lifecycle-queues.ts';
 import { startArchiver } from './history/archiver.ts';
@@ -131,15 +131,19 @@ export interface ServiceDeps {
 export async function createService(config: Readonly<Config>, deps: ServiceDeps): Promise<Service> {
   const { log } = deps;
   // Before any queue touches it: a wrong Redis stops the start with one clear error, not a flood of failing fetches.
-  const redisCheck = await checkRedis(deps.redisUrl, { prefix: config.queuePrefix, timeoutMs: config.redisStartTimeoutMs });
+  const check = { prefix: config.queuePrefix, timeoutMs: config.redisStartTimeoutMs };
+  const clusterNodes = config.redisClusterNodes;
+  const redisCheck = clusterNodes ? await checkRedisCluster(clusterNodes, check) : await checkRedis(deps.redisUrl, check);
+  // REDIS_CLUSTER_NODES selects a Cluster; REDIS_URL (or the Redis npm start found or started) is used otherwise.
+  const endpoint: RedisEndpoint = clusterNodes ? { clusterNodes } : deps.redisUrl;
   for (const warning of redisCheck.warnings) log.warn(warning);
   // Token requests and RBM's 401s are counted in the metrics hash; none happens before the first call, when Redis is set.
   let countToken = (_event: TokenEvent): void => {};
   const rbm = await connectRbm(config, deps.rbm, { log, onTokenEvent: (event) => countToken(event) });
   // Every connection of the process, duplicates included, counted: a dispatch process reports it with its lease.
   const connections = new ConnectionCount();
-  const producerRedis = connections.track(createRedis(deps.redisUrl, 'producer', log));
-  const workerRedis = connections.track(createRedis(deps.redisUrl, 'worker', log));
+  const producerRedis = connections.track(createRedis(endpoint, 'producer', log));
+  const workerRedis = connections.track(createRedis(endpoint, 'worker', log));
   await whenReady(workerRedis);
   // A lost count must not fail a send: the counter is best effort.
   countToken = (event) => void countMetric(workerRedis, config.queuePrefix, 'token', event).catch(() => {});

@@ -12,11 +12,11 @@ import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { assignAgents } from '../src/agents/assignment.ts';
 import { dispatchersKey, readDispatcherStats } from '../src/agents/membership.ts';
 import { startEmulator, type RunningEmulator } from '../src/emulator/index.ts';
-import { dropKeys, freePort, httpCall, rcsPhone, redisUrl, uniquePrefix, waitFor } from './helpers.ts';
+import { dropKeys, freePort, heavyTestLock, httpCall, rcsPhone, redisUrl, uniquePrefix, waitFor } from './helpers.ts';
 
 const AGENTS = 1000;
 const prefix = uniquePrefix('leasing');
@@ -24,11 +24,16 @@ const children: ChildProcess[] = [];
 let emulator: RunningEmulator | undefined;
 const redis = new Redis(redisUrl());
 
+let releaseHeavy: (() => Promise<void>) | undefined;
+beforeAll(async () => {
+  releaseHeavy = await heavyTestLock();
+});
 afterAll(async () => {
   for (const c of children) c.kill('SIGKILL');
   await emulator?.close();
   await dropKeys(prefix);
   redis.disconnect();
+  await releaseHeavy?.();
 });
 
 function start(entry: string, env: Record<string, string>, ready: RegExp): { child: ChildProcess; up: Promise<void> } {

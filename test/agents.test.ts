@@ -108,7 +108,7 @@ describe('the directory', () => {
   });
 
   it('another process sees an added agent within 2 s (measured)', async () => {
-    const other = new Redis(redisUrl());
+    const other = h.redis.worker.duplicate();
     const live = await LiveAgents.start(new AgentDirectory(other, h.config.queuePrefix));
     try {
       const t0 = Date.now();

@@ -11,7 +11,7 @@ import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { QueueEvents } from 'bullmq';
-import { Redis } from 'ioredis';
+import { type Cluster, Redis } from 'ioredis';
 import { inject } from 'vitest';
 import { CALLBACK_QUEUE, INBOUND_QUEUE, outboundQueueName, SMS_QUEUE } from '../jobs/index.ts';
 import { loadConfig, type Config } from '../src/config.ts';
@@ -24,17 +24,27 @@ import { createMetrics } from '../src/api/metrics.ts';
 import type { WorkerSet } from '../src/queue/workers.ts';
 import type { Producer } from '../src/queue/producer.ts';
 import type { RbmClient } from '../src/rbm/client.ts';
+import { createRedis } from '../src/queue/connection.ts';
 import { createService, type Service } from '../src/service.ts';
 import { smsSettingsFrom } from '../src/sms/from-config.ts';
 import type { StatusStore } from '../src/status/store.ts';
 
 export const redisUrl = (): string => inject('redisUrl');
 
-/** Deletes every key under a test's prefix in the shared Redis, in chunks; on its own connection unless given one. */
+export const redisClusterNodes = (): string[] => inject('redisClusterNodes').split(',');
+
+/**
+ * Deletes every key under a test's prefix in the shared Redis, in chunks; on its own connection unless given one.
+ * On a Cluster connection every master is asked (a {prefix} is one slot, so each chunk is one node's).
+ */
 export async function dropKeys(prefix: string, connection?: Redis): Promise<void> {
   const redis = connection ?? new Redis(redisUrl());
-  const keys = await redis.keys(`${prefix}:*`);
-  for (let i = 0; i < keys.length; i += 1000) await redis.del(...keys.slice(i, i + 1000));
+  const cluster = redis as unknown as Partial<Cluster>;
+  const nodes: Redis[] = typeof cluster.nodes === 'function' ? cluster.nodes('master') : [redis];
+  for (const node of nodes) {
+    const keys = await node.keys(`${prefix}:*`);
+    for (let i = 0; i < keys.length; i += 1000) await node.del(...keys.slice(i, i + 1000));
+  }
   if (!connection) await redis.quit();
 }
 
@@ -105,15 +115,20 @@ export interface Harness {
 export async function startHarness(options: {
   name: string;
   env?: Record<string, string>;
+  /** Against the test run's Redis Cluster (REDIS_CLUSTER_NODES) with a {prefix}, instead of the single node. */
+  cluster?: boolean;
   emulator?: EmulatorOptions;
   resolveHost?: ResolveHost;
 }): Promise<Harness> {
+  // The vitest project 'cluster' (vitest.config.ts) runs the end-to-end core against the Redis Cluster.
+  options.cluster ??= process.env.RBM_TEST_REDIS === 'cluster';
   const emulator = await startEmulator(options.emulator);
   const keyFile = join(await mkdtemp(join(tmpdir(), 'rbm-key-')), 'key.json');
   await emulator.writeKeyFile(keyFile);
   const config = loadConfig({
     REDIS_URL: redisUrl(),
-    QUEUE_PREFIX: uniquePrefix(options.name),
+    QUEUE_PREFIX: options.cluster ? `{${uniquePrefix(options.name)}}` : uniquePrefix(options.name),
+    ...(options.cluster ? { REDIS_CLUSTER_NODES: inject('redisClusterNodes') } : {}),
     RBM_ENDPOINT: emulator.url,
     GOOGLE_APPLICATION_CREDENTIALS: keyFile,
     SMS_TWILIO_BASE_URL: emulator.url,
@@ -144,6 +159,8 @@ export async function startHarness(options: {
   // Every queue's finished jobs, recorded from the start, so a test asking
   // after a job finished still gets its outcome.
   const events = new Map<string, QueueEvents>();
+  // QueueEvents over a Cluster take a connection of ours, which their close() leaves open.
+  const clusterConnections: Redis[] = [];
   const finished = new Map<string, { ok: true; value: unknown } | { ok: false; reason: string }>();
   const removed = new Set<string>();
   const waiters = new Map<string, Array<() => void>>();
@@ -157,7 +174,11 @@ export async function startHarness(options: {
   };
   const settled = (key: string): Promise<void> => new Promise<void>((resolve) => waiters.set(key, [...(waiters.get(key) ?? []), resolve]));
   for (const queue of [...config.agents.map((a) => outboundQueueName(a.agentId)), INBOUND_QUEUE, SMS_QUEUE, CALLBACK_QUEUE]) {
-    const qe = new QueueEvents(queue, { connection: { url: config.redisUrl! } as never, prefix: config.queuePrefix });
+    const connection = config.redisClusterNodes
+      ? createRedis({ clusterNodes: config.redisClusterNodes }, 'worker')
+      : { url: config.redisUrl! };
+    if (connection instanceof EventEmitter) clusterConnections.push(connection as Redis);
+    const qe = new QueueEvents(queue, { connection: connection as never, prefix: config.queuePrefix });
     qe.setMaxListeners(0);
     qe.on('completed', ({ jobId, returnvalue }) =>
       record(queue, jobId, { ok: true, value: typeof returnvalue === 'string' ? JSON.parse(returnvalue) : returnvalue }),
@@ -254,6 +275,7 @@ export async function startHarness(options: {
     async close() {
       await http?.close();
       await Promise.all([...events.values()].map((qe) => qe.close()));
+      for (const c of clusterConnections) c.disconnect();
       // Leave no keys behind in a shared Redis.
       await dropKeys(config.queuePrefix, service.redis.producer);
       await service.close();
@@ -475,4 +497,20 @@ export async function memoryOfKeys(redis: Redis, match: string): Promise<Array<[
     out.push(...keys.map((k, i): [string, number] => [k, Number(sizes[i]?.[1] ?? 0)]));
   } while (cursor !== '0');
   return out;
+}
+
+/**
+ * Runs the heaviest test files one at a time (10,000 messages; three processes of 1,000 workers): side by
+ * side on two cores they starve each other into timeouts that say nothing about the code. A lock in the
+ * test run's Redis, held until released (or 15 minutes, should a file die holding it).
+ */
+export async function heavyTestLock(): Promise<() => Promise<void>> {
+  const redis = new Redis(redisUrl());
+  const key = 'rbm-test:heavy-lock';
+  const me = randomBytes(8).toString('hex');
+  while ((await redis.set(key, me, 'PX', 900_000, 'NX')) !== 'OK') await new Promise((r) => setTimeout(r, 250));
+  return async () => {
+    if ((await redis.get(key)) === me) await redis.del(key);
+    redis.disconnect();
+  };
 }

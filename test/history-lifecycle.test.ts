@@ -15,7 +15,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { userEvent } from '../src/emulator/envelope.ts';
 import { signWebhookData } from '../src/webhook/signature.ts';
 import { historyFeedKey, metricsKey, settledIndexKey, type MessageRef, type MessageStatus } from '../src/status/store.ts';
-import { memoryOfKeys, rcsPhone, startHarness, waitFor, type Harness } from './helpers.ts';
+import { heavyTestLock, memoryOfKeys, rcsPhone, startHarness, waitFor, type Harness } from './helpers.ts';
 
 const N = 10_000;
 const KEY = 'key-lifecycle-0123456789';
@@ -96,7 +96,9 @@ async function statesInRedis(): Promise<(string | null)[]> {
   return ((await pipeline.exec()) ?? []).map(([, v]) => v as string | null);
 }
 
+let releaseHeavy: (() => Promise<void>) | undefined;
 beforeAll(async () => {
+  releaseHeavy = await heavyTestLock();
   started = Date.now();
   h = await startHarness({
     name: 'history-lifecycle',
@@ -186,7 +188,10 @@ beforeAll(async () => {
   );
   console.log(`archived and out of Redis ${Date.now() - archivedFrom} ms after the archiver started`);
 }, 900_000);
-afterAll(async () => h?.close());
+afterAll(async () => {
+  await h?.close();
+  await releaseHeavy?.();
+});
 
 describe(`${N} messages through their lifecycle, archived, then out of Redis`, () => {
   it('every message is in the archive with the timeline Redis held', async () => {

@@ -72,7 +72,7 @@ describe('the start-up check of Redis', () => {
       got: 'cluster_enabled:1',
     });
     expect(err.message).toBe(
-      `Redis at ${cluster.url} is a Redis Cluster node; set REDIS_CLUSTER_NODES (not supported yet) or point REDIS_URL at a standalone Redis (expected a standalone Redis, got cluster_enabled:1)`,
+      `Redis at ${cluster.url} is a Redis Cluster node; set REDIS_CLUSTER_NODES to its nodes (host:port,host:port) instead of REDIS_URL (expected a standalone Redis, got cluster_enabled:1)`,
     );
   });
 
@@ -177,7 +177,7 @@ describe('the entry points with a wrong Redis', () => {
     ]);
     expect(dispatch.code).toBe(1);
     expect(dispatch.stderr).toBe(
-      `rbm-dispatch worker: cannot start: REDIS_UNSUITABLE: Redis at ${cluster.url} is a Redis Cluster node; set REDIS_CLUSTER_NODES (not supported yet) or point REDIS_URL at a standalone Redis (expected a standalone Redis, got cluster_enabled:1)\n`,
+      `rbm-dispatch worker: cannot start: REDIS_UNSUITABLE: Redis at ${cluster.url} is a Redis Cluster node; set REDIS_CLUSTER_NODES to its nodes (host:port,host:port) instead of REDIS_URL (expected a standalone Redis, got cluster_enabled:1)\n`,
     );
     expect(api.code).toBe(1);
     expect(api.stderr.split('\n')).toEqual([

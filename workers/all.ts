@@ -13,7 +13,8 @@ import { join } from 'node:path';
 import { loadConfig } from '../src/config.ts';
 import { startEmulator } from '../src/emulator/index.ts';
 import { createLogger } from '../src/logger.ts';
-import { ensureRedis } from '../src/queue/local-redis.ts';
+import { redisOf } from '../src/queue/local-redis.ts';
+import { maskUrlPassword } from '../src/mask.ts';
 import { createService } from '../src/service.ts';
 import { smsSettingsFrom } from '../src/sms/from-config.ts';
 import { serviceApp } from './http.ts';
@@ -29,7 +30,7 @@ runProcess('rbm-dispatch', async () => {
       : loaded;
   const log = createLogger(config.logLevel);
   const steps: Step[] = [];
-  const redis = await ensureRedis(config.redisUrl);
+  const redis = await redisOf(config);
   // In emulator mode with no tokens configured, one made up here signs and checks every webhook.
   const clientTokens =
     Object.keys(config.webhookClientTokens).length > 0 || !emulated ? config.webhookClientTokens : { '*': randomBytes(16).toString('hex') };
@@ -68,7 +69,13 @@ runProcess('rbm-dispatch', async () => {
   const app = serviceApp(service, config, log, { open: emulated, clientTokens, history: true });
   await app.listen({ port: config.port, host: config.host });
   log.info(
-    { url: `http://${config.host}:${config.port}`, agents: config.agents, redis: redis.url, sms: config.sms.provider },
+    {
+      url: `http://${config.host}:${config.port}`,
+      agents: service.agents.activeIds().length,
+      // Passwords in REDIS_URL or REDIS_CLUSTER_NODES are not logged.
+      redis: redis.url.split(',').map(maskUrlPassword).join(','),
+      sms: config.sms.provider,
+    },
     'rbm-dispatch is up',
   );
 

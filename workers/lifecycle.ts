@@ -6,7 +6,7 @@
 import { loadConfig, type Config } from '../src/config.ts';
 import { DispatchError } from '../src/errors.ts';
 import { createLogger, type Logger } from '../src/logger.ts';
-import { ensureRedis } from '../src/queue/local-redis.ts';
+import { redisOf } from '../src/queue/local-redis.ts';
 import { createService, type Service } from '../src/service.ts';
 import type { SmsSettings } from '../src/sms/index.ts';
 
@@ -86,7 +86,7 @@ export async function composeAlone(
         `\`npm run emulator\` prints both for a standalone emulator)`,
     );
   }
-  const redis = await ensureRedis(config.redisUrl);
+  const redis = await redisOf(config);
   const service = await createService(config, {
     redisUrl: redis.url,
     rbm: { baseUrl: config.rbmEndpoint.url, keyFile: config.credentialsFile },

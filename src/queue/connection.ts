@@ -8,8 +8,12 @@
  * a fleet (BullMQ duplicates ours, which keeps this strategy) do not come
  * back in lockstep when it returns.
  */
-import { Redis } from 'ioredis';
+import { Cluster, Redis } from 'ioredis';
 import { throttled, type LineLogger } from '../log-throttle.ts';
+import { clusterAuth, clusterStartupNodes } from './preflight.ts';
+
+/** Where Redis is: a URL (one node), or the seed nodes of a Redis Cluster (REDIS_CLUSTER_NODES). */
+export type RedisEndpoint = string | { clusterNodes: readonly string[] };
 
 export type RedisRole = 'producer' | 'worker';
 
@@ -23,12 +27,15 @@ export function reconnectDelay(attempt: number, random: () => number = Math.rand
   return Math.round(ceiling / 2 + (random() * ceiling) / 2);
 }
 
-/** With `log`, connection errors are logged, throttled (without a listener ioredis prints every one to stderr). */
-export function createRedis(url: string, role: RedisRole, log?: LineLogger): Redis {
-  const redis = new Redis(url, {
-    lazyConnect: false,
-    retryStrategy: reconnectDelay,
-    ...(role === 'worker'
+/**
+ * With `log`, connection errors are logged, throttled (without a listener ioredis prints every one to stderr).
+ * A Cluster endpoint gives an ioredis Cluster with the same roles. It is typed as Redis: the two share every
+ * command, defineCommand, duplicate() and the events we use, and BullMQ takes either; every key of one script
+ * shares the prefix's hash tag (config.ts requires braces in cluster mode), so no call crosses slots.
+ */
+export function createRedis(endpoint: RedisEndpoint, role: RedisRole, log?: LineLogger): Redis {
+  const roleOptions =
+    role === 'worker'
       ? { maxRetriesPerRequest: null, enableReadyCheck: false }
       : {
           maxRetriesPerRequest: 1,
@@ -37,10 +44,27 @@ export function createRedis(url: string, role: RedisRole, log?: LineLogger): Red
           // Commands issued in the same tick go out in one write: under load (a
           // webhook per request, a status read per call) that saves a syscall each.
           enableAutoPipelining: true,
-        }),
-  });
+        };
+  const redis =
+    typeof endpoint === 'string'
+      ? new Redis(endpoint, { lazyConnect: false, retryStrategy: reconnectDelay, ...roleOptions })
+      : clusterOf(endpoint.clusterNodes, roleOptions);
   if (log) redis.on('error', (err: Error) => throttled(log).error('redis connection error', err, role));
   return redis;
+}
+
+function clusterOf(nodes: readonly string[], roleOptions: Record<string, unknown>): Redis {
+  const { enableOfflineQueue, enableAutoPipelining, enableReadyCheck, ...perNode } = roleOptions;
+  const cluster = new Cluster(clusterStartupNodes(nodes), {
+    clusterRetryStrategy: (times: number) => reconnectDelay(times),
+    ...(enableOfflineQueue === false ? { enableOfflineQueue: false } : {}),
+    ...(enableAutoPipelining ? { enableAutoPipelining: true } : {}),
+    ...(enableReadyCheck === false ? { enableReadyCheck: false } : {}),
+    // Masters only: a replica may lag, and the queues need what was just written.
+    scaleReads: 'master',
+    redisOptions: { ...clusterAuth(nodes), ...perNode } as never,
+  });
+  return cluster as unknown as Redis;
 }
 
 /** Resolves once the connection is ready, so a producer's first call is not refused. */

@@ -33,6 +33,12 @@ export function redisAnswers(host: string, port: number, timeoutMs = 500): Promi
   });
 }
 
+/** The Redis of a process: none to find or start in cluster mode (REDIS_CLUSTER_NODES names it); else ensureRedis. */
+export function redisOf(config: { redisUrl: string | undefined; redisClusterNodes: readonly string[] | undefined }): Promise<RedisTarget> {
+  if (config.redisClusterNodes) return Promise.resolve({ url: config.redisClusterNodes.join(','), startedHere: false });
+  return ensureRedis(config.redisUrl);
+}
+
 export async function ensureRedis(
   redisUrl: string | undefined,
   options: { port?: number; dataDir?: string; log?: (line: string) => void } = {},

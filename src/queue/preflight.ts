@@ -10,7 +10,7 @@
  * Redis that does not answer stops the start in bounded time instead of
  * waiting on ioredis' reconnect loop forever.
  */
-import { Redis } from 'ioredis';
+import { Cluster, Redis } from 'ioredis';
 import { RedisCheckError, type RedisProblem } from '../errors.ts';
 import { maskUrlPassword } from '../mask.ts';
 
@@ -103,7 +103,7 @@ export async function checkRedis(url: string, opts: RedisCheckOptions): Promise<
     if (field('cluster_enabled') === '1') {
       throw fail(
         'cluster',
-        'is a Redis Cluster node; set REDIS_CLUSTER_NODES (not supported yet) or point REDIS_URL at a standalone Redis',
+        'is a Redis Cluster node; set REDIS_CLUSTER_NODES to its nodes (host:port,host:port) instead of REDIS_URL',
         'a standalone Redis',
         'cluster_enabled:1',
       );
@@ -161,7 +161,7 @@ export async function checkRedis(url: string, opts: RedisCheckOptions): Promise<
     if (/^(MOVED|ASK|CLUSTERDOWN)\b/.test(message)) {
       return fail(
         'cluster',
-        'is a Redis Cluster node; set REDIS_CLUSTER_NODES (not supported yet) or point REDIS_URL at a standalone Redis',
+        'is a Redis Cluster node; set REDIS_CLUSTER_NODES to its nodes (host:port,host:port) instead of REDIS_URL',
         'a standalone Redis',
         message,
         err,
@@ -224,4 +224,117 @@ export function olderThan(version: string, min: string): boolean {
     if (d !== 0) return d < 0;
   }
   return false;
+}
+
+/**
+ * The start-up check in cluster mode (REDIS_CLUSTER_NODES): the nodes answer
+ * as a Cluster that serves every slot, each master is Redis 6.2 or later, and
+ * a write under the prefix's hash tag succeeds. One Cluster connection of its
+ * own, no retries, every step within `timeoutMs`.
+ */
+export async function checkRedisCluster(nodes: readonly string[], opts: RedisCheckOptions): Promise<RedisCheck> {
+  const shown = nodes.map(maskUrlPassword).join(',');
+  const fail = (problem: RedisProblem, what: string, expected: string, got: string, cause?: unknown) =>
+    new RedisCheckError({ url: shown, problem, what, expected, got }, cause === undefined ? undefined : { cause });
+  const cluster = new Cluster(clusterStartupNodes(nodes), {
+    lazyConnect: true,
+    clusterRetryStrategy: () => null,
+    enableOfflineQueue: true,
+    redisOptions: { ...clusterAuth(nodes), connectTimeout: opts.timeoutMs, maxRetriesPerRequest: 0 },
+  });
+  let lastError: Error | undefined;
+  cluster.on('error', (err: Error) => (lastError = err));
+  let timer: NodeJS.Timeout | undefined;
+  const deadline = new Promise<never>((_, reject) => {
+    timer = setTimeout(
+      () =>
+        reject(
+          fail(
+            'unreachable',
+            `did not answer as a Redis Cluster within ${opts.timeoutMs / 1000} s`,
+            'cluster_state:ok',
+            lastError?.message ?? 'no answer',
+          ),
+        ),
+      opts.timeoutMs,
+    );
+  });
+  const step = <T>(p: Promise<T>) => Promise.race([p, deadline]);
+  try {
+    try {
+      await step(cluster.connect());
+    } catch (err) {
+      if (err instanceof RedisCheckError) throw err;
+      const message = (lastError ?? (err as Error)).message;
+      if (/cluster support disabled|ERR This instance has cluster support disabled/i.test(message)) {
+        throw fail(
+          'cluster',
+          'is not a Redis Cluster; unset REDIS_CLUSTER_NODES and give it as REDIS_URL',
+          'cluster_enabled:1',
+          message,
+          err,
+        );
+      }
+      if (AUTH_ERROR.test(message))
+        throw fail('auth', 'refused the password; check the credentials in REDIS_CLUSTER_NODES', 'AUTH to succeed', message, err);
+      throw fail(
+        'unreachable',
+        'does not answer as a Redis Cluster; start it or fix REDIS_CLUSTER_NODES',
+        'cluster_state:ok',
+        message,
+        err,
+      );
+    }
+    const masters = cluster.nodes('master');
+    let version = '';
+    const warnings: string[] = [];
+    for (const node of masters) {
+      const info = await step(node.info());
+      const field = (name: string) => new RegExp(`^${name}:(.*)$`, 'm').exec(info)?.[1]?.trim();
+      version = field('redis_version') ?? '';
+      if (olderThan(version, MIN_REDIS_VERSION)) {
+        throw fail(
+          'version',
+          `has a master at Redis ${version}; rbm-dispatch needs ${MIN_REDIS_VERSION} or later`,
+          MIN_REDIS_VERSION,
+          version,
+        );
+      }
+      const policy = field('maxmemory_policy');
+      if (policy !== undefined && policy !== 'noeviction') {
+        warnings.push(`a Redis Cluster master of ${shown} has maxmemory-policy ${policy}: BullMQ needs noeviction`);
+      }
+    }
+    const state = await step(masters[0]!.cluster('INFO') as Promise<string>);
+    if (!/cluster_state:ok/.test(state))
+      throw fail('cluster', 'does not serve every slot', 'cluster_state:ok', /cluster_state:(\w+)/.exec(state)?.[1] ?? '?');
+    try {
+      await step(cluster.set(`${opts.prefix}:start-check`, String(process.pid), 'PX', 10_000));
+    } catch (err) {
+      if (err instanceof RedisCheckError) throw err;
+      throw fail('refused', 'refused a write', 'OK', (err as Error).message, err);
+    }
+    return { version, warnings };
+  } finally {
+    clearTimeout(timer);
+    cluster.disconnect();
+  }
+}
+
+/** The Cluster's seed nodes from REDIS_CLUSTER_NODES's URLs. */
+export function clusterStartupNodes(nodes: readonly string[]): Array<{ host: string; port: number }> {
+  return nodes.map((n) => {
+    const u = new URL(n);
+    return { host: u.hostname, port: Number(u.port) };
+  });
+}
+
+/** AUTH and TLS for every node of a Cluster, from the first seed URL that names them. */
+export function clusterAuth(nodes: readonly string[]): { username?: string; password?: string; tls?: object } {
+  const u = new URL(nodes.find((n) => new URL(n).password !== '' || n.startsWith('rediss:')) ?? nodes[0]!);
+  return {
+    ...(u.username ? { username: decodeURIComponent(u.username) } : {}),
+    ...(u.password ? { password: decodeURIComponent(u.password) } : {}),
+    ...(u.protocol === 'rediss:' ? { tls: {} } : {}),
+  };
 }
