@@ -11,6 +11,7 @@ import { createRedis, whenReady } from '../src/queue/connection.ts';
 import { ensureRedis } from '../src/queue/local-redis.ts';
 import { printTable, startEmulatorProcess, type Row } from './lib.ts';
 import { adaptive } from './scenarios/adaptive.ts';
+import { clusterBench } from './scenarios/cluster.ts';
 import { apiIntake } from './scenarios/api.ts';
 import { enqueue } from './scenarios/enqueue.ts';
 import { limiter } from './scenarios/limiter.ts';
@@ -206,6 +207,47 @@ try {
       target: 'p95 < 500 ms',
       pass: hr.p95Ms < 500,
     });
+  }
+  if (want('cluster')) {
+    log('Redis Cluster (3 local masters) beside one node: throughput, Redis time per message, spread, idle CPU...');
+    const cl = await clusterBench(emu, redis.url, {
+      messages: quick ? 5000 : 20_000,
+      rounds: quick ? 1 : 3,
+      idleAgents: quick ? 200 : 1000,
+      idleSeconds: quick ? 5 : 20,
+    });
+    results.cluster = cl;
+    rows.push(
+      {
+        benchmark: `dispatch on a 3-master cluster vs one node, ${fmt(cl.messages)} msgs, 1 agent (median of ${cl.rounds.length})`,
+        measured: fmt(cl.cluster.jobsPerSec, '/s'),
+        baseline: `${fmt(cl.single.jobsPerSec, '/s')} single`,
+        ratio: cl.ratio,
+        target: '≥ 0.90',
+        pass: cl.ratio >= 0.9,
+      },
+      {
+        benchmark: 'Redis CPU per message (INFO cpu; calls from commandstats), enqueue + send, cluster vs single',
+        measured: `${cl.cluster.usPerMsg.toFixed(0)} µs (${cl.cluster.callsPerMsg.toFixed(1)} calls)`,
+        baseline: `${cl.single.usPerMsg.toFixed(0)} µs (${cl.single.callsPerMsg.toFixed(1)} calls) single`,
+        target: 'reported',
+        pass: true,
+      },
+      {
+        benchmark: `spread of Redis calls over 3 masters, ${cl.spread.agents} agents`,
+        measured: `${cl.spread.callsPerMaster.map((c) => fmt(c)).join(' / ')}`,
+        baseline: `max ${(cl.spread.maxDeviation * 100).toFixed(0)} % off the mean`,
+        target: 'each within ±15 %',
+        pass: cl.spread.maxDeviation <= 0.15,
+      },
+      {
+        benchmark: `idle Redis CPU, ${fmt(cl.idle.agents)} agents served, no traffic (${cl.idle.seconds} s)`,
+        measured: `${cl.idle.clusterCpuPct.toFixed(1)} % cluster`,
+        baseline: `${cl.idle.singleCpuPct.toFixed(1)} % single`,
+        target: 'reported',
+        pass: true,
+      },
+    );
   }
   const table = printTable(rows);
   const machine = {

@@ -140,7 +140,13 @@ describe('a thousand agents, leased to dispatch processes', () => {
     console.info(`leasing: a killed process's agents served again by two in ${takeover} ms`);
     expect(takeover).toBeLessThan(10_000);
 
-    // An agent added through the admin API takes traffic within 2 s.
+    // An agent added through the admin API takes traffic within 2 s (once the takeover's workers all run:
+    // measured on a settled fleet, not on one still starting a third of its workers).
+    await waitFor(
+      async () => (await readDispatcherStats(redis, prefix)).filter((s) => s.at > killedAt),
+      (stats) => stats.length === 2 && stats.every((s) => s.running === s.agents),
+      30_000,
+    );
     const base = `http://127.0.0.1:${port}`;
     const addedAt = Date.now();
     const added = await httpCall(

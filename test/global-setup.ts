@@ -5,7 +5,7 @@
  */
 import type { TestProject } from 'vitest/node';
 import { ensureRedis } from '../src/queue/local-redis.ts';
-import { startLocalCluster } from './local-cluster.ts';
+import { startLocalCluster } from '../src/queue/local-cluster.ts';
 
 declare module 'vitest' {
   export interface ProvidedContext {

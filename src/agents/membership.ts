@@ -33,6 +33,8 @@ export function dispatcherStatsKey(prefix: string): string {
 export interface DispatcherStats {
   /** Agents it serves now. */
   agents: number;
+  /** Of those, the ones whose worker is running (past its start: rate limit set, fetching). */
+  running: number;
   /** Redis connections the process holds (ConnectionCount). */
   connections: number;
   at: number;

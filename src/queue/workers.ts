@@ -113,7 +113,10 @@ export function startDispatchWorkers(
   const membership = new DispatchMembership(deps.queues.connection, deps.queues.prefix, {
     maxAgents,
     log,
-    stats: () => ({ agents: agents.agentIds().length, connections: deps.connections?.() ?? 0 }),
+    stats: () => {
+      const workers = agents.workers();
+      return { agents: workers.length, running: workers.filter((w) => w.worker.isRunning()).length, connections: deps.connections?.() ?? 0 };
+    },
   });
   const assigned = (agentIds: readonly string[]): ReadonlySet<string> | null => {
     const members = membership.current();

@@ -1,9 +1,9 @@
 /**
- * A local Redis Cluster of three masters (no replicas) for the tests, started
- * once per run by global-setup.ts like the plain Redis: three redis-server
- * processes with cluster mode on, joined by `redis-cli --cluster create`,
- * ready once every node says cluster_state:ok. Seconds to start; no
- * persistence; stopped with the run.
+ * A local Redis Cluster of three masters (no replicas) for the tests (started
+ * once per run by test/global-setup.ts, like the plain Redis) and the
+ * benchmarks: three redis-server processes with cluster mode on, joined by
+ * `redis-cli --cluster create`, ready once every node says cluster_state:ok.
+ * Seconds to start; no persistence; stopped with the run.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
