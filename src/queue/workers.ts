@@ -115,7 +115,11 @@ export function startDispatchWorkers(
     log,
     stats: () => {
       const workers = agents.workers();
-      return { agents: workers.length, running: workers.filter((w) => w.worker.isRunning()).length, connections: deps.connections?.() ?? 0 };
+      return {
+        agents: workers.length,
+        running: workers.filter((w) => w.worker.isRunning()).length,
+        connections: deps.connections?.() ?? 0,
+      };
     },
   });
   const assigned = (agentIds: readonly string[]): ReadonlySet<string> | null => {
