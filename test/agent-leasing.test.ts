@@ -7,7 +7,7 @@
  * served again by two within 10 s, and an agent added through the admin API
  * takes traffic within 2 s.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -16,7 +16,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { assignAgents } from '../src/agents/assignment.ts';
 import { dispatchersKey, readDispatcherStats } from '../src/agents/membership.ts';
 import { startEmulator, type RunningEmulator } from '../src/emulator/index.ts';
-import { dropKeys, freePort, heavyTestLock, httpCall, rcsPhone, redisUrl, uniquePrefix, waitFor } from './helpers.ts';
+import { dropKeys, freePort, heavyTestLock, startProcess, httpCall, rcsPhone, redisUrl, uniquePrefix, waitFor } from './helpers.ts';
 
 const AGENTS = 1000;
 const prefix = uniquePrefix('leasing');
@@ -37,20 +37,9 @@ afterAll(async () => {
 });
 
 function start(entry: string, env: Record<string, string>, ready: RegExp): { child: ChildProcess; up: Promise<void> } {
-  const child = spawn(process.execPath, ['--import', 'tsx', entry], {
-    env: { ...process.env, ...env },
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
-  children.push(child);
-  const up = new Promise<void>((resolve, reject) => {
-    let out = '';
-    child.stdout!.on('data', (d: Buffer) => {
-      out = (out + d.toString()).slice(-2000);
-      if (ready.test(out)) resolve();
-    });
-    child.once('exit', (code) => reject(new Error(`${entry} exited with ${code}: ${out.slice(-300)}`)));
-  });
-  return { child, up };
+  const started = startProcess(entry, env, ready);
+  children.push(started.child);
+  return started;
 }
 
 /** What each live process reports, beside what the assignment says it should serve. */

@@ -60,6 +60,26 @@ export function spawnService(env: Record<string, string>): ChildProcess {
   });
 }
 
+/**
+ * A workers/ entry point (api, dispatch, callbacks...) as a child process of its own; `up` resolves once its
+ * stdout matches `ready` and rejects if it exits first. The caller kills it (add it to its list of children).
+ */
+export function startProcess(entry: string, env: Record<string, string>, ready: RegExp): { child: ChildProcess; up: Promise<void> } {
+  const child = spawn(process.execPath, ['--import', 'tsx', entry], {
+    env: { ...process.env, ...env },
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  const up = new Promise<void>((resolve, reject) => {
+    let out = '';
+    child.stdout!.on('data', (d: Buffer) => {
+      out = (out + d.toString()).slice(-4000);
+      if (ready.test(out)) resolve();
+    });
+    child.once('exit', (code) => reject(new Error(`${entry} exited with ${code}: ${out.slice(-300)}`)));
+  });
+  return { child, up };
+}
+
 /** The CLI run in this process (its `main`), with what it wrote to stdout and stderr. */
 export async function runCli(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   let stdout = '';

@@ -4,7 +4,7 @@
  * emulator, with a key file like Google's), a message going through all
  * three, its status callbacks verified, and a clean SIGTERM for each.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -12,7 +12,17 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { startEmulator, type RunningEmulator } from '../src/emulator/index.ts';
 import { randomBytes } from 'node:crypto';
 import { Webhook } from 'standardwebhooks';
-import { changeTo, dropKeys, httpCall, rcsPhone, redisUrl, startCallbackReceiver, uniquePrefix, freePort } from './helpers.ts';
+import {
+  changeTo,
+  dropKeys,
+  httpCall,
+  rcsPhone,
+  redisUrl,
+  startCallbackReceiver,
+  startProcess,
+  uniquePrefix,
+  freePort,
+} from './helpers.ts';
 
 const prefix = uniquePrefix('processes');
 const API_KEY = 'api-key-for-process-test';
@@ -26,20 +36,9 @@ afterAll(async () => {
 });
 
 function start(entry: string, env: Record<string, string>): { child: ChildProcess; up: Promise<void> } {
-  const child = spawn(process.execPath, ['--import', 'tsx', entry], {
-    env: { ...process.env, ...env },
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
-  children.push(child);
-  const up = new Promise<void>((resolve, reject) => {
-    let out = '';
-    child.stdout!.on('data', (d: Buffer) => {
-      out += d.toString();
-      if (/API listening|dispatch worker running|callback worker running/.test(out)) resolve();
-    });
-    child.once('exit', (code) => reject(new Error(`${entry} exited with ${code}: ${out.slice(-300)}`)));
-  });
-  return { child, up };
+  const started = startProcess(entry, env, /API listening|dispatch worker running|callback worker running/);
+  children.push(started.child);
+  return started;
 }
 
 const exitCode = (child: ChildProcess) => new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));

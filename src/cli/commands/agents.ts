@@ -26,6 +26,10 @@ function settings(opts: { rate?: number; partitions?: number; clientToken?: stri
   };
 }
 
+const rateOption = () => new Option('--rate <n>', 'requests per second RBM allows it').argParser(intOption('--rate', 1, 100_000));
+const partitionsOption = () =>
+  new Option('--partitions <n>', 'partitions its traffic is split into (1-64)').argParser(intOption('--partitions', 1, 64));
+
 const notFound = (err: unknown): never => {
   if (err instanceof ApiError && err.status === 404) throw err.as(CliErrorCodes.NOT_FOUND, ExitCodes.NOT_FOUND);
   throw err;
@@ -51,9 +55,9 @@ export const registerAgents: Register = (program, run) => {
   agents
     .command('add <agentId>')
     .description('add an agent (or bring a removed one back); it takes messages within about a second')
-    .requiredOption('--rate <n>', 'requests per second RBM allows it', intOption('--rate', 1, 100_000))
-    .option('--partitions <n>', 'partitions its traffic is split into (1-64)', intOption('--partitions', 1, 64))
-    .option('--client-token <token>', "its webhook client token (else RBM_WEBHOOK_CLIENT_TOKENS')")
+    .addOption(rateOption().makeOptionMandatory())
+    .addOption(partitionsOption())
+    .option('--client-token <token>', 'its webhook client token (else RBM_WEBHOOK_CLIENT_TOKENS)')
     .option('--sms-from <sender>', 'the SMS sender of its fallbacks (else SMS_FROM)')
     .action((agentId: string, opts: { rate: number; partitions?: number; clientToken?: string; smsFrom?: string }, cmd) =>
       run(cmd, async ({ api, out }) => {
@@ -66,8 +70,8 @@ export const registerAgents: Register = (program, run) => {
   agents
     .command('set <agentId>')
     .description("change an agent's rate, partitions, client token or SMS sender")
-    .option('--rate <n>', 'requests per second RBM allows it', intOption('--rate', 1, 100_000))
-    .option('--partitions <n>', 'partitions its traffic is split into (1-64)', intOption('--partitions', 1, 64))
+    .addOption(rateOption())
+    .addOption(partitionsOption())
     .option('--client-token <token>', 'its webhook client token')
     .option('--no-client-token', 'use RBM_WEBHOOK_CLIENT_TOKENS again')
     .option('--sms-from <sender>', 'the SMS sender of its fallbacks')
