@@ -15,6 +15,8 @@ import { httpCall, rcsPhone, redisUrl, runCli, startHarness, uniquePrefix, waitF
 const ADMIN = 'admin-key-0123456789abcdef';
 const ALL_AGENTS_KEY = 'k-all-agents-0123456789';
 const A_ONLY_KEY = 'k-agent-a-only-0123456789';
+/** Lists an agent the service does not have (yet). */
+const GHOST_KEY = 'k-agent-a-and-ghost-0123456789';
 
 let h: Harness;
 let base: string;
@@ -25,7 +27,11 @@ const producer = { authorization: `Bearer ${ALL_AGENTS_KEY}` };
 beforeAll(async () => {
   h = await startHarness({
     name: 'agents',
-    env: { ADMIN_API_KEY: ADMIN, API_KEYS: `${ALL_AGENTS_KEY}:*,${A_ONLY_KEY}:agent-a`, SMS_FROM: '+15550001234' },
+    env: {
+      ADMIN_API_KEY: ADMIN,
+      API_KEYS: `${ALL_AGENTS_KEY}:*,${A_ONLY_KEY}:agent-a,${GHOST_KEY}:agent-a+agent-ghost`,
+      SMS_FROM: '+15550001234',
+    },
   });
   base = await h.startHttp();
   dispatch = h.startDispatch();
@@ -219,6 +225,23 @@ describe('an agent added at run time', () => {
       (b) => b.count > 0,
     );
     expect(sms.messages[0].from).toBe('ACMEBANK');
+  });
+});
+
+describe('what a key limited to some agents learns of the others', () => {
+  it('nothing: an agent it does not list is 403 whether it exists or not, and UNKNOWN_AGENT names only its own', async () => {
+    const only = { authorization: `Bearer ${A_ONLY_KEY}` };
+    await httpCall(base, 'POST', '/v1/admin/agents', { agentId: 'agent-other-tenant', ratePerSec: 5 }, admin);
+    const body = (agentId: string) => ({ agentId, to: rcsPhone(401), contentMessage: { text: 'x' } });
+    const existing = await httpCall(base, 'POST', '/v1/messages', body('agent-other-tenant'), only);
+    const missing = await httpCall(base, 'POST', '/v1/messages', body('agent-nobody-has'), only);
+    expect([existing.status, existing.body.error.code]).toEqual([403, 'FORBIDDEN']);
+    expect([missing.status, missing.body.error.code]).toEqual([403, 'FORBIDDEN']);
+    // A key listing an agent the service lacks: 400 UNKNOWN_AGENT, naming the key's agents and no one else's.
+    const ghost = await httpCall(base, 'POST', '/v1/messages', body('agent-ghost'), { authorization: `Bearer ${GHOST_KEY}` });
+    expect([ghost.status, ghost.body.error.code]).toEqual([400, 'UNKNOWN_AGENT']);
+    expect(ghost.body.error.message).toContain('agent-a, agent-ghost');
+    expect(JSON.stringify(ghost.body)).not.toContain('agent-other-tenant');
   });
 });
 

@@ -12,7 +12,7 @@ import type { Logger } from '../logger.ts';
 import type { Producer } from '../queue/producer.ts';
 import { type WebhookOptions, webhookRoutes } from '../webhook/receiver.ts';
 import { type AdminRoutesOptions, adminRoutes } from './admin.ts';
-import { registerApiKeys } from './auth.ts';
+import { registerApiKeys, scopedError } from './auth.ts';
 import { registerOpenApi } from './openapi.ts';
 import { healthRoutes, type ReadinessCheck } from './health.ts';
 import { registerJsonBodyParser } from './json-body.ts';
@@ -145,7 +145,7 @@ async function apiRoutes(app: FastifyInstance, opts: ApiOptions): Promise<void> 
   // JSON only: a text/plain body would otherwise reach the producer as a string.
   app.removeContentTypeParser('text/plain');
   registerJsonBodyParser(app);
-  app.setErrorHandler((err, request, reply) => sendError(reply, err, request));
+  app.setErrorHandler((err, request, reply) => sendError(reply, scopedError(request, err), request));
   // Route schemas document (OpenAPI); zod validates, so every refusal keeps the one error shape.
   app.setValidatorCompiler(() => () => true);
   registerApiKeys(app, opts.apiKeys, opts.openWithoutKeys);

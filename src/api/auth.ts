@@ -9,7 +9,7 @@ import type { ApiKeyConfig } from '../config.ts';
 import { credentialsOf } from '../authorization.ts';
 import { DEFAULT_SCOPE, scopeOfApiKey } from '../callbacks/secrets.ts';
 import type { Producer } from '../queue/producer.ts';
-import { MAX_LISTED_PROBLEMS } from '../errors.ts';
+import { MAX_LISTED_PROBLEMS, UnknownAgentError } from '../errors.ts';
 import { sendCode } from './errors.ts';
 
 const digest = (s: string) => createHash('sha256').update(s).digest();
@@ -36,6 +36,15 @@ export function keyScopeOf(request: FastifyRequest): { keyScope?: string; defaul
   const { scope, allowedAgents } = request as WithAgents;
   const only = allowedAgents?.size === 1 ? { defaultAgentId: [...allowedAgents][0]! } : {};
   return scope === DEFAULT_SCOPE ? only : { keyScope: scope, ...only };
+}
+
+/**
+ * An UNKNOWN_AGENT answered to a key limited to some agents names only those: the service's other agents
+ * (other tenants') are not the caller's to learn, not even by a typo.
+ */
+export function scopedError(request: FastifyRequest, err: unknown): unknown {
+  const allowed = (request as WithAgents).allowedAgents;
+  return allowed && err instanceof UnknownAgentError ? new UnknownAgentError(err.agentId, [...allowed].sort()) : err;
 }
 
 /** Whether the caller's key may see and act on messages of this agent. */
@@ -88,6 +97,12 @@ export function refuseForeignAgents(
   const foreignOf = (agentId: unknown): string | null => {
     let agent = foreign.get(agentId);
     if (agent !== undefined) return agent;
+    // An agent the key does not list is refused alike whether it exists or not: a key cannot probe
+    // which agents the service has (400 UNKNOWN_AGENT against 403 would tell).
+    if (typeof agentId === 'string' && !allowed.has(agentId)) {
+      foreign.set(agentId, agentId);
+      return agentId;
+    }
     try {
       const resolved = producer.resolveAgent(agentId as string | undefined, defaultAgentId);
       agent = allowed.has(resolved) ? null : resolved;
