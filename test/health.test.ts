@@ -30,7 +30,7 @@ describe('health', () => {
 
   it('/readyz is ready while Redis answers and the workers run, and not once a worker set stopped', async () => {
     const dispatch = h.startDispatch();
-    // An agent's worker starts once its adaptive rate is written to Redis (until then it is rightly not ready).
+    // An agent's worker runs once its adaptive rate is written to Redis (until then it counts as starting).
     const ready = await waitFor(
       () => app.inject({ method: 'GET', url: '/readyz' }),
       (r) => r.statusCode === 200,

@@ -38,10 +38,14 @@ export interface AgentWorkersDeps {
 
 type Mode = 'send' | 'fail';
 
+/** A worker not running this long after its start failed to start (its rate limit could not be set): readiness says so. */
+const START_WITHIN_MS = 30_000;
+
 interface Running {
   worker: QueueWorker;
   mode: Mode;
   ratePerSec: number;
+  startedAt: number;
   /** Set while the agent is removed: the check that stops the worker once the queue is empty. */
   drain?: NodeJS.Timeout;
 }
@@ -71,6 +75,15 @@ export class AgentWorkers {
   /** The workers running now. */
   workers(): QueueWorker[] {
     return [...this.running.values()].map((r) => r.worker);
+  }
+
+  /**
+   * Every worker runs, or is still starting (an agent added a moment ago sets its rate limit first):
+   * readiness does not flap each time an agent is added or taken over.
+   */
+  healthy(): boolean {
+    const now = this.now();
+    return [...this.running.values()].every((r) => r.worker.worker.isRunning() || now - r.startedAt < START_WITHIN_MS);
   }
 
   /** Agents served now (removed ones still draining included). */
@@ -121,7 +134,7 @@ export class AgentWorkers {
   /** Starts the agent's worker in `mode`; a worker it replaces finishes its jobs in hand and stops. */
   private begin(agent: AgentRecord, mode: Mode, replaced?: Running): Running {
     const worker = mode === 'send' ? this.deps.start(agent) : this.deps.startFailing(agent.agentId);
-    const running: Running = { worker, mode, ratePerSec: agent.ratePerSec };
+    const running: Running = { worker, mode, ratePerSec: agent.ratePerSec, startedAt: this.now() };
     this.running.set(agent.agentId, running);
     if (replaced) {
       if (replaced.drain) clearInterval(replaced.drain);

@@ -162,7 +162,7 @@ export function startDispatchWorkers(
     get workers() {
       return agents.workers();
     },
-    running: () => !closed && agents.workers().every((w) => w.worker.isRunning()),
+    running: () => !closed && agents.healthy(),
     close: async () => {
       closed = true;
       // The lease first: the others take this set's agents while its jobs in hand finish.
