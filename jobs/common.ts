@@ -210,7 +210,9 @@ export const e164 = z.string({ error: expected(E164, showPhone) }).regex(/^\+[1-
 
 const AGENT_ID = "an RBM agent ID without @rbm.goog: 1 to 100 letters, digits, '_' or '-', starting with a letter or digit";
 /** Becomes part of a BullMQ queue name (rbm-outbound.<agentId>), so never ':' nor spaces. */
-export const agentId = z.string({ error: expected(AGENT_ID) }).regex(/^[A-Za-z0-9][A-Za-z0-9_-]{0,99}$/, { error: expected(AGENT_ID) });
+/** An RBM agent ID's form, for the checks outside zod (config, the API's agent scoping). */
+export const AGENT_ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_-]{0,99}$/;
+export const agentId = z.string({ error: expected(AGENT_ID) }).regex(AGENT_ID_PATTERN, { error: expected(AGENT_ID) });
 
 const UUID = 'a lowercase UUID like 2f1e0c7e-4a3b-4c5d-9e8f-0a1b2c3d4e5f';
 /**

@@ -4,6 +4,7 @@
  * naming the variable, what was expected and what came. Durations are in ms.
  */
 import { isIP } from 'node:net';
+import { AGENT_ID_PATTERN } from '../jobs/common.ts';
 import { defaultSendMessageOptions } from '../jobs/send-message.ts';
 import { defaultSendSmsOptions } from '../jobs/send-sms.ts';
 import { subnetOf } from './egress/addresses.ts';
@@ -187,7 +188,6 @@ export interface HistoryConfig {
 
 const DAY_MS = 86_400_000;
 export const DEMO_AGENT: AgentConfig = Object.freeze({ agentId: 'demo-agent', ratePerSec: 50 });
-const AGENT_ID = /^[A-Za-z0-9][A-Za-z0-9_-]{0,99}$/;
 // A Map: RBM_ENDPOINT=constructor must not find Object's.
 const REGION_HOSTS = new Map([
   ['global', 'https://rcsbusinessmessaging.googleapis.com'],
@@ -380,7 +380,7 @@ function parseAgents(r: EnvReader, emulator: boolean): AgentConfig[] {
   const seen = new Set<string>();
   for (const [agentId, rate] of r.pairs('RBM_AGENTS', 'agent-a:50,agent-b:20')) {
     const ratePerSec = Number(rate);
-    if (!AGENT_ID.test(agentId)) r.fail('RBM_AGENTS', 'agent IDs of letters, digits, - and _ (no @rbm.goog)', agentId);
+    if (!AGENT_ID_PATTERN.test(agentId)) r.fail('RBM_AGENTS', 'agent IDs of letters, digits, - and _ (no @rbm.goog)', agentId);
     else if (!/^\d+$/.test(rate) || ratePerSec < 1 || ratePerSec > 100_000)
       r.fail('RBM_AGENTS', `a rate per second from 1 to 100000 for agent ${agentId}`, rate);
     else if (seen.has(agentId)) r.fail('RBM_AGENTS', 'each agent once', agentId);
@@ -664,7 +664,7 @@ export function loadConfig(env: Env): Readonly<Config> {
   // Agents come and go at run time (the agent directory): a key may name one not in RBM_AGENTS, or '*' for every agent.
   for (const k of config.apiKeys) {
     for (const a of k.agents) {
-      if (a !== '*' && !AGENT_ID.test(a)) r.fail('API_KEYS', 'agent IDs of letters, digits, - and _, or * for every agent', a);
+      if (a !== '*' && !AGENT_ID_PATTERN.test(a)) r.fail('API_KEYS', 'agent IDs of letters, digits, - and _, or * for every agent', a);
     }
   }
   if (r.problems.length > 0) throw new ConfigError(r.problems);

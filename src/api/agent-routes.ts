@@ -43,8 +43,13 @@ export const agentRoutes: FastifyPluginAsync<AgentRoutesOptions> = async (app, o
     return { agent: viewOf(record) };
   };
 
+  // Who passed the check, for the audit lines: the admin key, or open (emulator mode without one).
+  const passedBy = new WeakMap<object, string>();
+  const byOf = (request: object) => (passedBy.get(request) === 'admin-key' ? 'admin-key' : 'open (emulator mode)');
   app.addHook('onRequest', async (request, reply) => {
-    if (check(request, reply, 'the agent directory') === undefined) return reply;
+    const by = check(request, reply, 'the agent directory');
+    if (by === undefined) return reply;
+    passedBy.set(request, by);
   });
 
   app.get(PATH, doc('admin', 'List the agents (admin key)'), async () => {
@@ -91,7 +96,3 @@ export const agentRoutes: FastifyPluginAsync<AgentRoutesOptions> = async (app, o
     return written(record);
   });
 };
-
-function byOf(request: { headers: { authorization?: string | undefined } }): string {
-  return request.headers.authorization ? 'admin-key' : 'open (emulator mode)';
-}

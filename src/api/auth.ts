@@ -5,6 +5,7 @@
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { AGENT_ID_PATTERN } from '../../jobs/common.ts';
 import type { ApiKeyConfig } from '../config.ts';
 import { credentialsOf } from '../authorization.ts';
 import { DEFAULT_SCOPE, scopeOfApiKey } from '../callbacks/secrets.ts';
@@ -98,8 +99,9 @@ export function refuseForeignAgents(
     let agent = foreign.get(agentId);
     if (agent !== undefined) return agent;
     // An agent the key does not list is refused alike whether it exists or not: a key cannot probe
-    // which agents the service has (400 UNKNOWN_AGENT against 403 would tell).
-    if (typeof agentId === 'string' && !allowed.has(agentId)) {
+    // which agents the service has (400 UNKNOWN_AGENT against 403 would tell). An agentId that is not
+    // an agent ID at all ('bad agent!') is the payload's problem, named by its validation (400).
+    if (typeof agentId === 'string' && AGENT_ID_PATTERN.test(agentId) && !allowed.has(agentId)) {
       foreign.set(agentId, agentId);
       return agentId;
     }
