@@ -250,7 +250,7 @@ export async function startHarness(options: {
         callbacks: service.callbacks,
         agents: {
           directory: service.agents.directory,
-          refresh: () => service.agents.refresh(),
+          refresh: () => service.agents.refreshNow(),
           adminKey: config.adminApiKey,
           open: config.apiKeys.length === 0,
         },

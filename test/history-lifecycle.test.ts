@@ -112,7 +112,10 @@ beforeAll(async () => {
       // the last 1,000 completed jobs per queue and failed ones for a week, a bounded cost whatever the volume).
       JOB_KEEP_COMPLETED: '0',
       JOB_KEEP_FAILED_MS: '0',
-      DISPATCH_ATTEMPTS: '2',
+      // The FAILED ends come from 400s, which no attempt retries. A busy suite beside this test (two projects on 2
+      // cores, the emulator among them) can make a send time out or meet a reset: those are retried, and wait longer.
+      DISPATCH_ATTEMPTS: '6',
+      RBM_REQUEST_TIMEOUT_MS: '60000',
       // 2,000 SMS in ~2 s, 500 in flight in this one busy process: a job can wait in the worker past its lock and
       // run again while its first try runs; the second refuses to send (SMS_OUTCOME_UNKNOWN), and the first's answer
       // then moves the record on to FALLBACK_SENT: one SMS, and the right end.

@@ -46,7 +46,12 @@ export function serviceApp(
     metrics,
     admin: { queues: () => service.metricsSource.queues, adminKey: config.adminApiKey, open: opts.open },
     readiness: service.readiness(),
-    agents: { directory: service.agents.directory, refresh: () => service.agents.refresh(), adminKey: config.adminApiKey, open: opts.open },
+    agents: {
+      directory: service.agents.directory,
+      refresh: () => service.agents.refreshNow(),
+      adminKey: config.adminApiKey,
+      open: opts.open,
+    },
     failures: { list: service.failures, redrive: service.redrive },
     callbacks: service.callbacks,
     ...(opts.history

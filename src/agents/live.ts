@@ -88,7 +88,7 @@ export class LiveAgents implements AgentSource {
   }
 
   /**
-   * Reads the directory if its version moved (one poll; concurrent calls share it). This process's own writes call it at once.
+   * Reads the directory if its version moved (one poll; concurrent calls share it).
    * A directory that is gone after this process saw it (a Redis that restarted without its data) is written back from
    * this view, agents added at run time included: every process holds the whole of it, and the first to notice restores
    * it (each record only where none is, so several restoring at once write it once).
@@ -107,6 +107,15 @@ export class LiveAgents implements AgentSource {
       }
     })();
     return this.refreshing;
+  }
+
+  /**
+   * A read that starts after this call (refresh() may hand back a poll already under way, which can
+   * predate a write just made): the admin API calls it after each write, so this process's next request sees it.
+   */
+  async refreshNow(): Promise<void> {
+    await this.refreshing?.catch(() => undefined);
+    return this.refresh();
   }
 
   close(): void {
