@@ -73,7 +73,12 @@ export async function deleteKeys(redis: Redis, pattern: string): Promise<void> {
     const [next, keys] = await redis.scan(cursor, 'MATCH', pattern, 'COUNT', 5000);
     cursor = next;
     // DEL, not UNLINK: freeing in Redis's background thread would steal the next measurement's CPU.
-    if (keys.length) await redis.del(...keys);
+    // One DEL per key, pipelined: a cluster node refuses one DEL over keys of several slots (lanes).
+    if (keys.length) {
+      const pipeline = redis.pipeline();
+      for (const key of keys) pipeline.del(key);
+      await pipeline.exec();
+    }
   } while (cursor !== '0');
 }
 

@@ -3,6 +3,7 @@
  * reads is parsed here and nowhere else; every bad value is reported at once,
  * naming the variable, what was expected and what came. Durations are in ms.
  */
+import { MAX_LANES } from './queue/keyspace.ts';
 import { isIP } from 'node:net';
 import { AGENT_ID_PATTERN } from '../jobs/common.ts';
 import { defaultSendMessageOptions } from '../jobs/send-message.ts';
@@ -76,6 +77,8 @@ export interface Config {
   /** Bound of the start-up check of Redis (connect, INFO, a write): past it the process stops with REDIS_UNAVAILABLE. */
   redisStartTimeoutMs: number;
   queuePrefix: string;
+  /** Lanes of the partitioned keyspace (src/queue/keyspace.ts): 16 on a cluster, 1 on one node. */
+  keyspaceLanes: number;
   agents: readonly AgentConfig[];
   rbmEndpoint: RbmEndpoint;
   credentialsFile: string | undefined;
@@ -568,6 +571,8 @@ export function loadConfig(env: Env): Readonly<Config> {
     redisClusterNodes,
     redisStartTimeoutMs: r.int('REDIS_START_TIMEOUT_MS', 5000, 100, 120_000),
     queuePrefix,
+    // One node gains nothing from lanes (every lane on the same node) and keeps its pre-lane keys; a cluster spreads over them.
+    keyspaceLanes: r.int('KEYSPACE_LANES', redisClusterNodes ? 16 : 1, 1, MAX_LANES),
     agents: parseAgents(r, rbmEndpoint.kind === 'emulator'),
     rbmEndpoint,
     credentialsFile,

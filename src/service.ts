@@ -44,7 +44,8 @@ import { connectRbm } from './rbm/connect.ts';
 import { createSmsProvider, type SmsSettings } from './sms/index.ts';
 import { BatchStore } from './status/batches.ts';
 import { Tombstones } from './status/tombstones.ts';
-import { countMetric, intakeStreamKey, StatusStore, type MessageRef } from './status/store.ts';
+import { Keyspace, lanesTooFew, laneNodes, laneTags } from './queue/keyspace.ts';
+import { countMetric, StatusStore, type MessageRef } from './status/store.ts';
 import { newWebhookCounters, type WebhookCounters } from './webhook/receiver.ts';
 
 /** How often an archiver drops the days past HISTORY_RETENTION_DAYS. */
@@ -63,7 +64,8 @@ export interface Service {
   /** Where the webhook receiver puts verified events. */
   intake: StreamInboundIntake;
   /** The Redis stream of verified webhook events awaiting the inbound worker. */
-  intakeStreamKey: string;
+  /** Where each agent's keys are (its lane): tests and tools find a message's keys through it. */
+  keyspace: Keyspace;
   webhookCounters: WebhookCounters;
   /** The Redis stream user messages and events are published to. */
   inboundStreamKey: string;
@@ -148,7 +150,28 @@ export async function createService(config: Readonly<Config>, deps: ServiceDeps)
   // A lost count must not fail a send: the counter is best effort.
   countToken = (event) => void countMetric(workerRedis, config.queuePrefix, 'token', event).catch(() => {});
   const egress = new EgressGuard(config.egress, deps.resolveHost ? { resolve: deps.resolveHost } : {});
-  const storeOptions = { prefix: config.queuePrefix, ttlMs: config.statusTtlMs };
+  // The agents: RBM_AGENTS seeds the directory; from then on it is what the admin API says, read by every process.
+  // Read first: each agent's lane (its place in the keyspace) is on its record.
+  await whenReady(producerRedis);
+  const laneTagList = laneTags(config.queuePrefix, config.keyspaceLanes);
+  const directory = new AgentDirectory(producerRedis, config.queuePrefix, deps.now, {
+    count: config.keyspaceLanes,
+    nodes: () => laneNodes(producerRedis, laneTagList),
+  });
+  const seeded = await directory.seed(config.agents);
+  if (seeded.length > 0) log.info({ agents: seeded }, 'agent directory: agents of RBM_AGENTS added');
+  const agents = await LiveAgents.start(directory, { log });
+  const beyond = agents.all().filter((a) => (a.lane ?? 0) >= config.keyspaceLanes);
+  if (beyond.length > 0) {
+    agents.close();
+    await Promise.all([producerRedis.quit(), workerRedis.quit(), rbm.close()]).catch(() => undefined);
+    throw lanesTooFew(
+      beyond.map((a) => ({ agentId: a.agentId, lane: a.lane ?? 0 })),
+      config.keyspaceLanes,
+    );
+  }
+  const keyspace = new Keyspace(config.queuePrefix, config.keyspaceLanes, (agentId) => agents.get(agentId)?.lane);
+  const storeOptions = { prefix: keyspace, ttlMs: config.statusTtlMs };
   const status = new StatusStore(producerRedis, storeOptions);
   // Workers write through the waiting connection: a Redis blip delays a job, it does not fail it.
   const workerStatus = new StatusStore(workerRedis, storeOptions);
@@ -157,19 +180,19 @@ export async function createService(config: Readonly<Config>, deps: ServiceDeps)
   const workerTombstones = new Tombstones(workerRedis, storeOptions);
   // One registry of queues per connection role: producers fail fast, workers wait out a blip.
   const jobOptions = jobOptionsFrom(config);
-  const producerQueues = new JobQueues(producerRedis, config.queuePrefix, jobOptions);
-  const workerQueues = new JobQueues(workerRedis, config.queuePrefix, jobOptions);
-  // The agents: RBM_AGENTS seeds the directory; from then on it is what the admin API says, read by every process.
-  await whenReady(producerRedis);
-  const directory = new AgentDirectory(producerRedis, config.queuePrefix, deps.now);
-  const seeded = await directory.seed(config.agents);
-  if (seeded.length > 0) log.info({ agents: seeded }, 'agent directory: agents of RBM_AGENTS added');
-  const agents = await LiveAgents.start(directory, { log });
+  const producerQueues = new JobQueues(producerRedis, keyspace, jobOptions);
+  const workerQueues = new JobQueues(workerRedis, keyspace, jobOptions);
   const producer = await Producer.create({
     queues: producerQueues,
     agents,
     status,
-    batches: new BatchStore(producerRedis, { ...storeOptions, statusKey: (ref) => status.key(ref), tombstones }),
+    batches: new BatchStore(producerRedis, {
+      prefix: config.queuePrefix,
+      ttlMs: config.statusTtlMs,
+      statusKey: (ref) => status.key(ref),
+      laneOf: (ref) => keyspace.of(ref.agentId),
+      tombstones,
+    }),
     eventCoalesceWindowMs: config.dispatch.eventCoalesceWindowMs,
     callbacks: config.callbacks.secret !== undefined,
     egress,
@@ -178,7 +201,7 @@ export async function createService(config: Readonly<Config>, deps: ServiceDeps)
   const smsQueue = new BullSmsQueue(workerQueues);
   const deadlines = new BullDeadlines(workerQueues, deps.now);
   const requestFallback = createFallback({ status: workerStatus, sms: smsQueue, ...(deps.now ? { now: deps.now } : {}) });
-  const intake = new StreamInboundIntake(producerRedis, { prefix: config.queuePrefix, dedupeTtlMs: config.inbound.dedupeTtlMs });
+  const intake = new StreamInboundIntake(producerRedis, { prefix: keyspace, dedupeTtlMs: config.inbound.dedupeTtlMs });
   const inboundRetries = new BullInboundRetries(workerQueues);
   const stream = new RedisInboundStream(workerRedis, config.queuePrefix, config.inbound.streamMaxLen, deps.onInbound);
   const cb = config.callbacks;
@@ -244,7 +267,7 @@ export async function createService(config: Readonly<Config>, deps: ServiceDeps)
     status,
     revoke: createRevoke({ status, producer, rbm, requestFallback: createFallback({ status, sms: smsQueue }), deadlines }),
     intake,
-    intakeStreamKey: intakeStreamKey(config.queuePrefix),
+    keyspace,
     webhookCounters: newWebhookCounters(),
     inboundStreamKey: stream.key,
     redis: { producer: producerRedis, worker: workerRedis },
@@ -323,26 +346,30 @@ export async function createService(config: Readonly<Config>, deps: ServiceDeps)
     async startArchiver() {
       const store = await history();
       const phoneKey = await historyPhoneKey();
-      const consumer = startArchiver({
-        redis: workerRedis,
-        blocking: workerRedis.duplicate(),
-        prefix: config.queuePrefix,
-        store,
-        phoneKey,
-        claimIdleMs: config.worker.lockDurationMs,
-        log,
-      });
+      // Each lane has its history feed and settled index (queue/keyspace.ts): an archiver and an evictor for each.
+      const consumers = keyspace.tags.map((lane) =>
+        startArchiver({
+          redis: workerRedis,
+          blocking: workerRedis.duplicate(),
+          prefix: lane,
+          store,
+          phoneKey,
+          claimIdleMs: config.worker.lockDurationMs,
+          log,
+        }),
+      );
       // Settled records leave Redis after the hot window, once archived: the archiver's watermark says when.
-      const evictor = startEvictor({
-        redis: workerRedis,
-        prefix: config.queuePrefix,
-        hotMs: config.statusHotMs,
-        ttlMs: config.statusTtlMs,
-        statusKey: (ref) => workerStatus.key(ref),
-        failuresKey: workerStatus.failuresKey,
-        log,
-        ...(deps.now ? { now: deps.now } : {}),
-      });
+      const evictors = keyspace.tags.map((lane) =>
+        startEvictor({
+          redis: workerRedis,
+          prefix: lane,
+          hotMs: config.statusHotMs,
+          ttlMs: config.statusTtlMs,
+          statusKey: (ref) => workerStatus.key(ref),
+          log,
+          ...(deps.now ? { now: deps.now } : {}),
+        }),
+      );
       // Retention: whole days dropped at start and hourly (cheap; several archivers take turns under a lock).
       const retain = () =>
         store
@@ -359,7 +386,7 @@ export async function createService(config: Readonly<Config>, deps: ServiceDeps)
         close: async () => {
           stopped = true;
           clearInterval(retention);
-          await Promise.all([consumer.close(), evictor.close()]);
+          await Promise.all([...consumers, ...evictors].map((c) => c.close()));
         },
       });
     },

@@ -35,7 +35,7 @@ async function control(h: Harness, path: string, method: string, body?: unknown)
 
 /** The stored state of agent-a's rate, and the limiter BullMQ's fetch script reads. */
 async function rateOf(h: Harness) {
-  queue ??= new Queue(outboundQueueName('agent-a'), { connection: h.redis.producer, prefix: h.config.queuePrefix });
+  queue ??= new Queue(outboundQueueName('agent-a'), { connection: h.redis.producer, prefix: h.service.keyspace.of('agent-a') });
   const [state, limiter] = await Promise.all([h.redis.producer.hgetall(queue.toKey(ADAPTIVE_RATE_KEY_TYPE)), queue.getGlobalRateLimit()]);
   return { rate: Number(state.rate), version: Number(state.v), limiter };
 }

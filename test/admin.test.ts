@@ -40,7 +40,10 @@ describe('admin UI', () => {
     const api = await app.inject({ method: 'GET', url: '/admin/queues/api/queues', headers: { authorization: basic } });
     expect(api.statusCode).toBe(200);
     const names = (api.json() as { queues: Array<{ name: string }> }).queues.map((q) => q.name).sort();
-    expect(names).toEqual(['rbm-inbound', 'rbm-outbound.agent-a', 'sms-outbound', 'status-callbacks']);
+    // Each lane has its inbound queue (src/queue/keyspace.ts): on several lanes, each shows under its lane's prefix.
+    const lanes = h.service.keyspace.tags;
+    const inbound = lanes.length === 1 ? ['rbm-inbound'] : lanes.map((tag) => `${tag}/rbm-inbound`);
+    expect(names).toEqual([...inbound, 'rbm-outbound.agent-a', 'sms-outbound', 'status-callbacks'].sort());
   });
 
   it('is not there at all without a key outside emulator mode', async () => {

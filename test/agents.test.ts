@@ -257,7 +257,7 @@ describe('a changed agent', () => {
     const changed = await httpCall(base, 'PATCH', '/v1/admin/agents/agent-rate', { ratePerSec: 40, smsFrom: 'NEWSENDER' }, admin);
     expect(changed.body.agent).toMatchObject({ ratePerSec: 40, smsFrom: 'NEWSENDER' });
     // The queue's limiter (the meta hash every worker obeys) carries the new rate once the new worker set it.
-    const meta = `${h.config.queuePrefix}:rbm-outbound.agent-rate:meta`;
+    const meta = h.service.queues.queue('outbound', 'agent-rate').toKey('meta');
     const window = h.config.dispatch.limiterWindowMs;
     await waitFor(
       async () => Number(await h.redis.producer.hget(meta, 'max')),

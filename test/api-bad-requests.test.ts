@@ -28,8 +28,8 @@ beforeAll(async () => {
     openWithoutKeys: false,
   });
   keyedBase = await keyed.listen({ port: 0, host: '127.0.0.1' });
-  queueA = new Queue(outboundQueueName('agent-a'), { connection: h.redis.producer, prefix: h.config.queuePrefix });
-  queueB = new Queue(outboundQueueName('agent-b'), { connection: h.redis.producer, prefix: h.config.queuePrefix });
+  queueA = new Queue(outboundQueueName('agent-a'), { connection: h.redis.producer, prefix: h.service.keyspace.of('agent-a') });
+  queueB = new Queue(outboundQueueName('agent-b'), { connection: h.redis.producer, prefix: h.service.keyspace.of('agent-b') });
 });
 afterAll(async () => {
   await keyed.close();

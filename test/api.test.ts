@@ -28,7 +28,7 @@ beforeAll(async () => {
   });
   openUrl = await open.listen({ port: 0, host: '127.0.0.1' });
   keyedUrl = await keyed.listen({ port: 0, host: '127.0.0.1' });
-  queue = new Queue(outboundQueueName('agent-a'), { connection: h.redis.producer, prefix: h.config.queuePrefix });
+  queue = new Queue(outboundQueueName('agent-a'), { connection: h.redis.producer, prefix: h.service.keyspace.of('agent-a') });
 });
 afterAll(async () => {
   await queue.close();

@@ -30,7 +30,7 @@ describe('READ coalescing', () => {
     expect(Date.now() - start, 'the premise: all 1,000 READs inside the window').toBeLessThan(windowMs - 100);
     const got = await all;
     // Count only once the agent's queue is drained: no job waits, runs or is delayed any more.
-    const queue = new Queue(outboundQueueName('agent-a'), { connection: h.redis.producer, prefix: h.config.queuePrefix });
+    const queue = new Queue(outboundQueueName('agent-a'), { connection: h.redis.producer, prefix: h.service.keyspace.of('agent-a') });
     await waitFor(
       async () => Object.values(await queue.getJobCounts('wait', 'active', 'delayed', 'prioritized')).reduce((a, b) => a + b, 0),
       (n) => n === 0,

@@ -218,7 +218,7 @@ describe('dispatch', () => {
 
   it('fails a job with an invalid payload permanently, after one attempt', async () => {
     h = await startHarness({ name: 'bad-payload' });
-    const queue = new Queue(outboundQueueName('agent-a'), { connection: h.redis.producer, prefix: h.config.queuePrefix });
+    const queue = new Queue(outboundQueueName('agent-a'), { connection: h.redis.producer, prefix: h.service.keyspace.of('agent-a') });
     await queue.add('send-message', { messageId: 'not-a-uuid', to: '+1', message: {} }, { jobId: 'msg-bad', attempts: 5 });
     h.startDispatch();
     await expect(h.outcome('agent-a', 'msg-bad')).rejects.toThrow(/invalid send-message payload/);

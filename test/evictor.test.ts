@@ -39,7 +39,6 @@ function setup(name: string) {
     hotMs: HOT,
     ttlMs: TTL,
     statusKey: (ref) => status.key(ref),
-    failuresKey: status.failuresKey,
     log: quiet,
   };
   const feed = historyFeedKey(prefix);
@@ -139,10 +138,10 @@ describe('eviction', () => {
     const t = setup('evict-failed');
     const ref = { agentId: 'agent-a', messageId: randomUUID() };
     await settle(t.status, ref, 'FAILED', T0);
-    expect(await redis.zcard(t.status.failuresKey)).toBe(1);
+    expect(await redis.zcard(t.status.failuresKeyOf('agent-a'))).toBe(1);
     await t.archiveAll();
     expect(await t.evict(T0 + HOT + 10)).toMatchObject({ evicted: 1 });
-    expect(await redis.zcard(t.status.failuresKey)).toBe(0);
+    expect(await redis.zcard(t.status.failuresKeyOf('agent-a'))).toBe(0);
     expect(await t.tombstones.states([ref], T0 + HOT + 10)).toEqual(['FAILED']);
     await t.drop();
   });

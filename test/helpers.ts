@@ -24,7 +24,9 @@ import { createMetrics } from '../src/api/metrics.ts';
 import type { WorkerSet } from '../src/queue/workers.ts';
 import type { Producer } from '../src/queue/producer.ts';
 import type { RbmClient } from '../src/rbm/client.ts';
-import { createRedis } from '../src/queue/connection.ts';
+import { AgentDirectory } from '../src/agents/directory.ts';
+import { newRecord } from '../src/agents/record.ts';
+import { createRedis, whenReady } from '../src/queue/connection.ts';
 import { createService, type Service } from '../src/service.ts';
 import { smsSettingsFrom } from '../src/sms/from-config.ts';
 import type { StatusStore } from '../src/status/store.ts';
@@ -41,9 +43,15 @@ export async function dropKeys(prefix: string, connection?: Redis): Promise<void
   const redis = connection ?? new Redis(redisUrl());
   const cluster = redis as unknown as Partial<Cluster>;
   const nodes: Redis[] = typeof cluster.nodes === 'function' ? cluster.nodes('master') : [redis];
+  // A braced prefix's other lanes are `{<inner>:L<n>.<salt>}` (src/queue/keyspace.ts); one node's are `<prefix>:L<n>:…`, under `<prefix>:*`.
+  const braced = /^\{(.+)\}$/.exec(prefix);
+  const patterns = braced ? [`${prefix}:*`, `{${braced[1]}:L*`] : [`${prefix}:*`];
   for (const node of nodes) {
-    const keys = await node.keys(`${prefix}:*`);
-    for (let i = 0; i < keys.length; i += 1000) await node.del(...keys.slice(i, i + 1000));
+    const keys = (await Promise.all(patterns.map((p) => node.keys(p)))).flat();
+    // One DEL per key: a cluster node refuses one DEL over keys of several slots.
+    const pipeline = node.pipeline();
+    for (const key of keys) pipeline.del(key);
+    if (keys.length > 0) await pipeline.exec();
   }
   if (!connection) await redis.quit();
 }
@@ -131,6 +139,23 @@ export interface Harness {
   close(): Promise<void>;
 }
 
+/**
+ * On the cluster, the harness's agents are recorded on lanes other than 0 before the service starts (its
+ * seeding leaves them there): lane 0's prefix is QUEUE_PREFIX itself, so a key built from the bare prefix
+ * where the agent's lane was due would pass unseen on lane 0.
+ */
+async function placeOffLaneZero(config: Config): Promise<void> {
+  const redis = createRedis({ clusterNodes: config.redisClusterNodes! }, 'producer');
+  try {
+    await whenReady(redis);
+    const directory = new AgentDirectory(redis, config.queuePrefix);
+    const now = Date.now();
+    await directory.restore(config.agents.map((a, i) => newRecord(a, now, undefined, 1 + ((i * 5) % (config.keyspaceLanes - 1)))));
+  } finally {
+    redis.disconnect();
+  }
+}
+
 /** resolveHost: stands in for DNS in the service's egress guard (src/egress/guard.ts). */
 export async function startHarness(options: {
   name: string;
@@ -139,6 +164,8 @@ export async function startHarness(options: {
   cluster?: boolean;
   emulator?: EmulatorOptions;
   resolveHost?: ResolveHost;
+  /** Leave the keys at close (a later harness on the same QUEUE_PREFIX reads them, as after a restart). */
+  keepKeys?: boolean;
 }): Promise<Harness> {
   // The vitest project 'cluster' (vitest.config.ts) runs the end-to-end core against the Redis Cluster.
   options.cluster ??= process.env.RBM_TEST_REDIS === 'cluster';
@@ -168,12 +195,17 @@ export async function startHarness(options: {
     ...options.env,
   });
   const log = createLogger(config.logLevel);
+  if (options.cluster && config.keyspaceLanes > 1) await placeOffLaneZero(config);
+  // A start that fails (a refused config) leaves no emulator running.
   const service = await createService(config, {
     redisUrl: config.redisUrl!,
     rbm: { baseUrl: emulator.url, keyFile },
     sms: smsSettingsFrom(config.sms, emulator.url),
     log,
     ...(options.resolveHost ? { resolveHost: options.resolveHost } : {}),
+  }).catch(async (err: unknown) => {
+    await emulator.close();
+    throw err;
   });
   let http: FastifyInstance | undefined;
   // Every queue's finished jobs, recorded from the start, so a test asking
@@ -193,12 +225,19 @@ export async function startHarness(options: {
     wake(`${queue}/${jobId}`);
   };
   const settled = (key: string): Promise<void> => new Promise<void>((resolve) => waiters.set(key, [...(waiters.get(key) ?? []), resolve]));
-  for (const queue of [...config.agents.map((a) => outboundQueueName(a.agentId)), INBOUND_QUEUE, SMS_QUEUE, CALLBACK_QUEUE]) {
+  // Each queue on its lane (src/queue/keyspace.ts): an agent's outbound queue on its agent's, an inbound queue on every lane.
+  const watched: Array<{ queue: string; prefix: string }> = [
+    ...config.agents.map((a) => ({ queue: outboundQueueName(a.agentId), prefix: service.keyspace.of(a.agentId) })),
+    ...service.keyspace.tags.map((prefix) => ({ queue: INBOUND_QUEUE, prefix })),
+    { queue: SMS_QUEUE, prefix: config.queuePrefix },
+    { queue: CALLBACK_QUEUE, prefix: config.queuePrefix },
+  ];
+  for (const { queue, prefix } of watched) {
     const connection = config.redisClusterNodes
       ? createRedis({ clusterNodes: config.redisClusterNodes }, 'worker')
       : { url: config.redisUrl! };
     if (connection instanceof EventEmitter) clusterConnections.push(connection as Redis);
-    const qe = new QueueEvents(queue, { connection: connection as never, prefix: config.queuePrefix });
+    const qe = new QueueEvents(queue, { connection: connection as never, prefix });
     qe.setMaxListeners(0);
     qe.on('completed', ({ jobId, returnvalue }) =>
       record(queue, jobId, { ok: true, value: typeof returnvalue === 'string' ? JSON.parse(returnvalue) : returnvalue }),
@@ -209,7 +248,7 @@ export async function startHarness(options: {
       wake(`${queue}/${jobId}`);
     });
     await qe.waitUntilReady();
-    events.set(queue, qe);
+    events.set(`${prefix}|${queue}`, qe);
   }
   const outcomeOn = async (queue: string, jobId: string): Promise<unknown> => {
     const key = `${queue}/${jobId}`;
@@ -297,7 +336,7 @@ export async function startHarness(options: {
       await Promise.all([...events.values()].map((qe) => qe.close()));
       for (const c of clusterConnections) c.disconnect();
       // Leave no keys behind in a shared Redis.
-      await dropKeys(config.queuePrefix, service.redis.producer);
+      if (!options.keepKeys) await dropKeys(config.queuePrefix, service.redis.producer);
       await service.close();
       await emulator.close();
     },
@@ -333,7 +372,7 @@ export function arrivals(
  * between the release and the emulator's arrival.
  */
 export async function limiterReleases(h: Harness, agentId: string): Promise<number[]> {
-  const key = `${h.config.queuePrefix}:${outboundQueueName(agentId)}:events`;
+  const key = h.service.queues.queue('outbound', agentId).toKey('events');
   const entries = (await h.redis.producer.xrange(key, '-', '+')) as Array<[string, string[]]>;
   return entries
     .filter(([, fields]) => fields[0] === 'event' && fields[1] === 'active')

@@ -85,7 +85,7 @@ describe('delivery lifecycle', () => {
     expect(status!.timeline.map((t) => t.state)).toEqual(['QUEUED', 'SENDING', 'SENT', 'DELIVERED', 'READ']);
     // The deadline check was cancelled on delivery: no revoke, no SMS.
     expect(
-      await h.service.redis.producer.exists(`${h.config.queuePrefix}:${INBOUND_QUEUE}:${checkExpiryJobId(messageId, 'agent-a')}`),
+      await h.service.redis.producer.exists(h.service.queues.queue('inbound', 'agent-a').toKey(checkExpiryJobId(messageId, 'agent-a'))),
     ).toBe(0);
     expect((await control(h, '/counters')).revoked).toBe(0);
   });

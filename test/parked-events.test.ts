@@ -6,6 +6,7 @@
  * promoting the delayed job, which proves the event was held by the record,
  * not by a retry timer.
  */
+import { intakeStreamKey } from '../src/status/store.ts';
 import { afterEach, describe, expect, it } from 'vitest';
 import { SEND_MESSAGE, sendSmsJobId, SMS_QUEUE } from '../jobs/index.ts';
 import { rcsPhone, startHarness, waitFor, type Harness } from './helpers.ts';
@@ -118,7 +119,9 @@ describe('events about a message still being sent', () => {
     // Every event it was told of is settled: nothing parked, nothing left in the intake stream for it.
     await waitFor(
       async () =>
-        (await h!.service.redis.producer.xrange(h!.service.intakeStreamKey, '-', '+')).filter(([, f]) => f[1]!.includes(messageId)).length,
+        (await h!.service.redis.producer.xrange(intakeStreamKey(h!.service.keyspace.of('agent-a')), '-', '+')).filter(([, f]) =>
+          f[1]!.includes(messageId),
+        ).length,
       (n) => n === 0,
     );
     expect((await control(`/sms/${encodeURIComponent(to)}`)).messages).toHaveLength(1);

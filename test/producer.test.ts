@@ -12,8 +12,8 @@ const text = (t: string) => ({ contentMessage: { text: t } });
 
 beforeAll(async () => {
   h = await startHarness({ name: 'producer', env: { RBM_AGENTS: 'agent-a:100,agent-b:100' } });
-  queueA = new Queue(outboundQueueName('agent-a'), { connection: h.redis.producer, prefix: h.config.queuePrefix });
-  queueB = new Queue(outboundQueueName('agent-b'), { connection: h.redis.producer, prefix: h.config.queuePrefix });
+  queueA = new Queue(outboundQueueName('agent-a'), { connection: h.redis.producer, prefix: h.service.keyspace.of('agent-a') });
+  queueB = new Queue(outboundQueueName('agent-b'), { connection: h.redis.producer, prefix: h.service.keyspace.of('agent-b') });
 });
 afterAll(async () => {
   await queueA.close();

@@ -118,6 +118,6 @@ describe('send-sms run twice at once (the job outlived its lock while its first 
     const after = await store.get(ref);
     expect(after?.state).toBe('FALLBACK_SENT');
     expect(after?.timeline.map((e) => e.state).slice(-2)).toEqual(['FALLBACK_FAILED', 'FALLBACK_SENT']);
-    expect(await redis.zscore(store.failuresKey, `${id(9)}/agent-a`)).toBeNull();
+    expect(await redis.zscore(store.failuresKeyOf('agent-a'), `${id(9)}/agent-a`)).toBeNull();
   });
 });

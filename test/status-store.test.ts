@@ -282,7 +282,7 @@ describe('events parked on a waiting message', () => {
       ok: true,
       state: 'DELIVERED',
     });
-    expect(await redis.zscore(store.failuresKey, mid)).toBeNull();
+    expect(await redis.zscore(store.failuresKeyOf('agent-a'), mid)).toBeNull();
   });
 
   it('answers the state of a message that no longer waits, and nothing for an unknown one', async () => {

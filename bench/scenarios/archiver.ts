@@ -80,7 +80,6 @@ export async function archiverThroughput(redisUrl: string, opts: { messages: num
       hotMs: 1000,
       ttlMs: 3_600_000,
       statusKey: (ref: { agentId: string; messageId: string }) => status.key(ref),
-      failuresKey: status.failuresKey,
       log: quiet,
       now: () => Date.now() + 60_000,
     };

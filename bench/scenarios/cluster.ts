@@ -59,7 +59,14 @@ async function cpuSeconds(redis: Redis): Promise<number> {
 }
 
 const resetStats = (redis: Redis) => Promise.all(mastersOf(redis).map((n) => n.config('RESETSTAT')));
-const dropAll = (redis: Redis, prefix: string) => Promise.all(mastersOf(redis).map((n) => deleteKeys(n, `${prefix}:*`)));
+/** Every key of a prefix: `{p}:*`, and its other lanes' `{p:L<n>.<salt>}:*` (src/queue/keyspace.ts). */
+const dropAll = (redis: Redis, prefix: string) =>
+  Promise.all(
+    mastersOf(redis).map(async (n) => {
+      await deleteKeys(n, `${prefix}:*`);
+      if (prefix.startsWith('{')) await deleteKeys(n, `${prefix.slice(0, -1)}:L*`);
+    }),
+  );
 
 /** Enqueues n messages over `agents` agents and drains them; throughput of the drain and Redis cost of both. */
 async function drain(

@@ -14,6 +14,7 @@
 import { readFileSync } from 'node:fs';
 import type { Redis } from 'ioredis';
 import { AgentDirectoryError, ErrorCodes } from '../errors.ts';
+import { pickLane } from '../queue/keyspace.ts';
 import { changed, newRecord, parseStored, type AgentChange, type AgentRecord, type AgentToAdd, type QueuedOnRemove } from './record.ts';
 
 const PUT = readFileSync(new URL('./lua/agents-put.lua', import.meta.url), 'utf8');
@@ -26,6 +27,15 @@ type PutRedis = Redis & { rbmAgentsPut(key: string, agentId: string, expected: s
 export function agentsKey(prefix: string): string {
   return `${prefix}:agents`;
 }
+
+/** How a new agent's lane is chosen (src/queue/keyspace.ts): how many lanes there are and which node holds each. */
+export interface LanePlacement {
+  count: number;
+  /** The node of each lane, by lane (one name for all on a single Redis). */
+  nodes(): Promise<readonly string[]> | readonly string[];
+}
+
+const ONE_LANE: LanePlacement = { count: 1, nodes: () => [''] };
 
 export interface DirectoryRead {
   version: number;
@@ -40,6 +50,7 @@ export class AgentDirectory {
     redis: Redis,
     prefix: string,
     private readonly now: () => number = Date.now,
+    private readonly lanes: LanePlacement = ONE_LANE,
   ) {
     if (!('rbmAgentsPut' in redis)) redis.defineCommand('rbmAgentsPut', { numberOfKeys: 1, lua: PUT });
     this.redis = redis as PutRedis;
@@ -71,13 +82,33 @@ export class AgentDirectory {
 
   /** Adds an agent, or brings a removed one back; AGENT_EXISTS when it is there and not removed. */
   async add(input: AgentToAdd): Promise<AgentRecord> {
+    const [lane] = await this.placeNew(1);
     const added = await this.write(input.agentId, (current) => {
       if (current && !current.removed) {
         throw new AgentDirectoryError(ErrorCodes.AGENT_EXISTS, input.agentId, `agent '${input.agentId}' exists: change it instead`);
       }
-      return newRecord(input, this.now(), current);
+      return newRecord(input, this.now(), current, lane);
     });
     return added!;
+  }
+
+  /**
+   * Lanes for `n` new agents, each placed as if the ones before it were there (keyspace.ts pickLane):
+   * agents spread evenly over the nodes, then over the lanes of each. Two adds at once may pick the same
+   * lane; that costs some evenness, never correctness (a lane is a place, not a lock).
+   */
+  async placeNew(n: number): Promise<number[]> {
+    if (this.lanes.count <= 1) return Array.from({ length: n }, () => 0);
+    const [{ records }, nodes] = await Promise.all([this.read(), this.lanes.nodes()]);
+    const perLane = Array.from({ length: this.lanes.count }, () => 0);
+    for (const r of records) if (!r.removed && (r.lane ?? 0) < perLane.length) perLane[r.lane ?? 0]!++;
+    const out: number[] = [];
+    for (let i = 0; i < n; i++) {
+      const lane = pickLane(perLane, nodes);
+      perLane[lane]!++;
+      out.push(lane);
+    }
+    return out;
   }
 
   /** Changes an agent; undefined when there is none (or it was removed). */
@@ -98,9 +129,13 @@ export class AgentDirectory {
    * RBM_AGENTS at start: each agent the directory has never held is added; one it holds
    * (changed or removed through the admin API) is left as it is. Returns the IDs added.
    */
-  seed(agents: readonly { agentId: string; ratePerSec: number }[]): Promise<string[]> {
+  async seed(agents: readonly { agentId: string; ratePerSec: number }[]): Promise<string[]> {
     const now = this.now();
-    return this.restore(agents.map((a) => newRecord({ ...a }, now)));
+    const { records } = await this.read();
+    const held = new Set(records.map((r) => r.agentId));
+    const fresh = agents.filter((a) => !held.has(a.agentId));
+    const lanes = await this.placeNew(fresh.length);
+    return this.restore(fresh.map((a, i) => newRecord({ ...a }, now, undefined, lanes[i])));
   }
 
   /** Writes each record where the directory holds none; returns the IDs written. */

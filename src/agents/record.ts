@@ -24,6 +24,11 @@ export interface AgentRecord {
   clientToken?: string;
   /** The SMS sender of this agent's fallbacks; falls back to SMS_FROM. */
   smsFrom?: string;
+  /**
+   * The keyspace lane its messages live in (src/queue/keyspace.ts), chosen when it is first recorded and
+   * never changed: its records and queues stay findable. Absent on records written before lanes: lane 0.
+   */
+  lane?: number;
   /** Set once removed: it takes no messages; its queued ones drain or fail. */
   removed?: { at: number; queued: QueuedOnRemove };
   createdAt: number;
@@ -98,12 +103,14 @@ export function parseQueuedOnRemove(value: unknown): QueuedOnRemove {
   throw new PayloadError('agent removal', [{ path: 'queued', problem: `expected drain or fail, got ${JSON.stringify(value)}` }]);
 }
 
-/** A new record (or a removed agent's, brought back), as of `now`. */
-export function newRecord(input: AgentToAdd, now: number, previous?: AgentRecord): AgentRecord {
+/** A new record (or a removed agent's, brought back, on its old lane), as of `now`; `lane` for a new one. */
+export function newRecord(input: AgentToAdd, now: number, previous?: AgentRecord, lane?: number): AgentRecord {
+  const onLane = previous ? previous.lane : lane;
   return {
     agentId: input.agentId,
     ratePerSec: input.ratePerSec,
     partitions: input.partitions ?? previous?.partitions ?? 1,
+    ...(onLane !== undefined ? { lane: onLane } : {}),
     ...(input.clientToken !== undefined ? { clientToken: input.clientToken } : {}),
     ...(input.smsFrom !== undefined ? { smsFrom: input.smsFrom } : {}),
     createdAt: previous?.createdAt ?? now,
@@ -128,6 +135,7 @@ export function parseStored(agentIdKey: string, json: string): AgentRecord | und
   try {
     const r = JSON.parse(json) as AgentRecord;
     if (r.agentId !== agentIdKey || typeof r.ratePerSec !== 'number' || typeof r.partitions !== 'number') return undefined;
+    if (r.lane !== undefined && !(Number.isInteger(r.lane) && r.lane >= 0)) return undefined;
     return r;
   } catch {
     return undefined;

@@ -14,6 +14,13 @@ import { sendCode } from './errors.ts';
 
 export const ADMIN_PATH = '/admin/queues';
 
+/** bull-board tells queues apart by name: a name on several lanes (each lane's inbound queue) shows with its lane's prefix. */
+function adapters(queues: readonly Queue[]): BullMQAdapter[] {
+  const seen = new Map<string, number>();
+  for (const q of queues) seen.set(q.name, (seen.get(q.name) ?? 0) + 1);
+  return queues.map((q) => new BullMQAdapter(q, (seen.get(q.name) ?? 0) > 1 ? { prefix: `${q.opts.prefix}/` } : {}));
+}
+
 const digest = (s: string) => createHash('sha256').update(s).digest();
 
 function presentedKey(authorization: string | undefined): string | undefined {
@@ -40,13 +47,13 @@ export const adminRoutes: FastifyPluginAsync<AdminRoutesOptions> = async (app, o
   const serverAdapter = new FastifyAdapter();
   serverAdapter.setBasePath(ADMIN_PATH);
   let shown = opts.queues();
-  const board = createBullBoard({ queues: shown.map((q) => new BullMQAdapter(q)), serverAdapter });
+  const board = createBullBoard({ queues: adapters(shown), serverAdapter });
   // The queues are compared by name at each request (a few hundred string compares), and replaced when the agents changed.
   const follow = () => {
     const now = opts.queues();
-    if (now.length === shown.length && now.every((q, i) => q.name === shown[i]!.name)) return;
+    if (now.length === shown.length && now.every((q, i) => q.name === shown[i]!.name && q.opts.prefix === shown[i]!.opts.prefix)) return;
     shown = now;
-    board.replaceQueues(now.map((q) => new BullMQAdapter(q)));
+    board.replaceQueues(adapters(now));
   };
   app.register(async (scope) => {
     scope.addHook('onRequest', async () => follow());

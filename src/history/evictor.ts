@@ -11,7 +11,7 @@ import type { Redis } from 'ioredis';
 import type { Logger } from '../handlers/types.ts';
 import { throttled } from '../log-throttle.ts';
 import { Tombstones, type EvictOutcome } from '../status/tombstones.ts';
-import { historyFeedKey, metricsKey, parseRefString, settledIndexKey, type MessageRef } from '../status/store.ts';
+import { failuresKey, historyFeedKey, metricsKey, parseRefString, settledIndexKey, type MessageRef } from '../status/store.ts';
 import { ARCHIVER_GROUP } from './archiver.ts';
 
 const PAGE = 500;
@@ -20,13 +20,13 @@ const MAX_PAGES = 40;
 
 export interface EvictorOptions {
   redis: Redis;
+  /** The lane it evicts from (queue/keyspace.ts): its settled index, failures index, tombstones and history feed. */
   prefix: string;
   /** STATUS_HOT_MS: how long a settled record stays after its last move. */
   hotMs: number;
   /** STATUS_TTL_MS: how long its tombstone lasts, at least. */
   ttlMs: number;
   statusKey: (ref: MessageRef) => string;
-  failuresKey: string;
   log: Logger;
   now?: () => number;
 }
@@ -83,7 +83,7 @@ export async function evictOnce(opts: EvictorOptions, tombstones = new Tombstone
       const ref = parseRefString(member);
       return { ref, member, statusKey: opts.statusKey(ref) };
     });
-    const outcomes = await tombstones.evict(records, { settled, failures: opts.failuresKey }, cutoff, watermark, now);
+    const outcomes = await tombstones.evict(records, { settled, failures: failuresKey(opts.prefix) }, cutoff, watermark, now);
     for (const o of outcomes) counts[o]++;
     // Records the archiver has not caught up with stay at the front: the next page would read them again.
     if (counts.behind > 0 || members.length < PAGE) break;

@@ -108,27 +108,36 @@ export class AgentWorkers {
     const seen = new Set<string>();
     for (const agent of records) {
       seen.add(agent.agentId);
-      const current = this.running.get(agent.agentId);
-      if (!agent.removed) {
-        this.checked.delete(agent.agentId);
-        if (current?.drain) clearInterval(current.drain);
-        if (!current || current.mode !== 'send' || current.ratePerSec !== agent.ratePerSec) this.begin(agent, 'send', current);
-        else delete current.drain;
-        continue;
-      }
-      const mode: Mode = agent.removed.queued === 'fail' ? 'fail' : 'send';
-      if (current) {
-        if (current.mode !== mode) this.begin(agent, mode, current);
-        const running = this.running.get(agent.agentId)!;
-        running.drain ??= this.watchDrain(agent);
-      } else if (!this.checked.has(agent.agentId)) {
-        // Newly ours (at start, or taken over): jobs a removed agent left get a worker until its queue is empty.
-        this.checked.add(agent.agentId);
-        void this.drainIfQueued(agent, mode);
+      try {
+        this.reconcileOne(agent);
+      } catch (err) {
+        // One agent this process cannot serve (its lane beyond KEYSPACE_LANES here) does not stop the others.
+        throttled(this.deps.log).error('cannot serve an agent', err as Error, agent.agentId);
       }
     }
     // An agent no longer ours (another process took it), or a record that vanished: its worker stops.
     for (const agentId of [...this.running.keys()]) if (!seen.has(agentId)) this.stop(agentId);
+  }
+
+  private reconcileOne(agent: AgentRecord): void {
+    const current = this.running.get(agent.agentId);
+    if (!agent.removed) {
+      this.checked.delete(agent.agentId);
+      if (current?.drain) clearInterval(current.drain);
+      if (!current || current.mode !== 'send' || current.ratePerSec !== agent.ratePerSec) this.begin(agent, 'send', current);
+      else delete current.drain;
+      return;
+    }
+    const mode: Mode = agent.removed.queued === 'fail' ? 'fail' : 'send';
+    if (current) {
+      if (current.mode !== mode) this.begin(agent, mode, current);
+      const running = this.running.get(agent.agentId)!;
+      running.drain ??= this.watchDrain(agent);
+    } else if (!this.checked.has(agent.agentId)) {
+      // Newly ours (at start, or taken over): jobs a removed agent left get a worker until its queue is empty.
+      this.checked.add(agent.agentId);
+      void this.drainIfQueued(agent, mode);
+    }
   }
 
   /** Starts the agent's worker in `mode`; a worker it replaces finishes its jobs in hand and stops. */

@@ -49,7 +49,7 @@ export function startFailingWorker(deps: FailingWorkerDeps, agentId: string): Qu
   };
   const worker = new Worker(queue.name, processor, {
     connection: deps.queues.connection,
-    prefix: deps.queues.prefix,
+    prefix: queue.opts.prefix ?? deps.queues.prefix,
     concurrency: CONCURRENCY,
     autorun: false,
     lockDuration: deps.lockDurationMs,

@@ -12,6 +12,7 @@
  * must wait (the message is still being sent) hands the event to a delayed
  * BullMQ job on the inbound queue, which retries it with backoff.
  */
+import { type Keyspace, type KeyspaceLike, keyspaceOf } from './keyspace.ts';
 import { hostname } from 'node:os';
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
@@ -48,19 +49,22 @@ export function withInboundScripts(redis: Redis): AppendRedis {
 
 export class StreamInboundIntake implements InboundIntake {
   private readonly redis: AppendRedis;
-  private readonly stream: string;
+  /** The intake stream and dedupe keys of each agent are on its lane (keyspace.ts), beside its messages. */
+  readonly keyspace: Keyspace;
 
   constructor(
     redis: Redis,
-    private readonly opts: { prefix: string; dedupeTtlMs: number },
+    private readonly opts: { prefix: KeyspaceLike; dedupeTtlMs: number },
   ) {
     this.redis = withInboundScripts(redis);
-    this.stream = intakeStreamKey(opts.prefix);
+    this.keyspace = keyspaceOf(opts.prefix);
   }
 
   async enqueue(event: InboundEventPayload, dedupeId: string | undefined): Promise<'queued' | 'duplicate'> {
-    const key = webhookDedupeKey(this.opts.prefix, event.agentId, dedupeId ?? '');
-    const added = await this.redis.rbmInboundAppend(key, this.stream, dedupeId ? String(this.opts.dedupeTtlMs) : '', JSON.stringify(event));
+    const lane = this.keyspace.of(event.agentId);
+    const key = webhookDedupeKey(lane, event.agentId, dedupeId ?? '');
+    const stream = intakeStreamKey(lane);
+    const added = await this.redis.rbmInboundAppend(key, stream, dedupeId ? String(this.opts.dedupeTtlMs) : '', JSON.stringify(event));
     return added === 1 ? 'queued' : 'duplicate';
   }
 }

@@ -10,10 +10,13 @@ import type { Job, JobsOptions, Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { contracts, queueName, type JobKeys, type JobName, type JobPayloads, type QueueKind } from '../../jobs/index.ts';
 import type { JobOptionsTable } from './job-options.ts';
+import { type Keyspace, type KeyspaceLike, keyspaceOf } from './keyspace.ts';
 import { settlesWithin } from './settles-within.ts';
 import { sharedQueue } from './shared-queue.ts';
 
 const CLOSE_WITHIN_MS = 3000;
+/** The queue kinds that live on their agent's lane. */
+const LANED: ReadonlySet<QueueKind> = new Set(['outbound', 'inbound']);
 
 /** What a caller may add to a job's options: when it runs, its turn, and BullMQ's deduplication. */
 export type AddOptions = Pick<JobsOptions, 'delay' | 'priority' | 'deduplication'> & {
@@ -28,21 +31,34 @@ export interface JobToAdd<N extends JobName> {
 
 export class JobQueues {
   private readonly queues = new Map<string, Queue>();
+  /** QUEUE_PREFIX: the SMS and callback queues, and lane 0. */
+  readonly prefix: string;
+  /** Where each agent's queues are: its outbound queue, and the inbound queue of its lane (keyspace.ts). */
+  readonly keyspace: Keyspace;
 
   constructor(
     /** The workers' registry has a blocking one (maxRetriesPerRequest: null), which their BullMQ Workers duplicate. */
     readonly connection: Redis,
-    readonly prefix: string,
+    prefix: KeyspaceLike,
     private readonly options: JobOptionsTable,
-  ) {}
+  ) {
+    this.keyspace = keyspaceOf(prefix);
+    this.prefix = this.keyspace.prefix;
+  }
 
-  /** The BullMQ queue of a kind (an outbound one is its agent's): for the runner, metrics and bull-board. */
-  queue(kind: QueueKind, agentId?: string): Queue {
+  /**
+   * The BullMQ queue of a kind (an outbound one is its agent's): for the runner, metrics and bull-board.
+   * The outbound and inbound queues of an agent are on its lane (its deadlines and retried events beside
+   * its records); `lane` names a lane's inbound queue (its worker); the SMS and callback queues are global.
+   */
+  queue(kind: QueueKind, agentId?: string, lane?: string): Queue {
     const name = queueName(kind, agentId);
-    let queue = this.queues.get(name);
+    const prefix = lane ?? (LANED.has(kind) && agentId !== undefined ? this.keyspace.of(agentId) : this.prefix);
+    const id = `${prefix}|${name}`;
+    let queue = this.queues.get(id);
     if (!queue) {
-      queue = sharedQueue(name, this.connection, this.prefix);
-      this.queues.set(name, queue);
+      queue = sharedQueue(name, this.connection, prefix);
+      this.queues.set(id, queue);
     }
     return queue;
   }

@@ -39,29 +39,45 @@ export class MetricsSource {
     this.prefix = registry.prefix;
   }
 
-  /** Every queue of the service now (also what bull-board shows): each agent's, then the shared ones. */
+  /** Every queue of the service now (also what bull-board shows): each agent's, each lane's inbound one, then the shared ones. */
   get queues(): Queue[] {
     return [
       ...this.agentIds().map((agent) => this.registry.queue('outbound', agent)),
-      ...(['inbound', 'sms', 'callbacks'] as const).map((k) => this.registry.queue(k)),
+      ...this.registry.keyspace.tags.map((lane) => this.registry.queue('inbound', undefined, lane)),
+      ...(['sms', 'callbacks'] as const).map((k) => this.registry.queue(k)),
     ];
   }
 
   async read(): Promise<MetricsSnapshot> {
     const queues = this.queues;
+    const lanes = this.registry.keyspace.tags;
     const rateKeys = this.agentIds().map((agent, i) => ({ agent, key: queues[i]!.toKey(ADAPTIVE_RATE_KEY_TYPE) }));
-    const [hash, pending, feed, open, rates, dispatchers, ...counts] = await Promise.all([
-      this.redis.hgetall(metricsKey(this.prefix)),
-      this.redis.xlen(intakeStreamKey(this.prefix)),
-      this.redis.xlen(callbackFeedKey(this.prefix)),
+    const sum = (xs: number[]) => xs.reduce((a, b) => a + b, 0);
+    // Each lane has its counters and streams (keyspace.ts): the service's figures are their sums.
+    const [hashes, pending, feed, open, rates, dispatchers, ...counts] = await Promise.all([
+      Promise.all(lanes.map((lane) => this.redis.hgetall(metricsKey(lane)))),
+      Promise.all(lanes.map((lane) => this.redis.xlen(intakeStreamKey(lane)))).then(sum),
+      Promise.all(lanes.map((lane) => this.redis.xlen(callbackFeedKey(lane)))).then(sum),
       this.redis.zcard(openReceiversKey(this.prefix)),
       Promise.all(rateKeys.map(async ({ agent, key }) => ({ agent, rate: await readEffectiveRate(this.redis, key) }))),
       readDispatcherStats(this.redis, this.prefix),
       ...queues.map((q) => q.getJobCounts('wait', 'prioritized', 'delayed', 'active', 'completed', 'failed')),
     ]);
+    const counters: Record<string, number> = {};
+    for (const hash of hashes as Array<Record<string, string>>) {
+      for (const [k, v] of Object.entries(hash)) counters[k] = (counters[k] ?? 0) + Number(v);
+    }
+    // The lanes' inbound queues show as one.
+    const byName = new Map<string, Record<string, number>>();
+    queues.forEach((q, i) => {
+      const c = counts[i] as Record<string, number>;
+      const seen = byName.get(q.name);
+      if (!seen) byName.set(q.name, { ...c });
+      else for (const [k, v] of Object.entries(c)) seen[k] = (seen[k] ?? 0) + v;
+    });
     return {
-      counters: Object.fromEntries(Object.entries(hash as Record<string, string>).map(([k, v]) => [k, Number(v)])),
-      queues: queues.map((q, i) => ({ queue: q.name, counts: counts[i] as Record<string, number> })),
+      counters,
+      queues: [...byName].map(([queue, c]) => ({ queue, counts: c })),
       agentRates: (rates as Array<{ agent: string; rate: number | undefined }>).flatMap(({ agent, rate }) =>
         rate === undefined ? [] : [{ agent, rate }],
       ),

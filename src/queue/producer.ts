@@ -5,6 +5,7 @@
  * a UUIDv5 of (agent, key), so the same key returns the same ID and queues
  * nothing the second time. Bad input is refused whole: nothing is queued.
  */
+import { pipelinedByLane } from './keyspace.ts';
 import type { Redis } from 'ioredis';
 import { v4 as uuidv4 } from 'uuid';
 import type { Problem } from '../../jobs/common.ts';
@@ -231,7 +232,7 @@ export class Producer {
     const results: EnqueuedEvent[] = new Array(payloads.length);
     await inChunks(payloads.length, async (from, to) => {
       const chunk = payloads.slice(from, to);
-      const firstTime = await this.claimEventIds(chunk.filter((p) => keyedIds.has(eventRef(p))).map(eventRef));
+      const firstTime = await this.claimEventIds(chunk.filter((p) => keyedIds.has(eventRef(p))));
       const fresh = chunk.filter((p, i) => {
         const isNew = !keyedIds.has(eventRef(p)) || firstTime.has(eventRef(p));
         firstTime.delete(eventRef(p)); // the same key twice in one call is a duplicate too
@@ -245,8 +246,13 @@ export class Producer {
         );
       } catch (err) {
         // Give the keys back, so the caller's retry with the same keys is not taken for a duplicate.
-        const claimed = fresh.filter((p) => keyedIds.has(eventRef(p))).map((p) => this.eventKey(eventRef(p)));
-        if (claimed.length > 0) await this.redis.del(...claimed).catch(() => undefined);
+        const claimed = fresh.filter((p) => keyedIds.has(eventRef(p)));
+        await pipelinedByLane(
+          this.redis,
+          claimed,
+          (p) => this.queues.keyspace.of(p.agentId),
+          (pipe, p) => pipe.del(this.eventKey(p)),
+        ).catch(() => undefined);
         throw err;
       }
     });
@@ -363,15 +369,18 @@ export class Producer {
   }
 
   /** SET NX per keyed event (agent and eventId, see eventRef): the set of those seen here for the first time. */
-  private async claimEventIds(eventIds: readonly string[]): Promise<Set<string>> {
-    if (eventIds.length === 0) return new Set();
-    const pipeline = this.redis.pipeline();
-    for (const id of eventIds) pipeline.set(this.eventKey(id), '1', 'PX', EVENT_KEY_TTL_MS, 'NX');
-    const replies = (await pipeline.exec()) ?? [];
+  private async claimEventIds(events: readonly SendEventPayload[]): Promise<Set<string>> {
+    if (events.length === 0) return new Set();
+    const replies = await pipelinedByLane(
+      this.redis,
+      events,
+      (p) => this.queues.keyspace.of(p.agentId),
+      (pipe, p) => pipe.set(this.eventKey(p), '1', 'PX', EVENT_KEY_TTL_MS, 'NX'),
+    );
     const fresh = new Set<string>();
-    replies.forEach(([err, reply], i) => {
+    replies.forEach(([[err, reply] = [null, null]], i) => {
       if (err) throw err;
-      if (reply === 'OK') fresh.add(eventIds[i]!);
+      if (reply === 'OK') fresh.add(eventRef(events[i]!));
     });
     return fresh;
   }
@@ -391,8 +400,8 @@ export class Producer {
   }
 
   /** Event IDs live in their agent's namespace, like message IDs: one agent's never blocks another's. */
-  private eventKey(ref: string): string {
-    return `${this.queues.prefix}:event-id:${ref}`;
+  private eventKey(p: Pick<SendEventPayload, 'agentId' | 'eventId'>): string {
+    return `${this.queues.keyspace.of(p.agentId)}:event-id:${eventRef(p)}`;
   }
 }
 

@@ -28,6 +28,8 @@ export interface QueueWorkerOptions<K extends QueueKind = QueueKind> {
   /** Which queue: its kind, and for an outbound queue its agent. */
   kind: K;
   agentId?: string | undefined;
+  /** For a laned kind without an agent (the inbound queue): which lane's queue (its prefix, keyspace.ts). */
+  lane?: string | undefined;
   /** The workers' queue registry: its connection is a blocking one (maxRetriesPerRequest: null), which BullMQ duplicates. */
   queues: JobQueues;
   handlers: HandlersOf<K>;
@@ -62,8 +64,14 @@ export interface QueueWorker {
 export function startQueueWorker<K extends QueueKind>(options: QueueWorkerOptions<K>): QueueWorker {
   // Pauses this queue for every worker process at once (Retry-After), and names its keys.
   // Its errors are the shared connection's, which the worker below reports too.
-  const queue = options.queues.queue(options.kind, options.agentId);
-  const opts = { ...options, queueName: queue.name, prefix: options.queues.prefix, connection: options.queues.connection };
+  const queue = options.queues.queue(options.kind, options.agentId, options.lane);
+  // The queue's own prefix (its lane's, keyspace.ts); its counters go to its lane's metrics hash too.
+  const opts = {
+    ...options,
+    queueName: queue.name,
+    prefix: queue.opts.prefix ?? options.queues.prefix,
+    connection: options.queues.connection,
+  };
   const handlers: Readonly<Record<string, Handler>> = options.handlers;
   const adaptive =
     opts.adaptRate && opts.ratePerSec

@@ -185,25 +185,31 @@ export function startInboundWorker(
     [INBOUND_EVENT]: inboundEvent,
     [CHECK_EXPIRY]: createCheckExpiryHandler({ status: deps.status, requestFallback: deps.requestFallback, rbm: deps.rbm, log: deps.log }),
   };
-  const queueWorker = startQueueWorker({
-    ...base(deps),
-    kind: 'inbound',
-    handlers,
-    concurrency: config.inbound.concurrency,
-    backoffStrategy: backoffStrategy(inboundRetrySchedule),
-  });
-  const consumer = startStreamConsumer({
-    stream: intakeStreamKey(config.queuePrefix),
-    group: INBOUND_GROUP,
-    blocking: deps.queues.connection.duplicate(),
-    redis: deps.queues.connection,
-    handler: inboundEvent,
-    concurrency: config.inbound.concurrency,
-    claimIdleMs: config.worker.lockDurationMs,
-    retryLater: deps.retryLater,
-    log: deps.log,
-  });
-  return set([queueWorker, { worker: queueWorker.worker, close: () => consumer.close() }]);
+  // Each lane (keyspace.ts) has its inbound queue and its intake stream: a worker and a consumer for each.
+  const parts: QueueWorker[] = [];
+  for (const lane of deps.queues.keyspace.tags) {
+    const queueWorker = startQueueWorker({
+      ...base(deps),
+      kind: 'inbound',
+      lane,
+      handlers,
+      concurrency: config.inbound.concurrency,
+      backoffStrategy: backoffStrategy(inboundRetrySchedule),
+    });
+    const consumer = startStreamConsumer({
+      stream: intakeStreamKey(lane),
+      group: INBOUND_GROUP,
+      blocking: deps.queues.connection.duplicate(),
+      redis: deps.queues.connection,
+      handler: inboundEvent,
+      concurrency: config.inbound.concurrency,
+      claimIdleMs: config.worker.lockDurationMs,
+      retryLater: deps.retryLater,
+      log: deps.log,
+    });
+    parts.push(queueWorker, { worker: queueWorker.worker, close: () => consumer.close() });
+  }
+  return set(parts);
 }
 
 export function startSmsWorker(deps: Common & { provider: SmsProvider; senderOf?: (agentId: string) => string | undefined }): WorkerSet {
@@ -250,19 +256,22 @@ export function startCallbackWorker(
       if (err instanceof CallbackParkedError) await deps.receivers.parked(err.origin, job.id);
     },
   });
-  const feed = startStreamConsumer({
-    stream: callbackFeedKey(config.queuePrefix),
-    group: CALLBACK_FEED_GROUP,
-    blocking: deps.queues.connection.duplicate(),
-    redis: deps.queues.connection,
-    handler: createFeedHandler(deps.queue),
-    concurrency: cb.concurrency,
-    claimIdleMs: config.worker.lockDurationMs,
-    // A change that could not become a job (Redis trouble) stays pending and is claimed again.
-    retryLater: async (_entry, err) => {
-      throw err;
-    },
-    log: deps.log,
-  });
-  return set([queueWorker, { worker: queueWorker.worker, close: () => feed.close() }]);
+  // The change feed is per lane (keyspace.ts): a consumer for each; the delivery queue is one.
+  const feeds = deps.queues.keyspace.tags.map((lane) =>
+    startStreamConsumer({
+      stream: callbackFeedKey(lane),
+      group: CALLBACK_FEED_GROUP,
+      blocking: deps.queues.connection.duplicate(),
+      redis: deps.queues.connection,
+      handler: createFeedHandler(deps.queue),
+      concurrency: cb.concurrency,
+      claimIdleMs: config.worker.lockDurationMs,
+      // A change that could not become a job (Redis trouble) stays pending and is claimed again.
+      retryLater: async (_entry, err) => {
+        throw err;
+      },
+      log: deps.log,
+    }),
+  );
+  return set([queueWorker, { worker: queueWorker.worker, close: async () => void (await Promise.all(feeds.map((f) => f.close()))) }]);
 }

@@ -5,6 +5,7 @@
  * left Redis after the hot window is in its tombstone's state. Reading a
  * 10,000-message batch costs one pipelined round of HGETs (two when some left).
  */
+import { pipelinedByLane } from '../queue/keyspace.ts';
 import type { Redis } from 'ioredis';
 import type { MessageState } from './states.ts';
 import { parseRefString, refString, type MessageRef } from './store.ts';
@@ -23,6 +24,8 @@ export class BatchStore {
       prefix: string;
       ttlMs: number;
       statusKey: (ref: MessageRef) => string;
+      /** The lane (keyspace.ts) of a message's record: reads are pipelined per lane. Default: one lane. */
+      laneOf?: (ref: MessageRef) => string;
       tombstones?: Pick<Tombstones, 'states'>;
     },
   ) {}
@@ -47,9 +50,10 @@ export class BatchStore {
     if (ids.length === 0) return null;
     const refs = ids.map(parseRefString);
     if (agents && refs.some((r) => !agents.has(r.agentId))) return null;
-    const pipeline = this.redis.pipeline();
-    for (const ref of refs) pipeline.hget(this.opts.statusKey(ref), 'state');
-    const states = ((await pipeline.exec()) ?? []).map(([, state]) => (state as MessageState | null) ?? null);
+    const replies = await pipelinedByLane(this.redis, refs, this.opts.laneOf ?? (() => ''), (p, ref) =>
+      p.hget(this.opts.statusKey(ref), 'state'),
+    );
+    const states = replies.map((r) => (r[0]?.[1] as MessageState | null | undefined) ?? null);
     const missing = refs.filter((_, i) => states[i] === null);
     const left = missing.length > 0 && this.opts.tombstones ? await this.opts.tombstones.states(missing) : [];
     const counts: Partial<Record<MessageState, number>> = {};

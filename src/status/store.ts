@@ -8,6 +8,7 @@ import { readFileSync } from 'node:fs';
 import type { Redis } from 'ioredis';
 import type { SendMessagePayload } from '../../jobs/send-message.ts';
 import { maskPhone } from '../mask.ts';
+import { type Keyspace, type KeyspaceLike, keyspaceOf, pipelinedByLane } from '../queue/keyspace.ts';
 import { SETTLED_STATES, statesLeadingTo, WAITING_STATES, type MessageState } from './states.ts';
 import { TOMBSTONE_CODES, tombstoneBuckets, tombstoneField } from './tombstone-keys.ts';
 
@@ -68,6 +69,11 @@ export function intakeStreamKey(prefix: string): string {
  */
 export function settledIndexKey(prefix: string): string {
   return `${prefix}:settled`;
+}
+
+/** Messages of a lane that failed for good, by when (a sorted set of `<messageId>/<agent>`). */
+export function failuresKey(prefix: string): string {
+  return `${prefix}:failures`;
 }
 
 /** The detail of a timeline entry that records an event which moved nothing (see replay.ts). */
@@ -257,17 +263,15 @@ export function withStatusScripts(redis: Redis): ScriptRedis {
 
 export class StatusStore implements StatusPort {
   private readonly redis: ScriptRedis;
+  /** Where each agent's records are (its lane); the merged readers walk every lane. */
+  readonly keyspace: Keyspace;
 
   constructor(
     redis: Redis,
-    private readonly options: { prefix: string; ttlMs: number },
+    private readonly options: { prefix: KeyspaceLike; ttlMs: number },
   ) {
     this.redis = withStatusScripts(redis);
-  }
-
-  /** Messages that failed for good, by when (a sorted set). */
-  get failuresKey(): string {
-    return `${this.options.prefix}:failures`;
+    this.keyspace = keyspaceOf(options.prefix);
   }
 
   /**
@@ -277,6 +281,21 @@ export class StatusStore implements StatusPort {
    * page's exclusive `before`) skips none.
    */
   async failures(options: FailureQuery): Promise<{ failures: FailureEntry[]; next?: number }> {
+    const lanes = await Promise.all(this.keyspace.tags.map((tag) => this.failuresOfLane(failuresKey(tag), options)));
+    if (lanes.length === 1) return lanes[0]!;
+    // Each lane's page holds every failure of its own at or after its cut: the merged page cuts at the
+    // limit-th newest and keeps all of that millisecond, so the next page (before the cut) skips none.
+    const all = lanes.flatMap((l) => l.failures).sort((a, b) => b.failedAt - a.failedAt);
+    const more = lanes.some((l) => l.next !== undefined);
+    if (all.length <= options.limit) {
+      const cut = all.at(-1)?.failedAt;
+      return more && cut !== undefined ? { failures: all, next: cut } : { failures: all };
+    }
+    const cut = all[options.limit - 1]!.failedAt;
+    return { failures: all.filter((f) => f.failedAt >= cut), next: cut };
+  }
+
+  private async failuresOfLane(index: string, options: FailureQuery): Promise<{ failures: FailureEntry[]; next?: number }> {
     const out: FailureEntry[] = [];
     let max: string = options.before === undefined ? '+inf' : `(${options.before}`;
     // Index pages are read inclusively from the last score seen, skipping what was
@@ -284,7 +303,7 @@ export class StatusStore implements StatusPort {
     let skip = 0;
     let boundary: number | undefined;
     for (;;) {
-      const page = await this.redis.zrevrangebyscore(this.failuresKey, max, '-inf', 'WITHSCORES', 'LIMIT', skip, 500);
+      const page = await this.redis.zrevrangebyscore(index, max, '-inf', 'WITHSCORES', 'LIMIT', skip, 500);
       if (page.length === 0) return boundary === undefined ? { failures: out } : { failures: out, next: boundary };
       const pipeline = this.redis.pipeline();
       for (let i = 0; i < page.length; i += 2)
@@ -316,8 +335,13 @@ export class StatusStore implements StatusPort {
     }
   }
 
+  /** The failures index of the agent's lane. */
+  failuresKeyOf(agentId: string): string {
+    return failuresKey(this.keyspace.of(agentId));
+  }
+
   key(ref: MessageRef): string {
-    return `${this.options.prefix}:status:${ref.agentId}:${ref.messageId}`;
+    return `${this.keyspace.of(ref.agentId)}:status:${ref.agentId}:${ref.messageId}`;
   }
 
   /**
@@ -326,9 +350,12 @@ export class StatusStore implements StatusPort {
    */
   async eraseOfPhone(refs: readonly MessageRef[], e164: string): Promise<number> {
     let deleted = 0;
-    for (let i = 0; i < refs.length; i += 500) {
-      const keys = refs.slice(i, i + 500).map((r) => this.key(r));
-      deleted += await this.redis.rbmStatusEraseOfPhone(keys.length, ...keys, e164, maskPhone(e164));
+    // One call per lane: a script's keys share a slot.
+    for (const inLane of this.keyspace.byLane(refs).values()) {
+      for (let i = 0; i < inLane.length; i += 500) {
+        const keys = inLane.slice(i, i + 500).map((r) => this.key(r));
+        deleted += await this.redis.rbmStatusEraseOfPhone(keys.length, ...keys, e164, maskPhone(e164));
+      }
     }
     return deleted;
   }
@@ -340,10 +367,13 @@ export class StatusStore implements StatusPort {
    */
   async agentsHolding(messageId: string, agents: readonly string[]): Promise<string[]> {
     if (agents.length === 0) return [];
-    const pipeline = this.redis.pipeline();
-    for (const agentId of agents) pipeline.exists(this.key({ agentId, messageId }));
-    const replies = (await pipeline.exec()) ?? [];
-    return agents.filter((_, i) => replies[i]?.[1] === 1);
+    const replies = await pipelinedByLane(
+      this.redis,
+      agents,
+      (agentId) => this.keyspace.of(agentId),
+      (p, agentId) => p.exists(this.key({ agentId, messageId })),
+    );
+    return agents.filter((_, i) => replies[i]?.[0]?.[1] === 1);
   }
 
   /**
@@ -353,8 +383,28 @@ export class StatusStore implements StatusPort {
    */
   async createMany(records: readonly NewStatus[], now = Date.now()): Promise<(MessageState | null)[]> {
     if (records.length === 0) return [];
+    const lanes = this.keyspace.byLane(records.map((r, i) => ({ agentId: r.agentId, r, i })));
+    if (lanes.size === 1) return this.createInLane(records, now);
+    // Agents on several lanes: one atomic call per lane (a script's keys share a slot), answers put back in order.
+    const out: (MessageState | null)[] = new Array(records.length);
+    await Promise.all(
+      [...lanes.values()].map(async (inLane) => {
+        const states = await this.createInLane(
+          inLane.map((x) => x.r),
+          now,
+        );
+        inLane.forEach((x, j) => {
+          out[x.i] = states[j]!;
+        });
+      }),
+    );
+    return out;
+  }
+
+  /** createMany for records of one lane. */
+  private async createInLane(records: readonly NewStatus[], now: number): Promise<(MessageState | null)[]> {
     const keys = records.map((r) => this.key(r));
-    const tombs = records.flatMap((r) => tombstoneBuckets(this.options.prefix, this.options.ttlMs, r, now));
+    const tombs = records.flatMap((r) => tombstoneBuckets(this.keyspace.of(r.agentId), this.options.ttlMs, r, now));
     const args: (string | number | Buffer)[] = [this.options.ttlMs, now, records.length, TOMBSTONE_CODES];
     for (const r of records) {
       args.push(
@@ -397,14 +447,15 @@ export class StatusStore implements StatusPort {
           }
         : {}),
     };
+    const lane = this.keyspace.of(ref.agentId);
     const [ok, from, state] = await this.redis.rbmStatusTransition(
       this.key(ref),
-      this.failuresKey,
-      metricsKey(this.options.prefix),
-      callbackFeedKey(this.options.prefix),
-      intakeStreamKey(this.options.prefix),
-      historyFeedKey(this.options.prefix),
-      settledIndexKey(this.options.prefix),
+      failuresKey(lane),
+      metricsKey(lane),
+      callbackFeedKey(lane),
+      intakeStreamKey(lane),
+      historyFeedKey(lane),
+      settledIndexKey(lane),
       to,
       options.now ?? Date.now(),
       this.options.ttlMs,
@@ -427,7 +478,7 @@ export class StatusStore implements StatusPort {
   async park(ref: MessageRef, eventType: string, event: unknown): Promise<ParkResult> {
     const r = await this.redis.rbmStatusPark(
       this.key(ref),
-      metricsKey(this.options.prefix),
+      metricsKey(this.keyspace.of(ref.agentId)),
       WAITING_LIST,
       eventType,
       JSON.stringify(event),

@@ -13,6 +13,7 @@
  * STATUS_TTL_MS and 1.5 × that, and a lookup reads the three generations that
  * may still exist. No per-field expiry, no sweep.
  */
+import { type Keyspace, type KeyspaceLike, keyspaceOf, pipelinedByLane } from '../queue/keyspace.ts';
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import type { Redis } from 'ioredis';
@@ -52,11 +53,13 @@ function phoneCheck(phone: string): Buffer {
 export class Tombstones {
   private readonly redis: TombRedis;
   private readonly generationMs: number;
+  private readonly keyspace: Keyspace;
 
   constructor(
     redis: Redis,
-    private readonly opts: { prefix: string; ttlMs: number },
+    private readonly opts: { prefix: KeyspaceLike; ttlMs: number },
   ) {
+    this.keyspace = keyspaceOf(opts.prefix);
     if (!('rbmTombMove' in redis)) {
       redis.defineCommand('rbmEvict', { numberOfKeys: 4, lua: EVICT });
       redis.defineCommand('rbmTombMove', { numberOfKeys: 5, lua: TOMB_MOVE });
@@ -70,11 +73,11 @@ export class Tombstones {
   }
 
   private bucket(ref: MessageRef, generation: number): string {
-    return tombstoneBucket(this.opts.prefix, ref, generation);
+    return tombstoneBucket(this.keyspace.of(ref.agentId), ref, generation);
   }
 
   private buckets(ref: MessageRef, now: number): [string, string, string] {
-    return tombstoneBuckets(this.opts.prefix, this.opts.ttlMs, ref, now);
+    return tombstoneBuckets(this.keyspace.of(ref.agentId), this.opts.ttlMs, ref, now);
   }
 
   /**
@@ -133,8 +136,8 @@ export class Tombstones {
       b0,
       b1,
       b2,
-      metricsKey(this.opts.prefix),
-      historyFeedKey(this.opts.prefix),
+      metricsKey(this.keyspace.of(ref.agentId)),
+      historyFeedKey(this.keyspace.of(ref.agentId)),
       field,
       to ?? '',
       now,
@@ -156,40 +159,32 @@ export class Tombstones {
 
   /** The states of these messages' tombstones (null: none), in one pipelined round. */
   async states(refs: readonly MessageRef[], now = Date.now()): Promise<(MessageState | null)[]> {
-    const pipeline = this.redis.pipeline();
-    const asked: boolean[] = [];
-    for (const ref of refs) {
-      const field = this.field(ref.messageId);
-      asked.push(field !== null);
-      if (field) for (const bucket of this.buckets(ref, now)) pipeline.hget(bucket, field);
-    }
-    const replies = refs.length === 0 ? [] : ((await pipeline.exec()) ?? []);
-    const out: (MessageState | null)[] = [];
-    let at = 0;
-    for (const wasAsked of asked) {
-      if (!wasAsked) {
-        out.push(null);
-        continue;
-      }
-      const value = [replies[at]?.[1], replies[at + 1]?.[1], replies[at + 2]?.[1]].find((v) => typeof v === 'string') as string | undefined;
-      at += 3;
-      out.push(value ? (STATE_OF_CODE.get(value[0]!.toUpperCase()) ?? null) : null);
-    }
-    return out;
+    const replies = await pipelinedByLane(
+      this.redis,
+      refs,
+      (ref) => this.keyspace.of(ref.agentId),
+      (p, ref) => {
+        const field = this.field(ref.messageId);
+        if (field) for (const bucket of this.buckets(ref, now)) p.hget(bucket, field);
+      },
+    );
+    return replies.map((r) => {
+      const value = r.map(([, v]) => v).find((v) => typeof v === 'string') as string | undefined;
+      return value ? (STATE_OF_CODE.get(value[0]!.toUpperCase()) ?? null) : null;
+    });
   }
 
   /** Deletes these messages' tombstones (a data-protection erase); returns how many went. */
   async erase(refs: readonly MessageRef[], now = Date.now()): Promise<number> {
-    const pipeline = this.redis.pipeline();
-    let asked = 0;
-    for (const ref of refs) {
-      const field = this.field(ref.messageId);
-      if (!field) continue;
-      for (const bucket of this.buckets(ref, now)) pipeline.hdel(bucket, field);
-      asked++;
-    }
-    if (asked === 0) return 0;
-    const replies = (await pipeline.exec()) ?? [];
-    return replies.reduce((n, [, deleted]) => n + Number(deleted ?? 0), 0);
+    const replies = await pipelinedByLane(
+      this.redis,
+      refs,
+      (ref) => this.keyspace.of(ref.agentId),
+      (p, ref) => {
+        const field = this.field(ref.messageId);
+        if (field) for (const bucket of this.buckets(ref, now)) p.hdel(bucket, field);
+      },
+    );
+    return replies.flat().reduce((n, [, deleted]) => n + Number(deleted ?? 0), 0);
   }
 }
