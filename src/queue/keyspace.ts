@@ -137,16 +137,12 @@ export class Keyspace {
 /** The refusal when agents live on lanes this process does not have (KEYSPACE_LANES was lowered, or differs). */
 export function lanesTooFew(agents: ReadonlyArray<{ agentId: string; lane: number }>, count: number): ConfigError {
   const needed = Math.max(...agents.map((a) => a.lane)) + 1;
-  const named = agents
+  const named = `${agents
     .slice(0, 5)
     .map((a) => `'${a.agentId}' on lane ${a.lane}`)
-    .join(', ');
-  return new ConfigError([
-    {
-      path: 'KEYSPACE_LANES',
-      problem: `expected at least ${needed} (${named}${agents.length > 5 ? ', …' : ''}: lanes can be added, never taken away; every process needs the same value), got ${count}`,
-    },
-  ]);
+    .join(', ')}${agents.length > 5 ? ', …' : ''}`;
+  const why = 'lanes can be added, never taken away; every process needs the same value';
+  return new ConfigError([{ path: 'KEYSPACE_LANES', problem: `expected at least ${needed} (${named}: ${why}), got ${count}` }]);
 }
 
 /** What a component takes: a Keyspace, or one prefix (a single lane, as tests and the library build it). */
