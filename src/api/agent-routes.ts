@@ -67,7 +67,7 @@ export const agentRoutes: FastifyPluginAsync<AgentRoutesOptions> = async (app, o
   app.post(PATH, doc('admin', 'Add an agent, or bring a removed one back (admin key)'), async (request, reply) => {
     const input = parseAgentToAdd(request.body);
     const record = await opts.directory.add(input);
-    audit('add', record.agentId, byOf(request), { ratePerSec: record.ratePerSec, partitions: record.partitions });
+    audit('add', record.agentId, byOf(request), { ratePerSec: record.ratePerSec, partitions: record.partitions, lane: record.lane ?? 0 });
     return reply.code(201).send(await written(record));
   });
 

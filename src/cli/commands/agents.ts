@@ -9,7 +9,7 @@ import { intOption, type Register } from '../context.ts';
 import { ApiError, CliErrorCodes, ExitCodes } from '../errors.ts';
 
 function line(a: AgentView): string {
-  const parts = [a.agentId, `${a.ratePerSec}/s`, `partitions ${a.partitions}`];
+  const parts = [a.agentId, `${a.ratePerSec}/s`, `lane ${a.lane ?? 0}`, `partitions ${a.partitions}`];
   if (a.clientToken) parts.push('client token set');
   if (a.smsFrom) parts.push(`sms from ${a.smsFrom}`);
   if (a.removed) parts.push(`removed (queued: ${a.removed.queued})`);
