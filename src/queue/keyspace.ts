@@ -41,11 +41,13 @@ export function laneTags(prefix: string, count: number): string[] {
     // A salt makes the tag's slot fall in this lane's share, so lanes cover the shards evenly, whatever the split.
     const from = Math.floor((lane * SLOTS) / count);
     const to = Math.floor(((lane + 1) * SLOTS) / count);
+    // CRC16 is uniform: a share of 1/count of the slots takes ~count tries; the bound only guards the loop.
     let salt = 0;
-    for (; ; salt++) {
+    for (; salt < 1_000_000; salt++) {
       const slot = clusterKeySlot(`{${braced[1]}:L${lane}.${salt}}`);
       if (slot >= from && slot < to) break;
     }
+    if (salt === 1_000_000) throw new Error(`no tag for lane ${lane} of ${count} under ${prefix}`);
     tags.push(`{${braced[1]}:L${lane}.${salt}}`);
   }
   return tags;
