@@ -45,7 +45,7 @@ import { createSmsProvider, type SmsSettings } from './sms/index.ts';
 import { BatchStore } from './status/batches.ts';
 import { Tombstones } from './status/tombstones.ts';
 import { Keyspace, lanesTooFew, laneNodes, laneTags } from './queue/keyspace.ts';
-import { countMetric, StatusStore, type MessageRef } from './status/store.ts';
+import { countMetric, StatusStore, statusKey, type MessageRef } from './status/store.ts';
 import { newWebhookCounters, type WebhookCounters } from './webhook/receiver.ts';
 
 /** How often an archiver drops the days past HISTORY_RETENTION_DAYS. */
@@ -63,7 +63,6 @@ export interface Service {
   revoke: ReturnType<typeof createRevoke>;
   /** Where the webhook receiver puts verified events. */
   intake: StreamInboundIntake;
-  /** The Redis stream of verified webhook events awaiting the inbound worker. */
   /** Where each agent's keys are (its lane): tests and tools find a message's keys through it. */
   keyspace: Keyspace;
   webhookCounters: WebhookCounters;
@@ -365,7 +364,8 @@ export async function createService(config: Readonly<Config>, deps: ServiceDeps)
           prefix: lane,
           hotMs: config.statusHotMs,
           ttlMs: config.statusTtlMs,
-          statusKey: (ref) => workerStatus.key(ref),
+          // The lane's own: a record in its settled index is on it, whatever this process knows of the agent yet.
+          statusKey: (ref) => statusKey(lane, ref),
           log,
           ...(deps.now ? { now: deps.now } : {}),
         }),

@@ -71,6 +71,11 @@ export function settledIndexKey(prefix: string): string {
   return `${prefix}:settled`;
 }
 
+/** A message's record, on the lane `prefix`. */
+export function statusKey(prefix: string, ref: MessageRef): string {
+  return `${prefix}:status:${ref.agentId}:${ref.messageId}`;
+}
+
 /** Messages of a lane that failed for good, by when (a sorted set of `<messageId>/<agent>`). */
 export function failuresKey(prefix: string): string {
   return `${prefix}:failures`;
@@ -281,7 +286,7 @@ export class StatusStore implements StatusPort {
    * page's exclusive `before`) skips none.
    */
   async failures(options: FailureQuery): Promise<{ failures: FailureEntry[]; next?: number }> {
-    const lanes = await Promise.all(this.keyspace.tags.map((tag) => this.failuresOfLane(failuresKey(tag), options)));
+    const lanes = await Promise.all(this.keyspace.tags.map((tag) => this.failuresOfLane(tag, options)));
     if (lanes.length === 1) return lanes[0]!;
     // Each lane's page holds every failure of its own at or after its cut: the merged page cuts at the
     // limit-th newest and keeps all of that millisecond, so the next page (before the cut) skips none.
@@ -295,7 +300,9 @@ export class StatusStore implements StatusPort {
     return { failures: all.filter((f) => f.failedAt >= cut), next: cut };
   }
 
-  private async failuresOfLane(index: string, options: FailureQuery): Promise<{ failures: FailureEntry[]; next?: number }> {
+  /** One lane's page: its index, and its records (read under the lane itself, whatever this process knows of their agents). */
+  private async failuresOfLane(lane: string, options: FailureQuery): Promise<{ failures: FailureEntry[]; next?: number }> {
+    const index = failuresKey(lane);
     const out: FailureEntry[] = [];
     let max: string = options.before === undefined ? '+inf' : `(${options.before}`;
     // Index pages are read inclusively from the last score seen, skipping what was
@@ -307,7 +314,7 @@ export class StatusStore implements StatusPort {
       if (page.length === 0) return boundary === undefined ? { failures: out } : { failures: out, next: boundary };
       const pipeline = this.redis.pipeline();
       for (let i = 0; i < page.length; i += 2)
-        pipeline.hmget(this.key(parseRefString(page[i]!)), 'state', 'agentId', 'to', 'lastErrorCode', 'lastError');
+        pipeline.hmget(statusKey(lane, parseRefString(page[i]!)), 'state', 'agentId', 'to', 'lastErrorCode', 'lastError');
       const rows = (await pipeline.exec()) ?? [];
       for (let i = 0; i < rows.length; i++) {
         const [state, agentId, to, code, message] = rows[i]![1] as (string | null)[];
@@ -341,7 +348,7 @@ export class StatusStore implements StatusPort {
   }
 
   key(ref: MessageRef): string {
-    return `${this.keyspace.of(ref.agentId)}:status:${ref.agentId}:${ref.messageId}`;
+    return statusKey(this.keyspace.of(ref.agentId), ref);
   }
 
   /**
