@@ -3,7 +3,8 @@
  * once per run by test/global-setup.ts, like the plain Redis) and the
  * benchmarks: three redis-server processes with cluster mode on, joined by
  * `redis-cli --cluster create`, ready once every node says cluster_state:ok.
- * Seconds to start; no persistence; stopped with the run.
+ * Seconds to start; no persistence (unless asked: a test that restarts a
+ * master keeps its data in an AOF); stopped with the run.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -14,6 +15,8 @@ import { join } from 'node:path';
 export interface LocalCluster {
   /** host:port of each master, as REDIS_CLUSTER_NODES takes them. */
   nodes: string[];
+  /** Stops master `index` with SIGTERM (its AOF written, when persistent), starts it again, and waits for cluster_state:ok. */
+  restart(index: number): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -43,7 +46,7 @@ function run(cmd: string, args: string[]): Promise<string> {
   });
 }
 
-async function startNode(port: number, dir: string): Promise<ChildProcess> {
+async function startNode(port: number, dir: string, persistent: boolean): Promise<ChildProcess> {
   const child = spawn(
     'redis-server',
     [
@@ -56,7 +59,13 @@ async function startNode(port: number, dir: string): Promise<ChildProcess> {
       '--save',
       '',
       '--appendonly',
-      'no',
+      persistent ? 'yes' : 'no',
+      '--appendfsync',
+      'always',
+      '--appendfilename',
+      `appendonly-${port}.aof`,
+      '--appenddirname',
+      `aof-${port}`,
       '--cluster-enabled',
       'yes',
       '--cluster-config-file',
@@ -77,27 +86,40 @@ async function startNode(port: number, dir: string): Promise<ChildProcess> {
   return child;
 }
 
-export async function startLocalCluster(masters = 3): Promise<LocalCluster> {
+async function whenAllOk(ports: readonly number[]): Promise<void> {
+  const deadline = Date.now() + READY_WITHIN_MS;
+  for (const p of ports) {
+    while (!(await run('redis-cli', ['-p', String(p), 'cluster', 'info']).catch(() => '')).includes('cluster_state:ok')) {
+      if (Date.now() > deadline) throw new Error(`the local cluster did not become ready within ${READY_WITHIN_MS} ms`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+}
+
+export async function startLocalCluster(masters = 3, opts: { persistent?: boolean } = {}): Promise<LocalCluster> {
+  const persistent = opts.persistent ?? false;
   const dir = await mkdtemp(join(tmpdir(), 'rbm-cluster-'));
   const ports = await Promise.all(Array.from({ length: masters }, () => freePort()));
-  const children = await Promise.all(ports.map((p) => startNode(p, dir)));
+  const children = await Promise.all(ports.map((p) => startNode(p, dir, persistent)));
   const nodes = ports.map((p) => `127.0.0.1:${p}`);
   const stop = async () => {
     for (const c of children) c.kill('SIGKILL');
     await rm(dir, { recursive: true, force: true });
   };
+  const restart = async (index: number) => {
+    const child = children[index]!;
+    const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+    child.kill('SIGTERM');
+    await exited;
+    children[index] = await startNode(ports[index]!, dir, persistent);
+    await whenAllOk(ports);
+  };
   try {
     await run('redis-cli', ['--cluster', 'create', ...nodes, '--cluster-replicas', '0', '--cluster-yes']);
-    const deadline = Date.now() + READY_WITHIN_MS;
-    for (const p of ports) {
-      while (!(await run('redis-cli', ['-p', String(p), 'cluster', 'info'])).includes('cluster_state:ok')) {
-        if (Date.now() > deadline) throw new Error(`the local cluster did not become ready within ${READY_WITHIN_MS} ms`);
-        await new Promise((r) => setTimeout(r, 100));
-      }
-    }
+    await whenAllOk(ports);
   } catch (err) {
     await stop();
     throw err;
   }
-  return { nodes, stop };
+  return { nodes, restart, stop };
 }
