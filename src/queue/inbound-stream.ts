@@ -12,7 +12,6 @@
  * must wait (the message is still being sent) hands the event to a delayed
  * BullMQ job on the inbound queue, which retries it with backoff.
  */
-import { type Keyspace, type KeyspaceLike, keyspaceOf } from './keyspace.ts';
 import { hostname } from 'node:os';
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
@@ -25,6 +24,7 @@ import { intakeStreamKey } from '../status/store.ts';
 import type { InboundIntake } from '../webhook/receiver.ts';
 import { settlesWithin } from './settles-within.ts';
 import { Backoff, ensureGroup, lostGroup } from './stream-group.ts';
+import { type Keyspace, type KeyspaceLike, keyspaceOf } from './keyspace.ts';
 
 /** How long a stopping consumer waits for its read loop, beyond which it is let go. */
 const STOP_MARGIN_MS = 3000;

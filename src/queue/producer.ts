@@ -5,7 +5,6 @@
  * a UUIDv5 of (agent, key), so the same key returns the same ID and queues
  * nothing the second time. Bad input is refused whole: nothing is queued.
  */
-import { pipelinedByLane } from './keyspace.ts';
 import type { Redis } from 'ioredis';
 import { v4 as uuidv4 } from 'uuid';
 import type { Problem } from '../../jobs/common.ts';
@@ -20,6 +19,7 @@ import { newStatusOf, refString, type MessageRef, type MessageStatus, type Statu
 import { DEFAULT_SCOPE } from '../callbacks/secrets.ts';
 import { whenReady } from './connection.ts';
 import type { AddOptions, JobQueues } from './job-queues.ts';
+import { pipelinedByLane } from './keyspace.ts';
 import {
   agentFor,
   checkAll,

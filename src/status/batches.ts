@@ -5,8 +5,8 @@
  * left Redis after the hot window is in its tombstone's state. Reading a
  * 10,000-message batch costs one pipelined round of HGETs (two when some left).
  */
-import { pipelinedByLane } from '../queue/keyspace.ts';
 import type { Redis } from 'ioredis';
+import { pipelinedByLane } from '../queue/keyspace.ts';
 import type { MessageState } from './states.ts';
 import { parseRefString, refString, type MessageRef } from './store.ts';
 import type { Tombstones } from './tombstones.ts';

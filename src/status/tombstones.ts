@@ -13,11 +13,11 @@
  * STATUS_TTL_MS and 1.5 × that, and a lookup reads the three generations that
  * may still exist. No per-field expiry, no sweep.
  */
-import { type Keyspace, type KeyspaceLike, keyspaceOf, pipelinedByLane } from '../queue/keyspace.ts';
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import type { Redis } from 'ioredis';
+import type { ChainableCommander, Redis } from 'ioredis';
 import { maskPhone } from '../mask.ts';
+import { type Keyspace, type KeyspaceLike, keyspaceOf, pipelinedByLane } from '../queue/keyspace.ts';
 import { statesLeadingTo, type MessageState } from './states.ts';
 import { HISTORY_FEED_MAXLEN, historyFeedKey, metricsKey, type MessageRef } from './store.ts';
 import { generationMs, STATE_OF_CODE, TOMBSTONE_CODES, tombstoneBucket, tombstoneBuckets, tombstoneField } from './tombstone-keys.ts';
@@ -159,15 +159,7 @@ export class Tombstones {
 
   /** The states of these messages' tombstones (null: none), in one pipelined round. */
   async states(refs: readonly MessageRef[], now = Date.now()): Promise<(MessageState | null)[]> {
-    const replies = await pipelinedByLane(
-      this.redis,
-      refs,
-      (ref) => this.keyspace.of(ref.agentId),
-      (p, ref) => {
-        const field = this.field(ref.messageId);
-        if (field) for (const bucket of this.buckets(ref, now)) p.hget(bucket, field);
-      },
-    );
+    const replies = await this.onEachBucket(refs, now, (p, bucket, field) => p.hget(bucket, field));
     return replies.map((r) => {
       const value = r.map(([, v]) => v).find((v) => typeof v === 'string') as string | undefined;
       return value ? (STATE_OF_CODE.get(value[0]!.toUpperCase()) ?? null) : null;
@@ -176,15 +168,24 @@ export class Tombstones {
 
   /** Deletes these messages' tombstones (a data-protection erase); returns how many went. */
   async erase(refs: readonly MessageRef[], now = Date.now()): Promise<number> {
-    const replies = await pipelinedByLane(
+    const replies = await this.onEachBucket(refs, now, (p, bucket, field) => p.hdel(bucket, field));
+    return replies.flat().reduce((n, [, deleted]) => n + Number(deleted ?? 0), 0);
+  }
+
+  /** One command per bucket that may hold each message's tombstone, pipelined per lane; replies per message. */
+  private onEachBucket(
+    refs: readonly MessageRef[],
+    now: number,
+    command: (pipeline: ChainableCommander, bucket: string, field: Buffer) => void,
+  ): Promise<Array<Array<[Error | null, unknown]>>> {
+    return pipelinedByLane(
       this.redis,
       refs,
       (ref) => this.keyspace.of(ref.agentId),
       (p, ref) => {
         const field = this.field(ref.messageId);
-        if (field) for (const bucket of this.buckets(ref, now)) p.hdel(bucket, field);
+        if (field) for (const bucket of this.buckets(ref, now)) command(p, bucket, field);
       },
     );
-    return replies.flat().reduce((n, [, deleted]) => n + Number(deleted ?? 0), 0);
   }
 }
