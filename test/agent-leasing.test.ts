@@ -8,20 +8,18 @@
  * takes traffic within 2 s.
  */
 import type { ChildProcess } from 'node:child_process';
-import { mkdtemp } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { assignAgents } from '../src/agents/assignment.ts';
 import { dispatchersKey, readDispatcherStats } from '../src/agents/membership.ts';
 import { startEmulator, type RunningEmulator } from '../src/emulator/index.ts';
-import { dropKeys, freePort, heavyTestLock, startProcess, httpCall, rcsPhone, redisUrl, uniquePrefix, waitFor } from './helpers.ts';
+import { dropKeys, processEnv, heavyTestLock, startProcess, httpCall, rcsPhone, redisUrl, uniquePrefix, waitFor } from './helpers.ts';
 
 const AGENTS = 1000;
 const prefix = uniquePrefix('leasing');
 const children: ChildProcess[] = [];
 let emulator: RunningEmulator | undefined;
+const API_KEY = 'k-leasing-test-0123456789';
 const redis = new Redis(redisUrl());
 
 let releaseHeavy: (() => Promise<void>) | undefined;
@@ -62,21 +60,12 @@ const matches = (v: Awaited<ReturnType<typeof servedVsAssigned>>, processes: num
 describe('a thousand agents, leased to dispatch processes', () => {
   it('two processes serve every agent; a third takes its share; one killed is taken over within 10 s; an added agent sends within 2 s', async () => {
     emulator = await startEmulator();
-    const keyFile = join(await mkdtemp(join(tmpdir(), 'rbm-lease-')), 'key.json');
-    await emulator.writeKeyFile(keyFile);
     const agentIds = Array.from({ length: AGENTS }, (_, i) => `lease-${String(i).padStart(4, '0')}`);
-    const port = await freePort();
-    const env = {
-      REDIS_URL: redisUrl(),
-      QUEUE_PREFIX: prefix,
-      RBM_ENDPOINT: emulator.url,
-      GOOGLE_APPLICATION_CREDENTIALS: keyFile,
+    const { env, port } = await processEnv(emulator, prefix, {
       RBM_AGENTS: agentIds.map((a) => `${a}:5`).join(','),
-      API_KEYS: 'k-leasing-test-0123456789:*',
+      API_KEYS: `${API_KEY}:*`,
       ADMIN_API_KEY: 'admin-leasing-test-0123456789',
-      PORT: String(port),
-      LOG_LEVEL: 'info',
-    };
+    });
     const api = start('workers/api.ts', env, /API listening/);
     await api.up;
     const clientsBefore = Number(/connected_clients:(\d+)/.exec(await redis.info('clients'))![1]);
@@ -148,7 +137,7 @@ describe('a thousand agents, leased to dispatch processes', () => {
       },
     );
     expect(added.status).toBe(201);
-    const auth = { authorization: `Bearer ${env.API_KEYS.split(':')[0]}` };
+    const auth = { authorization: `Bearer ${API_KEY}` };
     const sent = await waitFor(
       () => httpCall(base, 'POST', '/v1/messages', { agentId: 'lease-new', to: rcsPhone(1), contentMessage: { text: 'hi' } }, auth),
       (r) => r.status === 202,

@@ -431,6 +431,30 @@ export async function httpCall(
 }
 
 /** A TCP port nothing listens on right now. */
+/**
+ * The environment a worker process (workers/*.ts) needs against the test Redis and an emulator: a key file
+ * the emulator trusts, a free port, logs at info (the readiness lines the tests wait for); `extra` adds the rest.
+ */
+export async function processEnv(
+  emulator: RunningEmulator,
+  prefix: string,
+  extra: Record<string, string>,
+): Promise<{ env: Record<string, string>; port: number }> {
+  const keyFile = join(await mkdtemp(join(tmpdir(), 'rbm-proc-')), 'key.json');
+  await emulator.writeKeyFile(keyFile);
+  const port = await freePort();
+  const env = {
+    REDIS_URL: redisUrl(),
+    QUEUE_PREFIX: prefix,
+    RBM_ENDPOINT: emulator.url,
+    GOOGLE_APPLICATION_CREDENTIALS: keyFile,
+    PORT: String(port),
+    LOG_LEVEL: 'info',
+    ...extra,
+  };
+  return { env, port };
+}
+
 export function freePort(): Promise<number> {
   return new Promise((resolve) => {
     const server = createServer().listen(0, '127.0.0.1', () => {

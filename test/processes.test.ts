@@ -5,24 +5,11 @@
  * three, its status callbacks verified, and a clean SIGTERM for each.
  */
 import type { ChildProcess } from 'node:child_process';
-import { mkdtemp } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { startEmulator, type RunningEmulator } from '../src/emulator/index.ts';
 import { randomBytes } from 'node:crypto';
 import { Webhook } from 'standardwebhooks';
-import {
-  changeTo,
-  dropKeys,
-  httpCall,
-  rcsPhone,
-  redisUrl,
-  startCallbackReceiver,
-  startProcess,
-  uniquePrefix,
-  freePort,
-} from './helpers.ts';
+import { changeTo, dropKeys, httpCall, rcsPhone, processEnv, startCallbackReceiver, startProcess, uniquePrefix } from './helpers.ts';
 
 const prefix = uniquePrefix('processes');
 const API_KEY = 'api-key-for-process-test';
@@ -46,22 +33,13 @@ const exitCode = (child: ChildProcess) => new Promise<number | null>((resolve) =
 describe('processes apart', () => {
   it('api, dispatch and callbacks, each alone, deliver a message and its callbacks together and stop cleanly', async () => {
     emulator = await startEmulator();
-    const keyFile = join(await mkdtemp(join(tmpdir(), 'rbm-proc-')), 'key.json');
-    await emulator.writeKeyFile(keyFile);
-    const port = await freePort();
-    const env = {
-      REDIS_URL: redisUrl(),
-      QUEUE_PREFIX: prefix,
-      RBM_ENDPOINT: emulator.url,
-      GOOGLE_APPLICATION_CREDENTIALS: keyFile,
+    const { env, port } = await processEnv(emulator, prefix, {
       RBM_AGENTS: 'agent-a:100',
       API_KEYS: `${API_KEY}:agent-a`,
-      PORT: String(port),
-      LOG_LEVEL: 'info',
       CALLBACK_SECRET: `whsec_${randomBytes(32).toString('base64')}`,
       // The callback receiver runs on this machine; a real RBM endpoint (here the emulator's URL) allows no loopback by itself.
       CALLBACK_ALLOW_HOSTS: '127.0.0.1',
-    };
+    });
     const receiver = await startCallbackReceiver();
     const api = start('workers/api.ts', env);
     const dispatch = start('workers/dispatch.ts', env);
