@@ -97,9 +97,9 @@ export class AgentDirectory {
    * agents spread evenly over the nodes, then over the lanes of each. Two adds at once may pick the same
    * lane; that costs some evenness, never correctness (a lane is a place, not a lock).
    */
-  async placeNew(n: number): Promise<number[]> {
+  async placeNew(n: number, known?: readonly AgentRecord[]): Promise<number[]> {
     if (this.lanes.count <= 1) return Array.from({ length: n }, () => 0);
-    const [{ records }, nodes] = await Promise.all([this.read(), this.lanes.nodes()]);
+    const [records, nodes] = await Promise.all([known ?? this.read().then((r) => r.records), this.lanes.nodes()]);
     const perLane = Array.from({ length: this.lanes.count }, () => 0);
     for (const r of records) if (!r.removed && (r.lane ?? 0) < perLane.length) perLane[r.lane ?? 0]!++;
     const out: number[] = [];
@@ -134,7 +134,7 @@ export class AgentDirectory {
     const { records } = await this.read();
     const held = new Set(records.map((r) => r.agentId));
     const fresh = agents.filter((a) => !held.has(a.agentId));
-    const lanes = await this.placeNew(fresh.length);
+    const lanes = await this.placeNew(fresh.length, records);
     return this.restore(fresh.map((a, i) => newRecord({ ...a }, now, undefined, lanes[i])));
   }
 
